@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The two commands of this repository (see README):
+#   ./run_all.sh [PRESET]   set up .venv if needed, then run the notebooks in order with data/presets/PRESET.yaml
+#                           (default: demo, the embedded synthetic dataset on a CPU); executed copies go to outputs/PRESET/
+#   ./run_all.sh --test     set up .venv if needed, then run the test suite
+set -euo pipefail
+cd "$(dirname "$0")"
+
+setup() {
+  if [ ! -x .venv/bin/python ]; then
+    echo "== creating .venv"
+    python3 -m venv .venv
+  fi
+  # reinstall only when the package definition changed since the last install
+  if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
+    echo "== installing drowsy and its dependencies into .venv"
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    .venv/bin/python -m pip install --quiet -e ".[test]"
+    # a kernel spec inside the venv, so papermill runs notebooks with this environment's python
+    .venv/bin/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (drowsy)" >/dev/null
+    touch .venv/.installed
+  fi
+}
+
+setup
+if [ "${1:-}" = "--test" ]; then
+  shift
+  exec .venv/bin/python -m pytest "$@"
+fi
+
+preset="${1:-demo}"
+preset_file="data/presets/${preset}.yaml"
+[ -f "$preset_file" ] || { echo "run_all.sh: no preset '$preset' (have: $(ls data/presets | sed 's/\.yaml//' | tr '\n' ' '))" >&2; exit 2; }
+out="outputs/${preset}/notebooks"
+mkdir -p "$out"
+# each notebook takes only its own keys from the shared preset file; papermill warns about the rest
+export PYTHONWARNINGS="ignore:Passed unknown parameter"
+start=$(date +%s)
+for notebook in notebooks/[0-9][0-9]_*.ipynb; do
+  echo "== $(basename "$notebook") ($preset)"
+  .venv/bin/papermill --no-progress-bar --log-output -k python3 -f "$preset_file" "$notebook" "$out/$(basename "$notebook")"
+done
+.venv/bin/python -m drowsy.summary "$preset_file" --seconds $(( $(date +%s) - start ))
