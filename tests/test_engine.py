@@ -1,0 +1,161 @@
+"""The training engine: reproducibility, resume after a crash or a signal, checkpoints, overfitting."""
+
+import json
+import pickle
+import signal
+
+import pytest
+import torch
+
+from drowsy import engine
+from drowsy.checkpoint import load_checkpoint, save_checkpoint
+from drowsy.engine import TrainConfig, train
+from drowsy.errors import DrowsyError
+from drowsy.loss import YoloLoss
+
+
+def tiny_config(prepared, out_dir, **overrides) -> TrainConfig:
+    values = dict(train_manifest=str(prepared / "train.json"), val_manifest=str(prepared / "val.json"),
+                  out_dir=str(out_dir), model="yolov5n", img_size=96, batch=4, nominal_batch=8, epochs=3,
+                  epoch_parts=2, device="cpu", workers=0, cache=False, val_every=3, seed=1)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def final_weights(out_dir) -> dict:
+    return torch.load(out_dir / "last.pt", weights_only=True)["ema"]
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+class InterruptAt:
+    """A YoloLoss stand-in that does something at its `at`-th call (0-based), then behaves normally."""
+
+    def __init__(self, at: int, action):
+        self.calls, self.at, self.action = 0, at, action
+
+    def __call__(self, model, hyp):
+        loss = YoloLoss(model, hyp)
+
+        def compute(raw, targets):
+            if self.calls == self.at:
+                self.action()
+            self.calls += 1
+            return loss(raw, targets)
+
+        return compute
+
+
+@pytest.fixture(scope="module")
+def reference_run(tiny_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("reference")
+    summary = train(tiny_config(tiny_dataset, out), progress=False)
+    return out, summary
+
+
+def test_same_seed_gives_identical_weights(tiny_dataset, reference_run, tmp_path):
+    train(tiny_config(tiny_dataset, tmp_path), progress=False)
+    assert_same_weights(final_weights(reference_run[0]), final_weights(tmp_path))
+
+
+def test_different_seed_gives_different_weights(tiny_dataset, reference_run, tmp_path):
+    train(tiny_config(tiny_dataset, tmp_path, seed=2, epochs=1), progress=False)
+    ema = final_weights(tmp_path)
+    assert any(not torch.equal(ema[k], v) for k, v in final_weights(reference_run[0]).items())
+
+
+def test_crash_then_resume_equals_uninterrupted(tiny_dataset, reference_run, tmp_path, monkeypatch):
+    def crash():
+        raise RuntimeError("simulated crash (power loss)")
+
+    # 3 batches per epoch (40 images -> 32 train, /2 parts = 16 -> 4 batches of 4); crash in epoch 2
+    monkeypatch.setattr(engine, "YoloLoss", InterruptAt(6, crash))
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(tiny_config(tiny_dataset, tmp_path), progress=False)
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
+    monkeypatch.undo()
+    train(tiny_config(tiny_dataset, tmp_path, resume=True), progress=False)
+    assert_same_weights(final_weights(reference_run[0]), final_weights(tmp_path))
+    epochs_logged = [json.loads(line)["epoch"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert epochs_logged == [0, 1, 2]
+
+
+def test_sigterm_saves_mid_epoch_and_resume_equals_uninterrupted(tiny_dataset, reference_run, tmp_path, monkeypatch):
+    monkeypatch.setattr(engine, "YoloLoss", InterruptAt(4, lambda: signal.raise_signal(signal.SIGTERM)))
+    summary = train(tiny_config(tiny_dataset, tmp_path), progress=False)
+    assert summary["stopped"]
+    checkpoint = load_checkpoint(tmp_path / "last.pt")
+    assert (checkpoint["epoch"], checkpoint["batches_done"]) == (1, 2)  # stopped at the next optimizer step
+    monkeypatch.undo()
+    train(tiny_config(tiny_dataset, tmp_path, resume=True), progress=False)
+    assert_same_weights(final_weights(reference_run[0]), final_weights(tmp_path))
+
+
+def test_checkpoint_loads_with_weights_only_and_holds_the_run(reference_run):
+    out, summary = reference_run
+    checkpoint = torch.load(out / "last.pt", weights_only=True)
+    assert checkpoint["epoch"] == 3 and checkpoint["class_names"][4] == "face"
+    assert checkpoint["config"]["img_size"] == 96 and checkpoint["hyp"]["lr0"] == 0.01
+    assert (out / "best.pt").exists() and summary["best_fitness"] >= 0
+    run = json.loads((out / "config.json").read_text())
+    assert run["config"]["seed"] == 1 and run["code_version"]
+
+
+class Payload:
+    def __reduce__(self):
+        return (print, ("this would run on load",))
+
+
+def test_checkpoint_with_python_objects_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as f:
+        pickle.dump({"ema": Payload()}, f)
+    with pytest.raises(DrowsyError, match="refused"):
+        load_checkpoint(path)
+
+
+def test_save_checkpoint_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    save_checkpoint({"a": torch.ones(2)}, path)
+
+    def broken_save(obj, f):
+        f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError):
+        save_checkpoint({"a": torch.zeros(2)}, path)
+    assert torch.equal(torch.load(path, weights_only=True)["a"], torch.ones(2))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_non_finite_loss_stops_with_clear_error(tiny_dataset, tmp_path, monkeypatch):
+    def poisoned(model, hyp):
+        loss = YoloLoss(model, hyp)
+        return lambda raw, targets: (loss(raw, targets)[0] * float("nan"), loss(raw, targets)[1])
+
+    monkeypatch.setattr(engine, "YoloLoss", poisoned)
+    with pytest.raises(DrowsyError, match="non-finite loss"):
+        train(tiny_config(tiny_dataset, tmp_path, epochs=1), progress=False)
+
+
+def test_freeze_backbone_freezes_exactly_the_backbone(tiny_dataset, reference_run, tmp_path):
+    baseline = reference_run[0] / "last.pt"
+    train(tiny_config(tiny_dataset, tmp_path, weights=str(baseline), freeze="backbone", epochs=1, autoanchor=False),
+          progress=False)
+    before, after = load_checkpoint(baseline)["ema"], load_checkpoint(tmp_path / "last.pt")["model"]
+    backbone = [k for k in after if k.startswith("backbone.")]
+    assert backbone and all(torch.equal(before[k], after[k]) for k in backbone)  # incl. BatchNorm statistics
+    assert any(not torch.equal(before[k], after[k]) for k in after if k.startswith("head."))
+    frozen = json.loads((tmp_path / "config.json").read_text())["frozen"]
+    assert frozen and all(name.startswith("backbone.") for name in frozen)
+
+
+def test_freeze_unknown_module_is_an_error(tiny_dataset, reference_run, tmp_path):
+    with pytest.raises(DrowsyError, match="no module named 'backbnoe'"):
+        train(tiny_config(tiny_dataset, tmp_path, weights=str(reference_run[0] / "last.pt"), freeze="backbnoe"),
+              progress=False)
