@@ -19,12 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     chosen = argv[0] if argv and argv[0] in COMMANDS else None
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"drowsy.commands.{name}")
-        except ModuleNotFoundError as err:
-            if err.name != f"drowsy.commands.{name}":
-                raise
-            continue  # a command not built yet
+        module = importlib.import_module(f"drowsy.commands.{name}")
         command_parser = sub.add_parser(name, help=module.HELP, description=module.HELP)
         if name == chosen:
             module.add_arguments(command_parser)

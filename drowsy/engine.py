@@ -486,8 +486,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
                           f"cls {row['loss_cls']:.4f} ({row['seconds']:.0f}s)"
                 if "mAP75" in row:
                     summary += f"  mAP@0.5 {row['mAP50']:.3f} mAP@0.75 {row['mAP75']:.3f}"
-                if progress:
-                    tqdm.write(summary)
+                tqdm.write(summary)
     if distributed:
         dist.barrier()
     return {"out_dir": str(out_dir), "stopped": False, "epochs": cfg.epochs, "best_fitness": best_fitness,

@@ -481,14 +481,14 @@ def plot_samples(
     for ax in axes.flat:
         ax.axis("off")
     for ax, record in zip(axes.flat, samples):
-        _draw_record(ax, image_root, record)
+        draw_record(ax, image_root, record)
     handles = [Patch(color=CLASS_COLOURS[name], label=name) for name in CLASSES]
     figure.legend(handles=handles, loc="outside lower center", ncols=len(CLASSES), frameon=False)
     figure.suptitle(f"{len(samples)} sample images with their labelled boxes")
     return figure
 
 
-def _draw_record(ax: Axes, image_root: Path, record: dict) -> None:
+def draw_record(ax: Axes, image_root: Path, record: dict) -> None:
     path = image_root / record["file_name"]
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:

@@ -1,0 +1,116 @@
+"""How long `prepare_dataset` takes, and how much memory it needs, on a dataset of the real size.
+
+    python benchmarks/prepare_speed.py [--records 273224] [--workers K]
+
+Builds (once, cached in a temp folder it prints) a competition-layout dataset: `--records` tiny
+JPEGs (32x18 px, a few distinct files hard-linked to every name, so it costs little disk) and a
+labels.json with face/eye/mouth boxes and some phones and cigars at roughly the real class rates.
+Then runs `prepare_dataset` in a fresh process and prints its wall time, CPU time (the fair
+number on a busy machine) and peak RSS from resource.getrusage (children included). Target:
+<= 15 s and <= 2 GB on 2 cores. The page cache is warm after the first run; a cold disk reads
+273k inodes more slowly (more header threads, `--workers`, hide some of that latency).
+"""
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SIZE = (32, 18)  # width, height in pixels
+LINKS_PER_FILE = 60000  # ext4 allows at most 65000 hard links to one file
+
+
+def build_fixture(root: Path, records: int, seed: int = 0) -> None:
+    """`root/images/*.jpg` + `root/labels.json`; `root/complete` marks a finished build."""
+    import cv2
+
+    images = root / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    width, height = IMAGE_SIZE
+    sources = []
+    for k in range(max(8, math.ceil(records / LINKS_PER_FILE))):
+        gray = rng.integers(0, 256, (height, width), dtype=np.uint8)
+        # Mostly grayscale like the competition images; every 4th source in colour.
+        image = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR) if k % 4 == 3 else gray
+        source = root / f"source_{k}.jpg"
+        cv2.imwrite(str(source), image)
+        sources.append(source)
+    annotations = []
+    for i in range(records):
+        name = f"image_{i:014d}.jpg"
+        target = images / name
+        if not target.exists():
+            os.link(sources[i % len(sources)], target)
+        annotations.append({"file_name": name, "objects": synthetic_objects(rng)})
+    (root / "labels.json").write_text(json.dumps({"annotations": annotations}))
+    (root / "complete").touch()
+
+
+def synthetic_objects(rng: np.random.Generator) -> list[dict]:
+    """A face, two eyes and a mouth inside the 32x18 image; sometimes a phone or a cigar."""
+    dx, dy = rng.uniform(-2, 2, 2).round(1)
+    eyes = "eye_closed" if rng.random() < 0.15 else "eye_opened"
+    mouth = "mouth_opened" if rng.random() < 0.12 else "mouth_closed"
+    boxes = [
+        ("face", [8, 2, 24, 16]),
+        (eyes, [11, 5, 14, 7]),
+        (eyes, [18, 5, 21, 7]),
+        (mouth, [13, 11, 19, 14]),
+    ]
+    if rng.random() < 0.045:
+        boxes.append(("phone", [2, 4, 8, 14]))
+    if rng.random() < 0.04:
+        boxes.append(("cigar", [19, 12, 25, 14]))
+    return [{"class": c, "position": [x1 + dx, y1 + dy, x2 + dx, y2 + dy]} for c, (x1, y1, x2, y2) in boxes]
+
+
+def measure(raw_dir: str, out_dir: str, workers: int | None) -> None:
+    """Run prepare_dataset once in this (fresh) process and print time and peak memory."""
+    from drowsy.prepare import prepare_dataset
+
+    start = time.perf_counter()
+    report = prepare_dataset(raw_dir, out_dir, workers=workers, progress=False)
+    seconds = time.perf_counter() - start
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    own, children = (u.ru_maxrss / 2**20 for u in usage)  # KiB -> GiB
+    cpu = sum(u.ru_utime + u.ru_stime for u in usage)
+    records = report["totals"]["records"]
+    print(f"records read {records['read']}, kept {records['kept']}; diet {report['splits']['diet']['images']}")
+    print(f"prepare_dataset: {seconds:.2f} s wall; process CPU time {cpu:.2f} s (imports included)")
+    print(f"peak RSS: {own:.2f} GiB (children: {children:.2f} GiB)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=273224, help="images in the synthetic dataset")
+    parser.add_argument("--workers", type=int, default=None, help="header-reading threads (default 2)")
+    parser.add_argument("--measure", nargs=2, metavar=("RAW", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        measure(*args.measure, args.workers)
+        return
+    root = Path(tempfile.gettempdir()) / f"drowsy_prepare_bench_{args.records}"
+    print(f"fixture: {root}")
+    if not (root / "complete").exists():
+        start = time.perf_counter()
+        build_fixture(root, args.records)
+        print(f"built fixture in {time.perf_counter() - start:.1f} s")
+    with tempfile.TemporaryDirectory(prefix="drowsy_prepare_out_") as out_dir:
+        # A fresh interpreter, so the fixture build does not count towards the peak memory.
+        command = [sys.executable, __file__, "--measure", str(root), out_dir]
+        if args.workers is not None:
+            command += ["--workers", str(args.workers)]
+        subprocess.run(command, check=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Notebook 05's ablation: every inference variant of the recipe scored on the same images.
+
+Variants: the baseline and the fine-tuned model, each with and without test-time augmentation, and
+their ensemble (with TTA) fused by the recipe's join-then-NMS and by weighted boxes fusion. The
+original never published this table.
+"""
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+from drowsy import CLASSES
+from drowsy.config import Params
+from drowsy.dataset import read_gray
+from drowsy.errors import DrowsyError
+from drowsy.explore import draw_record
+from drowsy.labels import read_labels
+from drowsy.metrics import evaluate_detections
+from drowsy.paths import require, resolve
+from drowsy.predict import Detector, predict_ensemble, to_records
+
+MADE_BY = "notebooks/03_train_baseline.ipynb and 04_finetune.ipynb (drowsy train)"
+
+
+@dataclasses.dataclass(frozen=True)
+class EnsembleParams(Params):
+    prepared_dir: str = "data/prepared/demo"
+    weights_dir: str = "weights/demo"
+    test_dir: str = "data/datasets/demo/test"
+    test_labels: str = "data/datasets/demo/test_labels.json"
+    out_dir: str = "outputs/demo"
+    predict_img_size: int = 1536
+    conf: float = 0.006
+    iou: float = 0.7
+    max_det: int = 300
+    batch: int = 8
+    device: str = "auto"
+    amp: bool = True
+    val_images: int = 0
+    samples: int = 6
+    submission_fuse: str = "nms"
+
+    def __post_init__(self):
+        if self.submission_fuse not in ("nms", "wbf"):
+            raise DrowsyError(f"submission_fuse: expected 'nms' or 'wbf', got {self.submission_fuse!r}")
+
+    def weights(self) -> dict[str, Path]:
+        """The two trained models (best validation mAP@0.75 of each stage)."""
+        root = Path(self.weights_dir)
+        return {stage: require(root / stage / "best.pt", MADE_BY) for stage in ("baseline", "finetune")}
+
+
+def variants(weights: dict[str, Path]) -> dict[str, dict]:
+    """name -> predict_ensemble options, in the table's order; the last two are the recipe's ensemble."""
+    both = [weights["baseline"], weights["finetune"]]
+    return {
+        "baseline": {"weights": [weights["baseline"]], "tta": False, "fuse": "nms"},
+        "baseline + TTA": {"weights": [weights["baseline"]], "tta": True, "fuse": "nms"},
+        "fine-tuned": {"weights": [weights["finetune"]], "tta": False, "fuse": "nms"},
+        "fine-tuned + TTA": {"weights": [weights["finetune"]], "tta": True, "fuse": "nms"},
+        "ensemble + TTA, NMS": {"weights": both, "tta": True, "fuse": "nms"},
+        "ensemble + TTA, WBF": {"weights": both, "tta": True, "fuse": "wbf"},
+    }
+
+
+def run_ablation(variant_options: dict[str, dict], image_root: Path, records: list[dict], params: EnsembleParams,
+                 progress: bool = True) -> tuple[pd.DataFrame, dict[str, list[dict]]]:
+    """Predict `records`' images with every variant and score them.
+
+    Returns (table, predictions): table rows are variants, columns per-class AP@0.75, mAP@0.75,
+    mAP@0.5 and ms per image (images decoded once beforehand, so the time is the model's);
+    predictions maps a variant to its competition-format records.
+    """
+    images = [read_gray(resolve(image_root) / r["file_name"]) for r in records]
+    names = [r["file_name"] for r in records]
+    detectors = {}
+    rows, predictions = {}, {}
+    for variant, options in variant_options.items():
+        members = [detectors.setdefault(w, Detector(w, params.device, params.amp)) for w in options["weights"]]
+        started = time.perf_counter()
+        detections = predict_ensemble(members, images, params.predict_img_size, params.conf, params.iou,
+                                      params.max_det, options["tta"], options["fuse"], params.batch)
+        ms_per_image = 1000 * (time.perf_counter() - started) / max(len(images), 1)
+        predictions[variant] = to_records(names, detections)
+        scores = evaluate_detections(records, predictions[variant])
+        rows[variant] = {**{c: s["AP75"] for c, s in scores["per_class"].items()},
+                         "mAP@0.75": scores["mAP75"], "mAP@0.5": scores["mAP50"], "ms/image": ms_per_image}
+        if progress:
+            print(f"{variant:<22} mAP@0.75 {scores['mAP75']:.4f}  mAP@0.5 {scores['mAP50']:.4f}  "
+                  f"{ms_per_image:.1f} ms/image")
+    return pd.DataFrame(rows).T, predictions
+
+
+def plot_ablation(table: pd.DataFrame):
+    """Bars: mAP@0.75 and mAP@0.5 per variant (left), AP@0.75 per class and variant (right)."""
+    fig, (means, per_class) = plt.subplots(1, 2, figsize=(15, 4.5), gridspec_kw={"width_ratios": [1, 2]})
+    long = table[["mAP@0.75", "mAP@0.5"]].reset_index(names="variant").melt("variant", var_name="metric")
+    sns.barplot(long, y="variant", x="value", hue="metric", ax=means)
+    means.set(xlim=(0, 1), xlabel="mAP", ylabel="", title="Mean AP per variant")
+    classes = [c for c in CLASSES if c in table]
+    long = table[classes].reset_index(names="variant").melt("variant", var_name="class", value_name="AP@0.75")
+    sns.barplot(long, x="class", y="AP@0.75", hue="variant", ax=per_class)
+    per_class.set(ylim=(0, 1), xlabel="", title="AP@0.75 per class")
+    per_class.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_predictions_vs_truth(image_root: Path, truth: list[dict], predicted: list[dict], n: int = 6,
+                              min_score: float = 0.25):
+    """n rows: ground truth (left) beside the predictions scoring at least `min_score` (right)."""
+    predicted_by_name = {r["file_name"]: r for r in predicted}
+    fig, axes = plt.subplots(n, 2, figsize=(10, 2.9 * n), squeeze=False)
+    for (left, right), record in zip(axes, truth[:n]):
+        shown = predicted_by_name[record["file_name"]]
+        shown = {**shown, "objects": [o for o in shown["objects"] if o["confidence_score"] >= min_score]}
+        draw_record(left, resolve(image_root), record)
+        draw_record(right, resolve(image_root), shown)
+        left.set_title(f"truth: {record['file_name']}", fontsize=8)
+        right.set_title(f"predicted (score >= {min_score})", fontsize=8)
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def score_submission(labels_path: str, submission_path: str | Path) -> dict | None:
+    """Scores of a submission against test labels, or None when there are none (the real test set)."""
+    if not labels_path or not resolve(labels_path).exists():
+        return None
+    return evaluate_detections(read_labels(resolve(labels_path)), read_labels(resolve(submission_path)))
+
+
+def write_scores(path: str | Path, validation: pd.DataFrame, test_scores: dict | None) -> Path:
+    """`ensemble_scores.json` for the run summary: each row {mAP50, mAP75, per_class_AP75}."""
+    def row(mAP50, mAP75, per_class):
+        return {"mAP50": float(mAP50), "mAP75": float(mAP75), "per_class_AP75": {k: float(v) for k, v in per_class.items()}}
+
+    classes = [c for c in CLASSES if c in validation]
+    scores = {f"val: {name}": row(r["mAP@0.5"], r["mAP@0.75"], r[classes]) for name, r in validation.iterrows()}
+    if test_scores:
+        scores["test: submission"] = row(test_scores["mAP50"], test_scores["mAP75"],
+                                         {c: s["AP75"] for c, s in test_scores["per_class"].items()})
+    path = resolve(path)
+    path.write_text(json.dumps(scores, indent=2))
+    return path

@@ -1,0 +1,40 @@
+"""`drowsy prepare RAW OUT`: validate labels, split train/val, build the diet set, write manifests."""
+
+import argparse
+
+HELP = "Validate RAW/labels.json, split train/val, build the diet set; write manifests and a report to OUT."
+
+
+def _count(text: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("raw", metavar="RAW", help="competition folder holding images/ and labels.json (read only)")
+    parser.add_argument("out", metavar="OUT", help="folder for train.json, val.json, diet.json and report.json")
+    parser.add_argument(
+        "--val-size", type=lambda t: _count(t, 0), default=20000,
+        help="validation images (default 20000; at most 20%% of the kept images)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the train/val split (default 0)")
+    parser.add_argument("--export", choices=("yolo", "coco"), help="also write YOLO txt labels or COCO json files")
+    parser.add_argument(
+        "--workers", type=lambda t: _count(t, 1), default=None,
+        help="threads reading image headers (default 2; more help on a cold disk)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from drowsy.prepare import prepare_dataset, summarize
+
+    report = prepare_dataset(
+        args.raw, args.out, val_size=args.val_size, seed=args.seed, export=args.export, workers=args.workers
+    )
+    print(summarize(report))
+    return 0

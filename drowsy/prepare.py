@@ -1,0 +1,326 @@
+"""Competition folder -> validated train/val/diet manifests, a report, and optional YOLO/COCO exports.
+
+Raw data is read-only: manifests point at the raw images (`image_root`), exports hard-link them.
+Nothing is copied or re-encoded (the original copied every image twice).
+"""
+
+import errno
+import json
+import os
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import yaml
+from tqdm import tqdm
+
+from drowsy import CLASS_IDS, CLASSES
+from drowsy.errors import DrowsyError
+from drowsy.labels import gc_paused, read_labels, validate_records
+from drowsy.paths import resolve
+
+EXPORTS = ("yolo", "coco")
+MAX_VAL_FRACTION = 0.2
+# Diet rules in the order they are tried; the first that matches decides (solution.md, "Diet set").
+DIET_RULES = ("cigar_or_phone", "eye_closed_and_mouth_closed", "eye_closed_and_mouth_opened", "mouth_opened_every_3rd")
+MOUTH_OPENED_KEEP_EVERY = 3
+
+
+def diet_rule(classes: set[str]) -> str | None:
+    """Name of the first diet rule an image with these classes falls under, None when none does.
+
+    An image under "mouth_opened_every_3rd" is only a candidate: `select_diet` keeps every 3rd.
+    """
+    if "cigar" in classes or "phone" in classes:
+        return "cigar_or_phone"
+    if "eye_closed" in classes and "mouth_closed" in classes:
+        return "eye_closed_and_mouth_closed"
+    if "eye_closed" in classes and "mouth_opened" in classes:
+        return "eye_closed_and_mouth_opened"
+    if "mouth_opened" in classes:
+        return "mouth_opened_every_3rd"
+    return None
+
+
+def select_diet(train: list[dict]) -> tuple[list[dict], dict]:
+    """The diet set: train records kept by `diet_rule`, in train order, and per-rule counts.
+
+    Of the images whose first matching rule is "mouth_opened_every_3rd" the 3rd, 6th, 9th, ...
+    (counted in train order, only these images) are kept. Counts: images kept by each rule,
+    `mouth_opened_candidates` (images that reached that rule) and `dropped` (train images not kept).
+    """
+    kept_by_rule = dict.fromkeys(DIET_RULES, 0)
+    mouth_opened_candidates = 0
+    diet = []
+    for record in train:
+        rule = diet_rule({obj["class"] for obj in record["objects"]})
+        if rule == "mouth_opened_every_3rd":
+            mouth_opened_candidates += 1
+            if mouth_opened_candidates % MOUTH_OPENED_KEEP_EVERY:
+                continue
+        if rule is None:
+            continue
+        kept_by_rule[rule] += 1
+        diet.append(record)
+    counts = {
+        "kept_by_rule": kept_by_rule,
+        "mouth_opened_candidates": mouth_opened_candidates,
+        "dropped": len(train) - len(diet),
+    }
+    return diet, counts
+
+
+def val_count(num_images: int, val_size: int) -> int:
+    """Validation images for a dataset of `num_images`: `val_size`, clamped to 20% of the images
+    (rounded down, but at least 1 when there are 2 or more) so a small dataset keeps most for training."""
+    if num_images < 2:
+        return 0
+    return min(val_size, max(1, int(num_images * MAX_VAL_FRACTION)))
+
+
+def split_records(records: list[dict], val_size: int, seed: int) -> tuple[list[dict], list[dict]]:
+    """(train, val): `val_count` records drawn at random with `seed`; both keep the input order.
+
+    O(n): membership is a boolean mask, not a search in a list. The same records in the same order
+    with the same seed always give the same split.
+    """
+    rng = np.random.default_rng(seed)
+    is_val = np.zeros(len(records), dtype=bool)
+    is_val[rng.permutation(len(records))[: val_count(len(records), val_size)]] = True
+    train, val = [], []
+    for record, in_val in zip(records, is_val.tolist()):
+        (val if in_val else train).append(record)
+    return train, val
+
+
+def split_stats(records: list[dict]) -> dict:
+    """Images, negatives (no objects), objects per class and images containing each class."""
+    objects, images = Counter(), Counter()
+    for record in records:
+        classes = [obj["class"] for obj in record["objects"]]
+        objects.update(classes)
+        images.update(set(classes))
+    return {
+        "images": len(records),
+        "negatives": sum(1 for record in records if not record["objects"]),
+        "objects": sum(objects.values()),
+        "objects_per_class": {name: objects[name] for name in CLASSES},
+        "images_per_class": {name: images[name] for name in CLASSES},
+    }
+
+
+def image_shapes(records: list[dict]) -> dict[str, int]:
+    """How many kept images have each "WIDTHxHEIGHTxCHANNELS" shape, most common first."""
+    shapes = Counter(f"{r['width']}x{r['height']}x{r['channels']}" for r in records)
+    return dict(shapes.most_common())
+
+
+def write_json_atomically(path: Path, text_parts) -> None:
+    """Write text to `path` via a temporary file, so a reader never sees half a file."""
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "w", encoding="utf-8") as file:
+        file.writelines(text_parts)
+    os.replace(partial, path)
+
+
+def write_manifest(path: Path, image_root: Path, records: list[dict]) -> None:
+    """Manifest JSON `{"image_root", "annotations"}` (schema in drowsy.labels)."""
+    manifest = {"image_root": str(image_root), "annotations": records}
+    write_json_atomically(path, [json.dumps(manifest, ensure_ascii=False)])
+
+
+def yolo_label_lines(record: dict) -> str:
+    """YOLO label text: one `class_id cx cy w h` line per object, normalised by the image size."""
+    width, height = record["width"], record["height"]
+    lines = []
+    for obj in record["objects"]:
+        x1, y1, x2, y2 = obj["position"]
+        lines.append(
+            f"{CLASS_IDS[obj['class']]} {(x1 + x2) / 2 / width:.6f} {(y1 + y2) / 2 / height:.6f} "
+            f"{(x2 - x1) / width:.6f} {(y2 - y1) / height:.6f}\n"
+        )
+    return "".join(lines)
+
+
+def link_image(source: Path, target: Path) -> None:
+    """Hard-link `source` to `target`; a symlink where hard links cannot be made (other filesystem)."""
+    try:
+        os.link(source, target)
+    except OSError as err:
+        if err.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+            raise
+        os.symlink(source, target)
+
+
+def export_yolo(out_dir: Path, image_root: Path, splits: dict[str, list[dict]], progress: bool = False) -> Path:
+    """`out_dir/yolo/<split>/{images,labels}` (images hard-linked) and `out_dir/yolo/data.yaml`."""
+    root = out_dir / "yolo"
+    for split, records in splits.items():
+        _export_yolo_split(root / split, image_root, records, progress)
+    data = {
+        "path": str(root),
+        "train": "train/images",
+        "val": "val/images",
+        "diet": "diet/images",  # the baseline trains on this one
+        "nc": len(CLASSES),
+        "names": dict(enumerate(CLASSES)),
+    }
+    data_yaml = root / "data.yaml"
+    data_yaml.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return data_yaml
+
+
+def _export_yolo_split(split_dir: Path, image_root: Path, records: list[dict], progress: bool) -> None:
+    if split_dir.exists():  # holds only links and label files from an earlier run
+        shutil.rmtree(split_dir)
+    made_dirs = {split_dir / "images", split_dir / "labels"}
+    for folder in made_dirs:  # even for an empty split, so the paths in data.yaml exist
+        folder.mkdir(parents=True)
+    label_owner: dict[Path, str] = {}
+    for record in tqdm(records, desc=f"yolo {split_dir.name}", unit="img", disable=not progress):
+        name = record["file_name"]
+        image, label = split_dir / "images" / name, (split_dir / "labels" / name).with_suffix(".txt")
+        if label in label_owner:
+            raise DrowsyError(
+                f"{image_root}: images '{label_owner[label]}' and '{name}' would share the YOLO label "
+                f"file {label.name}: rename one of them"
+            )
+        label_owner[label] = name
+        for folder in (image.parent, label.parent):
+            if folder not in made_dirs:
+                folder.mkdir(parents=True, exist_ok=True)
+                made_dirs.add(folder)
+        link_image(image_root / name, image)
+        label.write_text(yolo_label_lines(record), encoding="utf-8")
+
+
+def coco_instances(records: list[dict]) -> dict:
+    """COCO instances dict. Image and annotation ids start at 1 (COCOeval reads id 0 as "no match");
+    category id = class id + 1, following COCO's 1-based categories. bbox is xywh pixels."""
+    images, annotations = [], []
+    for image_id, record in enumerate(records, start=1):
+        images.append(
+            {"id": image_id, "file_name": record["file_name"], "width": record["width"], "height": record["height"]}
+        )
+        for obj in record["objects"]:
+            x1, y1, x2, y2 = obj["position"]
+            annotations.append({
+                "id": len(annotations) + 1,
+                "image_id": image_id,
+                "category_id": CLASS_IDS[obj["class"]] + 1,
+                "bbox": [x1, y1, x2 - x1, y2 - y1],
+                "area": (x2 - x1) * (y2 - y1),
+                "iscrowd": 0,
+            })
+    categories = [{"id": i + 1, "name": name} for i, name in enumerate(CLASSES)]
+    return {"images": images, "annotations": annotations, "categories": categories}
+
+
+def export_coco(out_dir: Path, splits: dict[str, list[dict]]) -> Path:
+    """`out_dir/coco/<split>.json` COCO instances files (file names relative to the raw images)."""
+    root = out_dir / "coco"
+    root.mkdir(parents=True, exist_ok=True)
+    for split, records in splits.items():
+        write_json_atomically(root / f"{split}.json", [json.dumps(coco_instances(records), ensure_ascii=False)])
+    return root
+
+
+def prepare_dataset(
+    raw_dir: str | Path,
+    out_dir: str | Path,
+    val_size: int = 20000,
+    seed: int = 0,
+    export: str | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Validate `raw_dir` (images/ + labels.json), split it, build the diet set, write `out_dir`.
+
+    Writes `train.json`, `val.json`, `diet.json` (manifests, `image_root` = absolute raw images
+    folder) and `report.json`, plus `yolo/` or `coco/` when `export` asks. The diet set comes from
+    the train split only, so no validation image leaks into training. `workers` threads read
+    image headers (default 2). Returns the report (see `build_report`).
+    """
+    if export not in (None, *EXPORTS):
+        raise ValueError(f"export must be one of {EXPORTS} or None, got {export!r}")
+    if val_size < 0:
+        raise ValueError(f"val_size must be >= 0, got {val_size}")
+    raw_dir, out_dir = resolve(raw_dir), resolve(out_dir)
+    if out_dir.is_relative_to(raw_dir):
+        raise DrowsyError(f"{out_dir}: output folder must be outside the raw data folder (raw data is read-only)")
+    with gc_paused():
+        return _prepare(raw_dir, out_dir, val_size, seed, export, workers, progress)
+
+
+def _prepare(
+    raw_dir: Path, out_dir: Path, val_size: int, seed: int, export: str | None, workers: int | None, progress: bool
+) -> dict:
+    labels_path, image_root = raw_dir / "labels.json", raw_dir / "images"
+    records = read_labels(labels_path)
+    if not image_root.is_dir():
+        raise DrowsyError(f"{image_root}: images folder not found")
+    validation = validate_records(records, image_root, workers, progress)
+    del records  # kept records reuse the clean raw objects; let the raw record dicts go
+    train, val = split_records(validation.records, val_size, seed)
+    diet, diet_counts = select_diet(train)
+    splits = {"train": train, "val": val, "diet": diet}
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outputs = {}
+    for split, subset in splits.items():
+        outputs[split] = str(out_dir / f"{split}.json")
+        write_manifest(out_dir / f"{split}.json", image_root, subset)
+    if export == "yolo":
+        outputs["yolo"] = str(export_yolo(out_dir, image_root, splits, progress))
+    elif export == "coco":
+        outputs["coco"] = str(export_coco(out_dir, splits))
+    outputs["report"] = str(out_dir / "report.json")
+    report = build_report(labels_path, image_root, validation, splits, diet_counts, val_size, seed, outputs)
+    write_json_atomically(out_dir / "report.json", [json.dumps(report, indent=1, ensure_ascii=False), "\n"])
+    return report
+
+
+def build_report(labels_path, image_root, validation, splits, diet_counts, val_size, seed, outputs) -> dict:
+    """The report: inputs, totals (read = kept + dropped), split sizes, per-split class counts,
+    diet rule counts, image shapes and every issue (dropped / repaired / info) with its record,
+    field and reason."""
+    counts = validation.counts
+    actions = Counter(issue["action"] for issue in validation.issues)
+    return {
+        "labels": str(labels_path),
+        "image_root": str(image_root),
+        "totals": {
+            "records": {k: counts[f"records_{k}"] for k in ("read", "kept", "dropped")},
+            "objects": {k: counts[f"objects_{k}"] for k in ("read", "kept", "dropped", "repaired")},
+        },
+        "split": {
+            "seed": seed,
+            "val_size_requested": val_size,
+            "val_images": len(splits["val"]),
+            "train_images": len(splits["train"]),
+            "rule": f"val = min(val_size, {MAX_VAL_FRACTION:.0%} of kept images, at least 1 when >= 2 images), "
+            "drawn at random with the seed; train = the rest",
+        },
+        "splits": {split: split_stats(records) for split, records in splits.items()},
+        "diet": {"source": "train split", "rules_in_order": list(DIET_RULES), **diet_counts},
+        "image_shapes": image_shapes(validation.records),
+        "issue_counts": {action: actions[action] for action in ("dropped", "repaired", "info")},
+        "issues": validation.issues,
+        "outputs": outputs,
+    }
+
+
+def summarize(report: dict) -> str:
+    """A few lines for a terminal or notebook: what was kept, dropped, and where files went."""
+    records, objects = report["totals"]["records"], report["totals"]["objects"]
+    splits = report["splits"]
+    lines = [
+        f"records: {records['read']} read, {records['kept']} kept, {records['dropped']} dropped",
+        f"objects: {objects['read']} read, {objects['kept']} kept ({objects['repaired']} clipped), "
+        f"{objects['dropped']} dropped",
+        f"split: {splits['train']['images']} train, {splits['val']['images']} val images; "
+        f"diet set: {splits['diet']['images']} images from train",
+        *(f"{name}: {path}" for name, path in report["outputs"].items()),
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,264 @@
+"""Data preparation: diet rules and their order, the split, manifests, report, exports and the CLI."""
+
+import errno
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from drowsy import CLASSES
+from drowsy.cli import main
+from drowsy.errors import DrowsyError
+from drowsy.labels import load_manifest
+from drowsy.prepare import diet_rule, prepare_dataset, select_diet, split_records, val_count
+
+
+def record(name, *classes, size=(32, 18)):
+    """A manifest record with one small box per class."""
+    objects = [{"class": c, "position": [1 + i, 1, 5 + i, 6]} for i, c in enumerate(classes)]
+    return {"file_name": name, "width": size[0], "height": size[1], "channels": 1, "objects": objects}
+
+
+def make_raw(root, records, bad=()):
+    """A competition folder: 32x18 grayscale JPEGs for `records` (manifest-style dicts) + labels.json.
+
+    `bad` records go into labels.json without an image being written.
+    """
+    images = root / "images"
+    images.mkdir(parents=True)
+    image = np.random.default_rng(0).integers(0, 256, (18, 32), dtype=np.uint8)
+    for r in records:
+        assert cv2.imwrite(str(images / r["file_name"]), image)
+    labels = [{"file_name": r["file_name"], "objects": r["objects"]} for r in records] + list(bad)
+    (root / "labels.json").write_text(json.dumps({"annotations": labels}), encoding="utf-8")
+    return root
+
+
+def names(records):
+    return [r["file_name"] for r in records]
+
+
+# --- diet rules -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "classes, rule",
+    [
+        ({"cigar"}, "cigar_or_phone"),
+        ({"phone", "face"}, "cigar_or_phone"),
+        ({"phone", "mouth_opened"}, "cigar_or_phone"),
+        ({"cigar", "eye_closed", "mouth_closed"}, "cigar_or_phone"),
+        ({"eye_closed", "mouth_closed"}, "eye_closed_and_mouth_closed"),
+        ({"eye_closed", "mouth_closed", "mouth_opened"}, "eye_closed_and_mouth_closed"),
+        ({"eye_closed", "mouth_opened", "face"}, "eye_closed_and_mouth_opened"),
+        ({"mouth_opened", "eye_opened", "face"}, "mouth_opened_every_3rd"),
+        ({"eye_closed", "face"}, None),
+        ({"eye_opened", "mouth_closed", "face"}, None),
+        (set(), None),
+    ],
+)
+def test_first_matching_diet_rule(classes, rule):
+    assert diet_rule(classes) == rule
+
+
+def test_every_third_mouth_opened_image_counts_only_its_own():
+    train = [
+        record("m1", "mouth_opened"),
+        record("p1", "phone", "mouth_opened"),  # phone rule: not a mouth_opened candidate
+        record("m2", "mouth_opened", "face"),
+        record("e1", "eye_closed", "mouth_opened"),  # eye_closed rule: not a candidate either
+        record("m3", "mouth_opened"),
+        record("n1", "face", "eye_opened"),
+        record("m4", "mouth_opened"),
+        record("m5", "mouth_opened"),
+        record("m6", "mouth_opened"),
+        record("c1", "cigar"),
+        record("k1", "eye_closed", "mouth_closed"),
+        record("m7", "mouth_opened"),
+    ]
+    diet, counts = select_diet(train)
+    assert names(diet) == ["p1", "e1", "m3", "m6", "c1", "k1"]
+    assert counts["kept_by_rule"] == {
+        "cigar_or_phone": 2,
+        "eye_closed_and_mouth_closed": 1,
+        "eye_closed_and_mouth_opened": 1,
+        "mouth_opened_every_3rd": 2,
+    }
+    assert counts["mouth_opened_candidates"] == 7
+    assert counts["dropped"] == len(train) - len(diet) == 6
+
+
+# --- split ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "num_images, val_size, expected",
+    [(0, 20000, 0), (1, 20000, 0), (2, 20000, 1), (4, 20000, 1), (100, 20000, 20), (100, 5, 5),
+     (100, 0, 0), (273224, 20000, 20000)],
+)
+def test_val_count_is_clamped_to_a_fifth(num_images, val_size, expected):
+    assert val_count(num_images, val_size) == expected
+
+
+def test_split_is_seeded_disjoint_and_complete():
+    records = [record(f"{i:03d}.jpg", "face") for i in range(200)]
+    train, val = split_records(records, val_size=30, seed=0)
+    again_train, again_val = split_records(records, val_size=30, seed=0)
+    _, other_val = split_records(records, val_size=30, seed=1)
+    assert names(val) == names(again_val) and names(train) == names(again_train)
+    assert names(val) != names(other_val)
+    assert len(val) == 30 and not set(names(train)) & set(names(val))
+    assert sorted(names(train) + names(val)) == names(records)
+    assert names(train) == sorted(names(train))  # input order kept
+
+
+# --- prepare_dataset ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def raw(tmp_path):
+    kinds = [("face", "eye_opened", "mouth_closed"), ("face", "phone"), ("face", "eye_closed", "mouth_closed"),
+             ("face", "mouth_opened"), ("face", "cigar"), ()]
+    records = [record(f"image_{i:04d}.jpg", *kinds[i % len(kinds)]) for i in range(40)]
+    bad = [
+        {"file_name": "missing.jpg", "objects": [{"class": "face", "position": [1, 1, 5, 5]}]},
+        {"file_name": "image_0000.jpg", "objects": []},
+        {"file_name": "image_0001.jpg"},
+    ]
+    return make_raw(tmp_path / "raw", records, bad)
+
+
+def test_prepare_writes_consistent_manifests_and_report(raw, tmp_path):
+    out = tmp_path / "out"
+    report = prepare_dataset(raw, out, val_size=6, seed=0, progress=False)
+    train, val, diet = (load_manifest(out / f"{split}.json") for split in ("train", "val", "diet"))
+    assert train.image_root == val.image_root == diet.image_root == raw / "images"
+    assert train.image_root.is_absolute()
+    assert all((r["width"], r["height"], r["channels"]) == (32, 18, 1) for r in train.records + val.records)
+    assert len(val.records) == 6 and len(train.records) == 34
+    assert not set(names(train.records)) & set(names(val.records))
+    assert set(names(train.records)) | set(names(val.records)) == {f"image_{i:04d}.jpg" for i in range(40)}
+    assert set(names(diet.records)) <= set(names(train.records))
+    assert diet.records == [r for r in train.records if r in diet.records]  # train order
+    assert not list(out.rglob("*.jpg"))  # images are never copied
+
+    totals = report["totals"]
+    assert totals["records"] == {"read": 43, "kept": 40, "dropped": 3}
+    assert totals["objects"]["read"] == totals["objects"]["kept"] + totals["objects"]["dropped"]
+    assert totals["objects"]["dropped"] == 1
+    dropped = [(i["record"], i["field"], i["action"]) for i in report["issues"] if i["action"] != "info"]
+    assert dropped == [(41, "file_name", "dropped"), (42, "objects", "dropped"), (40, "file_name", "dropped")]
+    assert report["issue_counts"] == {"dropped": 3, "repaired": 0, "info": 6}
+    splits = report["splits"]
+    assert splits["train"]["images"] + splits["val"]["images"] == totals["records"]["kept"]
+    for split, manifest in (("train", train), ("val", val), ("diet", diet)):
+        per_class = splits[split]["objects_per_class"]
+        assert list(per_class) == list(CLASSES)
+        assert sum(per_class.values()) == splits[split]["objects"] == sum(len(r["objects"]) for r in manifest.records)
+    assert sum(report["diet"]["kept_by_rule"].values()) == splits["diet"]["images"] == len(diet.records)
+    assert report["image_shapes"] == {"32x18x1": 40}
+    assert json.loads((out / "report.json").read_text()) == report
+
+
+def test_prepare_is_deterministic(raw, tmp_path):
+    for out in ("a", "b"):
+        prepare_dataset(raw, tmp_path / out, val_size=6, seed=3, progress=False)
+    for split in ("train.json", "val.json", "diet.json"):
+        assert (tmp_path / "a" / split).read_bytes() == (tmp_path / "b" / split).read_bytes()
+
+
+def test_output_inside_raw_folder_is_refused(raw):
+    with pytest.raises(DrowsyError, match="read-only"):
+        prepare_dataset(raw, raw / "prepared", progress=False)
+
+
+def test_missing_images_folder(tmp_path):
+    (tmp_path / "labels.json").write_text('{"annotations": []}')
+    with pytest.raises(DrowsyError, match="images folder not found"):
+        prepare_dataset(tmp_path, tmp_path.parent / "out_missing_images", progress=False)
+
+
+# --- exports ----------------------------------------------------------------------------------
+
+
+def test_yolo_export_links_images_and_normalises_boxes(tmp_path):
+    records = [
+        {"file_name": "a.jpg", "width": 32, "height": 18, "channels": 1,
+         "objects": [{"class": "phone", "position": [4, 3, 12, 9]}, {"class": "face", "position": [0, 0, 32, 18]}]},
+        {"file_name": "b.jpg", "width": 32, "height": 18, "channels": 1, "objects": []},
+    ]
+    raw = make_raw(tmp_path / "raw", records)
+    out = tmp_path / "out"
+    prepare_dataset(raw, out, val_size=0, export="yolo", progress=False)
+    image = out / "yolo" / "train" / "images" / "a.jpg"
+    assert os.path.samefile(image, raw / "images" / "a.jpg") and not image.is_symlink()
+    lines = (out / "yolo" / "train" / "labels" / "a.txt").read_text().splitlines()
+    assert [line.split() for line in lines] == [
+        ["5", "0.250000", "0.333333", "0.250000", "0.333333"],
+        ["4", "0.500000", "0.500000", "1.000000", "1.000000"],
+    ]
+    assert (out / "yolo" / "train" / "labels" / "b.txt").read_text() == ""
+    data = yaml.safe_load((out / "yolo" / "data.yaml").read_text())
+    assert data["names"] == dict(enumerate(CLASSES)) and data["nc"] == 7
+    assert all((out / "yolo" / data[split]).is_dir() for split in ("train", "val", "diet"))  # diet is empty
+    prepare_dataset(raw, out, val_size=0, export="yolo", progress=False)  # a second run replaces the links
+    assert os.path.samefile(image, raw / "images" / "a.jpg")
+
+
+def test_coco_export_loads_in_pycocotools(tmp_path):
+    from pycocotools.coco import COCO
+
+    records = [record(f"{i}.jpg", "face", "eye_closed") for i in range(3)] + [record("3.jpg")]
+    raw = make_raw(tmp_path / "raw", records)
+    out = tmp_path / "out"
+    prepare_dataset(raw, out, val_size=0, export="coco", progress=False)
+    coco = COCO(str(out / "coco" / "train.json"))
+    assert len(coco.getImgIds()) == 4 and len(coco.getAnnIds()) == 6
+    assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == list(CLASSES)
+    first = coco.loadAnns(coco.getAnnIds(imgIds=[1]))[0]
+    assert first["bbox"] == [1, 1, 4, 5] and first["category_id"] == CLASSES.index("face") + 1
+    assert min(coco.getAnnIds()) == 1  # COCOeval reads id 0 as "no match"
+
+
+# --- command line -----------------------------------------------------------------------------
+
+
+def test_cli_missing_labels_is_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["prepare", str(tmp_path / "nowhere"), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("drowsy: error: ") and "labels.json" in err
+
+
+def test_cli_non_json_labels_is_one_line_and_exit_2(tmp_path, capsys):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels.json").write_text("annotations: [oops")
+    assert main(["prepare", str(tmp_path), str(tmp_path.parent / "cli_out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not valid JSON" in err and "Traceback" not in err
+
+
+def test_cli_prints_summary(raw, tmp_path, capsys):
+    assert main(["prepare", str(raw), str(tmp_path / "out"), "--val-size", "6", "--seed", "1", "--workers", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "records: 43 read, 40 kept, 3 dropped" in out and str(tmp_path / "out" / "diet.json") in out
+
+
+def test_yolo_export_falls_back_to_symlinks_across_filesystems(tmp_path, monkeypatch):
+    raw = make_raw(tmp_path / "raw", [record("a.jpg", "face")])
+
+    def cross_device(source, target):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", cross_device)
+    prepare_dataset(raw, tmp_path / "out", val_size=0, export="yolo", progress=False)
+    image = tmp_path / "out" / "yolo" / "train" / "images" / "a.jpg"
+    assert image.is_symlink() and os.path.samefile(image, raw / "images" / "a.jpg")
+
+
+def test_yolo_export_refuses_two_images_sharing_a_label_file(tmp_path):
+    raw = make_raw(tmp_path / "raw", [record("a.jpg", "face"), record("a.png", "phone")])
+    with pytest.raises(DrowsyError, match="'a.jpg' and 'a.png' would share the YOLO label file a.txt"):
+        prepare_dataset(raw, tmp_path / "out", val_size=0, export="yolo", progress=False)
