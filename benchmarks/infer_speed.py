@@ -20,7 +20,7 @@ import torch
 
 from drowsy import CLASSES
 from drowsy.checkpoint import save_checkpoint
-from drowsy.engine import autocast
+from drowsy.device import autocast
 from drowsy.export import export_onnx
 from drowsy.models import build_model
 from drowsy.predict import Detector

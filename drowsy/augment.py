@@ -10,7 +10,6 @@ follow YOLOv5 (https://github.com/ultralytics/yolov5, `utils/augmentations.py`),
 winning solution trained with.
 """
 
-import math
 from dataclasses import dataclass
 
 import cv2

@@ -20,7 +20,6 @@ import time
 from copy import deepcopy
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -32,6 +31,7 @@ from drowsy.augment import Letterbox, unletterbox_boxes
 from drowsy.checkpoint import load_checkpoint, save_checkpoint
 from drowsy.config import Params, load_yaml
 from drowsy.dataset import DetectionDataset, EpochPartsSampler, build_loader
+from drowsy.device import autocast, seed_everything, select_device
 from drowsy.errors import DrowsyError
 from drowsy.labels import load_manifest
 from drowsy.loss import YoloLoss
@@ -39,6 +39,7 @@ from drowsy.metrics import evaluate_detections
 from drowsy.models import build_model
 from drowsy.paths import REPO_ROOT, require, resolve
 from drowsy.postprocess import decode, non_max_suppression
+from drowsy.predict import to_records
 
 HYP_KEYS = (
     "lr0 lrf momentum weight_decay warmup_epochs warmup_momentum warmup_bias_lr box cls cls_pw obj obj_pw "
@@ -100,36 +101,6 @@ def load_hyp(path: str | Path) -> dict:
         raise DrowsyError(f"{resolve(path)}: " + (f"missing key(s) {', '.join(missing)}" if missing
                                                   else f"field '{bad[0]}' must be a number"))
     return {k: float(v) for k, v in hyp.items()}
-
-
-def select_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise DrowsyError(f"device '{name}' asked for, but no CUDA GPU is available (use device=cpu)")
-    return torch.device(name)
-
-
-def seed_everything(seed: int, deterministic: bool) -> None:
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    if deterministic:
-        # cuBLAS needs this workspace setting to be deterministic; harmless on the CPU.
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cudnn.deterministic = True
-    else:
-        torch.backends.cudnn.benchmark = True
-
-
-def autocast(device: torch.device, enabled: bool):
-    """bf16 on the CPU (AMX/AVX-512) and on GPUs that support it, else fp16."""
-    if not enabled:
-        return contextlib.nullcontext()
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        return torch.autocast("cuda", dtype=torch.float16)
-    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -274,15 +245,10 @@ def predict_loader(model: nn.Module, loader, device: torch.device, amp: bool, ch
             raw = model(images)
         detections = non_max_suppression(decode([r.float() for r in raw], m.anchors, m.strides),
                                           conf_thres=conf_thres, iou_thres=iou_thres, max_det=max_det)
-        for det, meta in zip(detections, metas):
-            det = det.cpu()
-            boxes = unletterbox_boxes(det[:, :4].numpy(), Letterbox(meta["ratio"], meta["pad"]), meta["original_hw"])
-            records.append({
-                "file_name": meta["file_name"],
-                "objects": [{"class": CLASSES[int(c)], "position": [round(float(v), 1) for v in box],
-                             "confidence_score": round(float(s), 4)}
-                            for box, s, c in zip(boxes, det[:, 4], det[:, 5])],
-            })
+        boxes = [unletterbox_boxes(det[:, :4], Letterbox(meta["ratio"], meta["pad"]), meta["original_hw"]) for det, meta
+                 in zip(detections, metas)]
+        records += to_records([meta["file_name"] for meta in metas],
+                              [torch.cat([b, det[:, 4:]], dim=1) for b, det in zip(boxes, detections)])
     return records
 
 

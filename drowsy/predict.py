@@ -33,7 +33,7 @@ from drowsy import CLASSES
 from drowsy.augment import Letterbox, letterbox
 from drowsy.checkpoint import load_checkpoint
 from drowsy.dataset import read_gray
-from drowsy.engine import autocast, select_device
+from drowsy.device import autocast, select_device
 from drowsy.ensemble import weighted_boxes_fusion
 from drowsy.errors import DrowsyError
 from drowsy.models import build_model, fuse_conv_bn

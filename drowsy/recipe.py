@@ -20,6 +20,7 @@ class BaselineParams(Params):
     hyp: str = "data/hyp.scratch-p6.yaml"
     img_size: int = 320
     batch: int = 16
+    nominal_batch: int = 64
     epochs: int = 300
     epoch_parts: int = 15
     device: str = "auto"
@@ -36,7 +37,8 @@ class BaselineParams(Params):
             train_manifest=str(Path(self.prepared_dir) / "diet.json"),
             val_manifest=str(Path(self.prepared_dir) / "val.json"),
             out_dir=str(Path(self.weights_dir) / "baseline"),
-            model=self.model, hyp=self.hyp, img_size=self.img_size, batch=self.batch, epochs=self.epochs,
+            model=self.model, hyp=self.hyp, img_size=self.img_size, batch=self.batch,
+            nominal_batch=self.nominal_batch, epochs=self.epochs,
             epoch_parts=self.epoch_parts, device=self.device, workers=self.workers, seed=self.seed,
             resume=self.resume, val_every=self.val_every, val_images=self.val_images, amp=self.amp,
             cache=self.cache,
@@ -54,6 +56,7 @@ class FinetuneParams(Params):
     freeze: str = "backbone"
     img_size: int = 320
     batch: int = 16
+    nominal_batch: int = 64
     device: str = "auto"
     workers: int = 2
     seed: int = 0
@@ -70,7 +73,7 @@ class FinetuneParams(Params):
             out_dir=str(Path(self.weights_dir) / "finetune"),
             weights=str(Path(self.weights_dir) / "baseline" / "last.pt"),
             freeze=self.freeze, hyp=self.finetune_hyp, img_size=self.img_size, batch=self.batch,
-            epochs=self.finetune_epochs, epoch_parts=self.finetune_epoch_parts, device=self.device,
+            nominal_batch=self.nominal_batch, epochs=self.finetune_epochs, epoch_parts=self.finetune_epoch_parts, device=self.device,
             workers=self.workers, seed=self.seed, resume=self.resume, val_every=self.val_every,
             val_images=self.val_images, amp=self.amp, cache=self.cache, autoanchor=False,
         )

@@ -1,0 +1,54 @@
+"""`drowsy synth`: write the embedded synthetic dataset (images + labels.json) or a video clip.
+
+Relative paths resolve against the repository root, like every other command's.
+"""
+
+import argparse
+
+from drowsy.errors import DrowsyError
+from drowsy.paths import resolve
+
+HELP = "write synthetic driver images (competition layout) or a scripted video clip"
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'640x360' -> (640, 360): width, height in pixels, each at least 64."""
+    width, sep, height = text.lower().partition("x")
+    if not (sep and width.isdigit() and height.isdigit()) or min(int(width), int(height)) < 64:
+        raise DrowsyError(f"--size: field 'size' must be WxH in pixels, each >= 64, like 640x360; got {text!r}")
+    return int(width), int(height)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("out", nargs="?", help="output folder for images/ and labels.json (images mode)")
+    parser.add_argument("--video", metavar="OUT", help="render a clip instead: OUT/clip.mp4, frames.json, events.json")
+    parser.add_argument("--images", type=int, default=1000, help="number of images (default 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default 0)")
+    parser.add_argument("--size", default="640x360", help="image size WxH in pixels (default 640x360)")
+    parser.add_argument("--labels-out", help="write labels here instead of OUT/labels.json (a test set)")
+    parser.add_argument("--workers", type=int, default=1, help="processes rendering images (default 1)")
+    parser.add_argument("--seconds", type=float, default=120.0, help="clip length in seconds (default 120)")
+    parser.add_argument("--fps", type=float, default=15.0, help="clip frames per second (default 15)")
+
+
+def run(args) -> int:
+    size = parse_size(args.size)
+    if (args.out is None) == (args.video is None):
+        raise DrowsyError("synth: give exactly one of OUT (images) or --video OUT (clip)")
+    if args.video is not None:
+        if args.seconds <= 0 or args.fps <= 0:
+            raise DrowsyError(f"synth: --seconds and --fps must be > 0, got {args.seconds} and {args.fps}")
+        from drowsy.clips import write_clip
+
+        clip = write_clip(resolve(args.video), args.seconds, args.fps, args.seed, size)
+        print(f"wrote {clip} with frames.json and events.json")
+        return 0
+    if args.images < 1 or args.workers < 1:
+        raise DrowsyError(f"synth: --images and --workers must be >= 1, got {args.images} and {args.workers}")
+    from drowsy.synth import write_dataset
+
+    out = resolve(args.out)
+    labels_out = resolve(args.labels_out) if args.labels_out else None
+    labels = write_dataset(out, args.images, args.seed, size, labels_out, args.workers)
+    print(f"wrote {args.images} images to {out / 'images'} and labels to {labels}")
+    return 0
