@@ -2,7 +2,7 @@
 
 import argparse
 
-HELP = "Validate RAW/labels.json, split train/val, build the diet set; write manifests and a report to OUT."
+HELP = "validate RAW/labels.json, split train/val, build the diet set; write manifests and a report to OUT"
 
 
 def _count(text: str, minimum: int) -> int:

@@ -1,0 +1,74 @@
+"""`drowsy monitor`: drowsiness and distraction events from a video, a folder of frames or a camera."""
+
+import argparse
+
+from drowsy.commands.predict import _positive_int
+
+HELP = "monitor a driver video, frames folder or camera: states, PERCLOS, alerts, events.json, annotated video"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weights", metavar="W", help="detector checkpoint (.pt) or exported model (.onnx)")
+    parser.add_argument("--truth-frames", metavar="JSON",
+                        help="instead of a detector: a clip's frames.json, its ground-truth boxes as detections")
+    parser.add_argument("--onnx", action="store_true",
+                        help="run the checkpoint with ONNX Runtime (exported to OUT on first use) instead of "
+                             "PyTorch bf16")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--video", metavar="FILE", help="video file (e.g. clip.mp4 of drowsy synth --video)")
+    source.add_argument("--frames", metavar="DIR", help="folder of .jpg/.png frames, in name order")
+    source.add_argument("--camera", type=int, metavar="N", help="camera index (runs until Ctrl-C or --max-frames)")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="writes events.json, timeline.png, timeline.csv, annotated.mp4, summary.json")
+    parser.add_argument("--config", default="data/monitor.yaml", help="thresholds (default data/monitor.yaml)")
+    parser.add_argument("--img", type=_positive_int, default=320, help="detector input size, pixels (default 320)")
+    parser.add_argument("--batch", type=_positive_int, default=4, help="frames per detector call (default 4)")
+    parser.add_argument("--threads", type=_positive_int, default=1,
+                        help="PyTorch compute threads (default 1: decoding gets the other core, and one thread "
+                             "keeps its pace on a shared CPU)")
+    parser.add_argument("--fps", type=float,
+                        help="frame rate of a frames folder (default 15) or of a video that states none")
+    parser.add_argument("--max-frames", type=_positive_int, help="stop after this many frames")
+    parser.add_argument("--truth", metavar="JSON", help="the clip's events.json: print event scores against it")
+    parser.add_argument("--no-video", action="store_true", help="do not write annotated.mp4")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from drowsy.errors import DrowsyError
+
+    if (args.weights is None) == (args.truth_frames is None):
+        raise DrowsyError("monitor: give exactly one of --weights or --truth-frames")
+    source = next((s for s in (args.video, args.frames, args.camera) if s is not None), None)
+    if source is None and args.weights is not None:
+        raise DrowsyError("monitor: give one of --video, --frames or --camera")
+
+    from drowsy.monitor import MonitorConfig, build_detector, run_monitor
+
+    config = MonitorConfig.from_yaml(args.config)
+    detector = None
+    if args.weights is not None:
+        detector = build_detector(args.weights, "onnx" if args.onnx else "torch", args.img, export_dir=args.out)
+    summary = run_monitor(source, detector, args.out, config, truth_frames=args.truth_frames,
+                          truth_events=args.truth, fps=args.fps, img_size=args.img, batch=args.batch,
+                          threads=args.threads, annotate=not args.no_video, max_frames=args.max_frames,
+                          progress=not args.quiet)
+    _print_summary(summary)
+    return 0
+
+
+def _print_summary(summary: dict) -> None:
+    metrics = summary["metrics"]
+    print(f"{summary['frames']} frames at {summary['fps']:g} fps from {summary['source']}; "
+          f"{summary['fps_achieved']:.1f} frames/s achieved ({summary['backend']})")
+    perclos = "--" if metrics["perclos_mean"] is None else f"{metrics['perclos_mean']:.3f}"
+    print(f"PERCLOS mean {perclos}, max {metrics['perclos_max']:.3f}; {metrics['blinks_per_min']:.1f} blinks/min; "
+          f"longest closure {metrics['longest_closure_s']:.2f} s; {metrics['yawns']} yawns")
+    print("events: " + ", ".join(f"{kind} {metrics[f'{kind}_events']}"
+                                 for kind in ("microsleep", "drowsy", "yawn", "phone", "smoking")))
+    if "scores" in summary:
+        print(f"{'type':<12}{'precision':>10}{'recall':>8}{'f1':>7}{'tp':>5}{'fp':>5}{'fn':>5}")
+        for kind, s in summary["scores"].items():
+            print(f"{kind:<12}{s['precision']:>10.3f}{s['recall']:>8.3f}{s['f1']:>7.3f}"
+                  f"{s['tp']:>5}{s['fp']:>5}{s['fn']:>5}")
+    print("wrote " + ", ".join(summary["files"].values()))

@@ -1,0 +1,255 @@
+"""The driver-state monitor: hand-made per-frame sequences through the state machine, the config,
+the sources, and a short synthetic clip end to end with its ground-truth boxes."""
+
+import dataclasses
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from drowsy import CLASS_IDS, CLASSES
+from drowsy.checkpoint import save_checkpoint
+from drowsy.cli import main as cli_main
+from drowsy.clips import Event, write_clip
+from drowsy.config import load_yaml
+from drowsy.errors import DrowsyError
+from drowsy.events import load_events, score_events
+from drowsy.models import build_model
+from drowsy.monitor import DriverStateMonitor, FrameSource, MonitorConfig, build_detector, frame_scores, run_monitor
+
+FPS = 15
+
+
+def frame(eyes_closed=False, mouth_open=False, phone=False, cigarette=False, eyes_seen=True, score=0.9) -> np.ndarray:
+    """Detections of one hand-made frame: [n, 6] (x1, y1, x2, y2, score, class_id)."""
+    names = ["mouth_opened" if mouth_open else "mouth_closed", "face"]
+    if eyes_seen:
+        names += ["eye_closed" if eyes_closed else "eye_opened"] * 2
+    names += ["phone"] * phone + ["cigar"] * cigarette
+    return np.array([[10, 10, 50, 50, score, CLASS_IDS[n]] for n in names], np.float32)
+
+
+def run(frames: list[np.ndarray], config: MonitorConfig | None = None, fps: float = FPS):
+    """Feed frames in order; returns (per-frame states, events)."""
+    monitor = DriverStateMonitor(config or MonitorConfig(), fps)
+    states = [monitor.update(i, detections) for i, detections in enumerate(frames)]
+    return states, monitor.finish()
+
+
+def closure(frames_closed: int, before: int = 15, after: int = 15) -> list[np.ndarray]:
+    return [frame()] * before + [frame(eyes_closed=True)] * frames_closed + [frame()] * after
+
+
+def of_type(events: list[Event], kind: str) -> list[Event]:
+    return [e for e in events if e.type == kind]
+
+
+def test_frame_scores_from_best_boxes():
+    detections = torch.tensor([[0, 0, 1, 1, 0.8, CLASS_IDS["eye_closed"]], [0, 0, 1, 1, 0.2, CLASS_IDS["eye_opened"]],
+                               [0, 0, 1, 1, 0.6, CLASS_IDS["phone"]], [0, 0, 1, 1, 0.1, CLASS_IDS["cigar"]]])
+    scores = frame_scores(detections, min_score=0.15)
+    assert scores["eyes_closed"] == pytest.approx(0.8)  # 0.8 / (0.8 + 0.2)
+    assert scores["mouth_open"] is None  # no mouth box: unknown, not "closed"
+    assert (scores["phone"], scores["cigarette"]) == (pytest.approx(0.6), 0.0)  # the cigar is under min_score
+    assert frame_scores(np.zeros((0, 6)))["eyes_closed"] is None
+
+
+def test_blink_versus_microsleep():
+    _, events = run(closure(5))  # 333 ms: a blink
+    assert [e.type for e in events] == ["blink"]
+    assert (events[0].start, events[0].end) == pytest.approx((15 / FPS - 0.5 / FPS, 20 / FPS - 0.5 / FPS))
+    _, events = run(closure(25), fps=10)  # 2.5 s: a microsleep, not a blink
+    assert [e.type for e in events] == ["microsleep"]
+    assert events[0].end - events[0].start == pytest.approx(2.5)
+
+
+def test_microsleep_limit_is_two_seconds():
+    _, events = run(closure(2 * FPS))
+    assert [e.type for e in events] == ["microsleep"]
+    _, events = run(closure(2 * FPS - 1))  # 1.93 s: a long closure, counted by PERCLOS, no event
+    assert events == []
+
+
+def test_microsleep_alert_fires_when_the_closure_reaches_two_seconds():
+    states, _ = run(closure(3 * FPS))
+    alerted = [s.index for s in states if "microsleep" in s.alerts]
+    assert alerted[0] == 15 + 2 * FPS - 1  # the 30th closed frame completes 2 s
+    assert states[alerted[0]].closure_s == pytest.approx(2.0)
+    assert states[alerted[0] - 1].alerts == ()
+
+
+def test_single_frame_dropouts_do_not_split_events():
+    eyes = closure(36)
+    eyes[15 + 10] = frame(eyes_closed=False)  # one open frame inside the 2.4 s closure
+    _, events = run(eyes)
+    assert [e.type for e in events] == ["microsleep"]
+    phone = [frame(phone=i % 10 != 5) for i in range(5 * FPS)]  # the phone is missed every 10th frame
+    _, events = run([frame()] * 15 + phone + [frame()] * 30)
+    assert [(e.type, round(e.start, 2), round(e.end, 2)) for e in events] == [("phone", 0.97, 5.97)]
+
+
+def test_single_frame_detections_do_not_create_events_or_states():
+    flicker = [frame()] * 30
+    flicker[10] = frame(eyes_closed=True, phone=True, cigarette=True, mouth_open=True)
+    states, events = run(flicker)
+    assert events == []
+    assert not any(any(s.states.values()) for s in states)
+
+
+def test_hysteresis_keeps_a_state_between_the_thresholds():
+    config = MonitorConfig()
+    middle = (config.phone_on + config.phone_off) / 2
+    frames = [frame()] * 15 + [frame(phone=True)] * 30 + [frame(phone=True, score=middle)] * 30 + [frame()] * 30
+    _, events = run(frames, config)
+    assert [(e.type, round(e.end - e.start, 2)) for e in events] == [("phone", 4.0)]
+    _, events = run([frame(phone=True, score=middle)] * 60, config)  # never reached `phone_on`
+    assert events == []
+
+
+def test_unseen_eyes_are_no_evidence():
+    frames = [frame()] * 15 + [frame(eyes_seen=False)] * 45 + [frame()] * 15
+    states, events = run(frames)
+    assert events == []
+    assert states[30].scores["eyes_closed"] is None and not states[30].states["eyes_closed"]
+
+
+def test_yawn_during_phone_use():
+    frames = ([frame()] * 15 + [frame(phone=True)] * 30 + [frame(phone=True, mouth_open=True)] * 30
+              + [frame(phone=True)] * 60 + [frame()] * 15)
+    states, events = run(frames)
+    found = sorted((e.type, round(e.start, 2), round(e.end, 2)) for e in events)
+    assert found == [("phone", 0.97, 8.97), ("yawn", 2.97, 4.97)]
+    assert set(states[15 + 30 + 20].alerts) == {"phone", "yawn"}
+
+
+def test_short_mouth_opening_is_not_a_yawn():
+    _, events = run([frame()] * 15 + [frame(mouth_open=True)] * 12 + [frame()] * 15)  # 0.8 s: speech
+    assert events == []
+
+
+def test_perclos_on_a_known_sequence():
+    fps = 10
+    minute = [frame(eyes_closed=i % 10 < 2) for i in range(60 * fps)]  # closed 2 frames in 10: 20 %
+    states, _ = run(minute + [frame()] * 30 * fps, fps=fps)
+    assert states[15 * fps].perclos is None  # under perclos_min_window_s of eyes seen
+    assert states[20 * fps - 1].perclos == pytest.approx(0.2)
+    assert states[60 * fps - 1].perclos == pytest.approx(0.2)
+    assert states[90 * fps - 1].perclos == pytest.approx(0.1)  # half the window is open eyes now
+    blinks = states[60 * fps - 1].blink_rate
+    assert blinks == pytest.approx(60.0)  # one 0.2 s closure per second
+
+
+def test_perclos_ignores_frames_without_eyes():
+    fps = 10
+    seen = [frame(eyes_closed=i % 10 < 2) for i in range(40 * fps)]
+    states, _ = run(seen + [frame(eyes_seen=False)] * 20 * fps, fps=fps)
+    assert states[-1].perclos == pytest.approx(0.2)
+
+
+def test_drowsy_event_spans_the_drowsy_minute():
+    fps = 10
+    alert = [frame(eyes_closed=i % 50 < 2) for i in range(60 * fps)]  # one blink per 5 s: 4 %
+    drowsy = [frame(eyes_closed=i % 30 < 10) for i in range(60 * fps)]  # 1 s closed in every 3: 33 %
+    states, events = run(alert + drowsy + alert, fps=fps)
+    found = of_type(events, "drowsy")
+    assert len(found) == 1
+    score = score_events(found, [Event("drowsy", 60.0, 120.0)])["drowsy"]
+    assert score["f1"] == 1.0
+    assert abs(found[0].start - 60) < 15 and abs(found[0].end - 120) < 15
+    live = [s.time_s for s in states if "drowsy" in s.alerts]
+    assert 60 < live[0] < 120  # the live alarm waits for the trailing window to fill with drowsy frames
+
+
+def test_frame_index_must_increase():
+    monitor = DriverStateMonitor(MonitorConfig(), FPS)
+    monitor.update(3, frame())
+    with pytest.raises(ValueError, match="increase"):
+        monitor.update(3, frame())
+
+
+def test_config_file_matches_defaults_and_rejects_unknown_keys(tmp_path):
+    assert MonitorConfig.from_yaml("data/monitor.yaml") == MonitorConfig()
+    values = load_yaml("data/monitor.yaml")
+    bad = tmp_path / "monitor.yaml"
+    bad.write_text(json.dumps({**values, "perclos_treshold": 0.2}))
+    with pytest.raises(DrowsyError, match="monitor.yaml: unknown key.*perclos_treshold"):
+        MonitorConfig.from_yaml(bad)
+    bad.write_text(json.dumps({**values, "phone_off": 0.9}))
+    with pytest.raises(DrowsyError, match="monitor.yaml: field 'phone_off'"):
+        MonitorConfig.from_yaml(bad)
+    with pytest.raises(DrowsyError, match="field 'blink_max_s'"):
+        dataclasses.replace(MonitorConfig(), blink_max_s=3.0).check()
+
+
+def test_unavailable_camera_is_one_line_error():
+    with pytest.raises(DrowsyError, match=r"^camera 63: not available") as err:
+        FrameSource(63)
+    assert "\n" not in str(err.value)
+
+
+def test_missing_video_is_one_line_error(tmp_path):
+    with pytest.raises(DrowsyError, match="nothing.mp4: video not found"):
+        FrameSource(tmp_path / "nothing.mp4")
+
+
+def test_frames_folder_is_read_in_name_order(tmp_path):
+    for i in (2, 0, 1):
+        cv2.imwrite(str(tmp_path / f"frame_{i:03d}.png"), np.full((36, 64), 50 * i, np.uint8))
+    with FrameSource(tmp_path) as source:
+        read = [source.read() for _ in range(4)]
+    assert source.fps == 15.0 and source.length == 3
+    assert [int(f[0, 0]) for f in read[:3]] == [0, 50, 100] and read[3] is None
+
+
+@pytest.fixture(scope="module")
+def short_clip(tmp_path_factory):
+    """A 40 s synthetic clip at 10 fps (320x180) whose script has a microsleep, yawns and a phone."""
+    return write_clip(tmp_path_factory.mktemp("clip"), seconds=40, fps=10, seed=22, size=(320, 180), progress=False)
+
+
+def test_clip_end_to_end_with_ground_truth_boxes(short_clip, tmp_path):
+    clip_dir = short_clip.parent
+    summary = run_monitor(short_clip, None, tmp_path, truth_frames=clip_dir / "frames.json",
+                          truth_events=clip_dir / "events.json", progress=False)
+    truth = load_events(clip_dir / "events.json")
+    assert {"microsleep", "yawn", "phone"} <= {e.type for e in truth}
+    scores = score_events(load_events(tmp_path / "events.json"), truth)
+    for kind in ("microsleep", "yawn", "phone"):
+        assert scores[kind]["f1"] == 1.0, (kind, scores[kind])
+    assert summary["scores"]["yawn"] == scores["yawn"]
+    assert summary["frames"] == 400 and summary["metrics"]["yawns"] == scores["yawn"]["tp"]
+    for name in ("timeline.png", "timeline.csv", "annotated.mp4", "summary.json"):
+        assert (tmp_path / name).stat().st_size > 0
+    video = cv2.VideoCapture(str(tmp_path / "annotated.mp4"))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 400
+    video.release()
+
+
+def test_cli_prints_scores_and_reports_a_missing_camera(short_clip, tmp_path, capsys):
+    clip_dir = short_clip.parent
+    code = cli_main(["monitor", "--truth-frames", str(clip_dir / "frames.json"), "--out", str(tmp_path),
+                     "--truth", str(clip_dir / "events.json"), "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0 and "400 frames at 10 fps" in out
+    assert any(line.startswith("microsleep") and line.split()[3] == "1.000" for line in out.splitlines())
+    code = cli_main(["monitor", "--truth-frames", str(clip_dir / "frames.json"), "--camera", "63",
+                     "--out", str(tmp_path)])
+    assert code == 2 and "drowsy: error: camera 63: not available" in capsys.readouterr().err
+
+
+def test_detector_path_runs_on_video_frames(short_clip, tmp_path):
+    """The detector branch end to end (decode, batch, detect, annotate) with an untrained yolov5n."""
+    torch.manual_seed(0)
+    model = build_model("yolov5n", num_classes=len(CLASSES), in_channels=1)
+    weights = tmp_path / "random.pt"
+    save_checkpoint({"ema": model.state_dict(), "model_config": "yolov5n", "num_classes": len(CLASSES),
+                     "in_channels": 1, "class_names": list(CLASSES)}, weights)
+    detector = build_detector(weights, "torch", img_size=64)
+    summary = run_monitor(short_clip, detector, tmp_path / "out", img_size=64, batch=3, max_frames=10, progress=False)
+    assert summary["frames"] == 10 and summary["backend"] == "pytorch bf16 autocast"
+    assert len((tmp_path / "out" / "timeline.csv").read_text().splitlines()) == 11
+    video = cv2.VideoCapture(str(tmp_path / "out" / "annotated.mp4"))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 10
+    video.release()
