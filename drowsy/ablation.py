@@ -25,6 +25,7 @@ from drowsy.paths import require, resolve
 from drowsy.predict import Detector, predict_ensemble, to_records
 
 MADE_BY = "notebooks/03_train_baseline.ipynb and 04_finetune.ipynb (drowsy train)"
+RECIPE_VARIANT = "ensemble + TTA, NMS"  # what the winning team submitted
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,11 +44,13 @@ class EnsembleParams(Params):
     amp: bool = True
     val_images: int = 0
     samples: int = 6
-    submission_fuse: str = "nms"
+    submission_variant: str = RECIPE_VARIANT
 
     def __post_init__(self):
-        if self.submission_fuse not in ("nms", "wbf"):
-            raise DrowsyError(f"submission_fuse: expected 'nms' or 'wbf', got {self.submission_fuse!r}")
+        known = ("best", *VARIANTS)
+        if self.submission_variant not in known:
+            raise DrowsyError(f"submission_variant: expected one of {', '.join(map(repr, known))}, "
+                              f"got {self.submission_variant!r}")
 
     def weights(self) -> dict[str, Path]:
         """The two trained models (best validation mAP@0.75 of each stage)."""
@@ -55,17 +58,27 @@ class EnsembleParams(Params):
         return {stage: require(root / stage / "best.pt", MADE_BY) for stage in ("baseline", "finetune")}
 
 
+# name -> (stages ensembled, test-time augmentation, fusion), in the table's order
+VARIANTS = {
+    "baseline": (("baseline",), False, "nms"),
+    "baseline + TTA": (("baseline",), True, "nms"),
+    "fine-tuned": (("finetune",), False, "nms"),
+    "fine-tuned + TTA": (("finetune",), True, "nms"),
+    "ensemble + TTA, NMS": (("baseline", "finetune"), True, "nms"),
+    "ensemble + TTA, WBF": (("baseline", "finetune"), True, "wbf"),
+}
+
+
 def variants(weights: dict[str, Path]) -> dict[str, dict]:
-    """name -> predict_ensemble options, in the table's order; the last two are the recipe's ensemble."""
-    both = [weights["baseline"], weights["finetune"]]
-    return {
-        "baseline": {"weights": [weights["baseline"]], "tta": False, "fuse": "nms"},
-        "baseline + TTA": {"weights": [weights["baseline"]], "tta": True, "fuse": "nms"},
-        "fine-tuned": {"weights": [weights["finetune"]], "tta": False, "fuse": "nms"},
-        "fine-tuned + TTA": {"weights": [weights["finetune"]], "tta": True, "fuse": "nms"},
-        "ensemble + TTA, NMS": {"weights": both, "tta": True, "fuse": "nms"},
-        "ensemble + TTA, WBF": {"weights": both, "tta": True, "fuse": "wbf"},
-    }
+    """name -> predict_ensemble options (weights, tta, fuse) for every variant of VARIANTS."""
+    return {name: {"weights": [weights[stage] for stage in stages], "tta": tta, "fuse": fuse}
+            for name, (stages, tta, fuse) in VARIANTS.items()}
+
+
+def submission_options(params: EnsembleParams, weights: dict[str, Path], table: pd.DataFrame) -> tuple[str, dict]:
+    """The variant the submission uses: the one named, or the ablation's best mAP@0.75 for "best"."""
+    name = table["mAP@0.75"].idxmax() if params.submission_variant == "best" else params.submission_variant
+    return name, variants(weights)[name]
 
 
 def run_ablation(variant_options: dict[str, dict], image_root: Path, records: list[dict], params: EnsembleParams,
