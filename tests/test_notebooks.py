@@ -30,7 +30,7 @@ def test_notebooks_are_committed_clean():
         code = [c for c in cells if c["cell_type"] == "code"]
         assert all(not c["outputs"] and c["execution_count"] is None for c in code), f"{notebook.name} has outputs"
         assert "parameters" in code[0]["metadata"].get("tags", []), f"{notebook.name}: first code cell not tagged"
-        assert not any(line.lstrip().startswith(("def ", "class ")) for c in code for line in c["source"].splitlines()), \
+        assert not any(line.lstrip().startswith(("def ", "class ")) for c in code for line in "".join(c["source"]).splitlines()), \
             f"{notebook.name} defines a function or class: it belongs in the package"
 
 
@@ -39,6 +39,7 @@ def test_notebooks_are_committed_clean():
 def test_notebook_runs_with_smoke_preset(notebook, smoke_parameters, tmp_path_factory):
     # module-scoped parameters and name order make 01 -> 06 run as one chain on the same files
     out = Path(smoke_parameters["out_dir"]) / "notebooks" / notebook.name
+    out.parent.mkdir(parents=True, exist_ok=True)
     papermill.execute_notebook(str(notebook), str(out), parameters=smoke_parameters, kernel_name="python3",
                                progress_bar=False, cwd=str(tmp_path_factory.getbasetemp()))
     executed = json.loads(out.read_text())
