@@ -1,0 +1,404 @@
+"""Training throughput on the CPU: drowsy's training step against the mainstream peer (ultralytics).
+
+    python benchmarks/train_speed.py [--quick] [--sizes 256 320 640] [--scales n s] [--threads N] [--profile]
+
+One run, one process, the same synthetic images for every model (drowsy.synth scenes, 640x360,
+mosaic + affine augmented by DetectionDataset, a few batches kept in RAM so the loader is not timed).
+A step is what the trainers do per batch: uint8 -> float, forward, loss, backward, and every
+nominal_batch / batch steps gradient clipping, the SGD (Nesterov) step and the EMA update.
+
+- drowsy: build_model(yolov5<scale>, 7 classes, 1 channel) + YoloLoss, with the engine's settings
+  (seed_everything, bf16 autocast on the CPU, channels_last); fp32 / NCHW rows for reference.
+- ultralytics (optional `pip install -e .[bench]`, never imported by the package): DetectionModel
+  from 'yolov5<scale>u.yaml' (its YOLOv5 backbone and neck with its anchor-free Detect head), from
+  scratch, its own loss (v8DetectionLoss via model.loss) and its own ModelEMA, fp32 NCHW as its
+  trainer runs on the CPU (it autocasts only on CUDA), 3-channel input as its loader always reads
+  images (BGR, also for grayscale data).
+
+The models are timed in alternating rounds, so a change in machine load hits all of them alike;
+the median step gives images/s. Achieved GFLOP/s (forward FLOPs x 3 for forward + backward) is
+compared with 2048x2048 bf16 and fp32 matmuls timed in the same run. Then a scaling table of
+drowsy's throughput over image sizes and scales, next to the training loader's own images/s
+(demo preset's worker count, RAM cache, mosaic + affine), and the process's peak RSS.
+Target (issue): drowsy >= 3x the peer's images/s at the demo settings (img 320, batch 16).
+"""
+
+import argparse
+import os
+import resource
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from drowsy import CLASSES
+from drowsy.config import load_yaml
+from drowsy.dataset import DetectionDataset, EpochPartsSampler, build_loader
+from drowsy.device import autocast, seed_everything
+from drowsy.engine import ModelEMA, parameter_groups
+from drowsy.labels import read_labels
+from drowsy.loss import YoloLoss
+from drowsy.models import build_model, model_info
+from drowsy.paths import DATA_DIR, REPO_ROOT
+from drowsy.synth import write_dataset
+
+SYNTH_SIZE = (640, 360)  # (width, height) of the synthetic JPEGs, as the demo preset makes them
+NOMINAL_BATCH = 64  # both trainers accumulate gradients to 64 images per optimizer step
+BATCHES_IN_RAM = 4  # distinct augmented batches cycled through by the timed steps
+MATMUL_SIDE = 2048
+CPU = torch.device("cpu")
+
+
+@dataclass
+class Trainer:
+    """One model with its loss, optimizer and EMA. `step(i, batch, marks)` trains on one of `batches` as
+    the i-th step of the run and records in `marks` the perf_counter time at the end of each phase."""
+
+    name: str
+    step: Callable[[int, tuple, dict], None]
+    batches: list
+    gflops_per_image: float  # forward pass, multiply-adds counted as 2
+    kernel_settings: Callable[[], None]  # sets the process-wide torch flags its trainer sets (they differ)
+    seconds: list = field(default_factory=list)  # timed steps, wall clock
+    cpu_seconds: list = field(default_factory=list)  # timed steps, this process's CPU time (all threads)
+    phases: dict = field(default_factory=dict)  # phase -> seconds summed over the timed steps
+    steps_done: int = 0
+
+    def run(self, steps: int, timed: bool) -> None:
+        self.kernel_settings()
+        for _ in range(steps):
+            batch = self.batches[self.steps_done % len(self.batches)]
+            marks = {}
+            start, start_cpu = time.perf_counter(), time.process_time()
+            self.step(self.steps_done, batch, marks)
+            if timed:
+                self.seconds.append(time.perf_counter() - start)
+                self.cpu_seconds.append(time.process_time() - start_cpu)
+                previous = start
+                for phase, at in marks.items():
+                    self.phases[phase] = self.phases.get(phase, 0.0) + at - previous
+                    previous = at
+            self.steps_done += 1
+
+    def images_per_second(self) -> float:
+        return len(self.batches[0][0]) / statistics.median(self.seconds)
+
+
+def load_average() -> str:
+    return "/".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def synthetic_records(folder: Path, images: int, seed: int) -> list[dict]:
+    """drowsy.synth scenes written to folder/images; manifest-style records (with width and height)."""
+    labels = write_dataset(folder, images, seed=seed, size=SYNTH_SIZE, progress=False)
+    width, height = SYNTH_SIZE
+    return [{**record, "width": width, "height": height} for record in read_labels(labels)]
+
+
+def augmented_dataset(folder: Path, records: list[dict], img_size: int, hyp: dict, seed: int) -> DetectionDataset:
+    dataset = DetectionDataset(folder / "images", records, img_size, hyp=hyp, augment=True, seed=seed)
+    dataset.cache_images(progress=False)
+    return dataset
+
+
+def training_batches(dataset: DetectionDataset, batch: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """BATCHES_IN_RAM augmented batches: (images uint8 [B, 1, S, S], targets float32 [M, 6] =
+    (batch_index, class_id, cx, cy, w, h) pixels)."""
+    loader = build_loader(dataset, batch, workers=0, sampler=EpochPartsSampler(len(dataset)))
+    batches = []
+    for images, targets, _ in loader:
+        batches.append((images, targets))
+        if len(batches) == BATCHES_IN_RAM:
+            return batches
+    raise ValueError(f"need {BATCHES_IN_RAM * batch} images for {BATCHES_IN_RAM} batches, have {len(dataset)}")
+
+
+def loader_images_per_second(dataset: DetectionDataset, batch: int, workers: int) -> float:
+    """One timed pass over the dataset after a warm-up pass (which also starts the persistent workers)."""
+    sampler = EpochPartsSampler(len(dataset))
+    loader = build_loader(dataset, batch, workers, sampler=sampler)
+    for epoch in range(2):
+        sampler.set_epoch(epoch)
+        dataset.set_epoch(epoch)
+        start = time.perf_counter()
+        count = sum(len(images) for images, _, _ in loader)
+        seconds = time.perf_counter() - start
+    return count / seconds
+
+
+def accumulation_steps(batch: int) -> int:
+    return max(round(NOMINAL_BATCH / batch), 1)
+
+
+def optimizer_for(model: torch.nn.Module, hyp: dict, batch: int) -> torch.optim.Optimizer:
+    """SGD (Nesterov) over drowsy's three parameter groups, weight decay scaled as both trainers scale it."""
+    weight_decay = hyp["weight_decay"] * batch * accumulation_steps(batch) / NOMINAL_BATCH
+    return torch.optim.SGD(parameter_groups(model, weight_decay), lr=hyp["lr0"], momentum=hyp["momentum"],
+                           nesterov=True)
+
+
+def update_weights(index: int, batch: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, ema) -> None:
+    """After step `index`'s backward: at the end of each accumulation, what both trainers do (clip the
+    gradient norm to 10, step, zero the gradients, update the EMA)."""
+    if (index + 1) % accumulation_steps(batch) == 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=10.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        ema.update(model)
+
+
+def drowsy_trainer(scale: str, batches: list, hyp: dict, amp: bool, channels_last: bool, seed: int,
+                   nan_fill: bool = True) -> Trainer:
+    """drowsy's engine step (drowsy/engine.py train loop) on a fresh yolov5<scale>.
+
+    nan_fill=False: the engine's settings except torch.utils.deterministic.fill_uninitialized_memory, which
+    torch turns on with deterministic algorithms (every new tensor filled with NaN first: a fill kernel
+    per allocation that buys nothing when every kernel overwrites its output).
+    """
+
+    def kernel_settings() -> None:
+        torch.utils.deterministic.fill_uninitialized_memory = nan_fill  # True: torch's default, the engine's
+        seed_everything(seed, deterministic=True)
+
+    kernel_settings()
+    model = build_model(f"yolov5{scale}", num_classes=len(CLASSES), in_channels=1)
+    img_size = batches[0][0].shape[-1]
+    gflops = model_info(model, img_size)["gflops"]
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    model.train()
+    batch_size = len(batches[0][0])
+    optimizer = optimizer_for(model, hyp, batch_size)
+    ema = ModelEMA(model)
+    compute_loss = YoloLoss(model, hyp)
+
+    def step(index: int, batch: tuple, marks: dict) -> None:
+        images, targets = batch
+        images = images.float().div_(255)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with autocast(CPU, amp):
+            raw = model(images)
+        marks["forward"] = time.perf_counter()
+        loss, _ = compute_loss(raw, targets)
+        marks["loss"] = time.perf_counter()
+        loss.backward()
+        marks["backward"] = time.perf_counter()
+        update_weights(index, batch_size, model, optimizer, ema)
+        marks["optimizer + EMA"] = time.perf_counter()
+
+    name = f"drowsy yolov5{scale} {'bf16 autocast' if amp else 'fp32'} + {'channels_last' if channels_last else 'NCHW'}"
+    return Trainer(name + ("" if nan_fill else ", no NaN fill"), step, batches, gflops, kernel_settings)
+
+
+def ultralytics_batches(batches: list, channels: int) -> list[tuple[torch.Tensor, dict]]:
+    """The same batches in the format its loader yields: images uint8 [B, channels, S, S] and labels
+    batch_idx [M], cls [M, 1], bboxes [M, 4] (cx, cy, w, h) normalised to [0, 1]."""
+    converted = []
+    for images, targets in batches:
+        size = images.shape[-1]
+        labels = {"batch_idx": targets[:, 0].clone(), "cls": targets[:, 1:2].clone(),
+                  "bboxes": targets[:, 2:6] / size}
+        converted.append((images.expand(-1, channels, -1, -1).contiguous(), labels))
+    return converted
+
+
+def ultralytics_trainer(scale: str, batches: list, hyp: dict, channels: int, seed: int) -> Trainer | None:
+    """The peer's step (its BaseTrainer: preprocess_batch, model.loss, backward, optimizer_step), fp32.
+    None when ultralytics is not installed."""
+    try:
+        from ultralytics.cfg import get_cfg
+        from ultralytics.nn.tasks import DetectionModel
+        from ultralytics.utils.torch_utils import ModelEMA as UltralyticsEMA
+        from ultralytics.utils.torch_utils import init_seeds
+    except ImportError:
+        print("ultralytics not installed (optional: pip install -e .[bench]); peer skipped")
+        return None
+
+    def kernel_settings() -> None:
+        init_seeds(seed, deterministic=True)  # as its trainer does by default (deterministic: True)
+
+    kernel_settings()
+    model = DetectionModel(f"yolov5{scale}u.yaml", ch=channels, nc=len(CLASSES), verbose=False)
+    model.args = get_cfg()  # its default hyperparameters (box 7.5, cls 0.5, dfl 1.5), as its trainer sets
+    img_size = batches[0][0].shape[-1]
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model.eval()(torch.zeros(1, channels, img_size, img_size))
+    model.train()
+    batch_size = len(batches[0][0])
+    optimizer = optimizer_for(model, hyp, batch_size)
+    ema = UltralyticsEMA(model)
+
+    def step(index: int, batch: tuple, marks: dict) -> None:
+        images, labels = batch
+        batch_dict = {"img": images.float() / 255, **labels}
+        predictions = model(batch_dict["img"])
+        marks["forward"] = time.perf_counter()
+        loss, _ = model.loss(batch_dict, predictions)
+        loss = loss.sum()
+        marks["loss"] = time.perf_counter()
+        loss.backward()
+        marks["backward"] = time.perf_counter()
+        update_weights(index, batch_size, model, optimizer, ema)
+        marks["optimizer + EMA"] = time.perf_counter()
+
+    converted = ultralytics_batches(batches, channels)
+    return Trainer(f"ultralytics yolov5{scale}u fp32 + NCHW ({channels}-ch)", step, converted,
+                   counter.get_total_flops() / 1e9, kernel_settings)
+
+
+def time_in_rounds(trainers: list[Trainer], warmup: int, steps: int, rounds: int) -> None:
+    """Warm every trainer up, then alternate `rounds` rounds of `steps` timed steps each."""
+    for trainer in trainers:
+        trainer.run(warmup, timed=False)
+    for _ in range(rounds):
+        for trainer in trainers:
+            trainer.run(steps, timed=True)
+
+
+def matmul_gflops(dtype: torch.dtype, seconds: float = 2.0) -> float:
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(MATMUL_SIDE, MATMUL_SIDE, generator=generator).to(dtype)
+    b = torch.randn(MATMUL_SIDE, MATMUL_SIDE, generator=generator).to(dtype)
+    for _ in range(2):
+        a @ b
+    calls, start = 0, time.perf_counter()
+    while calls < 3 or time.perf_counter() - start < seconds:
+        a @ b
+        calls += 1
+    return 2 * MATMUL_SIDE**3 * calls / (time.perf_counter() - start) / 1e9
+
+
+def print_comparison(trainers: list[Trainer], batch: int) -> None:
+    print(f"\n{'model':<58}{'GFLOPs/img':>11}{'step ms':>9}{'spread':>12}{'images/s':>10}{'GFLOP/s':>9}"
+          f"{'CPU ms':>8}")
+    for t in trainers:
+        ms = sorted(1000 * s for s in t.seconds)
+        speed = t.images_per_second()
+        spread = f"{ms[len(ms) // 10]:.0f}-{ms[-1 - len(ms) // 10]:.0f}"
+        print(f"{t.name:<58}{t.gflops_per_image:>11.2f}{statistics.median(ms):>9.0f}{spread:>12}{speed:>10.1f}"
+              f"{3 * t.gflops_per_image * speed:>9.1f}{1000 * statistics.median(t.cpu_seconds):>8.0f}")
+    print(f"(median of {len(trainers[0].seconds)} timed steps of batch {batch}; spread: 10th-90th percentile ms; "
+          "GFLOP/s = 3 x forward GFLOPs x images/s; CPU ms: process CPU time per step, all threads, which\n"
+          "other processes do not inflate: with 1 thread a load-robust cross-check of step ms)")
+    print("\ntime per step by phase, ms (mean over the timed steps; optimizer + EMA run every "
+          f"{accumulation_steps(batch)} steps, shown per step):")
+    phase_names = list(trainers[0].phases)
+    print(f"{'model':<58}" + "".join(f"{p:>17}" for p in phase_names))
+    for t in trainers:
+        print(f"{t.name:<58}" + "".join(f"{1000 * t.phases.get(p, 0.0) / len(t.seconds):>17.0f}"
+                                        for p in phase_names))
+
+
+def profile_step(trainer: Trainer, steps: int, rows: int) -> None:
+    """torch.profiler table of `steps` steps (a whole accumulation cycle), top ops by self CPU time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=False) as prof:
+        trainer.run(steps, timed=False)
+    print(f"\nprofile of {trainer.name}, {steps} steps (top {rows} ops by self CPU time):")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=48))
+
+
+def peak_rss_mb() -> tuple[float, float]:
+    """(this process, largest waited-for child) peak resident set size in MB (Linux reports KB)."""
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+
+
+def compare_at_demo_settings(batches: list, hyp: dict, args, warmup: int, steps: int, rounds: int) -> None:
+    """drowsy (engine settings, the proposed no-NaN-fill fix, fp32 references) against the peer."""
+    trainers = [drowsy_trainer("n", batches, hyp, amp=True, channels_last=True, seed=args.seed),
+                drowsy_trainer("n", batches, hyp, amp=True, channels_last=True, seed=args.seed, nan_fill=False),
+                drowsy_trainer("n", batches, hyp, amp=False, channels_last=True, seed=args.seed),
+                drowsy_trainer("n", batches, hyp, amp=False, channels_last=False, seed=args.seed)]
+    peer = ultralytics_trainer("n", batches, hyp, args.peer_channels, args.seed)
+    trainers += [peer] if peer else []
+    print(f"\ncomparison at img {args.img}, batch {args.batch}: {warmup} warm-up steps, then {rounds} round(s) "
+          f"of {steps} steps per model, alternating; the peer in fp32 NCHW as its trainer runs on the CPU")
+    time_in_rounds(trainers, warmup, steps, rounds)
+    print_comparison(trainers, args.batch)
+    peak_bf16, peak_fp32 = matmul_gflops(torch.bfloat16), matmul_gflops(torch.float32)
+    engine = trainers[0]
+    achieved = 3 * engine.gflops_per_image * engine.images_per_second()
+    print(f"\n{MATMUL_SIDE}x{MATMUL_SIDE} matmul: bf16 {peak_bf16:.0f} GFLOP/s, fp32 {peak_fp32:.0f} GFLOP/s; "
+          f"drowsy (engine settings) reaches {achieved:.1f} GFLOP/s = {100 * achieved / peak_bf16:.0f}% of the "
+          f"bf16 matmul, {100 * achieved / peak_fp32:.0f}% of the fp32 one")
+    if peer:
+        flop_ratio = peer.gflops_per_image / engine.gflops_per_image
+        for drowsy in trainers[:2]:
+            ratio = drowsy.images_per_second() / peer.images_per_second()
+            print(f"{drowsy.name} / ultralytics: {ratio:.2f}x images/s ({'meets' if ratio >= 3 else 'misses'} the "
+                  f"3x target); {ratio * flop_ratio:.2f}x per forward FLOP (the peer's model: {flop_ratio:.2f}x FLOPs)")
+    print(f"load average {load_average()}; peak RSS so far {peak_rss_mb()[0]:.0f} MB")
+    if args.profile:
+        for trainer in (engine, peer) if peer else (engine,):
+            profile_step(trainer, accumulation_steps(args.batch), rows=25)
+
+
+def scaling_table(datasets: dict, batches: dict, hyp: dict, args, workers: int, steps: int) -> None:
+    """drowsy's images/s over image sizes and scales, beside the loader's images/s at each size."""
+    print(f"\nscaling (drowsy, engine settings: bf16 autocast + channels_last, batch {args.batch}, {steps} timed "
+          f"steps) and the loader alone (mosaic + affine, RAM cache, {workers} worker(s) as data/presets/demo.yaml):")
+    print(f"{'img':>5}{'model':>9}{'GFLOPs/img':>12}{'train images/s':>16}{'GFLOP/s':>9}{'loader images/s':>17}")
+    cv2.setNumThreads(1)  # as in the loader workers; the main process only collates
+    for size in args.sizes:
+        loader_speed = loader_images_per_second(datasets[size], args.batch, workers)
+        for scale in args.scales:
+            trainer = drowsy_trainer(scale, batches[size], hyp, amp=True, channels_last=True, seed=args.seed)
+            time_in_rounds([trainer], warmup=2, steps=steps, rounds=1)
+            speed = trainer.images_per_second()
+            print(f"{size:>5}{'yolov5' + scale:>9}{trainer.gflops_per_image:>12.2f}{speed:>16.1f}"
+                  f"{3 * trainer.gflops_per_image * speed:>9.1f}{loader_speed:>17.0f}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer steps and rounds (a smoke run, noisy)")
+    parser.add_argument("--img", type=int, default=320, help="comparison image size, px (demo: 320)")
+    parser.add_argument("--batch", type=int, default=16, help="images per step (demo: 16)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 320, 640], help="scaling-table image sizes")
+    parser.add_argument("--scales", nargs="+", default=["n", "s"], help="scaling-table model scales")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (default: all cores)")
+    parser.add_argument("--images", type=int, default=200, help="synthetic 640x360 images to write")
+    parser.add_argument("--peer-channels", type=int, default=3, choices=[1, 3],
+                        help="input channels of the peer's model (3: what its loader feeds)")
+    parser.add_argument("--profile", action="store_true", help="print torch.profiler tables of both steps")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    warmup, steps, rounds, table_steps = (2, 4, 1, 4) if args.quick else (4, 4, 4, 8)
+
+    torch.set_num_threads(args.threads)
+    workers = int(load_yaml(REPO_ROOT / "data/presets/demo.yaml")["workers"])
+    hyp = load_yaml(DATA_DIR / "hyp.scratch-p6.yaml")
+    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, "
+          f"CPU capability {torch.backends.cpu.get_cpu_capability()}, load average {load_average()} (1/5/15 min)")
+    if os.getloadavg()[0] > os.cpu_count():
+        # threads of one parallel region wait for each other: a descheduled one stalls the step
+        print("warning: the machine is busy (load above the core count); multi-threaded timings will be far off")
+
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        # the peer reads these when imported: no network, its settings file kept out of the home folder
+        os.environ.setdefault("YOLO_OFFLINE", "1")
+        os.environ.setdefault("YOLO_CONFIG_DIR", str(folder / "ultralytics"))
+        os.environ.setdefault("YOLO_VERBOSE", "False")
+        records = synthetic_records(folder, args.images, args.seed)
+        datasets = {size: augmented_dataset(folder, records, size, hyp, args.seed)
+                    for size in sorted({args.img, *args.sizes})}
+        batches = {size: training_batches(dataset, args.batch) for size, dataset in datasets.items()}
+        compare_at_demo_settings(batches[args.img], hyp, args, warmup, steps, rounds)
+        scaling_table(datasets, batches, hyp, args, workers, table_steps)
+    own, child = peak_rss_mb()
+    print(f"\npeak RSS: this process {own:.0f} MB, largest loader worker {child:.0f} MB; "
+          f"load average {load_average()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""Multi-process training: 2 CPU processes (gloo) run the real `drowsy train` command under torchrun.
+
+Rank 0 alone writes checkpoints, so a small script (written into tmp_path, not part of the package)
+runs `drowsy.cli.main(["train", ...])` with three engine names wrapped to record what each rank did,
+then saves that rank's weights, the indices its sampler gave and the checkpoints it wrote.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from drowsy.dataset import EpochPartsSampler
+
+WORLD_SIZE = 2
+EPOCHS, RESUMED_EPOCHS = 2, 3
+# 32 training images / 4 parts = 8 per epoch: 4 per rank, 2 batches of 2; one optimizer step per batch.
+TRAIN_OPTIONS = dict(model="yolov5n", img_size=64, batch=2, nominal_batch=4, epoch_parts=4, device="cpu",
+                     workers=0, cache="false", val_every=100, val_images=2, seed=5)
+
+RANK_SCRIPT = textwrap.dedent('''
+    """Run `drowsy train` on this rank, then save what it did to DUMP_DIR/rank<RANK>.pt."""
+    import copy
+    import os
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    from drowsy import cli, engine
+
+    dump_dir, argv = Path(sys.argv[1]), sys.argv[2:]
+    record = {"sampled": {}, "sampler_rank": [], "saved": []}
+
+
+    class RecordingEMA(engine.ModelEMA):
+        """Created once per run, after autoanchor and before the first step: keeps the model."""
+
+        def __init__(self, model, updates=0):
+            super().__init__(model, updates)
+            self.model = model
+            record["initial"] = copy.deepcopy(model.state_dict())
+            record["ema_instance"] = self
+
+
+    class RecordingSampler(engine.EpochPartsSampler):
+        def __iter__(self):
+            indices = list(super().__iter__())
+            record["sampled"][self.epoch] = indices
+            record["sampler_rank"].append((self.rank, self.world_size))
+            return iter(indices)
+
+
+    def recording_save(checkpoint, path):
+        record["saved"].append(Path(path).name)
+        save(checkpoint, path)
+
+
+    save = engine.save_checkpoint
+    engine.ModelEMA, engine.EpochPartsSampler, engine.save_checkpoint = RecordingEMA, RecordingSampler, recording_save
+    code = cli.main(["train", *argv, "--quiet"])
+    ema = record.pop("ema_instance")
+    record.update(model=ema.model.state_dict(), ema=ema.ema.state_dict(), code=code)
+    torch.save(record, dump_dir / f"rank{os.environ['RANK']}.pt")
+    sys.exit(code)
+''')
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(script, dump_dir, options: dict) -> list[dict]:
+    """Run the rank script on WORLD_SIZE CPU processes; returns each rank's record, rank order."""
+    dump_dir.mkdir()
+    argv = [arg for key, value in options.items() for arg in (f"--{key.replace('_', '-')}", str(value))]
+    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={WORLD_SIZE}",
+               "--master_addr=127.0.0.1", f"--master_port={free_port()}", str(script), str(dump_dir), *argv]
+    # one thread per rank: two ranks already fill a small machine
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
+    assert result.returncode == 0, f"torchrun failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return [torch.load(dump_dir / f"rank{r}.pt", weights_only=True) for r in range(WORLD_SIZE)]
+
+
+@pytest.fixture(scope="module")
+def ddp_runs(tiny_dataset, tmp_path_factory):
+    """A 2-epoch DDP run, then a resumed DDP run to 3 epochs in the same out_dir."""
+    root = tmp_path_factory.mktemp("ddp")
+    script = root / "rank_train.py"
+    script.write_text(RANK_SCRIPT)
+    options = dict(TRAIN_OPTIONS, train_manifest=tiny_dataset / "train.json", val_manifest=tiny_dataset / "val.json",
+                   out_dir=root / "run")
+    first = torchrun(script, root / "first", dict(options, epochs=EPOCHS))
+    metrics_after_first = (root / "run" / "metrics.jsonl").read_text()
+    resumed = torchrun(script, root / "resumed", dict(options, epochs=RESUMED_EPOCHS, resume="true"))
+    train_images = len(json.loads((tiny_dataset / "train.json").read_text())["annotations"])
+    return {"out_dir": root / "run", "first": first, "resumed": resumed, "metrics_after_first": metrics_after_first,
+            "train_images": train_images}
+
+
+def parameter_names(state: dict) -> list[str]:
+    """Entries that are parameters: BatchNorm running statistics are buffers, updated by each rank's
+    own batch in its forward pass (DDP broadcasts rank 0's before each forward), so they may differ."""
+    return [k for k in state if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))
+            and k not in ("anchors", "strides")]
+
+
+def assert_ranks_identical(records: list[dict], key: str) -> None:
+    names = parameter_names(records[0][key])
+    assert names
+    for name in names:
+        assert torch.equal(records[0][key][name], records[1][key][name]), f"{key}.{name} differs between ranks"
+    for name in ("anchors", "strides"):
+        assert torch.equal(records[0][key][name], records[1][key][name])
+
+
+@pytest.mark.parametrize("epoch_parts", [1, 3])
+def test_sampler_ranks_take_disjoint_slices_of_one_draw(epoch_parts):
+    whole = EpochPartsSampler(25, epoch_parts, seed=7)
+    whole.set_epoch(2)
+    drawn = list(whole)
+    slices = []
+    for rank in range(WORLD_SIZE):
+        sampler = EpochPartsSampler(25, epoch_parts, seed=7, rank=rank, world_size=WORLD_SIZE)
+        sampler.set_epoch(2)
+        slices.append(list(sampler))
+    assert len(slices[0]) == len(slices[1]) == len(slices[0] + slices[1]) // 2  # equal step counts
+    joined = slices[0] + slices[1]
+    assert joined[: len(drawn)] == drawn  # together exactly the one-process draw, in order ...
+    assert joined[len(drawn):] == drawn[: len(joined) - len(drawn)]  # ... padded by wrapping around
+    if epoch_parts == 1:  # a permutation: every image once, on one rank only (but for the padding)
+        assert set(joined) == set(range(25)) and len(set(slices[0]) & set(slices[1])) == len(joined) - 25
+
+
+def test_ranks_hold_identical_weights_after_training(ddp_runs):
+    first = ddp_runs["first"]
+    assert [r["code"] for r in first] == [0, 0]
+    assert_ranks_identical(first, "initial")  # same seed, same autoanchor result
+    assert_ranks_identical(first, "model")
+    assert_ranks_identical(first, "ema")
+    names = parameter_names(first[0]["model"])
+    unchanged = [k for k in names if torch.equal(first[0]["model"][k], first[0]["initial"][k])]
+    assert unchanged == []  # every parameter was trained
+
+
+def test_ranks_train_on_disjoint_slices_of_each_epoch(ddp_runs):
+    first = ddp_runs["first"]
+    assert [set(r["sampler_rank"]) for r in first] == [{(0, WORLD_SIZE)}, {(1, WORLD_SIZE)}]
+    for epoch in range(EPOCHS):
+        whole = EpochPartsSampler(ddp_runs["train_images"], TRAIN_OPTIONS["epoch_parts"], seed=TRAIN_OPTIONS["seed"])
+        whole.set_epoch(epoch)
+        assert first[0]["sampled"][epoch] + first[1]["sampled"][epoch] == list(whole)
+        assert len(first[0]["sampled"][epoch]) == 4
+
+
+def test_only_rank_zero_writes_checkpoints_and_metrics(ddp_runs):
+    first = ddp_runs["first"]
+    assert first[1]["saved"] == []
+    assert first[0]["saved"].count("last.pt") == EPOCHS
+    rows = [json.loads(line) for line in ddp_runs["metrics_after_first"].splitlines()]
+    assert [row["epoch"] for row in rows] == list(range(EPOCHS))  # one line per epoch, not one per rank
+    assert all(row["images"] == 8 for row in rows)  # both ranks' images counted
+    run_info = json.loads((ddp_runs["out_dir"] / "config.json").read_text())
+    assert run_info["world_size"] == WORLD_SIZE and run_info["accumulate"] == 1
+
+
+def test_resume_under_ddp_continues_to_more_epochs(ddp_runs):
+    first, resumed = ddp_runs["first"], ddp_runs["resumed"]
+    assert [r["code"] for r in resumed] == [0, 0]
+    for rank in range(WORLD_SIZE):  # every rank starts from last.pt, i.e. rank 0's weights after epoch 2
+        for name in parameter_names(first[0]["model"]):
+            assert torch.equal(resumed[rank]["initial"][name], first[0]["model"][name]), name
+        assert list(resumed[rank]["sampled"]) == [EPOCHS]  # only the new epoch is trained
+    assert_ranks_identical(resumed, "model")
+    assert_ranks_identical(resumed, "ema")
+    assert resumed[1]["saved"] == []
+    checkpoint = torch.load(ddp_runs["out_dir"] / "last.pt", weights_only=True)
+    assert checkpoint["epoch"] == RESUMED_EPOCHS
+    assert all(torch.equal(checkpoint["model"][k], resumed[0]["model"][k]) for k in checkpoint["model"])
+    rows = [json.loads(line) for line in (ddp_runs["out_dir"] / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in rows] == list(range(RESUMED_EPOCHS))
+    assert "mAP75" in rows[-1]  # the final epoch was validated on rank 0
