@@ -17,6 +17,7 @@ from pathlib import Path
 
 from drowsy.clips import EVENT_TYPES, Event
 from drowsy.errors import DrowsyError
+from drowsy.labels import read_json
 from drowsy.paths import resolve
 
 MIN_OVERLAP = 0.5  # temporal IoU for a match, as the 0.5 box IoU of PASCAL VOC detection scoring
@@ -31,12 +32,7 @@ def as_events(items) -> list[Event]:
 def load_events(path: str | Path) -> list[Event]:
     """Read events.json; a malformed record ends in one line naming the file, the record and the field."""
     path = resolve(path)
-    try:
-        document = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DrowsyError(f"{path}: file not found") from None
-    except json.JSONDecodeError as err:
-        raise DrowsyError(f"{path}: not valid JSON ({err})") from None
+    document = read_json(path)
     if not isinstance(document, dict) or not isinstance(document.get("events"), list):
         raise DrowsyError(f"{path}: field 'events': expected a list of {{type, start, end}} records")
     events = []

@@ -65,7 +65,7 @@ class Validation:
 def load_manifest(path: str | Path) -> Manifest:
     """Read a manifest written by `drowsy prepare`; anything malformed is a one-line DrowsyError."""
     path = require(path, MADE_BY)
-    document = _read_json(path)
+    document = read_json(path)
     records = _annotations(document, path)
     image_root = document.get("image_root")
     if not isinstance(image_root, str):
@@ -82,7 +82,7 @@ def read_labels(path: str | Path) -> list[dict]:
     path = resolve(path)
     if not path.is_file():
         raise DrowsyError(f"{path}: labels file not found")
-    return _annotations(_read_json(path), path)
+    return _annotations(read_json(path), path)
 
 
 @contextlib.contextmanager
@@ -98,7 +98,8 @@ def gc_paused():
             gc.enable()
 
 
-def _read_json(path: Path):
+def read_json(path: Path):
+    """Parse a JSON file; unreadable or invalid JSON ends in one line naming the file."""
     try:
         with gc_paused():
             return json.loads(path.read_bytes())

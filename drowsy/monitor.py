@@ -40,6 +40,7 @@ from drowsy.clips import Event
 from drowsy.config import Params
 from drowsy.errors import DrowsyError
 from drowsy.events import load_events, score_events, write_events
+from drowsy.labels import read_json
 from drowsy.paths import resolve
 
 SIGNALS = ("eyes_closed", "mouth_open", "phone", "cigarette")
@@ -412,12 +413,7 @@ def truth_detections(frames_json: str | Path) -> tuple[list[np.ndarray], float]:
     Returns (per frame float32 [n, 6]: x1, y1, x2, y2 pixels, score 1, class_id; the clip's fps).
     """
     path = resolve(frames_json)
-    try:
-        document = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DrowsyError(f"{path}: file not found") from None
-    except json.JSONDecodeError as err:
-        raise DrowsyError(f"{path}: not valid JSON ({err})") from None
+    document = read_json(path)
     if not isinstance(document, dict) or not isinstance(document.get("frames"), list) or "fps" not in document:
         raise DrowsyError(f"{path}: field 'frames': expected {{\"fps\", \"frames\": [...]}} "
                           "as written by drowsy synth --video")
