@@ -8,7 +8,8 @@ A step is what the trainers do per batch: uint8 -> float, forward, loss, backwar
 nominal_batch / batch steps gradient clipping, the SGD (Nesterov) step and the EMA update.
 
 - drowsy: build_model(yolov5<scale>, 7 classes, 1 channel) + YoloLoss, with the engine's settings
-  (seed_everything, bf16 autocast on the CPU, channels_last); fp32 / NCHW rows for reference.
+  (seed_everything, bf16 autocast on the CPU, channels_last); a row without deterministic mode's NaN
+  fill of new tensors (a proposed engine change), and fp32 / NCHW rows for reference.
 - ultralytics (optional `pip install -e .[bench]`, never imported by the package): DetectionModel
   from 'yolov5<scale>u.yaml' (its YOLOv5 backbone and neck with its anchor-free Detect head), from
   scratch, its own loss (v8DetectionLoss via model.loss) and its own ModelEMA, fp32 NCHW as its
@@ -21,6 +22,10 @@ compared with 2048x2048 bf16 and fp32 matmuls timed in the same run. Then a scal
 drowsy's throughput over image sizes and scales, next to the training loader's own images/s
 (demo preset's worker count, RAM cache, mosaic + affine), and the process's peak RSS.
 Target (issue): drowsy >= 3x the peer's images/s at the demo settings (img 320, batch 16).
+
+Time on a quiet machine (1-minute load average well below the core count): threads of one parallel
+region wait for each other, so another busy process slows multi-threaded steps several-fold. With
+--threads 1 the CPU ms column (process CPU time) stays close to the step time even on a busy machine.
 """
 
 import argparse

@@ -11,7 +11,6 @@ loads it and however many workers there are.
 import math
 import os
 import random
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -339,10 +338,12 @@ def build_loader(
     """A DataLoader with `collate`, seeded (`seed_worker`) single-threaded workers that persist across
     epochs, and its own generator.
 
-    On Linux workers are forked (also where Python's default is another start method), so they share
-    the dataset's image cache instead of receiving a pickled copy each.
+    Workers start from a fork server, not by forking this process: a process forked while OpenCV's or
+    OpenMP's thread pool holds a lock hangs (seen here: cv2.setNumThreads blocking in a new worker). The
+    dataset, its image cache included, is pickled to each persistent worker once; the epoch counter is
+    in shared memory, so set_epoch still reaches them.
     """
-    context = "fork" if workers > 0 and sys.platform == "linux" else None
+    context = "forkserver" if workers > 0 else None
     return DataLoader(
         dataset,
         batch_size=batch_size,

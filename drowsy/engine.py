@@ -11,6 +11,7 @@ any point and resumed from `last.pt` ends with the same weights as an uninterrup
 
 import contextlib
 import dataclasses
+import datetime
 import json
 import math
 import os
@@ -269,7 +270,8 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
             device = torch.device("cuda", local_rank)
             torch.cuda.set_device(device)
         if not dist.is_initialized():
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+            # rank 0 validates alone while the others wait in the next gradient sync: allow a long validation
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=datetime.timedelta(hours=3))
     main_process = rank == 0
     progress = progress and main_process
     seed_everything(cfg.seed, cfg.deterministic)

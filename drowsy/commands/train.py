@@ -32,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import os
 
     from drowsy.config import load_yaml
     from drowsy.engine import TrainConfig, train
@@ -41,5 +42,6 @@ def run(args: argparse.Namespace) -> int:
                    if getattr(args, f.name) is not None})
     config = TrainConfig.from_dict(values, args.config or "drowsy train options")
     summary = train(config, progress=not args.quiet)
-    print(json.dumps({k: v for k, v in summary.items() if k != "metrics"}))
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one summary
+        print(json.dumps({k: v for k, v in summary.items() if k != "metrics"}))
     return 0

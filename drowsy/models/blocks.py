@@ -8,6 +8,31 @@ import torch
 from torch import nn
 
 
+class _ChannelConcat(torch.autograd.Function):
+    """torch.cat along channels whose backward gives each input a dense gradient.
+
+    cat's own backward hands each input a channel slice of the output's gradient; in channels_last that
+    slice is strided, and SiLU's backward kernel runs about 5x slower on it (CPU, [16, 16, 80, 80] bf16:
+    3.5 ms, against 0.7 ms to copy the slice and run on the copy).
+    """
+
+    @staticmethod
+    def forward(ctx, *tensors: torch.Tensor) -> torch.Tensor:
+        ctx.channels = [t.shape[1] for t in tensors]
+        return torch.cat(tensors, dim=1)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(g.clone() for g in grad.split(ctx.channels, dim=1))  # clone: dense, same memory format
+
+
+def cat_channels(tensors: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """torch.cat(tensors, dim=1); when gradients are tracked, with dense input gradients (_ChannelConcat)."""
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return _ChannelConcat.apply(*tensors)
+    return torch.cat(tensors, dim=1)
+
+
 class Conv(nn.Module):
     """Convolution (no bias) -> BatchNorm -> SiLU. 'Same' padding for odd kernels unless given."""
 
@@ -52,7 +77,7 @@ class C3(nn.Module):
         self.m = nn.Sequential(*(Bottleneck(hidden, hidden, shortcut, expansion=1.0) for _ in range(repeats)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.cv3(torch.cat((self.m(self.cv1(x)), self.cv2(x)), dim=1))
+        return self.cv3(cat_channels((self.m(self.cv1(x)), self.cv2(x))))
 
 
 class SPPF(nn.Module):
@@ -70,4 +95,4 @@ class SPPF(nn.Module):
         x = self.cv1(x)
         p1 = self.pool(x)
         p2 = self.pool(p1)
-        return self.cv2(torch.cat((x, p1, p2, self.pool(p2)), dim=1))
+        return self.cv2(cat_channels((x, p1, p2, self.pool(p2))))

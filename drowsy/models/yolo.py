@@ -17,7 +17,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from drowsy.config import Params, load_yaml
 from drowsy.errors import DrowsyError
-from drowsy.models.blocks import C3, SPPF, Conv
+from drowsy.models.blocks import C3, SPPF, Conv, cat_channels
 from drowsy.paths import DATA_DIR
 
 MODELS_DIR = DATA_DIR / "models"
@@ -122,10 +122,10 @@ class PANNeck(nn.Module):
         laterals = [None] * (len(features) - 1)
         for i in reversed(range(len(features) - 1)):
             laterals[i] = self.lateral[i](x)
-            x = self.top_down[i](torch.cat((self.upsample(laterals[i]), features[i]), dim=1))
+            x = self.top_down[i](cat_channels((self.upsample(laterals[i]), features[i])))
         outputs = [x]
         for i in range(len(features) - 1):
-            x = self.bottom_up[i](torch.cat((self.downsample[i](x), laterals[i]), dim=1))
+            x = self.bottom_up[i](cat_channels((self.downsample[i](x), laterals[i])))
             outputs.append(x)
         return outputs
 
