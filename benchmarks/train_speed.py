@@ -8,8 +8,7 @@ A step is what the trainers do per batch: uint8 -> float, forward, loss, backwar
 nominal_batch / batch steps gradient clipping, the SGD (Nesterov) step and the EMA update.
 
 - drowsy: build_model(yolov5<scale>, 7 classes, 1 channel) + YoloLoss, with the engine's settings
-  (seed_everything, bf16 autocast on the CPU, channels_last); a row without deterministic mode's NaN
-  fill of new tensors (a proposed engine change), and fp32 / NCHW rows for reference.
+  (seed_everything, bf16 autocast on the CPU, channels_last), and fp32 / NCHW rows for reference.
 - ultralytics (optional `pip install -e .[bench]`, never imported by the package): DetectionModel
   from 'yolov5<scale>u.yaml' (its YOLOv5 backbone and neck with its anchor-free Detect head), from
   scratch, its own loss (v8DetectionLoss via model.loss) and its own ModelEMA, fp32 NCHW as its
@@ -158,17 +157,11 @@ def update_weights(index: int, batch: int, model: torch.nn.Module, optimizer: to
         ema.update(model)
 
 
-def drowsy_trainer(scale: str, batches: list, hyp: dict, amp: bool, channels_last: bool, seed: int,
-                   nan_fill: bool = True) -> Trainer:
-    """drowsy's engine step (drowsy/engine.py train loop) on a fresh yolov5<scale>.
-
-    nan_fill=False: the engine's settings except torch.utils.deterministic.fill_uninitialized_memory, which
-    torch turns on with deterministic algorithms (every new tensor filled with NaN first: a fill kernel
-    per allocation that buys nothing when every kernel overwrites its output).
-    """
+def drowsy_trainer(scale: str, batches: list, hyp: dict, amp: bool, channels_last: bool, seed: int) -> Trainer:
+    """drowsy's engine step (drowsy/engine.py train loop) on a fresh yolov5<scale>, the engine's kernel
+    settings (seed_everything: deterministic algorithms, no NaN fill of new tensors)."""
 
     def kernel_settings() -> None:
-        torch.utils.deterministic.fill_uninitialized_memory = nan_fill  # True: torch's default, the engine's
         seed_everything(seed, deterministic=True)
 
     kernel_settings()
@@ -199,7 +192,7 @@ def drowsy_trainer(scale: str, batches: list, hyp: dict, amp: bool, channels_las
         marks["optimizer + EMA"] = time.perf_counter()
 
     name = f"drowsy yolov5{scale} {'bf16 autocast' if amp else 'fp32'} + {'channels_last' if channels_last else 'NCHW'}"
-    return Trainer(name + ("" if nan_fill else ", no NaN fill"), step, batches, gflops, kernel_settings)
+    return Trainer(name, step, batches, gflops, kernel_settings)
 
 
 def ultralytics_batches(batches: list, channels: int) -> list[tuple[torch.Tensor, dict]]:
@@ -318,9 +311,8 @@ def peak_rss_mb() -> tuple[float, float]:
 
 
 def compare_at_demo_settings(batches: list, hyp: dict, args, warmup: int, steps: int, rounds: int) -> None:
-    """drowsy (engine settings, the proposed no-NaN-fill fix, fp32 references) against the peer."""
+    """drowsy (engine settings, fp32 references) against the peer."""
     trainers = [drowsy_trainer("n", batches, hyp, amp=True, channels_last=True, seed=args.seed),
-                drowsy_trainer("n", batches, hyp, amp=True, channels_last=True, seed=args.seed, nan_fill=False),
                 drowsy_trainer("n", batches, hyp, amp=False, channels_last=True, seed=args.seed),
                 drowsy_trainer("n", batches, hyp, amp=False, channels_last=False, seed=args.seed)]
     peer = ultralytics_trainer("n", batches, hyp, args.peer_channels, args.seed)
