@@ -1,15 +1,15 @@
 """End-to-end speed of the driver-state monitor on the CPU: frames per second for decoding the video,
 detecting, updating the state machine and writing the annotated video (`run_monitor`), per backend.
 
-A synthetic demo clip (640x360, `drowsy.clips.write_clip`) is monitored by a yolov5n detector at img 320
-(rectangular letterbox, 320x192) with PyTorch bf16 autocast (1 and 2 compute threads) and with ONNX
+A synthetic demo clip (640x360, `drowsy.clips.write_clip`) is monitored by a yolov5n detector at img 416
+(rectangular letterbox, 416x256) with PyTorch bf16 autocast (1 and 2 compute threads) and with ONNX
 Runtime (fp32), at a few batch sizes, and once with the ground-truth boxes (no detector: decoding +
 state + annotation alone). The detector is weights/demo/finetune/best.pt when it exists, else a
 randomly initialised yolov5n in the checkpoint layout of drowsy/checkpoint.py: speed does not depend
 on training (NMS sees few boxes either way). The load average is printed before and after: other
 processes on the CPU lower every number, PyTorch with 2 threads most of all.
 
-    python benchmarks/monitor_speed.py [--seconds 30] [--img 320] [--batches 1 4 8]
+    python benchmarks/monitor_speed.py [--seconds 30] [--img 416] [--batches 1 4 8]
 """
 
 import argparse
@@ -49,7 +49,7 @@ def load_average() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="clip length, seconds at 15 fps (default 30)")
-    parser.add_argument("--img", type=int, default=320, help="detector input size, pixels (default 320)")
+    parser.add_argument("--img", type=int, default=416, help="detector input size, pixels (default 416, the monitor's)")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 4, 8], help="frames per detector call")
     args = parser.parse_args()
     config = MonitorConfig.from_yaml("data/monitor.yaml")

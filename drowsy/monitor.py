@@ -63,7 +63,7 @@ class MonitorConfig(Params):
     end a run of it.
     """
 
-    min_score: float = 0.25
+    min_score: float = 0.05
     min_state_s: float = 0.1
     eyes_closed_on: float = 0.6
     eyes_closed_off: float = 0.4
@@ -123,20 +123,21 @@ class DriverMonitorParams(Params):
     """Parameters of notebooks/06_driver_monitor.ipynb."""
 
     weights_dir: str = "weights/demo"
+    prepared_dir: str = "data/prepared/demo"
     out_dir: str = "outputs/demo"
     clip_seconds: float = 90.0
     clip_fps: float = 15.0
     seed: int = 0
-    img_size: int = 320
+    monitor_img_size: int = 416
     monitor_config: str = "data/monitor.yaml"
     backend: str = "torch"
 
     def __post_init__(self):
         if self.backend not in ("torch", "onnx"):
             raise DrowsyError(f"parameters: field 'backend' must be 'torch' or 'onnx', got {self.backend!r}")
-        if not (self.clip_seconds > 0 and self.clip_fps > 0 and self.img_size > 0):
-            raise DrowsyError("parameters: fields 'clip_seconds', 'clip_fps', 'img_size' must be > 0, got "
-                              f"{self.clip_seconds}, {self.clip_fps}, {self.img_size}")
+        if not (self.clip_seconds > 0 and self.clip_fps > 0 and self.monitor_img_size > 0):
+            raise DrowsyError("parameters: fields 'clip_seconds', 'clip_fps', 'monitor_img_size' must be > 0, got "
+                              f"{self.clip_seconds}, {self.clip_fps}, {self.monitor_img_size}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,7 +163,7 @@ class FrameState:
     ended: tuple[Event, ...]
 
 
-def frame_scores(detections, min_score: float = 0.0) -> dict[str, float | None]:
+def frame_scores(detections, min_score: float = 0.0, offsets: dict[str, float] | None = None) -> dict[str, float | None]:
     """Per-signal scores of one frame.
 
     detections: [n, 6] (x1, y1, x2, y2, score, class_id with CLASSES ids), a torch tensor or an array;
@@ -170,6 +171,8 @@ def frame_scores(detections, min_score: float = 0.0) -> dict[str, float | None]:
     (c) and eye_opened (o) scores, so it passes 0.5 when the most confident eye box says closed, None
     when no eye is seen; mouth_open likewise from mouth_opened / mouth_closed; phone and cigarette:
     the best phone / cigar score (0 when none).
+    offsets: per signal, a log-odds offset fitted by `calibrate`; a score s becomes
+    sigmoid(logit(s) - offset), which passes 0.5 at the decision boundary found on labelled images.
     """
     if hasattr(detections, "cpu"):
         detections = detections.detach().cpu()
@@ -178,16 +181,30 @@ def frame_scores(detections, min_score: float = 0.0) -> dict[str, float | None]:
     best = np.zeros(len(CLASSES))
     np.maximum.at(best, rows[:, 5].astype(np.int64), rows[:, 4])
     ids = CLASS_IDS
-    return {
+    scores = {
         "eyes_closed": _share(best[ids["eye_closed"]], best[ids["eye_opened"]]),
         "mouth_open": _share(best[ids["mouth_opened"]], best[ids["mouth_closed"]]),
         "phone": float(best[ids["phone"]]),
         "cigarette": float(best[ids["cigar"]]),
     }
+    if offsets:
+        scores = {name: None if score is None else _sigmoid(_logit(score) - offsets.get(name, 0.0))
+                  for name, score in scores.items()}
+    return scores
 
 
 def _share(yes: float, no: float) -> float | None:
     return float(yes / (yes + no)) if yes + no > 0 else None
+
+
+def _logit(score):
+    """log-odds of a score, clipped to [1e-6, 1 - 1e-6] first (a missing box scores 0)."""
+    score = np.clip(score, 1e-6, 1 - 1e-6)
+    return np.log(score / (1 - score))
+
+
+def _sigmoid(value: float) -> float:
+    return float(1 / (1 + math.exp(-value)))
 
 
 class _Signal:
@@ -270,15 +287,18 @@ class DriverStateMonitor:
     """Streaming driver state: `update` once per frame, in order, then `finish` once at the end.
 
     Memory stays bounded by one PERCLOS window of per-frame eye states, however long the stream.
+    offsets: per-signal log-odds offsets from `calibrate` (see `frame_scores`); None uses the raw scores.
     """
 
-    def __init__(self, config: MonitorConfig | None = None, fps: float = 15.0):
+    def __init__(self, config: MonitorConfig | None = None, fps: float = 15.0,
+                 offsets: dict[str, float] | None = None):
         config = config or MonitorConfig()
         config.check()
         if not fps > 0:
             raise ValueError(f"fps must be > 0, got {fps}")
         c = self.config = config
         self.fps, self.step = float(fps), 1.0 / fps
+        self.offsets = offsets  # per-signal score calibration (`calibrate`), None: the detector's own scores
         self.signals = {
             "eyes_closed": _Signal(c.eyes_closed_on, c.eyes_closed_off, c.min_state_s, c.eyes_max_gap_s),
             "mouth_open": _Signal(c.mouth_open_on, c.mouth_open_off, c.min_state_s, c.mouth_max_gap_s),
@@ -305,7 +325,7 @@ class DriverStateMonitor:
             raise ValueError(f"frame_index must increase: {frame_index} after {self.last_index}")
         self.last_index = frame_index
         time_s = frame_index / self.fps
-        scores = frame_scores(detections, self.config.min_score)
+        scores = frame_scores(detections, self.config.min_score, self.offsets)
         ended = []
         for name, signal in self.signals.items():
             run = signal.update(time_s, self.step, scores[name])
@@ -558,7 +578,7 @@ def detect_frames(detector, frames: list[np.ndarray], img_size: int, conf: float
     return [non_max_suppression(c[None], conf_thres=conf, iou_thres=iou, max_det=max_det)[0] for c in candidates]
 
 
-def build_detector(weights: str | Path, backend: str = "torch", img_size: int = 320,
+def build_detector(weights: str | Path, backend: str = "torch", img_size: int = 416,
                    export_dir: str | Path | None = None):
     """A `drowsy.predict.Detector` for the monitor on the CPU.
 
@@ -582,19 +602,141 @@ def build_detector(weights: str | Path, backend: str = "torch", img_size: int = 
     return Detector(onnx_path)
 
 
+# ------------------------------------------------------------------------------ calibration
+
+# The classes whose boxes make each signal's true state in a labelled image (yes, no).
+SIGNAL_CLASSES = {"eyes_closed": ("eye_closed", "eye_opened"), "mouth_open": ("mouth_opened", "mouth_closed"),
+                  "phone": ("phone", None), "cigarette": ("cigar", None)}
+
+
+def image_states(objects: list[dict]) -> dict[str, bool | None]:
+    """True per-signal state of a labelled image (objects as in labels.json): eyes / mouth None when
+    not labelled or labelled both ways (one eye open, one closed); phone, cigarette: any such box."""
+    names = [obj["class"] for obj in objects]
+    states = {}
+    for signal, (yes, no) in SIGNAL_CLASSES.items():
+        if no is None:
+            states[signal] = yes in names
+        else:
+            has_yes, has_no = yes in names, no in names
+            states[signal] = has_yes if has_yes != has_no else None
+    return states
+
+
+def fit_offset(logits: np.ndarray, positive: np.ndarray) -> tuple[float, float]:
+    """The boundary on `logits` that best separates `positive` from the rest: (offset, balanced accuracy).
+
+    Balanced accuracy (mean of the true-positive and true-negative rates) weighs both states equally
+    however rare one is. Of the equally good boundaries, the middle of their range: the widest margin.
+    """
+    logits, positive = np.asarray(logits, np.float64), np.asarray(positive, bool)
+    if positive.all() or not positive.any():
+        raise ValueError("fit_offset needs both states among the samples")
+    order = np.argsort(logits, kind="stable")
+    values, labels = logits[order], positive[order]
+    distinct = np.flatnonzero(np.diff(values) > 0)  # boundary between values[k] and values[k + 1]
+    candidates = np.concatenate([[-1], distinct, [len(values) - 1]])  # k = -1: everything counts as positive
+    true_negatives = np.concatenate([[0], np.cumsum(~labels)])[candidates + 1]
+    true_positives = labels.sum() - np.concatenate([[0], np.cumsum(labels)])[candidates + 1]
+    balanced = (true_positives / labels.sum() + true_negatives / (~labels).sum()) / 2
+    best = np.flatnonzero(balanced >= balanced.max() - 1e-12)
+    below = values[candidates[best[0]]] if candidates[best[0]] >= 0 else values[0] - 1.0
+    above = values[candidates[best[-1]] + 1] if candidates[best[-1]] + 1 < len(values) else values[-1] + 1.0
+    return float((below + above) / 2), float(balanced.max())
+
+
+def calibrate(detector, split: str | Path, config: MonitorConfig | None = None, img_size: int = 416,
+              iou: float = 0.7, batch: int = 8, progress: bool = True) -> dict:
+    """Fit each signal's log-odds offset (see `frame_scores`) on a labelled split of `drowsy prepare`.
+
+    A detector's class scores are not a calibrated vote between classes: trained on the natural class
+    balance, the demo model gives a closed eye eye_closed ~0.2 and eye_opened ~0.5, so c / (c + o)
+    never passes 0.5 although the two scores rank closed eyes perfectly (eye_closed AP 0.93). The
+    offset moves each signal's 0.5 to the boundary that best separates the split's images by their
+    labelled state (`fit_offset`); the on/off thresholds of the config then sit around it.
+    Returns {"split", "img_size", "min_score", "signals": {signal: {"offset", "balanced_accuracy",
+    "images", "positives", "fitted", "logits", "states"}}}: per signal the images where both the truth
+    and the score are known, their raw log-odds and true states (for `plot_calibration`); a signal with
+    one state only in the split keeps offset 0 ("fitted": false).
+    """
+    from tqdm import tqdm
+
+    from drowsy.dataset import read_gray
+    from drowsy.labels import load_manifest
+
+    config = config or MonitorConfig()
+    manifest = load_manifest(split)
+    samples = {signal: ([], []) for signal in SIGNALS}  # per signal: raw logits, true states
+    records = manifest.records
+    with tqdm(total=len(records), desc="calibrate", unit="img", disable=not progress) as bar:
+        for start in range(0, len(records), batch):
+            chunk = records[start:start + batch]
+            images = [read_gray(manifest.image_root / record["file_name"]) for record in chunk]
+            for same in _same_shape_runs(images):  # detect_frames letterboxes one shape at a time
+                detections = detect_frames(detector, [images[i] for i in same], img_size, config.min_score, iou)
+                for i, frame_detections in zip(same, detections):
+                    scores, truth = frame_scores(frame_detections, config.min_score), image_states(chunk[i]["objects"])
+                    for signal, (logits, states) in samples.items():
+                        if scores[signal] is not None and truth[signal] is not None:
+                            logits.append(float(_logit(scores[signal])))
+                            states.append(truth[signal])
+            bar.update(len(chunk))
+    signals = {}
+    for signal, (logits, states) in samples.items():
+        fitted = 0 < sum(states) < len(states)
+        offset, balanced = fit_offset(logits, states) if fitted else (0.0, None)
+        signals[signal] = {"offset": offset, "balanced_accuracy": balanced, "images": len(states),
+                           "positives": int(sum(states)), "fitted": fitted,
+                           "logits": [round(v, 4) for v in logits], "states": states}
+    return {"split": str(manifest.path), "img_size": img_size, "min_score": config.min_score, "signals": signals}
+
+
+def _same_shape_runs(images: list[np.ndarray]) -> list[list[int]]:
+    runs: list[list[int]] = []
+    for i, image in enumerate(images):
+        if runs and images[runs[-1][0]].shape == image.shape:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return runs
+
+
+def load_offsets(path: str | Path, img_size: int) -> dict[str, float]:
+    """The per-signal offsets of a calibration.json (`drowsy monitor --calibrate` writes one), fitted at
+    `img_size`: scores change with the input size, so offsets from another size are refused."""
+    path = resolve(path)
+    document = read_json(path)
+    if isinstance(document, dict) and document.get("img_size") != img_size:
+        raise DrowsyError(f"{path}: field 'img_size': calibrated at {document.get('img_size')} pixels, "
+                          f"the monitor runs at {img_size}; calibrate again at this size")
+    signals = document.get("signals") if isinstance(document, dict) else None
+    if not isinstance(signals, dict):
+        raise DrowsyError(f"{path}: field 'signals': expected a mapping of signal -> {{\"offset\": ...}}")
+    offsets = {}
+    for signal, entry in signals.items():
+        if signal not in SIGNALS:
+            raise DrowsyError(f"{path}: record '{signal}': unknown signal (have {', '.join(SIGNALS)})")
+        offset = entry.get("offset") if isinstance(entry, dict) else None
+        if not isinstance(offset, (int, float)) or not math.isfinite(offset):
+            raise DrowsyError(f"{path}: record '{signal}': field 'offset': expected a finite number, got {offset!r}")
+        offsets[signal] = float(offset)
+    return offsets
+
+
 # ------------------------------------------------------------------------------ the runner
 
 
 def run_monitor(source, detector=None, out_dir: str | Path = "outputs/monitor", config: MonitorConfig | None = None, *,
                 truth_frames: str | Path | None = None, truth_events: str | Path | None = None,
-                fps: float | None = None, img_size: int = 320, iou: float = 0.7, batch: int = 4,
+                fps: float | None = None, img_size: int = 416, iou: float = 0.7, batch: int = 4,
                 threads: int | None = 1, annotate: bool = True, max_frames: int | None = None,
-                progress: bool = True) -> dict:
+                offsets: dict[str, float] | None = None, progress: bool = True) -> dict:
     """Monitor a video file, a folder of frames or a camera index and write the results to `out_dir`.
 
     detector: a `drowsy.predict.Detector` (see `build_detector`), run at `img_size` on batches of
     `batch` frames; or None with `truth_frames` (a clip's frames.json) to feed the ground-truth boxes
     instead, which scores the state machine apart from the model (`source` may then be None: no video).
+    offsets: per-signal score calibration of the detector (`calibrate`, `load_offsets`); None: raw scores.
     truth_events: the clip's events.json, to score against. fps: frame rate when the source has none
     (folders: default 15). A camera runs until Ctrl-C or `max_frames`. threads: PyTorch intra-op
     threads during the run (restored afterwards; None keeps PyTorch's setting). One by default: the
@@ -604,7 +746,8 @@ def run_monitor(source, detector=None, out_dir: str | Path = "outputs/monitor", 
     Writes events.json (the truth's schema), timeline.csv (per-frame scores, states, PERCLOS, alerts),
     timeline.png and, with `annotate` and a source, annotated.mp4 (boxes, states, alerts).
     Returns a summary: source, backend, frames, fps (the stream's), fps_achieved (frames per wall-clock
-    second, decoding to writing), metrics (DriverStateMonitor.metrics), scores (with truth_events), files.
+    second, decoding to writing), offsets (the calibration used, or None), metrics
+    (DriverStateMonitor.metrics), scores (with truth_events), files.
     """
     if (detector is None) == (truth_frames is None):
         raise DrowsyError("monitor: give exactly one of a detector (weights) or truth_frames (frames.json)")
@@ -622,7 +765,7 @@ def run_monitor(source, detector=None, out_dir: str | Path = "outputs/monitor", 
     stream_fps = source.fps if source is not None else truth_fps
     with source or contextlib.nullcontext(), _torch_threads(threads):
         started = time.perf_counter()
-        monitor, records = DriverStateMonitor(config, stream_fps), []
+        monitor, records = DriverStateMonitor(config, stream_fps, offsets), []
         annotated = out_dir / "annotated.mp4" if annotate and source is not None else None
         frames = _monitor_loop(monitor, records, source, detector, truth, annotated, img_size, iou, batch,
                                max_frames, progress)
@@ -728,7 +871,8 @@ def _write_results(out_dir: Path, monitor: DriverStateMonitor, records: list[dic
     plt.close(figure)
     summary = {
         "source": name, "backend": backend, "frames": frames, "fps": fps,
-        "fps_achieved": frames / seconds if seconds > 0 else 0.0, "metrics": monitor.metrics(),
+        "fps_achieved": frames / seconds if seconds > 0 else 0.0, "offsets": monitor.offsets,
+        "metrics": monitor.metrics(),
         "files": {"events": str(events_path), "timeline": str(out_dir / "timeline.png"),
                   "timeline_csv": str(out_dir / "timeline.csv")},
     }
@@ -745,18 +889,21 @@ def _write_results(out_dir: Path, monitor: DriverStateMonitor, records: list[dic
 # BGR colours per class id: open things green/cyan, closed eyes red, phone/cigarette magenta/yellow.
 CLASS_COLOURS = ((80, 200, 80), (60, 60, 240), (0, 160, 255), (200, 200, 0), (200, 200, 200), (220, 60, 220),
                  (0, 230, 230))
+DRAW_MIN_SCORE = 0.25  # boxes drawn in the annotated video; weaker ones still count for the states
 ALERT_LABELS = {"microsleep": "MICROSLEEP", "drowsy": "DROWSY", "yawn": "YAWN", "phone": "PHONE", "smoking": "SMOKING"}
 
 
 def draw_frame(gray: np.ndarray, detections, state: FrameState) -> np.ndarray:
-    """The frame in colour (uint8 [H, W, 3] BGR) with its boxes (xyxy pixels), the driver state at the
-    top and the active alerts on a red band at the bottom."""
+    """The frame in colour (uint8 [H, W, 3] BGR) with its boxes scoring DRAW_MIN_SCORE or more (xyxy
+    pixels), the driver state at the top and the active alerts on a red band at the bottom."""
     import cv2
 
     image = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
     if hasattr(detections, "cpu"):
         detections = detections.detach().cpu()
     for x1, y1, x2, y2, score, class_id in np.asarray(detections, np.float32).reshape(-1, 6).tolist():
+        if score < DRAW_MIN_SCORE:
+            continue
         colour = CLASS_COLOURS[int(class_id)]
         cv2.rectangle(image, (round(x1), round(y1)), (round(x2), round(y2)), colour, 1)
         cv2.putText(image, f"{CLASSES[int(class_id)]} {score:.2f}", (round(x1), max(round(y1) - 3, 8)),
@@ -846,6 +993,32 @@ def _plot_events(axis, events: list[Event], truth: list[Event] | None) -> None:
     axis.set_ylim(-0.6, len(kinds) - 0.4)
     axis.set_ylabel("events\n(solid: found\nhatched: truth)" if truth is not None else "events",
                     rotation=0, ha="right", va="center")
+
+
+def plot_calibration(calibration: dict):
+    """Per signal, histograms of the raw log-odds on the calibration images by true state, with the
+    fitted boundary (`calibrate`'s result). Returns a matplotlib Figure."""
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(SIGNALS), figsize=(4 * len(SIGNALS), 3))
+    for axis, signal in zip(axes, SIGNALS):
+        entry = calibration["signals"][signal]
+        # no box at all is log-odds -13.8; the plot clips at +-8 so the informative middle stays readable
+        logits, states = np.clip(entry["logits"], -8, 8), np.asarray(entry["states"], bool)
+        bins = np.linspace(logits.min(), logits.max(), 30) if len(logits) else 10
+        yes, no = SIGNAL_CLASSES[signal]
+        for chosen, label, colour in ((~states, f"no {yes}" if no is None else no, "tab:blue"),
+                                      (states, yes, "tab:red")):
+            axis.hist(logits[chosen], bins=bins, color=colour, alpha=0.6, label=f"{label} ({chosen.sum()})")
+        axis.axvline(entry["offset"], color="black", linestyle="--", label=f"boundary {entry['offset']:.2f}")
+        axis.axvline(0, color="gray", linewidth=0.8)
+        axis.set_yscale("log")
+        accuracy = "" if entry["balanced_accuracy"] is None else f", balanced acc. {entry['balanced_accuracy']:.3f}"
+        axis.set_title(f"{signal}{accuracy}", fontsize=10)
+        axis.set_xlabel("raw score, log-odds (clipped at ±8)")
+        axis.legend(fontsize=7)
+    figure.tight_layout()
+    return figure
 
 
 def plot_event_frames(video: str | Path, events: list[Event], types=ALERT_TYPES, columns: int = 3):

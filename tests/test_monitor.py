@@ -17,7 +17,10 @@ from drowsy.config import load_yaml
 from drowsy.errors import DrowsyError
 from drowsy.events import load_events, score_events
 from drowsy.models import build_model
-from drowsy.monitor import DriverStateMonitor, FrameSource, MonitorConfig, build_detector, frame_scores, run_monitor
+import drowsy.monitor
+from drowsy.monitor import (DriverStateMonitor, FrameSource, MonitorConfig, build_detector, calibrate, fit_offset,
+                            frame_scores, image_states, load_offsets, run_monitor)
+from drowsy.synth import write_dataset
 
 FPS = 15
 
@@ -54,6 +57,75 @@ def test_frame_scores_from_best_boxes():
     assert scores["mouth_open"] is None  # no mouth box: unknown, not "closed"
     assert (scores["phone"], scores["cigarette"]) == (pytest.approx(0.6), 0.0)  # the cigar is under min_score
     assert frame_scores(np.zeros((0, 6)))["eyes_closed"] is None
+
+
+def test_offsets_move_the_decision_boundary():
+    biased_closed = np.array([[0, 0, 9, 9, 0.2, CLASS_IDS["eye_closed"]], [0, 0, 9, 9, 0.5, CLASS_IDS["eye_opened"]],
+                              [0, 0, 9, 9, 0.1, CLASS_IDS["cigar"]]], np.float32)
+    raw = frame_scores(biased_closed)
+    assert raw["eyes_closed"] == pytest.approx(0.2 / 0.7)  # the raw vote says open
+    calibrated = frame_scores(biased_closed, offsets={"eyes_closed": np.log(0.2 / 0.5) - 0.5, "cigarette": np.log(1 / 9)})
+    assert calibrated["eyes_closed"] == pytest.approx(1 / (1 + np.exp(-0.5)))  # 0.5 above the boundary: closed
+    assert calibrated["cigarette"] == pytest.approx(0.5)  # exactly on its boundary
+    assert calibrated["mouth_open"] is None and calibrated["phone"] < 1e-4  # unseen stays unseen, absent ~0
+
+
+def test_fit_offset_maximises_balanced_accuracy():
+    offset, balanced = fit_offset([-3, -2.5, -2, -1, -0.5], [False, False, False, True, True])
+    assert (offset, balanced) == (-1.5, 1.0)  # separable: the middle of the gap
+    rng = np.random.default_rng(0)
+    positive = rng.random(300) < 0.15
+    logits = rng.normal(np.where(positive, -1.0, -2.0), 0.6)
+    offset, balanced = fit_offset(logits, positive)
+    brute = max(((logits > t) & positive).sum() / positive.sum() + ((logits <= t) & ~positive).sum() / (~positive).sum()
+                for t in np.concatenate([logits, [logits.min() - 1]]))
+    assert balanced == pytest.approx(brute / 2)
+    assert ((logits > offset) & positive).sum() / positive.sum() / 2 + (
+        (logits <= offset) & ~positive).sum() / (~positive).sum() / 2 == pytest.approx(balanced)
+    with pytest.raises(ValueError, match="both states"):
+        fit_offset([0.1, 0.2], [True, True])
+
+
+def test_image_states_from_labels():
+    objects = [{"class": c} for c in ("eye_closed", "eye_opened", "mouth_opened", "cigar")]
+    assert image_states(objects) == {"eyes_closed": None, "mouth_open": True, "phone": False, "cigarette": True}
+    assert image_states([{"class": "eye_closed"}] * 2)["eyes_closed"] is True
+    assert image_states([])["mouth_open"] is None
+
+
+def test_calibration_turns_a_biased_detector_into_right_states(tmp_path, monkeypatch):
+    """A detector that ranks closed eyes right but votes 'open' on them (as the demo model does) misses
+    a microsleep raw; calibrated on labelled images, the monitor finds it."""
+    labels = write_dataset(tmp_path / "data", 40, seed=3, size=(160, 96), progress=False)
+    records = json.loads(labels.read_text())["annotations"]
+    manifest = tmp_path / "val.json"
+    manifest.write_text(json.dumps({"image_root": str(tmp_path / "data" / "images"), "annotations": [
+        {**r, "width": 160, "height": 96, "channels": 1} for r in records]}))
+
+    def biased(objects_closed: bool) -> np.ndarray:
+        closed, opened = (0.2, 0.5) if objects_closed else (0.08, 0.8)
+        return np.array([[0, 0, 9, 9, closed, CLASS_IDS["eye_closed"]], [0, 0, 9, 9, opened, CLASS_IDS["eye_opened"]]],
+                        np.float32)
+
+    truth_by_shape = iter([image_states(r["objects"])["eyes_closed"] for r in records])
+    monkeypatch.setattr(drowsy.monitor, "detect_frames",
+                        lambda detector, frames, *args: [biased(bool(next(truth_by_shape))) for _ in frames])
+    calibration = calibrate(None, manifest, MonitorConfig(), img_size=64, batch=7, progress=False)
+    eyes = calibration["signals"]["eyes_closed"]
+    assert eyes["fitted"] and eyes["balanced_accuracy"] == 1.0 and eyes["positives"] > 0
+    assert np.log(0.08 / 0.8) < eyes["offset"] < np.log(0.2 / 0.5)
+    frames = [biased(False)] * 15 + [biased(True)] * 45 + [biased(False)] * 15  # 3 s closed
+    _, raw_events = run(frames)
+    assert of_type(raw_events, "microsleep") == []
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps(calibration))
+    monitor = DriverStateMonitor(MonitorConfig(), FPS, load_offsets(path, img_size=64))
+    for i, detections in enumerate(frames):
+        monitor.update(i, detections)
+    assert [(e.start, e.end) for e in of_type(monitor.finish(), "microsleep")] == [
+        (pytest.approx(14.5 / FPS), pytest.approx(59.5 / FPS))]
+    with pytest.raises(DrowsyError, match="img_size': calibrated at 64 pixels, the monitor runs at 416"):
+        load_offsets(path, img_size=416)
 
 
 def test_blink_versus_microsleep():

@@ -21,7 +21,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="writes events.json, timeline.png, timeline.csv, annotated.mp4, summary.json")
     parser.add_argument("--config", default="data/monitor.yaml", help="thresholds (default data/monitor.yaml)")
-    parser.add_argument("--img", type=_positive_int, default=320, help="detector input size, pixels (default 320)")
+    parser.add_argument("--img", type=_positive_int, default=416, help="detector input size, pixels (default 416)")
+    calibration = parser.add_mutually_exclusive_group()
+    calibration.add_argument("--calibrate", metavar="SPLIT",
+                             help="fit the detector's per-signal score calibration on a labelled split of drowsy "
+                                  "prepare (e.g. data/prepared/demo/val.json), write OUT/calibration.json, use it")
+    calibration.add_argument("--calibration", metavar="JSON",
+                             help="use a calibration.json written by an earlier --calibrate at the same --img")
     parser.add_argument("--batch", type=_positive_int, default=4, help="frames per detector call (default 4)")
     parser.add_argument("--threads", type=_positive_int, default=1,
                         help="PyTorch compute threads (default 1: decoding gets the other core, and one thread "
@@ -42,19 +48,42 @@ def run(args: argparse.Namespace) -> int:
     source = next((s for s in (args.video, args.frames, args.camera) if s is not None), None)
     if source is None and args.weights is not None:
         raise DrowsyError("monitor: give one of --video, --frames or --camera")
+    if args.weights is None and (args.calibrate or args.calibration):
+        raise DrowsyError("monitor: --calibrate and --calibration calibrate a detector; give --weights")
 
-    from drowsy.monitor import MonitorConfig, build_detector, run_monitor
+    import json
+
+    from drowsy.monitor import MonitorConfig, build_detector, calibrate, load_offsets, run_monitor
+    from drowsy.paths import resolve
 
     config = MonitorConfig.from_yaml(args.config)
-    detector = None
+    detector, offsets = None, None
     if args.weights is not None:
         detector = build_detector(args.weights, "onnx" if args.onnx else "torch", args.img, export_dir=args.out)
+    if args.calibrate:
+        calibration = calibrate(detector, args.calibrate, config, args.img, progress=not args.quiet)
+        path = resolve(args.out) / "calibration.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(calibration))
+        _print_calibration(calibration, path)
+        offsets = {signal: entry["offset"] for signal, entry in calibration["signals"].items()}
+    elif args.calibration:
+        offsets = load_offsets(args.calibration, args.img)
     summary = run_monitor(source, detector, args.out, config, truth_frames=args.truth_frames,
                           truth_events=args.truth, fps=args.fps, img_size=args.img, batch=args.batch,
                           threads=args.threads, annotate=not args.no_video, max_frames=args.max_frames,
-                          progress=not args.quiet)
+                          offsets=offsets, progress=not args.quiet)
     _print_summary(summary)
     return 0
+
+
+def _print_calibration(calibration: dict, path) -> None:
+    print(f"calibrated on {calibration['split']} at {calibration['img_size']} px:")
+    for signal, entry in calibration["signals"].items():
+        fit = (f"offset {entry['offset']:+.2f}, balanced accuracy {entry['balanced_accuracy']:.3f}" if entry["fitted"]
+               else "offset 0 (one state only in the split)")
+        print(f"  {signal:<12}{fit} on {entry['images']} images ({entry['positives']} positive)")
+    print(f"wrote {path}")
 
 
 def _print_summary(summary: dict) -> None:
