@@ -311,13 +311,18 @@ def test_cli_prints_scores_and_reports_a_missing_camera(short_clip, tmp_path, ca
     assert code == 2 and "drowsy: error: camera 63: not available" in capsys.readouterr().err
 
 
-def test_detector_path_runs_on_video_frames(short_clip, tmp_path):
-    """The detector branch end to end (decode, batch, detect, annotate) with an untrained yolov5n."""
+def random_weights(path) -> str:
+    """An untrained yolov5n in the checkpoint layout: the detector branch's plumbing, not its accuracy."""
     torch.manual_seed(0)
     model = build_model("yolov5n", num_classes=len(CLASSES), in_channels=1)
-    weights = tmp_path / "random.pt"
     save_checkpoint({"ema": model.state_dict(), "model_config": "yolov5n", "num_classes": len(CLASSES),
-                     "in_channels": 1, "class_names": list(CLASSES)}, weights)
+                     "in_channels": 1, "class_names": list(CLASSES)}, path)
+    return str(path)
+
+
+def test_detector_path_runs_on_video_frames(short_clip, tmp_path):
+    """The detector branch end to end (decode, batch, detect, annotate) with an untrained yolov5n."""
+    weights = random_weights(tmp_path / "random.pt")
     detector = build_detector(weights, "torch", img_size=64)
     summary = run_monitor(short_clip, detector, tmp_path / "out", img_size=64, batch=3, max_frames=10, progress=False)
     assert summary["frames"] == 10 and summary["backend"] == "pytorch bf16 autocast"
@@ -325,3 +330,34 @@ def test_detector_path_runs_on_video_frames(short_clip, tmp_path):
     video = cv2.VideoCapture(str(tmp_path / "out" / "annotated.mp4"))
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 10
     video.release()
+
+
+def test_cli_calibrates_then_reuses_the_calibration(short_clip, tmp_path, capsys):
+    labels = write_dataset(tmp_path / "data", 12, seed=5, size=(160, 96), progress=False)
+    manifest = tmp_path / "val.json"
+    manifest.write_text(json.dumps({"image_root": str(tmp_path / "data" / "images"), "annotations": [
+        {**r, "width": 160, "height": 96, "channels": 1} for r in json.loads(labels.read_text())["annotations"]]}))
+    weights = random_weights(tmp_path / "random.pt")
+    base = ["monitor", "--weights", weights, "--video", str(short_clip), "--img", "64", "--max-frames", "6",
+            "--no-video", "--quiet"]
+    assert cli_main(base + ["--out", str(tmp_path / "a"), "--calibrate", str(manifest)]) == 0
+    assert "calibrated on" in capsys.readouterr().out
+    calibration = json.loads((tmp_path / "a" / "calibration.json").read_text())
+    assert calibration["img_size"] == 64 and calibration["signals"]["phone"]["images"] == 12
+    offsets = {signal: entry["offset"] for signal, entry in calibration["signals"].items()}
+    assert json.loads((tmp_path / "a" / "summary.json").read_text())["offsets"] == offsets
+    assert cli_main(base + ["--out", str(tmp_path / "b"), "--calibration", str(tmp_path / "a" / "calibration.json")]) == 0
+    assert json.loads((tmp_path / "b" / "summary.json").read_text())["offsets"] == offsets
+    at_416 = [("416" if arg == "64" else arg) for arg in base]
+    code = cli_main(at_416 + ["--out", str(tmp_path / "c"), "--calibration", str(tmp_path / "a" / "calibration.json")])
+    assert code == 2 and "calibrated at 64 pixels, the monitor runs at 416" in capsys.readouterr().err
+
+
+def test_malformed_calibration_is_one_line_error(tmp_path):
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps({"img_size": 416, "signals": {"eyes_closed": {"offset": "low"}}}))
+    with pytest.raises(DrowsyError, match=r"calibration.json: record 'eyes_closed': field 'offset': expected a finite"):
+        load_offsets(path, 416)
+    path.write_text(json.dumps({"img_size": 416, "signals": {"eyes": {"offset": 1.0}}}))
+    with pytest.raises(DrowsyError, match="record 'eyes': unknown signal"):
+        load_offsets(path, 416)
