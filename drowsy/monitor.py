@@ -701,6 +701,14 @@ def _same_shape_runs(images: list[np.ndarray]) -> list[list[int]]:
     return runs
 
 
+def write_calibration(calibration: dict, path: str | Path) -> Path:
+    """Write `calibrate`'s result as JSON (`load_offsets` reads it back); returns the path."""
+    path = resolve(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(calibration))
+    return path
+
+
 def load_offsets(path: str | Path, img_size: int) -> dict[str, float]:
     """The per-signal offsets of a calibration.json (`drowsy monitor --calibrate` writes one), fitted at
     `img_size`: scores change with the input size, so offsets from another size are refused."""

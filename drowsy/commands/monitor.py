@@ -51,9 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if args.weights is None and (args.calibrate or args.calibration):
         raise DrowsyError("monitor: --calibrate and --calibration calibrate a detector; give --weights")
 
-    import json
-
-    from drowsy.monitor import MonitorConfig, build_detector, calibrate, load_offsets, run_monitor
+    from drowsy.monitor import MonitorConfig, build_detector, calibrate, load_offsets, run_monitor, write_calibration
     from drowsy.paths import resolve
 
     config = MonitorConfig.from_yaml(args.config)
@@ -62,10 +60,7 @@ def run(args: argparse.Namespace) -> int:
         detector = build_detector(args.weights, "onnx" if args.onnx else "torch", args.img, export_dir=args.out)
     if args.calibrate:
         calibration = calibrate(detector, args.calibrate, config, args.img, progress=not args.quiet)
-        path = resolve(args.out) / "calibration.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(calibration))
-        _print_calibration(calibration, path)
+        _print_calibration(calibration, write_calibration(calibration, resolve(args.out) / "calibration.json"))
         offsets = {signal: entry["offset"] for signal, entry in calibration["signals"].items()}
     elif args.calibration:
         offsets = load_offsets(args.calibration, args.img)
