@@ -701,6 +701,11 @@ def _same_shape_runs(images: list[np.ndarray]) -> list[list[int]]:
     return runs
 
 
+def calibration_offsets(calibration: dict) -> dict[str, float]:
+    """The per-signal offsets of `calibrate`'s result, as `frame_scores` and `run_monitor` take them."""
+    return {signal: entry["offset"] for signal, entry in calibration["signals"].items()}
+
+
 def write_calibration(calibration: dict, path: str | Path) -> Path:
     """Write `calibrate`'s result as JSON (`load_offsets` reads it back); returns the path."""
     path = resolve(path)

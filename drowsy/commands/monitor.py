@@ -51,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     if args.weights is None and (args.calibrate or args.calibration):
         raise DrowsyError("monitor: --calibrate and --calibration calibrate a detector; give --weights")
 
-    from drowsy.monitor import MonitorConfig, build_detector, calibrate, load_offsets, run_monitor, write_calibration
+    from drowsy.monitor import (MonitorConfig, build_detector, calibrate, calibration_offsets, load_offsets, run_monitor,
+                                write_calibration)
     from drowsy.paths import resolve
 
     config = MonitorConfig.from_yaml(args.config)
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if args.calibrate:
         calibration = calibrate(detector, args.calibrate, config, args.img, progress=not args.quiet)
         _print_calibration(calibration, write_calibration(calibration, resolve(args.out) / "calibration.json"))
-        offsets = {signal: entry["offset"] for signal, entry in calibration["signals"].items()}
+        offsets = calibration_offsets(calibration)
     elif args.calibration:
         offsets = load_offsets(args.calibration, args.img)
     summary = run_monitor(source, detector, args.out, config, truth_frames=args.truth_frames,
