@@ -650,8 +650,8 @@ def calibrate(detector, split: str | Path, config: MonitorConfig | None = None, 
     """Fit each signal's log-odds offset (see `frame_scores`) on a labelled split of `drowsy prepare`.
 
     A detector's class scores are not a calibrated vote between classes: trained on the natural class
-    balance, the demo model gives a closed eye eye_closed ~0.2 and eye_opened ~0.5, so c / (c + o)
-    never passes 0.5 although the two scores rank closed eyes perfectly (eye_closed AP 0.93). The
+    balance, a 20-epoch demo model gave a closed eye eye_closed ~0.2 and eye_opened ~0.5, so c / (c + o)
+    never passed 0.5 although the two scores ranked closed eyes almost perfectly (eye_closed AP 0.93). The
     offset moves each signal's 0.5 to the boundary that best separates the split's images by their
     labelled state (`fit_offset`); the on/off thresholds of the config then sit around it.
     Returns {"split", "img_size", "min_score", "signals": {signal: {"offset", "balanced_accuracy",
