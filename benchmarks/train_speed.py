@@ -19,7 +19,8 @@ The models are timed in alternating rounds, so a change in machine load hits all
 the median step gives images/s. Achieved GFLOP/s (forward FLOPs x 3 for forward + backward) is
 compared with 2048x2048 bf16 and fp32 matmuls timed in the same run. Then a scaling table of
 drowsy's throughput over image sizes and scales, next to the training loader's own images/s
-(demo preset's worker count, RAM cache, mosaic + affine), and the process's peak RSS.
+(demo preset's worker count, RAM cache, mosaic + affine), the peak RSS of a real `drowsy train` run
+with the demo preset's settings (its own process), and this process's peak RSS.
 Target (issue): drowsy >= 3x the peer's images/s at the demo settings (img 320, batch 16).
 
 Time on a quiet machine (1-minute load average well below the core count): threads of one parallel
@@ -28,7 +29,10 @@ region wait for each other, so another busy process slows multi-threaded steps s
 """
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 import resource
 import statistics
 import tempfile
@@ -355,6 +359,41 @@ def scaling_table(datasets: dict, batches: dict, hyp: dict, args, workers: int, 
                   f"{3 * trainer.gflops_per_image * speed:>9.1f}{loader_speed:>17.0f}", flush=True)
 
 
+# Runs `drowsy train` and reports its process's peak RSS (its loader workers run in their own processes).
+_RSS_WRAPPER = """
+import resource, sys
+from drowsy.cli import main
+try:
+    code = main(sys.argv[1:])
+finally:
+    print("peak_rss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+sys.exit(code)
+"""
+
+
+def demo_training_rss(folder: Path, records: list[dict], epochs: int) -> None:
+    """Peak RSS of a real demo training run: `drowsy train` in its own process with the demo preset's
+    training settings (model, size, batch, hyp, workers, RAM cache, validation) on the synthetic images."""
+    preset = load_yaml(REPO_ROOT / "data/presets/demo.yaml")
+    manifest = folder / "manifest.json"
+    manifest.write_text(json.dumps({"image_root": str(folder / "images"), "annotations": records}))
+    command = [sys.executable, "-c", _RSS_WRAPPER, "train", "--train-manifest", str(manifest),
+               "--val-manifest", str(manifest), "--out-dir", str(folder / "rss_run"), "--model", preset["model"],
+               "--img-size", str(preset["img_size"]), "--batch", str(preset["batch"]),
+               "--nominal-batch", str(preset["nominal_batch"]), "--hyp", str(REPO_ROOT / preset["hyp"]),
+               "--workers", str(preset["workers"]), "--epochs", str(epochs), "--epoch-parts", "1",
+               "--val-every", str(epochs), "--device", "cpu", "--quiet"]
+    start = time.perf_counter()
+    output = subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO_ROOT).stdout
+    own = float(output.rsplit("peak_rss_mb", 1)[1])
+    # the RAM cache holds each image at img_size on its long side, one byte per pixel
+    width, height = SYNTH_SIZE
+    per_image_mb = preset["img_size"] * round(height * preset["img_size"] / width) / 2**20
+    print(f"\ndemo training run (drowsy train, demo preset settings, {len(records)} images cached, {epochs} epoch(s) "
+          f"+ validation, {time.perf_counter() - start:.0f} s): peak RSS {own:.0f} MB; the cache adds {per_image_mb * 1024:.0f} KB per image "
+          f"(+{per_image_mb * 2700:.0f} MB for the demo's 2,700 training images)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps and rounds (a smoke run, noisy)")
@@ -392,7 +431,8 @@ def main() -> None:
         batches = {size: training_batches(dataset, args.batch) for size, dataset in datasets.items()}
         compare_at_demo_settings(batches[args.img], hyp, args, warmup, steps, rounds)
         scaling_table(datasets, batches, hyp, args, workers, table_steps)
-    own, child = peak_rss_mb()
+        own, child = peak_rss_mb()  # before the training run, whose process would count as a child
+        demo_training_rss(folder, records, epochs=1 if args.quick else 2)
     print(f"\npeak RSS: this process {own:.0f} MB, largest loader worker {child:.0f} MB; "
           f"load average {load_average()}")
 
