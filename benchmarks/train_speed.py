@@ -31,10 +31,10 @@ region wait for each other, so another busy process slows multi-threaded steps s
 import argparse
 import json
 import os
-import subprocess
-import sys
 import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable

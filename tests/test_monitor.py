@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+import drowsy.monitor
 from drowsy import CLASS_IDS, CLASSES
 from drowsy.checkpoint import save_checkpoint
 from drowsy.cli import main as cli_main
@@ -17,9 +18,18 @@ from drowsy.config import load_yaml
 from drowsy.errors import DrowsyError
 from drowsy.events import load_events, score_events
 from drowsy.models import build_model
-import drowsy.monitor
-from drowsy.monitor import (DriverStateMonitor, FrameSource, MonitorConfig, build_detector, calibrate, fit_offset,
-                            frame_scores, image_states, load_offsets, run_monitor)
+from drowsy.monitor import (
+    DriverStateMonitor,
+    FrameSource,
+    MonitorConfig,
+    build_detector,
+    calibrate,
+    fit_offset,
+    frame_scores,
+    image_states,
+    load_offsets,
+    run_monitor,
+)
 from drowsy.synth import write_dataset
 
 FPS = 15
