@@ -360,13 +360,19 @@ def scaling_table(datasets: dict, batches: dict, hyp: dict, args, workers: int, 
 
 
 # Runs `drowsy train` and reports its process's peak RSS (its loader workers run in their own processes).
+# VmHWM is the peak of this process image alone; ru_maxrss would carry the parent's peak over the exec.
 _RSS_WRAPPER = """
-import resource, sys
+import re, resource, sys
 from drowsy.cli import main
 try:
     code = main(sys.argv[1:])
 finally:
-    print("peak_rss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    try:
+        with open("/proc/self/status") as status:
+            peak_kb = int(re.search(r"VmHWM:\\s*(\\d+) kB", status.read()).group(1))
+    except OSError:  # not Linux: the inherited figure is the best there is
+        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print("peak_rss_mb", peak_kb / 1024)
 sys.exit(code)
 """
 
