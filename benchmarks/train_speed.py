@@ -13,7 +13,8 @@ nominal_batch / batch steps gradient clipping, the SGD (Nesterov) step and the E
   from 'yolov5<scale>u.yaml' (its YOLOv5 backbone and neck with its anchor-free Detect head), from
   scratch, its own loss (v8DetectionLoss via model.loss) and its own ModelEMA, fp32 NCHW as its
   trainer runs on the CPU (it autocasts only on CUDA), 3-channel input as its loader always reads
-  images (BGR, also for grayscale data).
+  images (BGR, also for grayscale data). It runs in a spawned process of its own: drowsy's engine
+  tunes its process's C allocator (drowsy.device.reuse_freed_memory), the peer keeps the defaults.
 
 The models are timed in alternating rounds, so a change in machine load hits all of them alike;
 the median step gives images/s. Achieved GFLOP/s (forward FLOPs x 3 for forward + backward) is
@@ -30,6 +31,7 @@ region wait for each other, so another busy process slows multi-threaded steps s
 
 import argparse
 import json
+import multiprocessing
 import os
 import resource
 import statistics
@@ -48,7 +50,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from drowsy import CLASSES
 from drowsy.config import load_yaml
 from drowsy.dataset import DetectionDataset, EpochPartsSampler, build_loader
-from drowsy.device import autocast, seed_everything
+from drowsy.device import autocast, reuse_freed_memory, seed_everything
 from drowsy.engine import ModelEMA, parameter_groups
 from drowsy.labels import read_labels
 from drowsy.loss import YoloLoss
@@ -162,11 +164,12 @@ def update_weights(index: int, batch: int, model: torch.nn.Module, optimizer: to
 
 
 def drowsy_trainer(scale: str, batches: list, hyp: dict, amp: bool, channels_last: bool, seed: int) -> Trainer:
-    """drowsy's engine step (drowsy/engine.py train loop) on a fresh yolov5<scale>, the engine's kernel
-    settings (seed_everything: deterministic algorithms, no NaN fill of new tensors)."""
+    """drowsy's engine step (drowsy/engine.py train loop) on a fresh yolov5<scale>, the engine's process
+    settings (seed_everything: deterministic algorithms, no NaN fill of new tensors; reuse_freed_memory)."""
 
     def kernel_settings() -> None:
         seed_everything(seed, deterministic=True)
+        reuse_freed_memory()
 
     kernel_settings()
     model = build_model(f"yolov5{scale}", num_classes=len(CLASSES), in_channels=1)
@@ -255,6 +258,66 @@ def ultralytics_trainer(scale: str, batches: list, hyp: dict, channels: int, see
                    counter.get_total_flops() / 1e9, kernel_settings)
 
 
+class PeerProcess:
+    """The peer's trainer in a spawned process, driven step batch by step batch from this one.
+
+    drowsy's engine tunes this process's C allocator (`reuse_freed_memory`, permanent and process-wide);
+    the peer has to run as its own trainer ships, with the allocator's defaults, so it gets a fresh
+    process. Timing still alternates with drowsy's (this process waits while the peer runs).
+    Same interface as Trainer for what the comparison reads; `ready` is False without ultralytics.
+    """
+
+    def __init__(self, scale: str, batches: list, hyp: dict, channels: int, seed: int):
+        context = multiprocessing.get_context("spawn")
+        self.connection, child = context.Pipe()
+        self.process = context.Process(target=_peer_main, daemon=True,
+                                       args=(child, scale, batches, hyp, channels, seed, torch.get_num_threads()))
+        self.process.start()
+        reply = self.connection.recv()
+        self.ready = reply is not None
+        self.name, self.gflops_per_image = reply if self.ready else ("", 0.0)
+        self.batch_size = len(batches[0][0])
+        self.seconds, self.cpu_seconds, self.phases = [], [], {}
+
+    def run(self, steps: int, timed: bool) -> None:
+        self.connection.send(("run", steps, timed))
+        seconds, cpu_seconds, phases = self.connection.recv()
+        self.seconds += seconds
+        self.cpu_seconds += cpu_seconds
+        for phase, value in phases.items():
+            self.phases[phase] = self.phases.get(phase, 0.0) + value
+
+    def profile(self, steps: int, rows: int) -> None:
+        self.connection.send(("profile", steps, rows))
+        self.connection.recv()
+
+    def images_per_second(self) -> float:
+        return self.batch_size / statistics.median(self.seconds)
+
+    def close(self) -> None:
+        self.connection.send(("stop",))
+        self.process.join()
+
+
+def _peer_main(connection, scale: str, batches: list, hyp: dict, channels: int, seed: int, threads: int) -> None:
+    """PeerProcess's other end: build the peer's trainer, then run what the parent asks for."""
+    torch.set_num_threads(threads)
+    trainer = ultralytics_trainer(scale, batches, hyp, channels, seed)
+    connection.send((trainer.name, trainer.gflops_per_image) if trainer else None)
+    while trainer:
+        command, *options = connection.recv()
+        if command == "stop":
+            return
+        if command == "profile":
+            profile_step(trainer, *options)
+            connection.send(None)
+            continue
+        done, phases = len(trainer.seconds), dict(trainer.phases)
+        trainer.run(*options)
+        connection.send((trainer.seconds[done:], trainer.cpu_seconds[done:],
+                         {phase: value - phases.get(phase, 0.0) for phase, value in trainer.phases.items()}))
+
+
 def time_in_rounds(trainers: list[Trainer], warmup: int, steps: int, rounds: int) -> None:
     """Warm every trainer up, then alternate `rounds` rounds of `steps` timed steps each."""
     for trainer in trainers:
@@ -308,10 +371,10 @@ def profile_step(trainer: Trainer, steps: int, rows: int) -> None:
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=48))
 
 
-def peak_rss_mb() -> tuple[float, float]:
-    """(this process, largest waited-for child) peak resident set size in MB (Linux reports KB)."""
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+def peak_rss_mb() -> float:
+    """This process's peak resident set size in MB (Linux reports KB). Children are not reported: a
+    spawned or forked child inherits its parent's peak as its own starting figure."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def compare_at_demo_settings(batches: list, hyp: dict, args, warmup: int, steps: int, rounds: int) -> None:
@@ -319,7 +382,8 @@ def compare_at_demo_settings(batches: list, hyp: dict, args, warmup: int, steps:
     trainers = [drowsy_trainer("n", batches, hyp, amp=True, channels_last=True, seed=args.seed),
                 drowsy_trainer("n", batches, hyp, amp=False, channels_last=True, seed=args.seed),
                 drowsy_trainer("n", batches, hyp, amp=False, channels_last=False, seed=args.seed)]
-    peer = ultralytics_trainer("n", batches, hyp, args.peer_channels, args.seed)
+    peer = PeerProcess("n", batches, hyp, args.peer_channels, args.seed)
+    peer = peer if peer.ready else None
     trainers += [peer] if peer else []
     print(f"\ncomparison at img {args.img}, batch {args.batch}: {warmup} warm-up steps, then {rounds} round(s) "
           f"of {steps} steps per model, alternating; the peer in fp32 NCHW as its trainer runs on the CPU")
@@ -337,10 +401,13 @@ def compare_at_demo_settings(batches: list, hyp: dict, args, warmup: int, steps:
             ratio = drowsy.images_per_second() / peer.images_per_second()
             print(f"{drowsy.name} / ultralytics: {ratio:.2f}x images/s ({'meets' if ratio >= 3 else 'misses'} the "
                   f"3x target); {ratio * flop_ratio:.2f}x per forward FLOP (the peer's model: {flop_ratio:.2f}x FLOPs)")
-    print(f"load average {load_average()}; peak RSS so far {peak_rss_mb()[0]:.0f} MB")
+    print(f"load average {load_average()}; peak RSS so far {peak_rss_mb():.0f} MB")
     if args.profile:
-        for trainer in (engine, peer) if peer else (engine,):
-            profile_step(trainer, accumulation_steps(args.batch), rows=25)
+        profile_step(engine, accumulation_steps(args.batch), rows=25)
+        if peer:
+            peer.profile(accumulation_steps(args.batch), rows=25)
+    if peer:
+        peer.close()
 
 
 def scaling_table(datasets: dict, batches: dict, hyp: dict, args, workers: int, steps: int) -> None:
@@ -437,10 +504,8 @@ def main() -> None:
         batches = {size: training_batches(dataset, args.batch) for size, dataset in datasets.items()}
         compare_at_demo_settings(batches[args.img], hyp, args, warmup, steps, rounds)
         scaling_table(datasets, batches, hyp, args, workers, table_steps)
-        own, child = peak_rss_mb()  # before the training run, whose process would count as a child
         demo_training_rss(folder, records, epochs=1 if args.quick else 2)
-    print(f"\npeak RSS: this process {own:.0f} MB, largest loader worker {child:.0f} MB; "
-          f"load average {load_average()}")
+    print(f"\npeak RSS of this process {peak_rss_mb():.0f} MB; load average {load_average()}")
 
 
 if __name__ == "__main__":

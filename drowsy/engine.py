@@ -32,7 +32,7 @@ from drowsy.augment import Letterbox, unletterbox_boxes
 from drowsy.checkpoint import load_checkpoint, save_checkpoint
 from drowsy.config import Params, load_yaml
 from drowsy.dataset import DetectionDataset, EpochPartsSampler, build_loader
-from drowsy.device import autocast, seed_everything, select_device
+from drowsy.device import autocast, reuse_freed_memory, seed_everything, select_device
 from drowsy.errors import DrowsyError
 from drowsy.labels import load_manifest
 from drowsy.loss import YoloLoss
@@ -275,6 +275,8 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     main_process = rank == 0
     progress = progress and main_process
     seed_everything(cfg.seed, cfg.deterministic)
+    if device.type == "cpu":
+        reuse_freed_memory()
 
     out_dir = resolve(cfg.out_dir)
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"

@@ -1,0 +1,44 @@
+"""Process settings of drowsy.device: the C allocator keeps freed memory for the next training step."""
+
+import subprocess
+import sys
+
+import pytest
+
+from drowsy.device import reuse_freed_memory
+
+# Three training steps of a small yolov5n in a fresh process; prints page faults per step.
+STEPS = """
+import resource, sys
+import torch
+from drowsy import CLASSES
+from drowsy.device import reuse_freed_memory
+from drowsy.models import build_model
+torch.manual_seed(0)
+if sys.argv[1] == "tuned":
+    assert reuse_freed_memory()
+model = build_model("yolov5n", num_classes=len(CLASSES), in_channels=1).to(memory_format=torch.channels_last)
+images = torch.rand(8, 1, 256, 256).contiguous(memory_format=torch.channels_last)
+def step():
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = sum(output.float().square().mean() for output in model(images))
+    loss.backward()
+step(); step()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(3):
+    step()
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 3)
+"""
+
+
+def faults_per_step(mode: str) -> float:
+    result = subprocess.run([sys.executable, "-c", STEPS, mode], capture_output=True, text=True, check=True)
+    return float(result.stdout)
+
+
+def test_freed_memory_is_reused_across_training_steps():
+    if not reuse_freed_memory():  # glibc only; elsewhere the function changes nothing
+        pytest.skip("no glibc mallopt here")
+    default, tuned = faults_per_step("default"), faults_per_step("tuned")
+    # measured: ~7,400 page faults per step with glibc's defaults, ~700 with the setting
+    assert tuned < default / 4, (default, tuned)
