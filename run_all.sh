@@ -8,6 +8,11 @@ cd "$(dirname "$0")"
 
 setup() {
   if [ ! -x .venv/bin/python ]; then
+    # PyTorch's wheel comes with its CUDA libraries: the venv takes about 7 GB
+    free_gb=$(df -Pk . | awk 'NR == 2 {print int($4 / 1048576)}')
+    if [ "$free_gb" -lt 7 ]; then
+      echo "run_all.sh: warning: ${free_gb} GB free on the disk of $(pwd); .venv needs about 7 GB" >&2
+    fi
     echo "== creating .venv"
     python3 -m venv .venv
   fi
