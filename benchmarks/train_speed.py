@@ -8,7 +8,8 @@ A step is what the trainers do per batch: uint8 -> float, forward, loss, backwar
 nominal_batch / batch steps gradient clipping, the SGD (Nesterov) step and the EMA update.
 
 - drowsy: build_model(yolov5<scale>, 7 classes, 1 channel) + YoloLoss, with the engine's settings
-  (seed_everything, bf16 autocast on the CPU, channels_last), and fp32 / NCHW rows for reference.
+  (seed_everything, bf16 autocast on the CPU, channels_last, the fused BatchNorm+SiLU kernel), and
+  rows for reference: PyTorch's BatchNorm and SiLU ops instead of the fused kernel, fp32, NCHW.
 - ultralytics (optional `pip install -e .[bench]`, never imported by the package): DetectionModel
   from 'yolov5<scale>u.yaml' (its YOLOv5 backbone and neck with its anchor-free Detect head), from
   scratch, its own loss (v8DetectionLoss via model.loss) and its own ModelEMA, fp32 NCHW as its
@@ -54,7 +55,7 @@ from drowsy.device import autocast, reuse_freed_memory, seed_everything
 from drowsy.engine import ModelEMA, parameter_groups
 from drowsy.labels import read_labels
 from drowsy.loss import YoloLoss
-from drowsy.models import build_model, model_info
+from drowsy.models import build_model, fused, model_info
 from drowsy.paths import DATA_DIR, REPO_ROOT
 from drowsy.synth import write_dataset
 
@@ -163,13 +164,16 @@ def update_weights(index: int, batch: int, model: torch.nn.Module, optimizer: to
         ema.update(model)
 
 
-def drowsy_trainer(scale: str, batches: list, hyp: dict, amp: bool, channels_last: bool, seed: int) -> Trainer:
+def drowsy_trainer(scale: str, batches: list, hyp: dict, amp: bool, channels_last: bool, seed: int,
+                   fused_kernel: bool = True) -> Trainer:
     """drowsy's engine step (drowsy/engine.py train loop) on a fresh yolov5<scale>, the engine's process
-    settings (seed_everything: deterministic algorithms, no NaN fill of new tensors; reuse_freed_memory)."""
+    settings (seed_everything: deterministic algorithms, no NaN fill of new tensors; reuse_freed_memory),
+    with the fused BatchNorm+SiLU kernel (drowsy/models/fused.py) or PyTorch's two ops."""
 
     def kernel_settings() -> None:
         seed_everything(seed, deterministic=True)
         reuse_freed_memory()
+        fused.set_enabled(fused_kernel)
 
     kernel_settings()
     model = build_model(f"yolov5{scale}", num_classes=len(CLASSES), in_channels=1)
@@ -198,7 +202,8 @@ def drowsy_trainer(scale: str, batches: list, hyp: dict, amp: bool, channels_las
         update_weights(index, batch_size, model, optimizer, ema)
         marks["optimizer + EMA"] = time.perf_counter()
 
-    name = f"drowsy yolov5{scale} {'bf16 autocast' if amp else 'fp32'} + {'channels_last' if channels_last else 'NCHW'}"
+    name = (f"drowsy yolov5{scale} {'bf16 autocast' if amp else 'fp32'} + {'channels_last' if channels_last else 'NCHW'}"
+            f"{'' if fused_kernel else ', PyTorch BN+SiLU'}")
     return Trainer(name, step, batches, gflops, kernel_settings)
 
 
@@ -380,6 +385,7 @@ def peak_rss_mb() -> float:
 def compare_at_demo_settings(batches: list, hyp: dict, args, warmup: int, steps: int, rounds: int) -> None:
     """drowsy (engine settings, fp32 references) against the peer."""
     trainers = [drowsy_trainer("n", batches, hyp, amp=True, channels_last=True, seed=args.seed),
+                drowsy_trainer("n", batches, hyp, amp=True, channels_last=True, seed=args.seed, fused_kernel=False),
                 drowsy_trainer("n", batches, hyp, amp=False, channels_last=True, seed=args.seed),
                 drowsy_trainer("n", batches, hyp, amp=False, channels_last=False, seed=args.seed)]
     peer = PeerProcess("n", batches, hyp, args.peer_channels, args.seed)
@@ -397,7 +403,7 @@ def compare_at_demo_settings(batches: list, hyp: dict, args, warmup: int, steps:
           f"bf16 matmul, {100 * achieved / peak_fp32:.0f}% of the fp32 one")
     if peer:
         flop_ratio = peer.gflops_per_image / engine.gflops_per_image
-        for drowsy in trainers[:2]:
+        for drowsy in trainers[:3]:
             ratio = drowsy.images_per_second() / peer.images_per_second()
             print(f"{drowsy.name} / ultralytics: {ratio:.2f}x images/s ({'meets' if ratio >= 3 else 'misses'} the "
                   f"3x target); {ratio * flop_ratio:.2f}x per forward FLOP (the peer's model: {flop_ratio:.2f}x FLOPs)")

@@ -7,6 +7,8 @@ memory format of its input, so the whole model runs in channels_last and under a
 import torch
 from torch import nn
 
+from . import fused
+
 
 class _ChannelConcat(torch.autograd.Function):
     """torch.cat along channels whose backward gives each input a dense gradient.
@@ -46,7 +48,10 @@ class Conv(nn.Module):
         self.act = nn.SiLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.bn(self.conv(x)))
+        x = self.conv(x)
+        if fused.applies(x, self.bn):  # CPU training: one kernel for both (drowsy/models/fused.py)
+            return fused.bn_silu(x, self.bn)
+        return self.act(self.bn(x))
 
 
 class Bottleneck(nn.Module):
