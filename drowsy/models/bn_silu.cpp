@@ -57,7 +57,10 @@ inline void store(at::BFloat16* p, int64_t i, float v) {
 }
 
 // Channels go in chunks of LANES (C must be a multiple): a chunk is one fixed-width vector, and the
-// sums of a chunk stay in registers over a block of rows.
+// sums of a chunk stay in registers over a block of rows. The forward pass and the backward's second
+// pass compute a chunk into local arrays before storing it: the compiler then needs no per-row check
+// that outputs overlap inputs (with it, the forward pass ran 1.7x slower; the backward's first pass,
+// with its sums, ran 1.2-1.7x slower written that way).
 constexpr int64_t LANES = 16;
 
 // The work on one block of rows is compiled once, out of line: inlined into both of at::parallel_for's
@@ -158,12 +161,11 @@ std::vector<torch::Tensor> forward_impl(const torch::Tensor& x, const torch::Ten
     const T* xr = xp + row * channels + c0;
     T* yr = yp + row * channels + c0;
     T* sr = sp + row * channels + c0;
-    for (int64_t i = 0; i < LANES; ++i) {
-      const float z = load(xr, i) * sc[c0 + i] + of[c0 + i];
-      const float s = sigmoid(z);
-      store(yr, i, z * s);
-      store(sr, i, s);
-    }
+    float z[LANES], s[LANES];
+    for (int64_t i = 0; i < LANES; ++i) z[i] = load(xr, i) * sc[c0 + i] + of[c0 + i];
+    for (int64_t i = 0; i < LANES; ++i) s[i] = sigmoid(z[i]);
+    for (int64_t i = 0; i < LANES; ++i) store(yr, i, z[i] * s[i]);
+    for (int64_t i = 0; i < LANES; ++i) store(sr, i, s[i]);
   });
   return {y, gate, mean, invstd};
 }
@@ -220,11 +222,13 @@ std::vector<torch::Tensor> backward_impl(const torch::Tensor& grad, const torch:
   for_chunks(rows, channels, [&](int64_t row, int64_t c0) {
     const T* xr = xp + row * channels + c0;
     T* dr = dp + row * channels + c0;
+    float dx[LANES];
     for (int64_t i = 0; i < LANES; ++i) {
       const int64_t c = c0 + i;
       const float xhat = (load(xr, i) - mu[c]) * is[c];
-      store(dr, i, g[c] * (load(dr, i) - md[c] - xhat * mdx[c]));
+      dx[i] = g[c] * (load(dr, i) - md[c] - xhat * mdx[c]);
     }
+    for (int64_t i = 0; i < LANES; ++i) store(dr, i, dx[i]);
   });
   return {grad_x, grad_weight, grad_bias};
 }
