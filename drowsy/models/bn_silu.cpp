@@ -22,9 +22,9 @@ namespace {
 
 constexpr int64_t BLOCK = 256;
 
-// exp inlined, so that it vectorizes with the loop around it (a call into libm's vector exp per 16
-// values cost more than the memory traffic): 2^t = 2^n * e^(f ln 2) with n = round(t), |f| <= 1/2,
-// e^y by its Taylor series to y^6 (relative error < 2e-7, float's own rounding).
+// exp inlined, so that it vectorizes with the loop around it instead of calling libm once per vector:
+// e^x = 2^t = 2^n * e^(f ln 2) with t = x log2(e), n = round(t), |f| <= 1/2, and e^y by its Taylor
+// series to y^6 (relative error < 2e-7, about float's own rounding).
 inline float exp_inline(float x) {
   const float t = std::min(std::max(x * 1.44269504f, -126.0f), 126.0f);
   const float n = std::floor(t + 0.5f);
