@@ -7,7 +7,7 @@ import pytest
 
 from drowsy.device import reuse_freed_memory
 
-# Three training steps of a small yolov5n in a fresh process; prints page faults per step.
+# Three training steps of yolov5n at the demo's batch and size in a fresh process; prints page faults per step.
 STEPS = """
 import resource, sys
 import torch
@@ -18,7 +18,7 @@ torch.manual_seed(0)
 if sys.argv[1] == "tuned":
     assert reuse_freed_memory()
 model = build_model("yolov5n", num_classes=len(CLASSES), in_channels=1).to(memory_format=torch.channels_last)
-images = torch.rand(8, 1, 256, 256).contiguous(memory_format=torch.channels_last)
+images = torch.rand(16, 1, 320, 320).contiguous(memory_format=torch.channels_last)
 def step():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss = sum(output.float().square().mean() for output in model(images))
@@ -40,5 +40,6 @@ def test_freed_memory_is_reused_across_training_steps():
     if not reuse_freed_memory():  # glibc only; elsewhere the function changes nothing
         pytest.skip("no glibc mallopt here")
     default, tuned = faults_per_step("default"), faults_per_step("tuned")
-    # measured: ~7,400 page faults per step with glibc's defaults, ~700 with the setting
+    # measured: ~2,400 page faults per step with glibc's defaults, ~1 with the setting (and 245 vs 202 ms
+    # per step); ~29,000 vs ~900 with PyTorch's BatchNorm and SiLU ops instead of the fused kernel
     assert tuned < default / 4, (default, tuned)
