@@ -30,6 +30,7 @@ import torch
 from train_speed import (
     SYNTH_SIZE,
     demo_train_arguments,
+    peer_environment,
     synthetic_records,
     write_manifest,
 )
@@ -107,9 +108,7 @@ def train_peer(folder: Path, splits: dict[str, list[dict]], img_size: int, batch
     except ImportError:
         print("ultralytics not installed (pip install -e .[bench]): no peer to compare with")
         return None
-    os.environ.setdefault("YOLO_OFFLINE", "1")  # read by the peer at import: no network, settings kept here
-    os.environ.setdefault("YOLO_CONFIG_DIR", str(folder / "ultralytics"))
-    os.environ.setdefault("YOLO_VERBOSE", "False")
+    peer_environment(folder)
     data = yolo_dataset(folder, splits)
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)

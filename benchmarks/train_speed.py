@@ -452,6 +452,14 @@ sys.exit(code)
 """
 
 
+def peer_environment(folder: Path) -> None:
+    """What the peer reads when imported (also in processes spawned later): no network, its settings
+    file in `folder` instead of the home folder, no per-step printing."""
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(folder / "ultralytics"))
+    os.environ.setdefault("YOLO_VERBOSE", "False")
+
+
 def write_manifest(path: Path, image_root: Path, records: list[dict]) -> Path:
     path.write_text(json.dumps({"image_root": str(image_root), "annotations": records}))
     return path
@@ -512,10 +520,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        # the peer reads these when imported: no network, its settings file kept out of the home folder
-        os.environ.setdefault("YOLO_OFFLINE", "1")
-        os.environ.setdefault("YOLO_CONFIG_DIR", str(folder / "ultralytics"))
-        os.environ.setdefault("YOLO_VERBOSE", "False")
+        peer_environment(folder)
         records = synthetic_records(folder, args.images, args.seed)
         datasets = {size: augmented_dataset(folder, records, size, hyp, args.seed)
                     for size in sorted({args.img, *args.sizes})}

@@ -29,7 +29,6 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 _SOURCE = Path(__file__).with_name("bn_silu.cpp")
 _extension = None  # the built module, False when the build failed
@@ -110,8 +109,7 @@ class _BatchNormSiLU(torch.autograd.Function):
 
 
 def bn_silu(x: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
-    """`silu(bn(x))` for a training-mode BatchNorm2d, updating its running statistics as it would."""
-    if not applies(x, bn):
-        return F.silu(bn(x), inplace=True)
+    """`silu(bn(x))` for a training-mode BatchNorm2d, updating its running statistics as it would;
+    only where `applies(x, bn)`."""
     bn.num_batches_tracked.add_(1)
     return _BatchNormSiLU.apply(x, bn.weight, bn.bias, bn)
