@@ -1,4 +1,4 @@
-"""CPU latency of one forward pass + decoding (what `Detector.raw_predictions` does) per image.
+"""CPU latency of one forward pass + decoding (what `Detector.decoded_predictions` does) per image.
 
 yolov5n (1 input channel, 7 classes, randomly initialised: speed does not depend on the weights) at
 the demo size, batch 1 and 8, for: PyTorch fp32 (NCHW and channels_last), PyTorch bf16 autocast
@@ -67,7 +67,7 @@ def drowsy_backends(folder: Path, img_size: int, threads: int) -> dict:
         "pytorch fp32 (NCHW)": torch_forward(decoding_model, channels_last=False, amp=False),
         "pytorch fp32 (channels_last)": torch_forward(decoding_model, channels_last=True, amp=False),
         "pytorch bf16 autocast (channels_last)": torch_forward(decoding_model, channels_last=True, amp=True),
-        "onnxruntime fp32": onnx_detector.raw_predictions,
+        "onnxruntime fp32": onnx_detector.decoded_predictions,
     }
 
 

@@ -16,7 +16,7 @@ import time
 import cv2
 import numpy as np
 
-from drowsy.commands.synth import parse_size
+from drowsy.demo_data import parse_size
 from drowsy.synth import JPEG_QUALITY, render_scene
 
 

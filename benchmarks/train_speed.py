@@ -53,7 +53,7 @@ from drowsy import CLASSES
 from drowsy.config import load_yaml
 from drowsy.dataset import DetectionDataset, EpochPartsSampler, build_loader
 from drowsy.device import autocast, reuse_freed_memory, seed_everything
-from drowsy.engine import ModelEMA, parameter_groups
+from drowsy.optim import ModelEMA, parameter_groups
 from drowsy.labels import read_labels
 from drowsy.loss import YoloLoss
 from drowsy.models import build_model, fused, model_info
@@ -470,7 +470,7 @@ def demo_train_arguments(train_manifest: Path, val_manifest: Path, out_dir: Path
     batch, hyp, workers, RAM cache), `epochs` full epochs and one validation at the end."""
     preset = load_yaml(REPO_ROOT / "data/presets/demo.yaml")
     return ["train", "--train-manifest", str(train_manifest), "--val-manifest", str(val_manifest),
-            "--out-dir", str(out_dir), "--model", preset["model"], "--img-size", str(preset["img_size"]),
+            "--run-dir", str(out_dir), "--model", preset["model"], "--img-size", str(preset["img_size"]),
             "--batch", str(preset["batch"]), "--nominal-batch", str(preset["nominal_batch"]),
             "--hyp", str(REPO_ROOT / preset["hyp"]), "--workers", str(preset["workers"]), "--epochs", str(epochs),
             "--epoch-parts", "1", "--val-every", str(epochs), "--device", "cpu", "--seed", str(seed), "--quiet"]

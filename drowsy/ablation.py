@@ -5,8 +5,6 @@ their ensemble (with TTA) fused by the recipe's join-then-NMS and by weighted bo
 original never published this table.
 """
 
-import dataclasses
-import json
 import time
 from pathlib import Path
 
@@ -15,49 +13,16 @@ import pandas as pd
 import seaborn as sns
 
 from drowsy import CLASSES
-from drowsy.config import Params
-from drowsy.dataset import read_gray
-from drowsy.errors import DrowsyError
-from drowsy.explore import draw_record
+from drowsy.figures import draw_record
+from drowsy.files import read_gray, write_json
 from drowsy.labels import read_labels
 from drowsy.metrics import evaluate_detections
 from drowsy.paths import require, resolve
-from drowsy.predict import Detector, predict_ensemble, to_records
+from drowsy.params import EnsembleParams
+from drowsy.postprocess import to_records
+from drowsy.predict import Detector, predict_ensemble
 
 MADE_BY = "notebooks/03_train_baseline.ipynb and 04_finetune.ipynb (drowsy train)"
-RECIPE_VARIANT = "ensemble + TTA, NMS"  # what the winning team submitted
-
-
-@dataclasses.dataclass(frozen=True)
-class EnsembleParams(Params):
-    prepared_dir: str = "data/prepared/demo"
-    weights_dir: str = "weights/demo"
-    test_dir: str = "data/datasets/demo/test"
-    test_labels: str = "data/datasets/demo/test_labels.json"
-    out_dir: str = "outputs/demo"
-    predict_img_size: int = 1536
-    conf: float = 0.006
-    iou: float = 0.7
-    max_det: int = 300
-    batch: int = 8
-    device: str = "auto"
-    amp: bool = True
-    val_images: int = 0
-    samples: int = 6
-    submission_variant: str = RECIPE_VARIANT
-
-    def __post_init__(self):
-        known = ("best", *VARIANTS)
-        if self.submission_variant not in known:
-            raise DrowsyError(f"submission_variant: expected one of {', '.join(map(repr, known))}, "
-                              f"got {self.submission_variant!r}")
-
-    def weights(self) -> dict[str, Path]:
-        """The two trained models (best validation mAP@0.75 of each stage)."""
-        root = Path(self.weights_dir)
-        return {stage: require(root / stage / "best.pt", MADE_BY) for stage in ("baseline", "finetune")}
-
-
 # name -> (stages ensembled, test-time augmentation, fusion), in the table's order
 VARIANTS = {
     "baseline": (("baseline",), False, "nms"),
@@ -73,6 +38,12 @@ def variants(weights: dict[str, Path]) -> dict[str, dict]:
     """name -> predict_ensemble options (weights, tta, fuse) for every variant of VARIANTS."""
     return {name: {"weights": [weights[stage] for stage in stages], "tta": tta, "fuse": fuse}
             for name, (stages, tta, fuse) in VARIANTS.items()}
+
+
+def stage_weights(params: EnsembleParams) -> dict[str, Path]:
+    """The two trained models (best validation mAP@0.75 of each stage)."""
+    root = Path(params.weights_dir)
+    return {stage: require(root / stage / "best.pt", MADE_BY) for stage in ("baseline", "finetune")}
 
 
 def submission_options(params: EnsembleParams, weights: dict[str, Path], table: pd.DataFrame) -> tuple[str, dict]:
@@ -159,6 +130,4 @@ def write_scores(path: str | Path, validation: pd.DataFrame, test_scores: dict |
     if test_scores:
         scores["test: submission"] = row(test_scores["mAP50"], test_scores["mAP75"],
                                          {c: s["AP75"] for c, s in test_scores["per_class"].items()})
-    path = resolve(path)
-    path.write_text(json.dumps(scores, indent=2))
-    return path
+    return write_json(path, scores, indent=2)

@@ -1,4 +1,5 @@
-"""Image and box transforms for detection training: letterbox, mosaic, random affine, brightness, flip.
+"""Image and box transforms for detection training: mosaic, random affine, brightness, flip
+(the letterbox geometry they share with inference is in drowsy.geometry).
 
 Pure numpy/cv2 functions. Images are uint8 [H, W] (grayscale) or [H, W, C]; boxes are
 float32 [n, 4], xyxy, pixels of the image they come with; classes are [n] integer class ids.
@@ -10,86 +11,10 @@ follow YOLOv5 (https://github.com/ultralytics/yolov5, `utils/augmentations.py`),
 winning solution trained with.
 """
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 
-FILL = 114  # grey of letterbox padding and of canvas areas no image covers (YOLOv5's value)
-
-
-@dataclass(frozen=True)
-class Letterbox:
-    """How an original image maps into the square network image: `net = original * ratio + pad`."""
-
-    ratio: float
-    pad: tuple[int, int]  # (left, top), pixels of the network image
-
-
-def _scaled_size(hw: tuple[int, int], size: int) -> tuple[float, tuple[int, int]]:
-    """Ratio that brings the long side of an (h, w) image to `size`, and the resulting (w, h)."""
-    h, w = hw
-    ratio = size / max(h, w)
-    return ratio, (max(1, round(w * ratio)), max(1, round(h * ratio)))
-
-
-def letterbox_geometry(original_hw: tuple[int, int], size: int) -> Letterbox:
-    """The letterbox that `letterbox(image, size)` applies to an image of `original_hw` = (h, w)."""
-    ratio, (w, h) = _scaled_size(original_hw, size)
-    return Letterbox(ratio, ((size - w) // 2, (size - h) // 2))
-
-
-def resize_long_side(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize so the long side is `size`, keeping the aspect ratio.
-
-    INTER_AREA when shrinking (averages source pixels, no aliasing), INTER_LINEAR when growing
-    (INTER_AREA gains nothing there and is slower). Returns `image` itself when no resize is needed.
-    """
-    ratio, wh = _scaled_size(image.shape[:2], size)
-    if wh == (image.shape[1], image.shape[0]):
-        return image
-    interpolation = cv2.INTER_AREA if ratio < 1 else cv2.INTER_LINEAR
-    return cv2.resize(image, wh, interpolation=interpolation)
-
-
-def pad_to_square(image: np.ndarray, size: int, pad: tuple[int, int], fill: int = FILL) -> np.ndarray:
-    """Place `image` (sides <= size) at `pad` = (left, top) on a [size, size] canvas of `fill`."""
-    h, w = image.shape[:2]
-    left, top = pad
-    if (h, w) == (size, size):
-        return image
-    return cv2.copyMakeBorder(
-        image, top, size - h - top, left, size - w - left, cv2.BORDER_CONSTANT, value=(fill,) * 4
-    )
-
-
-def letterbox(image: np.ndarray, size: int, fill: int = FILL) -> tuple[np.ndarray, Letterbox]:
-    """Resize keeping the aspect ratio and pad (centred) to a square.
-
-    image: uint8 [H, W] or [H, W, C]. Returns (uint8 [size, size(, C)], Letterbox).
-    """
-    geometry = letterbox_geometry(image.shape[:2], size)
-    return pad_to_square(resize_long_side(image, size), size, geometry.pad, fill), geometry
-
-
-def letterbox_boxes(boxes: np.ndarray, geometry: Letterbox) -> np.ndarray:
-    """Original-image boxes -> network-image boxes. boxes: [n, 4] float32, xyxy, pixels."""
-    left, top = geometry.pad
-    return (boxes * geometry.ratio + np.array([left, top, left, top], np.float32)).astype(np.float32)
-
-
-def unletterbox_boxes(boxes, geometry: Letterbox, original_hw: tuple[int, int]):
-    """Network-image boxes -> original-image boxes, clipped to the original image.
-
-    boxes: [n, 4] xyxy, pixels of the network image; a numpy array or a torch tensor (any device),
-    the result is of the same kind. original_hw: (h, w) of the original image.
-    """
-    left, top = geometry.pad
-    h, w = original_hw
-    restored = boxes / geometry.ratio  # a new array/tensor: the input is left untouched
-    restored[:, 0::2] = (restored[:, 0::2] - left / geometry.ratio).clip(0, w)
-    restored[:, 1::2] = (restored[:, 1::2] - top / geometry.ratio).clip(0, h)
-    return restored
+from drowsy.geometry import FILL
 
 
 def _paste(canvas: np.ndarray, image: np.ndarray, left: int, top: int) -> None:

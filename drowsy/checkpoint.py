@@ -9,7 +9,7 @@ Layout (all keys always present):
     scaler:      GradScaler state_dict ({} unless CUDA fp16)
     epoch:       epochs completed
     batches_done: batches of the epoch `epoch` already trained (0 at an epoch boundary)
-    best_fitness: best validation mAP@0.75 so far (-1 before the first validation)
+    best_map75:  best validation mAP@0.75 so far (-1 before the first validation)
     model_config: variant name or YAML path given to build_model
     num_classes, in_channels: ints
     class_names: list[str]

@@ -21,17 +21,10 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from drowsy import CLASS_IDS
-from drowsy.augment import (
-    augment_value,
-    flip_lr,
-    letterbox_boxes,
-    letterbox_geometry,
-    mosaic4,
-    pad_to_square,
-    random_affine,
-    resize_long_side,
-)
+from drowsy.augment import augment_value, flip_lr, mosaic4, random_affine
 from drowsy.errors import DrowsyError
+from drowsy.files import read_gray
+from drowsy.geometry import letterbox_boxes, letterbox_geometry, pad_to, resize_long_side
 
 # Augmentation hyperparameters this dataset reads, and their "off" values (used when hyp omits one).
 AUGMENT_OFF = {
@@ -54,25 +47,6 @@ def _augment_hyp(hyp: dict | None) -> dict:
 def _mixed_seed(*numbers: int) -> int:
     """One well-mixed 32-bit seed from several integers (plain sums would make (0, 1) == (1, 0))."""
     return int(np.random.SeedSequence(numbers).generate_state(1)[0])
-
-
-def read_gray(path: Path) -> np.ndarray:
-    """Decode an image file as uint8 [H, W] grayscale.
-
-    np.fromfile + cv2.imdecode rather than cv2.imread, which cannot open non-ASCII paths on Windows.
-    Raises DrowsyError naming the file when it is missing or not a decodable image.
-    """
-    try:
-        data = np.fromfile(path, np.uint8)
-    except OSError as err:
-        raise DrowsyError(f"{path}: cannot read image ({err.strerror or err})") from None
-    try:
-        image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
-    except cv2.error:
-        image = None
-    if image is None:
-        raise DrowsyError(f"{path}: not a decodable image")
-    return image
 
 
 def _flatten_objects(records: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -238,7 +212,7 @@ class DetectionDataset(Dataset):
         image = self._image(index)
         geometry = letterbox_geometry(self._hw(index), self.img_size)
         boxes, classes = self._objects(index)
-        return pad_to_square(image, self.img_size, geometry.pad), letterbox_boxes(boxes, geometry), classes
+        return pad_to(image, (self.img_size, self.img_size), geometry.pad), letterbox_boxes(boxes, geometry), classes
 
     def _augmented(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         hyp = self.hyp

@@ -1,8 +1,9 @@
-"""The training engine: one flat loop in the spirit of torchvision's references/detection/engine.py.
+"""The training engine, in the spirit of torchvision's references/detection/engine.py.
 
-`train(config)` builds everything from a `TrainConfig`, resumes from `<out_dir>/last.pt` when asked,
-and writes next to the weights: `config.json` (resolved config, hyperparameters, code version),
-`metrics.jsonl` (one JSON line per epoch), `last.pt` and `best.pt` (best validation mAP@0.75).
+`train(config)` is a short composition: join the process group, `build_run` (model, EMA, optimizer,
+scaler, data, loss, held in a `TrainRun`), then per epoch `train_one_epoch` and, on rank 0,
+`evaluate` and the checkpoints and log lines. It writes next to the weights: `config.json` and
+`metrics.jsonl` (drowsy.runlog), `last.pt` and `best.pt` (best validation mAP@0.75; drowsy.checkpoint).
 
 Reproducibility: every random draw depends only on (seed, epoch, index) (sampler, augmentation) or on
 the seed (initial weights), so on the CPU the same seed gives bit-identical weights, and a run killed at
@@ -11,178 +12,367 @@ any point and resumed from `last.pt` ends with the same weights as an uninterrup
 
 import contextlib
 import dataclasses
-import datetime
-import json
 import math
-import os
 import signal
-import subprocess
 import time
-from copy import deepcopy
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 from torch import nn
-from tqdm.auto import tqdm
 
-from drowsy import CLASSES, __version__
+from drowsy import CLASSES
 from drowsy.anchors import check_anchors
-from drowsy.augment import Letterbox, unletterbox_boxes
 from drowsy.checkpoint import load_checkpoint, save_checkpoint
-from drowsy.config import Params, load_yaml
 from drowsy.dataset import DetectionDataset, EpochPartsSampler, build_loader
-from drowsy.device import autocast, reuse_freed_memory, seed_everything, select_device
+from drowsy.device import autocast, reuse_freed_memory, seed_everything
+from drowsy.distributed import Process, barrier, setup_process
 from drowsy.errors import DrowsyError
+from drowsy.geometry import Letterbox
 from drowsy.labels import load_manifest
 from drowsy.loss import YoloLoss
 from drowsy.metrics import evaluate_detections
 from drowsy.models import build_model
-from drowsy.paths import REPO_ROOT, require, resolve
-from drowsy.postprocess import decode, non_max_suppression
-from drowsy.predict import to_records
+from drowsy.optim import ModelEMA, apply_schedule, freeze_modules, parameter_groups, set_train_mode, unwrap, \
+    warmup_steps
+from drowsy.params import Hyp, TrainConfig
+from drowsy.paths import require, resolve
+from drowsy.postprocess import decode, to_detections, to_records
+from drowsy.progress import log, progress as progress_bar
+from drowsy.runlog import RunLog, code_version
 
-HYP_KEYS = (
-    "lr0 lrf momentum weight_decay warmup_epochs warmup_momentum warmup_bias_lr box cls cls_pw obj obj_pw "
-    "iou_t anchor_t fl_gamma hsv_h hsv_s hsv_v degrees translate scale shear perspective flipud fliplr mosaic mixup"
-).split()
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig(Params):
-    """Everything one training run needs. Paths are relative to the repository root or absolute."""
-
-    train_manifest: str = "data/prepared/demo/diet.json"  # manifest to train on (from notebook 02)
-    val_manifest: str = "data/prepared/demo/val.json"  # manifest to validate on
-    out_dir: str = "weights/demo/baseline"  # last.pt, best.pt, metrics.jsonl, config.json go here
-    model: str = "yolov5n"  # variant name (data/models/<name>.yaml) or a YAML path
-    hyp: str = "data/hyp.scratch-p6.yaml"  # hyperparameter file
-    img_size: int = 320  # square network input, pixels
-    batch: int = 16  # images per step (per process under DDP)
-    nominal_batch: int = 64  # gradients accumulate to this many images per optimizer step
-    epochs: int = 300  # epochs (each draws len/epoch_parts images)
-    epoch_parts: int = 15  # an epoch samples 1/epoch_parts of the set, with replacement
-    weights: str = ""  # start from this checkpoint's EMA weights (fine-tuning); "" = from scratch
-    freeze: str = ""  # comma-separated module-name prefixes to freeze, e.g. "backbone"
-    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1"
-    workers: int = 2  # data-loading processes
-    cache: bool = True  # keep decoded, resized images in RAM
-    amp: bool = True  # bf16 autocast on CPU, fp16/bf16 autocast on CUDA
-    channels_last: bool = True  # NHWC convolutions (faster with oneDNN/AMX and tensor cores)
-    autoanchor: bool = True  # recompute anchors by k-means when they fit the boxes badly
-    val_every: int = 1  # validate every N epochs (and always after the last)
-    val_images: int = 0  # validate on the first N val images (0 = all)
-    seed: int = 0  # one seed for weights, sampling and augmentation
-    deterministic: bool = True  # deterministic kernels (bit-identical on CPU; see README for GPU)
-    compile: bool = False  # torch.compile the model (CUDA)
-    sync_bn: bool = False  # SyncBatchNorm under DDP
-    resume: bool = False  # continue <out_dir>/last.pt if it exists
+MADE_BY_PREPARE = "notebooks/02_build_diet.ipynb (drowsy prepare)"
+# Validation keeps low-scoring boxes (YOLOv5's val settings): mAP integrates over the whole
+# precision-recall curve, which a higher threshold would cut short.
+VAL_CONF, VAL_IOU, VAL_MAX_DET = 0.001, 0.6, 300
 
 
-# --------------------------------------------------------------------------------------- helpers
+@dataclasses.dataclass
+class TrainRun:
+    """Everything one run holds, from `build_run`. `model` is the plain model (EMA source, checkpoints);
+    `train_model` what the step calls (maybe compiled, maybe DDP-wrapped)."""
+
+    config: TrainConfig
+    hyp: Hyp
+    process: Process
+    run_dir: Path
+    model: nn.Module
+    train_model: nn.Module
+    model_config: str
+    in_channels: int
+    frozen_prefixes: list[str]
+    frozen: list[str]
+    ema: ModelEMA
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    loss: object  # (head logits, targets) -> (loss, parts)
+    train_data: DetectionDataset
+    sampler: "ResumableSampler"
+    train_loader: torch.utils.data.DataLoader
+    val_loader: torch.utils.data.DataLoader
+    val_records: list[dict]
+    accumulate: int  # batches per optimizer step
+    batches_per_epoch: int
+    warmup: int  # batches of warm-up
+    anchor_report: dict | None
+    start_epoch: int = 0
+    skip_batches: int = 0  # batches of start_epoch already trained (mid-epoch resume)
+    best_map75: float = -1.0  # best validation mAP@0.75 so far; -1 before the first validation
+
+    @property
+    def last_path(self) -> Path:
+        return self.run_dir / "last.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.run_dir / "best.pt"
 
 
-def code_version() -> str:
-    """The git commit of the checkout (with -dirty), or the package version outside git."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                                text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-        return commit + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return __version__
+def train(config: TrainConfig, progress: bool = True, loss_factory=YoloLoss) -> dict:
+    """Train (or resume, or fine-tune) one model.
+
+    loss_factory: (model, hyperparameter dict) -> loss callable, e.g. to inject a fault in a test.
+    Returns, however training ends: run_dir, stopped (by a signal), epochs_done (complete epochs),
+    best_map75, metrics (the last validation's, {} if none ran), best and last (checkpoint paths;
+    best is None before a validation).
+    """
+    process = setup_process(config.device)
+    run = build_run(config, process, loss_factory, progress and process.main)
+    if process.main:
+        start_log(run)
+    metrics: dict = {}
+    with StopRequest() as stop:
+        for epoch in range(run.start_epoch, config.epochs):
+            row = train_one_epoch(run, epoch, stop, progress and process.main)
+            if "stopped_at_batch" in row:
+                if process.main:
+                    save_checkpoint(make_checkpoint(run, epoch, row["stopped_at_batch"]), run.last_path)
+                    log(f"stopped at epoch {epoch + 1}, batch {row['stopped_at_batch']}; "
+                        f"resume with resume=True ({run.last_path})")
+                return run_summary(run, stopped=True, epochs_done=epoch, metrics=metrics)
+            if process.main:
+                if (epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs:
+                    metrics = evaluate(run.ema.ema, run.val_loader, run.val_records, process.device, config.amp,
+                                       config.channels_last, progress)
+                    row |= metric_columns(metrics)
+                end_epoch(run, row)
+    barrier(process)
+    return run_summary(run, stopped=False, epochs_done=config.epochs, metrics=metrics)
 
 
-def load_hyp(path: str | Path) -> dict:
-    hyp = load_yaml(path)
-    missing = [k for k in HYP_KEYS if k not in hyp]
-    bad = [k for k, v in hyp.items() if not isinstance(v, (int, float)) or isinstance(v, bool)]
-    if missing or bad:
-        raise DrowsyError(f"{resolve(path)}: " + (f"missing key(s) {', '.join(missing)}" if missing
-                                                  else f"field '{bad[0]}' must be a number"))
-    return {k: float(v) for k, v in hyp.items()}
+# --------------------------------------------------------------------------------------- building the run
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    """The plain model inside DDP and torch.compile wrappers."""
-    model = getattr(model, "module", model)
-    return getattr(model, "_orig_mod", model)
+def build_run(config: TrainConfig, process: Process, loss_factory=YoloLoss, progress: bool = False) -> TrainRun:
+    """Model, EMA, optimizer, scaler, data and loss of a run, restored from `last.pt` on resume."""
+    seed_everything(config.seed, config.deterministic)
+    if process.device.type == "cpu":
+        reuse_freed_memory()
+    hyp = Hyp.load(config.hyp)
+    run_dir = resolve(config.run_dir)
+    checkpoint = load_checkpoint(run_dir / "last.pt") if config.resume and (run_dir / "last.pt").exists() else None
+    init = checkpoint or (load_checkpoint(require(config.weights, "notebooks/03_train_baseline.ipynb (drowsy train)"))
+                          if config.weights else None)
+    model_config = init["model_config"] if init else config.model
+    in_channels = init["in_channels"] if init else 1
+    model = build_model(model_config, num_classes=len(CLASSES), in_channels=in_channels)
+    if init:
+        model.load_state_dict(init["model"] if checkpoint else init["ema"])
+    frozen_prefixes = [p.strip() for p in config.freeze.split(",") if p.strip()]
+    frozen = freeze_modules(model, frozen_prefixes)
+    train_data, val_data, val_records = build_datasets(config, hyp, in_channels, progress)
+    anchor_report = None
+    if config.autoanchor and not init:
+        anchor_report = check_anchors(model, train_data.boxes_wh(), anchor_t=hyp.anchor_t, seed=config.seed)
+    model.to(process.device)
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
+    accumulate = max(round(config.nominal_batch / (config.batch * process.world_size)), 1)
+    optimizer, scaler = build_optimizer(model, config, hyp, process, accumulate)
+    ema = ModelEMA(model)
+    sampler = ResumableSampler(EpochPartsSampler(len(train_data), config.epoch_parts, seed=config.seed,
+                                                 rank=process.rank, world_size=process.world_size), config.batch)
+    pin = process.device.type == "cuda"
+    batches_per_epoch = math.ceil(len(sampler.sampler) / config.batch)
+    run = TrainRun(
+        config=config, hyp=hyp, process=process, run_dir=run_dir, model=model,
+        train_model=wrap_model(model, config, process), model_config=model_config, in_channels=in_channels,
+        frozen_prefixes=frozen_prefixes, frozen=frozen, ema=ema, optimizer=optimizer, scaler=scaler,
+        loss=loss_factory(model, hyp.to_dict()), train_data=train_data, sampler=sampler,
+        train_loader=build_loader(train_data, config.batch, config.workers, sampler=sampler, pin_memory=pin),
+        val_loader=build_loader(val_data, config.batch * 2, config.workers, pin_memory=pin),
+        val_records=val_records, accumulate=accumulate, batches_per_epoch=batches_per_epoch,
+        warmup=warmup_steps(hyp, batches_per_epoch, config.epochs), anchor_report=anchor_report,
+    )
+    if checkpoint:
+        restore(run, checkpoint)
+    return run
 
 
-class ModelEMA:
-    """Exponential moving average of the weights; the decay ramps up from 0 so early, bad weights fade
-    fast (decay = 0.9999 * (1 - exp(-updates / 2000)), as in YOLOv5)."""
-
-    def __init__(self, model: nn.Module, updates: int = 0):
-        self.ema = deepcopy(unwrap(model)).eval()
-        self.updates = updates
-        for p in self.ema.parameters():
-            p.requires_grad_(False)
-
-    def decay(self) -> float:
-        return 0.9999 * (1 - math.exp(-self.updates / 2000))
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        self.updates += 1
-        d = self.decay()
-        model_state = unwrap(model).state_dict()
-        for name, value in self.ema.state_dict().items():
-            if value.dtype.is_floating_point:
-                value.mul_(d).add_(model_state[name].detach(), alpha=1 - d)
-            else:
-                value.copy_(model_state[name])
+def build_datasets(config: TrainConfig, hyp: Hyp, in_channels: int,
+                   progress: bool) -> tuple[DetectionDataset, DetectionDataset, list[dict]]:
+    """The augmented training set, the letterboxed validation set and its records (the first
+    val_images of the validation manifest)."""
+    train_set = load_manifest(require(config.train_manifest, MADE_BY_PREPARE))
+    val_set = load_manifest(require(config.val_manifest, MADE_BY_PREPARE))
+    train_data = DetectionDataset(train_set.image_root, train_set.records, config.img_size, hyp=hyp.to_dict(),
+                                  augment=True, in_channels=in_channels, seed=config.seed)
+    val_records = val_set.records[: config.val_images or None]
+    val_data = DetectionDataset(val_set.image_root, val_records, config.img_size, augment=False,
+                                in_channels=in_channels, seed=config.seed)
+    if config.cache:  # decoded once here, then pickled into each loader worker with the dataset
+        train_data.cache_images(progress=progress)
+        val_data.cache_images(progress=progress)
+    return train_data, val_data, val_records
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Three groups as YOLOv5: norm weights (no decay), conv/linear weights (decay), biases (no decay)."""
-    norm_weights, weights, biases = [], [], []
-    for module in model.modules():
-        for name, p in module.named_parameters(recurse=False):
-            if not p.requires_grad:
-                continue
-            if name == "bias":
-                biases.append(p)
-            elif isinstance(module, nn.modules.batchnorm._NormBase):
-                norm_weights.append(p)
-            else:
-                weights.append(p)
-    return [
-        {"params": norm_weights, "weight_decay": 0.0, "kind": "norm"},
-        {"params": weights, "weight_decay": weight_decay, "kind": "weight"},
-        {"params": biases, "weight_decay": 0.0, "kind": "bias"},
-    ]
+def build_optimizer(model: nn.Module, config: TrainConfig, hyp: Hyp, process: Process,
+                    accumulate: int) -> tuple[torch.optim.Optimizer, torch.amp.GradScaler]:
+    """SGD with Nesterov momentum over the three parameter groups, and the fp16 gradient scaler (enabled
+    only for CUDA autocast without bf16)."""
+    # weight decay is tuned for the nominal batch; scale it to the batch actually accumulated
+    weight_decay = hyp.weight_decay * config.batch * process.world_size * accumulate / config.nominal_batch
+    optimizer = torch.optim.SGD(parameter_groups(model, weight_decay), lr=hyp.lr0, momentum=hyp.momentum,
+                                nesterov=True)
+    use_scaler = process.device.type == "cuda" and config.amp and not torch.cuda.is_bf16_supported()
+    return optimizer, torch.amp.GradScaler("cuda", enabled=use_scaler)
 
 
-def freeze_modules(model: nn.Module, prefixes: list[str]) -> list[str]:
-    """Freeze every parameter whose name starts with one of `prefixes` (module names, e.g. "backbone").
-    Returns the frozen parameter names. An unknown prefix is an error: freeze what you say you freeze."""
-    names = [n for n, _ in model.named_parameters()]
-    frozen = []
-    for prefix in prefixes:
-        matched = [n for n in names if n == prefix or n.startswith(prefix + ".")]
-        if not matched:
-            top = sorted({n.split(".")[0] for n in names})
-            raise DrowsyError(f"freeze: no module named '{prefix}' (top-level modules: {', '.join(top)})")
-        frozen += matched
-    for name, p in model.named_parameters():
-        if name in frozen:
-            p.requires_grad_(False)
-    return frozen
+def wrap_model(model: nn.Module, config: TrainConfig, process: Process) -> nn.Module:
+    """The model the training step calls: SyncBatchNorm, torch.compile and DDP as configured."""
+    if process.distributed and config.sync_bn:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if config.compile:
+        model = torch.compile(model)
+    if process.distributed:
+        device_ids = [process.device.index] if process.device.type == "cuda" else None
+        model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    return model
 
 
-def set_train_mode(model: nn.Module, frozen_prefixes: list[str]) -> None:
-    """Train mode, except frozen modules, whose BatchNorm statistics must not drift either."""
-    model.train()
-    for name, module in unwrap(model).named_modules():
-        if any(name == p or name.startswith(p + ".") for p in frozen_prefixes):
-            module.eval()
+def restore(run: TrainRun, checkpoint: dict) -> None:
+    """Continue from `last.pt`: optimizer, scaler, EMA, position in the run, best mAP@0.75."""
+    run.optimizer.load_state_dict(checkpoint["optimizer"])
+    if checkpoint["scaler"]:
+        run.scaler.load_state_dict(checkpoint["scaler"])
+    run.ema.ema.load_state_dict(checkpoint["ema"])
+    run.ema.updates = checkpoint["ema_updates"]
+    run.start_epoch, run.skip_batches = checkpoint["epoch"], checkpoint["batches_done"]
+    run.best_map75 = checkpoint["best_map75"]
 
 
-def one_cycle(epoch: float, epochs: int, lrf: float) -> float:
-    """Cosine from 1 to lrf over `epochs` (the learning-rate multiplier)."""
-    return ((1 - math.cos(epoch * math.pi / epochs)) / 2) * (lrf - 1) + 1
+# --------------------------------------------------------------------------------------- one epoch
+
+
+def train_one_epoch(run: TrainRun, epoch: int, stop: "StopRequest", progress: bool) -> dict:
+    """Train one epoch (from its first untrained batch on resume). Returns its log row: epoch, lr,
+    images (all ranks), seconds, mean loss parts; plus `stopped_at_batch` when a signal stopped it at
+    an optimizer step."""
+    config, started = run.config, time.time()
+    first_batch = run.skip_batches if epoch == run.start_epoch else 0
+    run.train_data.set_epoch(epoch)
+    run.sampler.set_epoch(epoch, first_batch)
+    set_train_mode(run.train_model, run.frozen_prefixes)
+    sums, seen = {"box": 0.0, "obj": 0.0, "cls": 0.0}, 0
+    run.optimizer.zero_grad(set_to_none=True)
+    bar = progress_bar(run.train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", enabled=progress, leave=False)
+    for batch_index, (images, targets, _) in enumerate(bar, start=first_batch):
+        apply_schedule(run.optimizer, epoch * run.batches_per_epoch + batch_index, epoch, config.epochs,
+                       run.warmup, run.hyp)
+        parts = train_step(run, images, targets, epoch, batch_index)
+        boundary = (batch_index + 1) % run.accumulate == 0 or batch_index + 1 == run.batches_per_epoch
+        if boundary:
+            optimizer_step(run)
+        for k in sums:
+            sums[k] += parts[k] * len(images)
+        seen += len(images)
+        bar.set_postfix({k: f"{v / seen:.4f}" for k, v in sums.items()})
+        if stop.requested and boundary:
+            return {"stopped_at_batch": batch_index + 1}
+    run.skip_batches = 0
+    return {"epoch": epoch, "lr": run.optimizer.param_groups[1]["lr"], "images": seen * run.process.world_size,
+            "seconds": round(time.time() - started, 2), **{f"loss_{k}": v / max(seen, 1) for k, v in sums.items()}}
+
+
+def train_step(run: TrainRun, images: torch.Tensor, targets: torch.Tensor, epoch: int, batch_index: int) -> dict:
+    """Forward and backward of one batch (gradients accumulate until `optimizer_step`). Returns the
+    loss parts (floats). A non-finite loss stops training with one line."""
+    device, config = run.process.device, run.config
+    images = images.to(device, non_blocking=True).float().div_(255)
+    if config.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    with autocast(device, config.amp):
+        logits = run.train_model(images)
+    loss, parts = run.loss(logits, targets.to(device))
+    if not torch.isfinite(loss):
+        kept = (f"last good checkpoint kept at {run.last_path}" if run.last_path.exists()
+                else "no checkpoint written yet")
+        raise DrowsyError(f"non-finite loss at epoch {epoch + 1}, batch {batch_index + 1} ({parts}); training "
+                          f"stopped, {kept}; lower lr0 or check the data")
+    if run.process.distributed:
+        loss = loss * run.process.world_size  # DDP averages gradients over ranks; YOLOv5 sums them
+    run.scaler.scale(loss).backward()
+    return parts
+
+
+def optimizer_step(run: TrainRun) -> None:
+    """Unscale, clip the gradient norm at 10, step, and update the EMA."""
+    run.scaler.unscale_(run.optimizer)
+    torch.nn.utils.clip_grad_norm_(run.model.parameters(), max_norm=10.0)
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.ema.update(run.model)
+
+
+# --------------------------------------------------------------------------------------- evaluation
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, loader, records: list[dict], device: torch.device, amp: bool, channels_last: bool,
+             progress: bool = False) -> dict:
+    """Score `model` on a validation loader's images against their `records`, post-processed exactly
+    as `drowsy predict` makes a submission (drowsy.postprocess.to_detections). Returns
+    drowsy.metrics.evaluate_detections' dict (mAP50, mAP75, mAP50_95, per_class, ...)."""
+    model.eval()
+    plain = unwrap(model)
+    predictions = []
+    for images, _, metas in progress_bar(loader, desc="validate", enabled=progress, leave=False):
+        images = images.to(device, non_blocking=True).float().div_(255)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with autocast(device, amp):
+            logits = model(images)
+        decoded = decode([level.float() for level in logits], plain.anchors, plain.strides)
+        geometries = [Letterbox(meta["ratio"], meta["pad"]) for meta in metas]
+        detections = to_detections([(decoded, geometries)], [meta["original_hw"] for meta in metas],
+                                   conf=VAL_CONF, iou=VAL_IOU, max_det=VAL_MAX_DET)
+        predictions += to_records([meta["file_name"] for meta in metas], detections)
+    return evaluate_detections(records, predictions)
+
+
+def metric_columns(metrics: dict) -> dict:
+    """The validation columns of a metrics.jsonl row."""
+    return {**{k: metrics[k] for k in ("mAP50", "mAP75", "mAP50_95")},
+            "per_class": {c: v["AP75"] for c, v in metrics["per_class"].items()}}
+
+
+# --------------------------------------------------------------------------------------- checkpoints and log
+
+
+def make_checkpoint(run: TrainRun, epoch: int, batches_done: int) -> dict:
+    """The checkpoint dict (layout in drowsy.checkpoint) at `batches_done` batches into `epoch`."""
+    return {
+        "model": {k: v.detach().cpu() for k, v in run.model.state_dict().items()},
+        "ema": {k: v.detach().cpu() for k, v in run.ema.ema.state_dict().items()},
+        "ema_updates": run.ema.updates, "optimizer": run.optimizer.state_dict(), "scaler": run.scaler.state_dict(),
+        "epoch": epoch, "batches_done": batches_done, "best_map75": run.best_map75,
+        "model_config": run.model_config, "num_classes": len(CLASSES), "in_channels": run.in_channels,
+        "class_names": list(CLASSES), "config": run.config.to_dict(), "hyp": run.hyp.to_dict(),
+        "code_version": code_version(),
+    }
+
+
+def start_log(run: TrainRun) -> None:
+    """config.json, metrics.jsonl cut to the epochs kept on resume, and what was frozen and fitted."""
+    RunLog(run.run_dir).start({
+        "config": run.config.to_dict(), "hyp": run.hyp.to_dict(), "code_version": code_version(),
+        "device": str(run.process.device), "world_size": run.process.world_size, "accumulate": run.accumulate,
+        "frozen": run.frozen, "anchors": run.anchor_report, "torch": torch.__version__,
+    }, run.start_epoch)
+    if run.frozen:
+        log(f"frozen: {len(run.frozen)} parameter tensors under {', '.join(run.frozen_prefixes)} "
+            f"(first {run.frozen[0]}, last {run.frozen[-1]})")
+    if run.anchor_report:
+        report = run.anchor_report
+        log(f"autoanchor: best possible recall {report['bpr_before']:.4f} -> {report['bpr_after']:.4f}"
+            f"{' (anchors replaced)' if report['replaced'] else ''}")
+
+
+def end_epoch(run: TrainRun, row: dict) -> None:
+    """Log the epoch's row (one line in metrics.jsonl, one printed), save last.pt and, when validation
+    improved mAP@0.75, best.pt."""
+    improved = "mAP75" in row and row["mAP75"] > run.best_map75
+    run.best_map75 = max(run.best_map75, row.get("mAP75", -1.0))
+    RunLog(run.run_dir).append(row)
+    checkpoint = make_checkpoint(run, row["epoch"] + 1, 0)
+    save_checkpoint(checkpoint, run.last_path)
+    if improved:
+        save_checkpoint(checkpoint, run.best_path)
+    line = (f"epoch {row['epoch'] + 1}/{run.config.epochs} loss box {row['loss_box']:.4f} obj {row['loss_obj']:.4f} "
+            f"cls {row['loss_cls']:.4f} ({row['seconds']:.0f}s, {row['images'] / max(row['seconds'], 1e-9):.0f} img/s)")
+    if "mAP75" in row:
+        line += f"  mAP@0.5 {row['mAP50']:.3f} mAP@0.75 {row['mAP75']:.3f}"
+    log(line)
+
+
+def run_summary(run: TrainRun, stopped: bool, epochs_done: int, metrics: dict) -> dict:
+    """The one return shape of `train`, however it ended."""
+    return {"run_dir": str(run.run_dir), "stopped": stopped, "epochs_done": epochs_done,
+            "best_map75": run.best_map75, "metrics": metrics,
+            "best": str(run.best_path) if run.best_path.exists() else None, "last": str(run.last_path)}
+
+
+# --------------------------------------------------------------------------------------- interruption
 
 
 class ResumableSampler(torch.utils.data.Sampler):
@@ -220,244 +410,8 @@ class StopRequest:
         if self.requested:  # a second Ctrl-C stops at once
             raise KeyboardInterrupt
         self.requested = True
-        tqdm.write(f"signal {signal.Signals(signum).name}: saving at the next optimizer step, then stopping")
+        log(f"signal {signal.Signals(signum).name}: saving at the next optimizer step, then stopping")
 
     def __exit__(self, *exc):
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
-
-
-# --------------------------------------------------------------------------------------- evaluation
-
-
-@torch.inference_mode()
-def predict_loader(model: nn.Module, loader, device: torch.device, amp: bool, channels_last: bool,
-                   conf_thres: float = 0.001, iou_thres: float = 0.6, max_det: int = 300,
-                   progress: bool = False) -> list[dict]:
-    """Run `model` over a validation loader; returns prediction records (competition format, original pixels)."""
-    model.eval()
-    m = unwrap(model)
-    records = []
-    for images, _, metas in tqdm(loader, desc="validate", leave=False, disable=not progress):
-        images = images.to(device, non_blocking=True).float().div_(255)
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        with autocast(device, amp):
-            raw = model(images)
-        detections = non_max_suppression(decode([r.float() for r in raw], m.anchors, m.strides),
-                                          conf_thres=conf_thres, iou_thres=iou_thres, max_det=max_det)
-        boxes = [unletterbox_boxes(det[:, :4], Letterbox(meta["ratio"], meta["pad"]), meta["original_hw"]) for det, meta
-                 in zip(detections, metas)]
-        records += to_records([meta["file_name"] for meta in metas],
-                              [torch.cat([b, det[:, 4:]], dim=1) for b, det in zip(boxes, detections)])
-    return records
-
-
-# --------------------------------------------------------------------------------------- training
-
-
-def train(config: TrainConfig, progress: bool = True) -> dict:
-    """Train (or resume, or fine-tune) one model. Returns a summary dict: out_dir, epochs, best mAP@0.75,
-    the last validation metrics and the path of best.pt."""
-    cfg = config
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    rank = int(os.environ.get("RANK", "0"))
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    device = select_device(cfg.device)
-    if distributed:
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        if device.type == "cuda":
-            device = torch.device("cuda", local_rank)
-            torch.cuda.set_device(device)
-        if not dist.is_initialized():
-            # rank 0 validates alone while the others wait in the next gradient sync: allow a long validation
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=datetime.timedelta(hours=3))
-    main_process = rank == 0
-    progress = progress and main_process
-    seed_everything(cfg.seed, cfg.deterministic)
-    if device.type == "cpu":
-        reuse_freed_memory()
-
-    out_dir = resolve(cfg.out_dir)
-    last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
-    hyp = load_hyp(cfg.hyp)
-    train_set = load_manifest(require(cfg.train_manifest, "notebooks/02_build_diet.ipynb (drowsy prepare)"))
-    val_set = load_manifest(require(cfg.val_manifest, "notebooks/02_build_diet.ipynb (drowsy prepare)"))
-    val_records = val_set.records[: cfg.val_images or None]
-
-    # --- model: resume, fine-tune from weights, or scratch
-    checkpoint = load_checkpoint(last_path) if cfg.resume and last_path.exists() else None
-    init = checkpoint or (load_checkpoint(require(cfg.weights, "notebooks/03_train_baseline.ipynb (drowsy train)"))
-                         if cfg.weights else None)
-    model_config = init["model_config"] if init else cfg.model
-    in_channels = init["in_channels"] if init else 1
-    model = build_model(model_config, num_classes=len(CLASSES), in_channels=in_channels)
-    if init:
-        model.load_state_dict(init["model"] if checkpoint else init["ema"])
-    frozen_prefixes = [p.strip() for p in cfg.freeze.split(",") if p.strip()]
-    frozen = freeze_modules(model, frozen_prefixes)
-
-    train_data = DetectionDataset(train_set.image_root, train_set.records, cfg.img_size, hyp=hyp, augment=True,
-                                  in_channels=in_channels, seed=cfg.seed)
-    val_data = DetectionDataset(val_set.image_root, val_records, cfg.img_size, augment=False,
-                                in_channels=in_channels, seed=cfg.seed)
-    if cfg.cache:  # decoded once, shared with the forked loader workers
-        train_data.cache_images(progress=progress)
-        val_data.cache_images(progress=progress)
-
-    anchor_report = None
-    if cfg.autoanchor and not init:
-        anchor_report = check_anchors(model, train_data.boxes_wh(), anchor_t=hyp["anchor_t"], seed=cfg.seed)
-    model.to(device)
-    if cfg.channels_last:
-        model.to(memory_format=torch.channels_last)
-
-    accumulate = max(round(cfg.nominal_batch / (cfg.batch * world_size)), 1)
-    # weight decay is tuned for the nominal batch; scale it to the batch actually accumulated
-    weight_decay = hyp["weight_decay"] * cfg.batch * world_size * accumulate / cfg.nominal_batch
-    optimizer = torch.optim.SGD(parameter_groups(model, weight_decay), lr=hyp["lr0"], momentum=hyp["momentum"],
-                                nesterov=True)
-    use_scaler = device.type == "cuda" and cfg.amp and not torch.cuda.is_bf16_supported()
-    scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
-    ema = ModelEMA(model)
-    start_epoch, skip_batches, best_fitness = 0, 0, -1.0
-    if checkpoint:
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        if checkpoint["scaler"]:
-            scaler.load_state_dict(checkpoint["scaler"])
-        ema.ema.load_state_dict(checkpoint["ema"])
-        ema.updates = checkpoint["ema_updates"]
-        start_epoch, skip_batches = checkpoint["epoch"], checkpoint["batches_done"]
-        best_fitness = checkpoint["best_fitness"]
-    if distributed and cfg.sync_bn:
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    train_model = model
-    if cfg.compile:
-        train_model = torch.compile(train_model)
-    if distributed:
-        train_model = nn.parallel.DistributedDataParallel(
-            train_model, device_ids=[device.index] if device.type == "cuda" else None)
-
-    sampler = ResumableSampler(EpochPartsSampler(len(train_data), cfg.epoch_parts, seed=cfg.seed, rank=rank,
-                                                 world_size=world_size), cfg.batch)
-    train_loader = build_loader(train_data, cfg.batch, cfg.workers, sampler=sampler,
-                                pin_memory=device.type == "cuda")
-    val_loader = build_loader(val_data, cfg.batch * 2, cfg.workers, pin_memory=device.type == "cuda")
-    batches_per_epoch = math.ceil(len(sampler.sampler) / cfg.batch)
-    warmup_iters = min(max(round(hyp["warmup_epochs"] * batches_per_epoch), 100),
-                       cfg.epochs * batches_per_epoch // 2)
-    compute_loss = YoloLoss(unwrap(model), hyp)
-
-    def make_checkpoint(epoch: int, batches_done: int) -> dict:
-        return {
-            "model": {k: v.detach().cpu() for k, v in unwrap(model).state_dict().items()},
-            "ema": {k: v.detach().cpu() for k, v in ema.ema.state_dict().items()},
-            "ema_updates": ema.updates, "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-            "epoch": epoch, "batches_done": batches_done, "best_fitness": best_fitness,
-            "model_config": model_config, "num_classes": len(CLASSES), "in_channels": in_channels,
-            "class_names": list(CLASSES), "config": cfg.to_dict(), "hyp": hyp, "code_version": code_version(),
-        }
-
-    metrics_path = out_dir / "metrics.jsonl"
-    if main_process:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        run_info = {"config": cfg.to_dict(), "hyp": hyp, "code_version": code_version(), "device": str(device),
-                    "world_size": world_size, "accumulate": accumulate, "frozen": frozen,
-                    "anchors": anchor_report, "torch": torch.__version__}
-        (out_dir / "config.json").write_text(json.dumps(run_info, indent=2))
-        # a resumed run rewrites the log without the epochs it will redo
-        kept = [line for line in (metrics_path.read_text().splitlines() if checkpoint and metrics_path.exists() else [])
-                if json.loads(line)["epoch"] < start_epoch]
-        metrics_path.write_text("".join(line + "\n" for line in kept))
-        if frozen:
-            tqdm.write(f"frozen: {len(frozen)} parameter tensors under {', '.join(frozen_prefixes)} "
-                       f"(first {frozen[0]}, last {frozen[-1]})")
-        if anchor_report:
-            tqdm.write(f"autoanchor: best possible recall {anchor_report['bpr_before']:.4f} -> "
-                       f"{anchor_report['bpr_after']:.4f}{' (anchors replaced)' if anchor_report['replaced'] else ''}")
-
-    last_metrics: dict = {}
-    with StopRequest() as stop:
-        for epoch in range(start_epoch, cfg.epochs):
-            epoch_start = time.time()
-            train_data.set_epoch(epoch)
-            sampler.set_epoch(epoch, skip_batches if epoch == start_epoch else 0)
-            set_train_mode(train_model, frozen_prefixes)
-            first_batch = skip_batches if epoch == start_epoch else 0
-            sums, seen = {"box": 0.0, "obj": 0.0, "cls": 0.0}, 0
-            optimizer.zero_grad(set_to_none=True)
-            bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not progress)
-            batch_index = first_batch
-            for batch_index, (images, targets, _) in enumerate(bar, start=first_batch):
-                step = epoch * batches_per_epoch + batch_index
-                lr_scale = one_cycle(epoch, cfg.epochs, hyp["lrf"])
-                if step < warmup_iters:  # linear warm-up of lr (biases from warmup_bias_lr) and momentum
-                    t = step / warmup_iters
-                    for group in optimizer.param_groups:
-                        start_lr = hyp["warmup_bias_lr"] if group["kind"] == "bias" else 0.0
-                        group["lr"] = start_lr + t * (hyp["lr0"] * lr_scale - start_lr)
-                        group["momentum"] = hyp["warmup_momentum"] + t * (hyp["momentum"] - hyp["warmup_momentum"])
-                else:
-                    for group in optimizer.param_groups:
-                        group["lr"] = hyp["lr0"] * lr_scale
-                        group["momentum"] = hyp["momentum"]
-                images = images.to(device, non_blocking=True).float().div_(255)
-                if cfg.channels_last:
-                    images = images.contiguous(memory_format=torch.channels_last)
-                targets = targets.to(device)
-                with autocast(device, cfg.amp):
-                    raw = train_model(images)
-                loss, parts = compute_loss(raw, targets)
-                if not torch.isfinite(loss):
-                    raise DrowsyError(
-                        f"non-finite loss at epoch {epoch + 1}, batch {batch_index + 1} ({parts}); training stopped, "
-                        f"last good checkpoint kept at {last_path}; lower lr0 or check the data")
-                if distributed:
-                    loss = loss * world_size  # DDP averages gradients over ranks; YOLOv5 sums them
-                scaler.scale(loss).backward()
-                boundary = (batch_index + 1) % accumulate == 0 or batch_index + 1 == batches_per_epoch
-                if boundary:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=10.0)
-                    scaler.step(optimizer)
-                    scaler.update()
-                    optimizer.zero_grad(set_to_none=True)
-                    ema.update(model)
-                for k in sums:
-                    sums[k] += parts[k] * len(images)
-                seen += len(images)
-                bar.set_postfix({k: f"{v / seen:.4f}" for k, v in sums.items()})
-                if stop.requested and boundary:
-                    if main_process:
-                        save_checkpoint(make_checkpoint(epoch, batch_index + 1), last_path)
-                        tqdm.write(f"stopped at epoch {epoch + 1}, batch {batch_index + 1}; "
-                                   f"resume with resume=True ({last_path})")
-                    return {"out_dir": str(out_dir), "stopped": True, "epoch": epoch, "best_fitness": best_fitness}
-            skip_batches = 0
-
-            final = epoch + 1 == cfg.epochs
-            row = {"epoch": epoch, "lr": optimizer.param_groups[1]["lr"], "images": seen * world_size,
-                   "seconds": round(time.time() - epoch_start, 2), **{f"loss_{k}": v / max(seen, 1) for k, v in sums.items()}}
-            if main_process and ((epoch + 1) % cfg.val_every == 0 or final):
-                predictions = predict_loader(ema.ema, val_loader, device, cfg.amp, cfg.channels_last, progress=progress)
-                last_metrics = evaluate_detections(val_records, predictions)
-                row.update({k: last_metrics[k] for k in ("mAP50", "mAP75", "mAP50_95")},
-                           per_class={c: v["AP75"] for c, v in last_metrics["per_class"].items()})
-            if main_process:
-                improved = "mAP75" in row and row["mAP75"] > best_fitness
-                best_fitness = max(best_fitness, row.get("mAP75", -1.0))
-                with metrics_path.open("a") as f:
-                    f.write(json.dumps(row) + "\n")
-                checkpoint_now = make_checkpoint(epoch + 1, 0)
-                save_checkpoint(checkpoint_now, last_path)
-                if improved:
-                    save_checkpoint(checkpoint_now, best_path)
-                summary = f"epoch {epoch + 1}/{cfg.epochs} loss box {row['loss_box']:.4f} obj {row['loss_obj']:.4f} " \
-                          f"cls {row['loss_cls']:.4f} ({row['seconds']:.0f}s)"
-                if "mAP75" in row:
-                    summary += f"  mAP@0.5 {row['mAP50']:.3f} mAP@0.75 {row['mAP75']:.3f}"
-                tqdm.write(summary)
-    if distributed:
-        dist.barrier()
-    return {"out_dir": str(out_dir), "stopped": False, "epochs": cfg.epochs, "best_fitness": best_fitness,
-            "metrics": last_metrics, "best": str(best_path), "last": str(last_path)}

@@ -5,7 +5,8 @@ labels [n_k] integer class ids (any numeric dtype holding whole numbers), and re
 (boxes [m, 4] float32, scores [m] float32, labels [m] int64), highest score first, on the device
 of the first member's boxes.
 
-- `fuse_nms`: the recipe's ensemble: all members' raw boxes joined, then one class-aware NMS.
+(The recipe's own ensemble, every member's candidates joined and one class-aware NMS, is
+`drowsy.postprocess.to_detections` with fuse "nms".)
 - `weighted_boxes_fusion`: WBF (Solovyev et al. 2019, https://arxiv.org/abs/1910.13302):
   overlapping boxes of a class are averaged instead of all but one being dropped.
 """
@@ -14,18 +15,8 @@ import math
 
 import numpy as np
 import torch
-from torchvision.ops import batched_nms
 
 CONF_TYPES = ("avg", "max")
-
-
-def fuse_nms(boxes_list, scores_list, labels_list, iou_thres: float, max_det: int):
-    """Join every member's boxes and keep the best `max_det` after one class-aware NMS at `iou_thres`."""
-    _check_fraction("iou_thres", iou_thres)
-    _check_max_det(max_det)
-    boxes, scores, labels, _ = _joined(boxes_list, scores_list, labels_list)
-    keep = batched_nms(boxes, scores, labels, iou_thres)[:max_det]
-    return boxes[keep], scores[keep], labels[keep]
 
 
 def weighted_boxes_fusion(

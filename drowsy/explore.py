@@ -7,12 +7,9 @@ positions in absolute pixels, xyxy; `width`/`height` are present in manifests on
 Plots with one panel take an optional `ax` and return it; plots with several panels return their Figure.
 """
 
-import dataclasses
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import cv2
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -21,117 +18,13 @@ from matplotlib.axes import Axes
 from matplotlib.axis import Axis
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch, Rectangle
+from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from drowsy import CLASS_IDS, CLASSES
-from drowsy.config import Params
-from drowsy.errors import DrowsyError
+from drowsy.figures import CLASS_COLOURS, draw_record
 from drowsy.paths import resolve
 
-# One colour per class, the same in every plot and on every drawn box.
-CLASS_COLOURS = dict(zip(CLASSES, sns.color_palette("tab10", len(CLASSES))))
-_SIZE_PATTERN = re.compile(r"\s*(\d+)\s*[xX]\s*(\d+)\s*")
-
-
-@dataclasses.dataclass(frozen=True)
-class ExploreParams(Params):
-    """Parameters of notebooks/01_explore_imbalance.ipynb."""
-
-    raw_dir: str = "data/datasets/demo/train"
-    test_dir: str = "data/datasets/demo/test"
-    test_labels: str = "data/datasets/demo/test_labels.json"
-    synth_images: int = 3000
-    synth_test_images: int = 500
-    synth_size: str = "640x360"
-    seed: int = 0
-    out_dir: str = "outputs/demo"
-    samples: int = 12
-
-    def __post_init__(self):
-        parse_size(self.synth_size)  # fail in the config cell, not after minutes of work
-
-
-@dataclasses.dataclass(frozen=True)
-class DietParams(Params):
-    """Parameters of notebooks/02_build_diet.ipynb."""
-
-    raw_dir: str = "data/datasets/demo/train"
-    prepared_dir: str = "data/prepared/demo"
-    val_size: int = 20000
-    seed: int = 0
-    export: str = ""
-    out_dir: str = "outputs/demo"
-
-    def __post_init__(self):
-        if self.export not in ("", "yolo", "coco"):
-            raise DrowsyError(f"parameters: field 'export' must be '', 'yolo' or 'coco', got {self.export!r}")
-
-
-# ----------------------------------------------------------------------------- getting the data
-
-
-def parse_size(size: str | Sequence[int]) -> tuple[int, int]:
-    """'640x360' -> (640, 360): image width and height in pixels. A pair passes through."""
-    if not isinstance(size, str) and len(size) == 2:
-        width, height = (int(v) for v in size)
-    else:
-        match = _SIZE_PATTERN.fullmatch(size) if isinstance(size, str) else None
-        width, height = (int(v) for v in match.groups()) if match else (0, 0)
-    if width <= 0 or height <= 0:
-        raise DrowsyError(f"synth_size: expected WIDTHxHEIGHT in pixels like '640x360', got {size!r}")
-    return width, height
-
-
-def ensure_dataset(
-    raw_dir: str | Path,
-    synth_images: int,
-    seed: int = 0,
-    size: str | Sequence[int] = "640x360",
-    test_dir: str | Path | None = None,
-    test_labels: str | Path | None = None,
-    synth_test_images: int = 0,
-    workers: int = 1,
-    progress: bool = True,
-) -> Path:
-    """Return `raw_dir/labels.json`, first synthesising the embedded demo data set when it is missing.
-
-    With `raw_dir/labels.json` present (the competition's task03_train, or an earlier run) nothing is
-    written. Missing, it is synthesised with `synth_images` images of `size` ('640x360') from `seed`.
-    The test set is synthesised from `seed + 1` (other images than the training set) into
-    `test_dir/images`, its labels written apart to `test_labels`, when `synth_test_images` > 0 and
-    `test_dir/images` does not exist. A folder that holds images but no labels is never written into,
-    so a real data set can not be mixed with synthetic images.
-    """
-    raw_dir = resolve(raw_dir)
-    size = parse_size(size)
-    labels_path = raw_dir / "labels.json"
-    if not labels_path.exists():
-        if synth_images <= 0:
-            raise DrowsyError(
-                f"{labels_path} not found: point raw_dir at your task03_train folder or set synth_images > 0"
-            )
-        _refuse_folder_with_images(raw_dir / "images", labels_path)
-        _write_synthetic(raw_dir, synth_images, seed, size, None, workers, progress)
-    if test_dir is not None and synth_test_images > 0 and not (resolve(test_dir) / "images").exists():
-        if not test_labels:
-            raise DrowsyError("test_labels: empty; a synthetic test set needs a path for its labels (kept apart)")
-        _write_synthetic(resolve(test_dir), synth_test_images, seed + 1, size, resolve(test_labels), workers, progress)
-    return labels_path
-
-
-def _refuse_folder_with_images(images_dir: Path, labels_path: Path) -> None:
-    if images_dir.is_dir() and any(images_dir.iterdir()):
-        raise DrowsyError(
-            f"{labels_path} not found but {images_dir} holds images: point raw_dir at a folder with "
-            "labels.json, or at a new or empty one to synthesise the demo data (delete a half-synthesised one)"
-        )
-
-
-def _write_synthetic(out_dir, images, seed, size, labels_path, workers, progress) -> None:
-    from drowsy.synth import write_dataset  # only needed when there is no data yet
-
-    write_dataset(out_dir, images, seed=seed, size=size, labels_path=labels_path, workers=workers, progress=progress)
 
 
 def load_splits(prepared_dir: str | Path, names: Sequence[str] = ("train", "diet", "val")) -> dict[str, list[dict]]:
@@ -282,20 +175,6 @@ def sample_records(records: Sequence[dict], n: int, seed: int = 0) -> list[dict]
 
 
 # ----------------------------------------------------------------------------- plots
-
-
-def set_plot_style() -> None:
-    """The seaborn look used in the notebooks (no downloads: default DejaVu fonts)."""
-    sns.set_theme(style="whitegrid", context="notebook")
-
-
-def save_figure(figure: Figure | Axes, out_dir: str | Path, name: str) -> Path:
-    """Write `out_dir/figures/<name>.png` and return its path."""
-    figure = figure.figure if isinstance(figure, Axes) else figure
-    path = resolve(out_dir) / "figures" / f"{name}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120, bbox_inches="tight")
-    return path
 
 
 def _axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
@@ -486,21 +365,6 @@ def plot_samples(
     figure.legend(handles=handles, loc="outside lower center", ncols=len(CLASSES), frameon=False)
     figure.suptitle(f"{len(samples)} sample images with their labelled boxes")
     return figure
-
-
-def draw_record(ax: Axes, image_root: Path, record: dict) -> None:
-    path = image_root / record["file_name"]
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DrowsyError(f"{path}: image of record '{record['file_name']}' not found or not readable")
-    ax.imshow(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
-    for obj in record["objects"]:
-        x1, y1, x2, y2 = obj["position"]
-        colour = CLASS_COLOURS[obj["class"]]
-        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=colour, linewidth=1.5))
-        ax.text(x1, y1, obj["class"], fontsize=7, color="white", va="bottom",
-                bbox={"facecolor": colour, "edgecolor": "none", "pad": 1})
-    ax.set_title(record["file_name"], fontsize=8)
 
 
 def plot_split_distributions(splits: Mapping[str, Sequence[dict]]) -> Figure:

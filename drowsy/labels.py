@@ -9,16 +9,14 @@ out of the image), drops the rest, and returns one issue per decision, so a repo
 record that was touched and counts that add up.
 """
 
-import contextlib
 import dataclasses
-import gc
-import json
 import os
 from math import isfinite
 from pathlib import Path
 
 from drowsy import CLASS_IDS
 from drowsy.errors import DrowsyError
+from drowsy.files import gc_paused, read_json
 from drowsy.paths import require, resolve
 
 MADE_BY = "notebooks/02_build_diet.ipynb (or drowsy prepare)"
@@ -83,30 +81,6 @@ def read_labels(path: str | Path) -> list[dict]:
     if not path.is_file():
         raise DrowsyError(f"{path}: labels file not found")
     return _annotations(read_json(path), path)
-
-
-@contextlib.contextmanager
-def gc_paused():
-    """Pause the cyclic garbage collector. Parsing a large labels file creates millions of dicts
-    and lists, none in a cycle; the collections they trigger would triple the parse time."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def read_json(path: Path):
-    """Parse a JSON file; unreadable or invalid JSON ends in one line naming the file."""
-    try:
-        with gc_paused():
-            return json.loads(path.read_bytes())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DrowsyError(f"{path}: not valid JSON ({err})") from None
-    except OSError as err:
-        raise DrowsyError(f"{path}: cannot read ({err.strerror})") from None
 
 
 def _annotations(document, path: Path) -> list:

@@ -13,8 +13,6 @@ keeps a 35,631-image submission (about a million boxes) within seconds
 (`benchmarks/evaluate_speed.py`).
 """
 
-import contextlib
-import gc
 import itertools
 from dataclasses import dataclass
 
@@ -22,6 +20,7 @@ import numpy as np
 from faster_coco_eval import COCO, COCOeval_faster
 
 from drowsy import CLASSES
+from drowsy.files import gc_paused
 
 # COCOeval's "all" area range; no other range is evaluated, which also saves their accumulation.
 _AREA_ALL = [0.0, 1e5**2]
@@ -247,7 +246,7 @@ def _run_cocoeval(ground_truth: list[dict], predictions: list[dict], classes, ma
     # COCOeval ranks them, so IoU rows line up; only the `max_dets` best of an image and class count.
     predicted = predicted.select(np.lexsort((-predicted.score, _group(predicted, num_classes))))
     predicted = predicted.select(_rank_in_run(_group(predicted, num_classes)) < max_dets)
-    with _gc_paused():  # millions of small objects would set off full collections again and again
+    with gc_paused():  # millions of small objects would set off full collections again and again
         images = [{"id": i + 1} for i in range(len(ground_truth))]
         categories = [{"id": k + 1, "name": name} for k, name in enumerate(classes)]
         evaluator = _GivenIoUEval(
@@ -265,17 +264,6 @@ def _run_cocoeval(ground_truth: list[dict], predictions: list[dict], classes, ma
         iou_thresholds=np.asarray(evaluator.params.iouThrs),
         recall_thresholds=np.asarray(evaluator.params.recThrs),
     )
-
-
-@contextlib.contextmanager
-def _gc_paused():
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _group(boxes: _Boxes, num_classes: int) -> np.ndarray:

@@ -2,22 +2,15 @@
 
 Pipeline for a batch of grayscale images (uint8 [H, W], any sizes):
 1. every *view* (a square network size, maybe mirrored left-right) letterboxes the batch;
-2. every detector turns the view into decoded predictions [B, N, 5 + nc] (`Detector.raw_predictions`:
+2. every detector turns the view into decoded predictions [B, N, 5 + nc] (`Detector.decoded_predictions`:
    PyTorch or ONNX Runtime, the rest is shared);
-3. those are mapped back to ORIGINAL pixels (un-mirrored, un-letterboxed), thresholded, clipped to
-   the image, and boxes left under MIN_BOX_PX wide or high are dropped;
-4. fused: "nms" joins every model's and view's candidates and runs one class-aware NMS (the winning
-   recipe); "wbf" runs NMS per member (model x view) and fuses the members by weighted boxes fusion.
+3. `drowsy.postprocess.to_detections` maps every member's (model x view) candidates back to original
+   pixels and joins them: one NMS (the winning recipe) or weighted boxes fusion.
 Result per image: [n, 6] float32 (x1, y1, x2, y2 original pixels, score, class_id).
-
-Mapping candidates back before NMS instead of after changes nothing for a single view: the letterbox
-is a uniform scale plus a shift, under which IoU, and so NMS, is invariant. Clipping before NMS
-(YOLOv5 clips after) makes NMS compare boxes as they will be submitted.
 """
 
 import dataclasses
 import json
-import math
 import sys
 import time
 from collections import deque
@@ -29,29 +22,20 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from drowsy import CLASSES
-from drowsy.augment import Letterbox, letterbox
+from drowsy.geometry import Letterbox, fit_img_size, letterbox
 from drowsy.checkpoint import load_checkpoint
-from drowsy.dataset import read_gray
 from drowsy.device import autocast, select_device
-from drowsy.ensemble import weighted_boxes_fusion
 from drowsy.errors import DrowsyError
+from drowsy.files import list_images, read_gray, write_text_atomically
 from drowsy.models import build_model, fuse_conv_bn
 from drowsy.paths import resolve
-from drowsy.postprocess import decode, non_max_suppression, xywh_to_xyxy, xyxy_to_xywh
-from drowsy.prepare import write_json_atomically
+from drowsy.postprocess import FUSE_MODES, decode, to_detections, to_records
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
-FUSE_MODES = ("nms", "wbf")
 # The recipe's test-time augmentation: (fraction of img_size, mirrored left-right).
 TTA_SCALES = ((1.0, False), (0.83, True), (0.67, False))
 # Metadata keys `drowsy export` writes into the ONNX file and `Detector` reads back.
 ONNX_META = ("drowsy_stride", "drowsy_class_names", "drowsy_in_channels", "drowsy_img_size")
 PREFETCH_BATCHES = 2  # batches decoded ahead of the one being computed
-# Boxes thinner than this (original pixels) after clipping cannot match a labelled object at IoU 0.75,
-# and their area vanishes in the float32 arithmetic of class-offset NMS (IoU 0/0), so duplicates of
-# them from different ensemble members would all survive NMS.
-MIN_BOX_PX = 1.0
 
 
 class DecodingModel(nn.Module):
@@ -139,7 +123,7 @@ class Detector:
         self.fixed_batch = batch if isinstance(batch, int) else None
         self.fixed_size = size if isinstance(size, int) else None
 
-    def raw_predictions(self, batch: torch.Tensor) -> torch.Tensor:
+    def decoded_predictions(self, batch: torch.Tensor) -> torch.Tensor:
         """batch: float32 [B, C, S, S] in [0, 1] (C = in_channels, S a multiple of `stride`) ->
         decoded [B, N, 5 + nc] float32 (cx, cy, w, h network pixels, objectness, class probabilities),
         on `self.device`."""
@@ -180,12 +164,6 @@ class View:
     flip: bool = False
 
 
-def fit_img_size(img_size: int, stride: int) -> int:
-    """The smallest multiple of `stride` (pixels) that is >= img_size: the network halves the
-    resolution log2(stride) times, so its input must divide evenly."""
-    return max(math.ceil(img_size / stride), 1) * stride
-
-
 def tta_views(img_size: int, stride: int, tta: bool) -> list[View]:
     """The views to run: [View(img_size)] without TTA; with it the recipe's scales 1, 0.83 (mirrored)
     and 0.67, each rounded to the nearest multiple of `stride` (1536 px at stride 64: 1536, 1280, 1024)."""
@@ -196,8 +174,8 @@ def tta_views(img_size: int, stride: int, tta: bool) -> list[View]:
 def letterbox_views(images: list[np.ndarray], view: View) -> tuple[torch.Tensor, list[Letterbox]]:
     """Letterbox every image to the view (mirrored when it says so).
 
-    images: uint8 [H, W]. Returns (float32 [B, 1, S, S] in [0, 1], one Letterbox per image; the
-    letterbox maps the unmirrored image).
+    images: uint8 [H, W]. Returns (float32 [B, 1, S, S] in [0, 1], one Letterbox per image, with
+    `flip_width` set for a mirrored view).
     """
     if any(image.ndim != 2 or image.dtype != np.uint8 for image in images):
         raise ValueError("images must be grayscale uint8 [H, W] arrays")
@@ -205,60 +183,8 @@ def letterbox_views(images: list[np.ndarray], view: View) -> tuple[torch.Tensor,
     pixels = torch.from_numpy(np.stack(boxed))
     if view.flip:
         pixels = pixels.flip(-1)
+        geometries = [dataclasses.replace(g, flip_width=view.size) for g in geometries]
     return pixels[:, None].float().div_(255), list(geometries)
-
-
-def to_original_pixels(decoded: torch.Tensor, view: View, geometries: list[Letterbox]) -> torch.Tensor:
-    """Map decoded predictions of a view back to each original image.
-
-    decoded: [B, N, 5 + nc] (cx, cy, w, h pixels of the view's network input, scores...); geometries:
-    the B letterboxes of `letterbox_views`. Returns a new [B, N, 5 + nc] tensor with (cx, cy, w, h) in
-    original pixels, not clipped (`clip_candidates` does that).
-    """
-    ratio = torch.tensor([g.ratio for g in geometries], dtype=decoded.dtype, device=decoded.device)[:, None, None]
-    pad = torch.tensor([g.pad for g in geometries], dtype=decoded.dtype, device=decoded.device)[:, None, :]
-    restored = decoded.clone()
-    if view.flip:  # a mirrored centre x lands at size - x; widths are unchanged
-        restored[..., 0] = view.size - decoded[..., 0]
-    restored[..., :2] = (restored[..., :2] - pad) / ratio
-    restored[..., 2:4] = decoded[..., 2:4] / ratio
-    return restored
-
-
-def clip_candidates(candidates: torch.Tensor, original_hw: tuple[int, int]) -> torch.Tensor:
-    """Clip candidate boxes to the image and drop those left under MIN_BOX_PX wide or high.
-
-    candidates: [n, 5 + nc], (cx, cy, w, h) original pixels first. Returns [m, 5 + nc], m <= n.
-    """
-    height, width = original_hw
-    boxes = xywh_to_xyxy(candidates[:, :4])
-    boxes[:, 0::2] = boxes[:, 0::2].clamp(0, width)
-    boxes[:, 1::2] = boxes[:, 1::2].clamp(0, height)
-    clipped = torch.cat((xyxy_to_xywh(boxes), candidates[:, 4:]), dim=1)
-    return clipped[(clipped[:, 2] >= MIN_BOX_PX) & (clipped[:, 3] >= MIN_BOX_PX)]
-
-
-def _view_candidates(detector: Detector, pixels: torch.Tensor, view: View, geometries: list[Letterbox],
-                     original_hw: list[tuple[int, int]], conf: float) -> list[torch.Tensor]:
-    """One member's candidates per image: [n_b, 5 + nc], clipped, original pixels, objectness > conf.
-    Thresholding here keeps the joined ensemble small; NMS would drop these boxes anyway."""
-    batch = pixels.expand(-1, detector.in_channels, -1, -1)
-    decoded = to_original_pixels(detector.raw_predictions(batch).float(), view, geometries)
-    return [clip_candidates(image[image[:, 4] > conf], hw) for image, hw in zip(decoded, original_hw)]
-
-
-def _nms(candidates: torch.Tensor, conf: float, iou: float, max_det: int) -> torch.Tensor:
-    """[n, 5 + nc] candidates of one image -> [m, 6] detections (x1, y1, x2, y2, score, class_id)."""
-    return non_max_suppression(candidates[None], conf_thres=conf, iou_thres=iou, max_det=max_det)[0]
-
-
-def _fuse_wbf(member_detections: list[torch.Tensor], iou: float, max_det: int) -> torch.Tensor:
-    """Weighted boxes fusion of one image's per-member detections ([n_k, 6], original pixels) -> [m, 6]."""
-    boxes, scores, labels = weighted_boxes_fusion(
-        [d[:, :4] for d in member_detections], [d[:, 4] for d in member_detections],
-        [d[:, 5] for d in member_detections], iou_thres=iou, max_det=max_det,
-    )
-    return torch.cat((boxes, scores[:, None], labels[:, None].float()), dim=1)
 
 
 def _check_options(conf: float, iou: float, max_det: int, fuse: str, batch: int, img_size: int) -> None:
@@ -321,63 +247,26 @@ def predict_ensemble(detectors: list[Detector], images: list[np.ndarray], img_si
 
 def _predict_batch(detectors: list[Detector], images: list[np.ndarray], views: list[View], conf: float,
                    iou: float, max_det: int, fuse: str) -> list[torch.Tensor]:
+    """Detections of one batch of images ([n, 6] per image, original pixels), every detector at every view."""
     if not images:
         return []
-    original_hw = [image.shape[:2] for image in images]
-    device = detectors[0].device  # candidates of every member meet here (ONNX ones come from the CPU)
-    members = []  # per member (view x model): per image [n, 5 + nc] candidates
-    for view in views:
-        pixels, geometries = letterbox_views(images, view)
-        for detector in detectors:
-            candidates = _view_candidates(detector, pixels, view, geometries, original_hw, conf)
-            members.append([c.to(device) for c in candidates])
-    per_image = list(zip(*members))
-    if fuse == "nms" or len(members) == 1:
-        return [_nms(torch.cat(candidates), conf, iou, max_det) for candidates in per_image]
-    return [_fuse_wbf([_nms(c, conf, iou, max_det) for c in candidates], iou, max_det) for candidates in per_image]
+
+    def members():  # one at a time: a member's whole decoded output is large at 1536 px
+        for view in views:
+            pixels, geometries = letterbox_views(images, view)
+            for detector in detectors:
+                yield detector.decoded_predictions(pixels.expand(-1, detector.in_channels, -1, -1)), geometries
+
+    return to_detections(members(), [image.shape[:2] for image in images], conf, iou, max_det, fuse)
 
 
 # ------------------------------------------------------------------------------ folders and submissions
 
 
-def to_records(file_names: list[str], detections: list[torch.Tensor], classes=CLASSES) -> list[dict]:
-    """Competition records: per image `{"file_name", "objects": [{"class", "position": [x1, y1, x2, y2],
-    "confidence_score"}]}`, positions rounded to 0.1 px and scores to 4 decimals.
-
-    detections: per image [n, 6] (x1, y1, x2, y2 original pixels, score, class_id); classes: id -> name.
-    """
-    if len(file_names) != len(detections):
-        raise ValueError(f"{len(file_names)} file names but {len(detections)} detection tensors")
-    records = []
-    for file_name, image_detections in zip(file_names, detections):
-        rows = image_detections.detach().cpu().tolist()
-        records.append({"file_name": file_name, "objects": [
-            {"class": classes[int(class_id)], "position": [round(v, 1) for v in (x1, y1, x2, y2)],
-             "confidence_score": round(score, 4)}
-            for x1, y1, x2, y2, score, class_id in rows
-        ]})
-    return records
-
-
 def write_submission(records: list[dict], path: str | Path) -> Path:
     """Write `{"annotations": records}` as UTF-8 JSON (one record per line), atomically. Returns the path."""
-    path = resolve(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     body = ",\n".join(json.dumps(record, ensure_ascii=False) for record in records)
-    write_json_atomically(path, ['{"annotations": [\n', body, "\n]}\n"])
-    return path
-
-
-def list_images(images_dir: str | Path) -> list[Path]:
-    """The .jpg/.jpeg/.png files (any case) of a folder, sorted by name. A competition folder that
-    holds `images/` stands for that sub-folder."""
-    folder = resolve(images_dir)
-    if (folder / "images").is_dir():
-        folder = folder / "images"
-    if not folder.is_dir():
-        raise DrowsyError(f"{folder}: image folder not found")
-    return sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
-                  key=lambda p: p.name)
+    return write_text_atomically(path, ['{"annotations": [\n', body, "\n]}\n"])
 
 
 def _read_batch(paths: list[Path]) -> list[tuple[Path, np.ndarray | None, str | None]]:

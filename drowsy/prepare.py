@@ -5,7 +5,6 @@ Nothing is copied or re-encoded (the original copied every image twice).
 """
 
 import errno
-import json
 import os
 import shutil
 from collections import Counter
@@ -17,7 +16,8 @@ from tqdm import tqdm
 
 from drowsy import CLASS_IDS, CLASSES
 from drowsy.errors import DrowsyError
-from drowsy.labels import gc_paused, read_labels, validate_records
+from drowsy.files import gc_paused, write_json
+from drowsy.labels import read_labels, validate_records
 from drowsy.paths import resolve
 
 EXPORTS = ("yolo", "coco")
@@ -116,18 +116,10 @@ def image_shapes(records: list[dict]) -> dict[str, int]:
     return dict(shapes.most_common())
 
 
-def write_json_atomically(path: Path, text_parts) -> None:
-    """Write text to `path` via a temporary file, so a reader never sees half a file."""
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "w", encoding="utf-8") as file:
-        file.writelines(text_parts)
-    os.replace(partial, path)
-
-
 def write_manifest(path: Path, image_root: Path, records: list[dict]) -> None:
     """Manifest JSON `{"image_root", "annotations"}` (schema in drowsy.labels)."""
     manifest = {"image_root": str(image_root), "annotations": records}
-    write_json_atomically(path, [json.dumps(manifest, ensure_ascii=False)])
+    write_json(path, manifest, indent=None)
 
 
 def yolo_label_lines(record: dict) -> str:
@@ -222,7 +214,7 @@ def export_coco(out_dir: Path, splits: dict[str, list[dict]]) -> Path:
     root = out_dir / "coco"
     root.mkdir(parents=True, exist_ok=True)
     for split, records in splits.items():
-        write_json_atomically(root / f"{split}.json", [json.dumps(coco_instances(records), ensure_ascii=False)])
+        write_json(root / f"{split}.json", coco_instances(records), indent=None)
     return root
 
 
@@ -277,7 +269,7 @@ def _prepare(
         outputs["coco"] = str(export_coco(out_dir, splits))
     outputs["report"] = str(out_dir / "report.json")
     report = build_report(labels_path, image_root, validation, splits, diet_counts, val_size, seed, outputs)
-    write_json_atomically(out_dir / "report.json", [json.dumps(report, indent=1, ensure_ascii=False), "\n"])
+    write_json(out_dir / "report.json", report)
     return report
 
 

@@ -2,18 +2,17 @@ import numpy as np
 import pytest
 import torch
 
-from drowsy.augment import (
-    FILL,
-    Letterbox,
-    augment_value,
-    box_candidates,
-    flip_lr,
-    letterbox,
-    letterbox_boxes,
-    mosaic4,
-    random_affine,
-    unletterbox_boxes,
-)
+from drowsy.augment import augment_value, box_candidates, flip_lr, mosaic4, random_affine
+from drowsy.geometry import FILL, Letterbox, letterbox, letterbox_boxes, rect_letterbox
+from drowsy.postprocess import to_candidates, xywh_to_xyxy, xyxy_to_xywh
+
+
+def unletterbox(boxes, geometry: Letterbox, original_hw) -> torch.Tensor:
+    """Network xyxy boxes -> original xyxy boxes through the one post-process (scores 1, class 0)."""
+    boxes = torch.as_tensor(boxes, dtype=torch.float32)
+    decoded = torch.cat((xyxy_to_xywh(boxes), torch.ones(len(boxes), 2)), dim=1)[None]
+    [candidates] = to_candidates(decoded, [geometry], [original_hw], conf=0.5)
+    return xywh_to_xyxy(candidates[:, :4])
 
 BRIGHT = 255
 
@@ -55,17 +54,24 @@ def test_letterbox_boxes_land_on_the_object_and_round_trip():
     out, geometry = letterbox(image, 320)
     network_boxes = letterbox_boxes(np.array([box], np.float32), geometry)
     np.testing.assert_allclose(network_boxes[0], bright_extent(out), atol=1)
-    restored = unletterbox_boxes(network_boxes, geometry, (360, 640))
+    restored = unletterbox(network_boxes, geometry, (360, 640))
     np.testing.assert_allclose(restored, [box], atol=1e-4)
 
 
-def test_unletterbox_accepts_tensors_and_clips_to_the_original_image():
+def test_unletterbox_clips_to_the_original_image_and_drops_slivers():
     geometry = Letterbox(0.5, (0, 70))
-    boxes = torch.tensor([[-10.0, 60.0, 330.0, 260.0], [10.0, 80.0, 20.0, 90.0]])
-    restored = unletterbox_boxes(boxes, geometry, (360, 640))
-    assert isinstance(restored, torch.Tensor)
+    boxes = torch.tensor([[-10.0, 60.0, 330.0, 260.0], [10.0, 80.0, 20.0, 90.0], [-30.0, 80.0, -0.2, 90.0]])
+    restored = unletterbox(boxes, geometry, (360, 640))
+    # the third box is 0.4 px wide once clipped to the image: under MIN_BOX_PX, dropped
     torch.testing.assert_close(restored, torch.tensor([[0.0, 0.0, 640.0, 360.0], [20.0, 20.0, 40.0, 40.0]]))
-    assert boxes[0, 0] == -10.0  # the input is left alone
+
+
+def test_rect_letterbox_pads_the_short_side_to_the_stride_only():
+    frames = [np.full((360, 640), 7, np.uint8)] * 2
+    padded, geometry = rect_letterbox(frames, 320, 32)
+    assert padded.shape == (2, 192, 320)  # 320 x 180 inside, padded to 192 (not to 320)
+    assert geometry == Letterbox(0.5, (0, 6))
+    assert (padded[:, :6] == FILL).all() and (padded[:, 6:186] == 7).all() and (padded[:, 186:] == FILL).all()
 
 
 def test_flip_lr_mirrors_boxes_with_the_image():

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from drowsy.augment import Letterbox, unletterbox_boxes
+from drowsy.geometry import Letterbox
+from drowsy.postprocess import to_candidates, xywh_to_xyxy
 from drowsy.dataset import DetectionDataset, EpochPartsSampler, build_loader, collate
 from drowsy.errors import DrowsyError
 
@@ -57,9 +58,9 @@ def test_validation_item_is_the_letterboxed_image_with_its_boxes(tmp_path, recor
     assert image.shape == (1, SIZE, SIZE) and image.dtype == torch.uint8
     assert meta == {"file_name": "운전자_1.png", "original_hw": (48, 80), "ratio": 0.8, "pad": (0, 13)}
     assert targets[:, 0].tolist() == [4.0, 5.0]  # face, phone
-    cx, cy, w, h = targets[:, 1:].T
-    boxes = torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=1)
-    original = unletterbox_boxes(boxes, Letterbox(meta["ratio"], meta["pad"]), meta["original_hw"])
+    decoded = torch.cat((targets[:, 1:], torch.ones(len(targets), 2)), dim=1)[None]  # (cx, cy, w, h, obj, cls)
+    [candidates] = to_candidates(decoded, [Letterbox(meta["ratio"], meta["pad"])], [meta["original_hw"]], conf=0.5)
+    original = xywh_to_xyxy(candidates[:, :4])
     expected = [obj["position"] for obj in records[1]["objects"]]
     torch.testing.assert_close(original, torch.tensor(expected, dtype=torch.float32))
 

@@ -92,17 +92,17 @@ def torchrun(script, dump_dir, options: dict) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def ddp_runs(tiny_dataset, tmp_path_factory):
-    """A 2-epoch DDP run, then a resumed DDP run to 3 epochs in the same out_dir."""
+    """A 2-epoch DDP run, then a resumed DDP run to 3 epochs in the same run_dir."""
     root = tmp_path_factory.mktemp("ddp")
     script = root / "rank_train.py"
     script.write_text(RANK_SCRIPT)
     options = dict(TRAIN_OPTIONS, train_manifest=tiny_dataset / "train.json", val_manifest=tiny_dataset / "val.json",
-                   out_dir=root / "run")
+                   run_dir=root / "run")
     first = torchrun(script, root / "first", dict(options, epochs=EPOCHS))
     metrics_after_first = (root / "run" / "metrics.jsonl").read_text()
     resumed = torchrun(script, root / "resumed", dict(options, epochs=RESUMED_EPOCHS, resume="true"))
     train_images = len(json.loads((tiny_dataset / "train.json").read_text())["annotations"])
-    return {"out_dir": root / "run", "first": first, "resumed": resumed, "metrics_after_first": metrics_after_first,
+    return {"run_dir": root / "run", "first": first, "resumed": resumed, "metrics_after_first": metrics_after_first,
             "train_images": train_images}
 
 
@@ -168,7 +168,7 @@ def test_only_rank_zero_writes_checkpoints_and_metrics(ddp_runs):
     rows = [json.loads(line) for line in ddp_runs["metrics_after_first"].splitlines()]
     assert [row["epoch"] for row in rows] == list(range(EPOCHS))  # one line per epoch, not one per rank
     assert all(row["images"] == 8 for row in rows)  # both ranks' images counted
-    run_info = json.loads((ddp_runs["out_dir"] / "config.json").read_text())
+    run_info = json.loads((ddp_runs["run_dir"] / "config.json").read_text())
     assert run_info["world_size"] == WORLD_SIZE and run_info["accumulate"] == 1
 
 
@@ -182,9 +182,9 @@ def test_resume_under_ddp_continues_to_more_epochs(ddp_runs):
     assert_ranks_identical(resumed, "model")
     assert_ranks_identical(resumed, "ema")
     assert resumed[1]["saved"] == []
-    checkpoint = torch.load(ddp_runs["out_dir"] / "last.pt", weights_only=True)
+    checkpoint = torch.load(ddp_runs["run_dir"] / "last.pt", weights_only=True)
     assert checkpoint["epoch"] == RESUMED_EPOCHS
     assert all(torch.equal(checkpoint["model"][k], resumed[0]["model"][k]) for k in checkpoint["model"])
-    rows = [json.loads(line) for line in (ddp_runs["out_dir"] / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (ddp_runs["run_dir"] / "metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in rows] == list(range(RESUMED_EPOCHS))
     assert "mAP75" in rows[-1]  # the final epoch was validated on rank 0

@@ -7,23 +7,23 @@ import signal
 import pytest
 import torch
 
-from drowsy import engine
 from drowsy.checkpoint import load_checkpoint, save_checkpoint
-from drowsy.engine import TrainConfig, train
+from drowsy.engine import train
 from drowsy.errors import DrowsyError
 from drowsy.loss import YoloLoss
+from drowsy.params import TrainConfig
 
 
-def tiny_config(prepared, out_dir, **overrides) -> TrainConfig:
+def tiny_config(prepared, run_dir, **overrides) -> TrainConfig:
     values = dict(train_manifest=str(prepared / "train.json"), val_manifest=str(prepared / "val.json"),
-                  out_dir=str(out_dir), model="yolov5n", img_size=96, batch=4, nominal_batch=8, epochs=3,
+                  run_dir=str(run_dir), model="yolov5n", img_size=96, batch=4, nominal_batch=8, epochs=3,
                   epoch_parts=2, device="cpu", workers=0, cache=False, val_every=3, seed=1)
     values.update(overrides)
     return TrainConfig(**values)
 
 
-def final_weights(out_dir) -> dict:
-    return torch.load(out_dir / "last.pt", weights_only=True)["ema"]
+def final_weights(run_dir) -> dict:
+    return torch.load(run_dir / "last.pt", weights_only=True)["ema"]
 
 
 def assert_same_weights(a: dict, b: dict) -> None:
@@ -68,31 +68,29 @@ def test_different_seed_gives_different_weights(tiny_dataset, reference_run, tmp
     assert any(not torch.equal(ema[k], v) for k, v in final_weights(reference_run[0]).items())
 
 
-def test_crash_then_resume_equals_uninterrupted(tiny_dataset, reference_run, tmp_path, monkeypatch):
+def test_crash_then_resume_equals_uninterrupted(tiny_dataset, reference_run, tmp_path):
     def crash():
         raise RuntimeError("simulated crash (power loss)")
 
     # 3 batches per epoch (40 images -> 32 train, /2 parts = 16 -> 4 batches of 4); crash in epoch 2
-    monkeypatch.setattr(engine, "YoloLoss", InterruptAt(6, crash))
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train(tiny_config(tiny_dataset, tmp_path), progress=False)
+        train(tiny_config(tiny_dataset, tmp_path), progress=False, loss_factory=InterruptAt(6, crash))
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
-    monkeypatch.undo()
     train(tiny_config(tiny_dataset, tmp_path, resume=True), progress=False)
     assert_same_weights(final_weights(reference_run[0]), final_weights(tmp_path))
     epochs_logged = [json.loads(line)["epoch"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert epochs_logged == [0, 1, 2]
 
 
-def test_sigterm_saves_mid_epoch_and_resume_equals_uninterrupted(tiny_dataset, reference_run, tmp_path, monkeypatch):
-    monkeypatch.setattr(engine, "YoloLoss", InterruptAt(4, lambda: signal.raise_signal(signal.SIGTERM)))
-    summary = train(tiny_config(tiny_dataset, tmp_path), progress=False)
-    assert summary["stopped"]
+def test_sigterm_saves_mid_epoch_and_resume_equals_uninterrupted(tiny_dataset, reference_run, tmp_path):
+    summary = train(tiny_config(tiny_dataset, tmp_path), progress=False,
+                    loss_factory=InterruptAt(4, lambda: signal.raise_signal(signal.SIGTERM)))
+    assert summary["stopped"] and summary["epochs_done"] == 1 and summary["last"].endswith("last.pt")
     checkpoint = load_checkpoint(tmp_path / "last.pt")
     assert (checkpoint["epoch"], checkpoint["batches_done"]) == (1, 2)  # stopped at the next optimizer step
-    monkeypatch.undo()
-    train(tiny_config(tiny_dataset, tmp_path, resume=True), progress=False)
+    resumed = train(tiny_config(tiny_dataset, tmp_path, resume=True), progress=False)
     assert_same_weights(final_weights(reference_run[0]), final_weights(tmp_path))
+    assert not resumed["stopped"] and resumed["epochs_done"] == 3 and resumed["metrics"]["mAP75"] >= 0
 
 
 def test_checkpoint_loads_with_weights_only_and_holds_the_run(reference_run):
@@ -100,7 +98,9 @@ def test_checkpoint_loads_with_weights_only_and_holds_the_run(reference_run):
     checkpoint = torch.load(out / "last.pt", weights_only=True)
     assert checkpoint["epoch"] == 3 and checkpoint["class_names"][4] == "face"
     assert checkpoint["config"]["img_size"] == 96 and checkpoint["hyp"]["lr0"] == 0.01
-    assert (out / "best.pt").exists() and summary["best_fitness"] >= 0
+    assert summary["best"] == str(out / "best.pt") and (out / "best.pt").exists()
+    # validated once (val_every 3 of 3 epochs): best is that validation, kept in both checkpoints
+    assert summary["best_map75"] == summary["metrics"]["mAP75"] == checkpoint["best_map75"]
     run = json.loads((out / "config.json").read_text())
     assert run["config"]["seed"] == 1 and run["code_version"]
 
@@ -133,14 +133,13 @@ def test_save_checkpoint_is_atomic(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
 
 
-def test_non_finite_loss_stops_with_clear_error(tiny_dataset, tmp_path, monkeypatch):
+def test_non_finite_loss_stops_with_clear_error(tiny_dataset, tmp_path):
     def poisoned(model, hyp):
         loss = YoloLoss(model, hyp)
-        return lambda raw, targets: (loss(raw, targets)[0] * float("nan"), loss(raw, targets)[1])
+        return lambda logits, targets: (loss(logits, targets)[0] * float("nan"), loss(logits, targets)[1])
 
-    monkeypatch.setattr(engine, "YoloLoss", poisoned)
-    with pytest.raises(DrowsyError, match="non-finite loss"):
-        train(tiny_config(tiny_dataset, tmp_path, epochs=1), progress=False)
+    with pytest.raises(DrowsyError, match="non-finite loss at epoch 1, batch 1 .* no checkpoint written yet"):
+        train(tiny_config(tiny_dataset, tmp_path, epochs=1), progress=False, loss_factory=poisoned)
 
 
 def test_freeze_backbone_freezes_exactly_the_backbone(tiny_dataset, reference_run, tmp_path):

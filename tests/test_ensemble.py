@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from drowsy.ensemble import fuse_nms, weighted_boxes_fusion
+from drowsy.ensemble import weighted_boxes_fusion
 
 
 def member(boxes, scores, labels):
@@ -128,22 +128,3 @@ def test_wbf_rejects_bad_input(arguments, message):
                  labels_list=[torch.tensor([0])])
     with pytest.raises(ValueError, match=message):
         weighted_boxes_fusion(**{**valid, **arguments})
-
-
-def test_fuse_nms_drops_the_lower_duplicate_per_class():
-    first = member([[0, 0, 10, 10], [50, 50, 60, 60]], [0.9, 0.4], [4, 4])
-    second = member([[0.5, 0, 10, 10.5], [0, 0, 10, 10]], [0.8, 0.7], [4, 5])
-    members = [first[0], second[0]], [first[1], second[1]], [first[2], second[2]]
-    boxes, scores, labels = fuse_nms(*members, iou_thres=0.7, max_det=300)
-    torch.testing.assert_close(scores, torch.tensor([0.9, 0.7, 0.4]))  # 0.8 overlaps 0.9, same class
-    assert labels.tolist() == [4, 5, 4]
-    torch.testing.assert_close(boxes[0], first[0][0])
-    _, scores, _ = fuse_nms(*members, iou_thres=0.7, max_det=2)
-    torch.testing.assert_close(scores, torch.tensor([0.9, 0.7]))
-
-
-def test_fuse_nms_rejects_bad_input():
-    with pytest.raises(ValueError, match="one entry per member"):
-        fuse_nms([torch.zeros(0, 4)], [], [], iou_thres=0.7, max_det=10)
-    with pytest.raises(ValueError, match="max_det"):
-        fuse_nms([torch.zeros(0, 4)], [torch.zeros(0)], [torch.zeros(0)], iou_thres=0.7, max_det=0)

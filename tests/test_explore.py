@@ -10,7 +10,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from drowsy import CLASSES  # noqa: E402
 from drowsy import explore  # noqa: E402
+from drowsy.demo_data import ensure_dataset, parse_size  # noqa: E402
 from drowsy.errors import DrowsyError  # noqa: E402
+from drowsy.figures import save_figure  # noqa: E402
+from drowsy.params import DietParams, ExploreParams  # noqa: E402
 
 
 def _obj(name, x1=10, y1=10, x2=30, y2=20):
@@ -106,26 +109,26 @@ def test_sample_records_shows_every_class_and_is_deterministic():
 
 
 def test_parse_size_reads_width_by_height_and_rejects_garbage():
-    assert explore.parse_size("640x360") == (640, 360)
-    assert explore.parse_size((32, 16)) == (32, 16)
+    assert parse_size("640x360") == (640, 360)
+    assert parse_size((32, 16)) == (32, 16)
     for bad in ("640", "0x360", "640x360x3", "wide"):
         with pytest.raises(DrowsyError, match="synth_size: expected WIDTHxHEIGHT") as caught:
-            explore.parse_size(bad)
+            parse_size(bad)
         assert "\n" not in str(caught.value)
 
 
 def test_params_reject_bad_values_in_the_config_cell():
     with pytest.raises(DrowsyError, match="synth_size"):
-        explore.ExploreParams.from_dict({"synth_size": "big"})
+        ExploreParams.from_dict({"synth_size": "big"})
     with pytest.raises(DrowsyError, match="export"):
-        explore.DietParams.from_dict({"export": "voc"})
-    assert explore.DietParams.from_dict({"export": "yolo"}).export == "yolo"
+        DietParams.from_dict({"export": "voc"})
+    assert DietParams.from_dict({"export": "yolo"}).export == "yolo"
 
 
 def test_ensure_dataset_without_data_and_without_synthesis_is_one_line_error(tmp_path):
     raw_dir = tmp_path / "train"
     with pytest.raises(DrowsyError) as caught:
-        explore.ensure_dataset(raw_dir, synth_images=0)
+        ensure_dataset(raw_dir, synth_images=0)
     assert str(caught.value) == (
         f"{raw_dir}/labels.json not found: point raw_dir at your task03_train folder or set synth_images > 0"
     )
@@ -137,7 +140,7 @@ def test_ensure_dataset_uses_existing_labels_and_writes_nothing(tmp_path):
     (raw_dir / "images").mkdir(parents=True)
     (raw_dir / "labels.json").write_text(json.dumps({"annotations": []}))
     before = sorted(tmp_path.rglob("*"))
-    assert explore.ensure_dataset(raw_dir, synth_images=10) == raw_dir / "labels.json"
+    assert ensure_dataset(raw_dir, synth_images=10) == raw_dir / "labels.json"
     assert sorted(tmp_path.rglob("*")) == before
 
 
@@ -146,7 +149,7 @@ def test_ensure_dataset_never_writes_into_a_folder_of_unlabelled_images(tmp_path
     (raw_dir / "images").mkdir(parents=True)
     (raw_dir / "images" / "real.jpg").write_bytes(b"\xff\xd8")
     with pytest.raises(DrowsyError, match="holds images"):
-        explore.ensure_dataset(raw_dir, synth_images=10)
+        ensure_dataset(raw_dir, synth_images=10)
     assert [p.name for p in (raw_dir / "images").iterdir()] == ["real.jpg"]
 
 
@@ -168,7 +171,7 @@ def test_plots_return_figures_on_a_tiny_dataset(image_root, tmp_path):
                explore.plot_split_distributions({"train": RECORDS, "diet": RECORDS[1:2], "val": RECORDS[:1]})]
     assert all(isinstance(ax, matplotlib.axes.Axes) and ax.get_title() for ax in axes)
     assert all(isinstance(figure, matplotlib.figure.Figure) for figure in figures)
-    path = explore.save_figure(figures[0], tmp_path / "out", "01_test")
+    path = save_figure(figures[0], tmp_path / "out", "01_test")
     assert path == tmp_path / "out" / "figures" / "01_test.png" and path.stat().st_size > 0
 
 
@@ -194,7 +197,7 @@ def test_class_table_and_split_comparison_agree_with_the_counts():
 
 
 def test_ensure_dataset_synthesises_train_and_a_different_test_set_with_labels_apart(tmp_path):
-    labels = explore.ensure_dataset(tmp_path / "train", 3, seed=5, size="96x64", test_dir=tmp_path / "test",
+    labels = ensure_dataset(tmp_path / "train", 3, seed=5, size="96x64", test_dir=tmp_path / "test",
                                     test_labels=tmp_path / "test_labels.json", synth_test_images=2, progress=False)
     assert labels == tmp_path / "train" / "labels.json"
     assert len(json.loads(labels.read_text())["annotations"]) == 3

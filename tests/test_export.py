@@ -32,8 +32,8 @@ def test_dynamic_graph_matches_pytorch_decoded_outputs(detectors):
     generator = torch.Generator().manual_seed(0)
     for shape in [(1, 1, 64, 64), (3, 1, 96, 128)]:  # two batch sizes, and non-square, on one graph
         images = torch.rand(shape, generator=generator)
-        expected = pytorch.raw_predictions(images)
-        got = onnx_runtime.raw_predictions(images)
+        expected = pytorch.decoded_predictions(images)
+        got = onnx_runtime.decoded_predictions(images)
         assert got.shape == expected.shape
         # relative to the size of the value: pixel coordinates reach hundreds, probabilities are <= 1
         assert ((got - expected).abs() / (1 + expected.abs())).max() < 1e-3

@@ -5,7 +5,8 @@ import json
 import yaml
 
 from drowsy.config import load_yaml
-from drowsy.engine import TrainConfig, train
+from drowsy.engine import train
+from drowsy.params import TrainConfig
 from drowsy.labels import load_manifest
 
 
@@ -19,7 +20,7 @@ def test_model_overfits_eight_images(tiny_dataset, tmp_path):
     (tmp_path / "hyp.yaml").write_text(yaml.safe_dump(hyp))
 
     config = TrainConfig(train_manifest=str(tmp_path / "eight.json"), val_manifest=str(tmp_path / "eight.json"),
-                         out_dir=str(tmp_path / "run"), model="yolov5n", hyp=str(tmp_path / "hyp.yaml"),
+                         run_dir=str(tmp_path / "run"), model="yolov5n", hyp=str(tmp_path / "hyp.yaml"),
                          img_size=128, batch=8, nominal_batch=8, epochs=360, epoch_parts=1, device="cpu",
                          workers=0, cache=True, val_every=360, autoanchor=True, seed=0)
     summary = train(config, progress=False)

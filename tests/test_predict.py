@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from drowsy import CLASSES
-from drowsy.augment import Letterbox
+from drowsy.geometry import Letterbox
 from drowsy.checkpoint import save_checkpoint
 from drowsy.cli import main as cli_main
 from drowsy.errors import DrowsyError
@@ -19,10 +19,9 @@ from drowsy.predict import (
     View,
     predict_ensemble,
     predict_folder,
-    to_original_pixels,
-    to_records,
     tta_views,
 )
+from drowsy.postprocess import to_candidates, to_records
 
 IMG = 64  # network input of the tests, pixels
 
@@ -87,7 +86,7 @@ class BrightBoxDetector(Detector):
         self.stride, self.in_channels, self.class_names = 8, 1, CLASSES
         self.num_classes, self.trained_img_size, self.fixed_batch, self.fixed_size = len(CLASSES), None, None, None
 
-    def raw_predictions(self, batch: torch.Tensor) -> torch.Tensor:
+    def decoded_predictions(self, batch: torch.Tensor) -> torch.Tensor:
         rows = torch.zeros(len(batch), 1, 5 + self.num_classes)
         for row, image in zip(rows, batch[:, 0]):
             ys, xs = (image > 0.5).nonzero(as_tuple=True)
@@ -108,8 +107,8 @@ def test_mirrored_view_maps_a_hand_made_box_back():
     # A 200 x 100 image letterboxed to 100: ratio 0.5, 25 px of padding on top. Its box x 20..60, y 30..70
     # is x 10..30, y 40..60 in the network input, and x 70..90 once the input is mirrored.
     decoded = torch.tensor([[[80.0, 50.0, 20.0, 20.0, 0.9, 0.8]]])
-    restored = to_original_pixels(decoded, View(100, flip=True), [Letterbox(0.5, (0, 25))])
-    torch.testing.assert_close(restored, torch.tensor([[[40.0, 50.0, 40.0, 40.0, 0.9, 0.8]]]))
+    [restored] = to_candidates(decoded, [Letterbox(0.5, (0, 25), flip_width=100)], [(100, 200)], conf=0.5)
+    torch.testing.assert_close(restored, torch.tensor([[40.0, 50.0, 40.0, 40.0, 0.9, 0.8]]))
 
 
 def test_tta_views_agree_on_an_asymmetric_object():

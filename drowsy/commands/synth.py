@@ -5,18 +5,11 @@ Relative paths resolve against the repository root, like every other command's.
 
 import argparse
 
+from drowsy.demo_data import parse_size
 from drowsy.errors import DrowsyError
 from drowsy.paths import resolve
 
 HELP = "write synthetic driver images (competition layout) or a scripted video clip"
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'640x360' -> (640, 360): width, height in pixels, each at least 64."""
-    width, sep, height = text.lower().partition("x")
-    if not (sep and width.isdigit() and height.isdigit()) or min(int(width), int(height)) < 64:
-        raise DrowsyError(f"--size: field 'size' must be WxH in pixels, each >= 64, like 640x360; got {text!r}")
-    return int(width), int(height)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    size = parse_size(args.size)
+    size = parse_size(args.size, field="--size")
     if (args.out is None) == (args.video is None):
         raise DrowsyError("synth: give exactly one of OUT (images) or --video OUT (clip)")
     if args.video is not None:

@@ -1,0 +1,75 @@
+"""The embedded default data on first use: the synthetic training set (and a test set whose labels are
+kept apart) written into the folders the demo preset names, unless real data is already there."""
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from drowsy.errors import DrowsyError
+from drowsy.paths import resolve
+
+_SIZE_PATTERN = re.compile(r"\s*(\d+)\s*[xX]\s*(\d+)\s*")
+
+
+def parse_size(size: str | Sequence[int], field: str = "synth_size") -> tuple[int, int]:
+    """'640x360' -> (640, 360): image width and height in pixels. A pair passes through. A bad size
+    ends in one line naming `field` (the notebook parameter or command option it came from)."""
+    if not isinstance(size, str) and len(size) == 2:
+        width, height = (int(v) for v in size)
+    else:
+        match = _SIZE_PATTERN.fullmatch(size) if isinstance(size, str) else None
+        width, height = (int(v) for v in match.groups()) if match else (0, 0)
+    if width <= 0 or height <= 0:
+        raise DrowsyError(f"{field}: expected WIDTHxHEIGHT in pixels like '640x360', got {size!r}")
+    return width, height
+
+
+def ensure_dataset(
+    raw_dir: str | Path,
+    synth_images: int,
+    seed: int = 0,
+    size: str | Sequence[int] = "640x360",
+    test_dir: str | Path | None = None,
+    test_labels: str | Path | None = None,
+    synth_test_images: int = 0,
+    workers: int = 1,
+    progress: bool = True,
+) -> Path:
+    """Return `raw_dir/labels.json`, first synthesising the embedded demo data set when it is missing.
+
+    With `raw_dir/labels.json` present (the competition's task03_train, or an earlier run) nothing is
+    written. Missing, it is synthesised with `synth_images` images of `size` ('640x360') from `seed`.
+    The test set is synthesised from `seed + 1` (other images than the training set) into
+    `test_dir/images`, its labels written apart to `test_labels`, when `synth_test_images` > 0 and
+    `test_dir/images` does not exist. A folder that holds images but no labels is never written into,
+    so a real data set can not be mixed with synthetic images.
+    """
+    raw_dir = resolve(raw_dir)
+    size = parse_size(size)
+    labels_path = raw_dir / "labels.json"
+    if not labels_path.exists():
+        if synth_images <= 0:
+            raise DrowsyError(
+                f"{labels_path} not found: point raw_dir at your task03_train folder or set synth_images > 0"
+            )
+        _refuse_folder_with_images(raw_dir / "images", labels_path)
+        _write_synthetic(raw_dir, synth_images, seed, size, None, workers, progress)
+    if test_dir is not None and synth_test_images > 0 and not (resolve(test_dir) / "images").exists():
+        if not test_labels:
+            raise DrowsyError("test_labels: empty; a synthetic test set needs a path for its labels (kept apart)")
+        _write_synthetic(resolve(test_dir), synth_test_images, seed + 1, size, resolve(test_labels), workers, progress)
+    return labels_path
+
+
+def _refuse_folder_with_images(images_dir: Path, labels_path: Path) -> None:
+    if images_dir.is_dir() and any(images_dir.iterdir()):
+        raise DrowsyError(
+            f"{labels_path} not found but {images_dir} holds images: point raw_dir at a folder with "
+            "labels.json, or at a new or empty one to synthesise the demo data (delete a half-synthesised one)"
+        )
+
+
+def _write_synthetic(out_dir, images, seed, size, labels_path, workers, progress) -> None:
+    from drowsy.synth import write_dataset  # only needed when there is no data yet
+
+    write_dataset(out_dir, images, seed=seed, size=size, labels_path=labels_path, workers=workers, progress=progress)
