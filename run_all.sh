@@ -40,6 +40,8 @@ out="outputs/${preset}/notebooks"
 mkdir -p "$out"
 # each notebook takes only its own keys from the shared preset file; papermill warns about the rest
 export PYTHONWARNINGS="ignore:Passed unknown parameter"
+# one line per stage and epoch in the log instead of every progress-bar refresh (drowsy.progress)
+export DROWSY_PROGRESS=lines
 start=$(date +%s)
 for notebook in notebooks/[0-9][0-9]_*.ipynb; do
   echo "== $(basename "$notebook") ($preset)"

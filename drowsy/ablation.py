@@ -17,8 +17,8 @@ from drowsy.figures import draw_record
 from drowsy.files import read_gray, write_json
 from drowsy.labels import read_labels
 from drowsy.metrics import evaluate_detections
-from drowsy.paths import require, resolve
 from drowsy.params import EnsembleParams
+from drowsy.paths import require, resolve
 from drowsy.postprocess import to_records
 from drowsy.predict import Detector, predict_ensemble
 

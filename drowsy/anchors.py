@@ -10,9 +10,9 @@ scipy is not available, so the small k-means is written here.
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from drowsy.errors import DrowsyError
+from drowsy.progress import progress as progress_bar
 
 MIN_BOX_SIDE = 2.0  # px; smaller boxes are annotation noise and would drag anchors towards zero
 KMEANS_MAX_STEPS = 30
@@ -114,7 +114,7 @@ def kmeans_anchors(boxes_wh, n: int, img_size: int | None = None, anchor_t: floa
     upper = float(img_size) if img_size else np.inf
     anchors = anchors.clip(MIN_BOX_SIDE, upper)
     fitness = anchor_fitness(anchors, fit_wh, anchor_t)
-    for _ in tqdm(range(iterations), desc="autoanchor search", disable=not progress):
+    for _ in progress_bar(range(iterations), desc="autoanchor search", enabled=progress):
         factors = np.ones_like(anchors)
         while (factors == 1).all():  # a generation that changes nothing is wasted
             perturbed = rng.random(anchors.shape) < MUTATION_PROB

@@ -11,16 +11,16 @@ OUT/events.json. Times are seconds from the clip start; frame i shows time i / f
 """
 
 import dataclasses
-import json
 from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from drowsy import synth
+from drowsy.events import Event
+from drowsy.files import write_json
+from drowsy.progress import progress as progress_bar
 
-EVENT_TYPES = ("blink", "microsleep", "drowsy", "yawn", "phone", "smoking")
 # Duration ranges in seconds, the definitions the script keeps to.
 DURATIONS = {
     "blink": (0.1, 0.4),
@@ -36,18 +36,6 @@ LONG_BLINK = (0.4, 1.2)  # eye closures inside a drowsy phase: longer than a bli
 LONG_BLINK_GAP = (1.0, 3.0)  # eyes open between them
 PUFF = (2.0, 4.0)  # while smoking: cigarette at the mouth ...
 PUFF_PAUSE = (3.0, 6.0)  # ... then in the hand
-
-
-@dataclasses.dataclass(frozen=True)
-class Event:
-    """One scripted event: type in EVENT_TYPES, [start, end) in seconds."""
-
-    type: str
-    start: float
-    end: float
-
-    def covers(self, t: float) -> bool:
-        return self.start <= t < self.end
 
 
 def _event(kind: str, start: float, duration: float) -> Event:
@@ -163,7 +151,7 @@ def clip_states(seconds: float, fps: float, seed: int,
                 size: tuple[int, int] = (640, 360)) -> tuple[list[synth.SceneState], list[dict], list[Event]]:
     """Everything about a clip but its pixels: per-frame scene states, per-frame truth, events."""
     width, height = size
-    frames = int(round(seconds * fps))
+    frames = round(seconds * fps)
     events, closures = plan_events(seconds, seed)
     truth = frame_truth(events, closures, frames, fps)
     rng = np.random.default_rng([seed, 2])
@@ -229,20 +217,29 @@ def write_clip(out_dir, seconds: float, fps: float, seed: int, size: tuple[int, 
     width, height = size
     states, truth, events = clip_states(seconds, fps, seed, size)
     clip_path = out_dir / "clip.mp4"
-    writer = cv2.VideoWriter(str(clip_path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height), isColor=False)
+    _render_video(clip_path, states, truth, fps, seed, size, progress)
+    write_json(out_dir / "frames.json", {"fps": fps, "width": width, "height": height, "frames": truth}, indent=None)
+    write_json(out_dir / "events.json", {
+        "fps": fps, "frames": len(truth), "seconds": seconds,
+        "events": [dataclasses.asdict(e) for e in events],
+    }, indent=1)
+    return clip_path
+
+
+def _render_video(path: Path, states: list[synth.SceneState], truth: list[dict], fps: float, seed: int,
+                  size: tuple[int, int], progress: bool) -> None:
+    """Render every frame's scene into the video at `path`; adds each frame's boxes to its truth
+    record as "objects". Frame i draws its noise from its own generator, so a frame does not depend
+    on the ones before it."""
+    width, height = size
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height), isColor=False)
     if not writer.isOpened():
-        raise OSError(f"{clip_path}: cv2.VideoWriter cannot write 'mp4v'")
+        raise OSError(f"{path}: cv2.VideoWriter cannot write 'mp4v'")
     try:
-        for frame, state in tqdm(zip(truth, states), total=len(states), desc="clip", unit="frame",
-                                 disable=not progress):
+        for frame, state in progress_bar(zip(truth, states), desc="clip", total=len(states), unit="frame",
+                                         enabled=progress):
             image, objects = synth.render_scene(np.random.default_rng([seed, 3, frame["index"]]), width, height, state)
             writer.write(image)
             frame["objects"] = objects
     finally:
         writer.release()
-    (out_dir / "frames.json").write_text(json.dumps({"fps": fps, "width": width, "height": height, "frames": truth}))
-    (out_dir / "events.json").write_text(json.dumps({
-        "fps": fps, "frames": len(truth), "seconds": seconds,
-        "events": [dataclasses.asdict(e) for e in events],
-    }, indent=1))
-    return clip_path

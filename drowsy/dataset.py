@@ -1,7 +1,7 @@
 """Training and validation data: a detection dataset over manifest records, its sampler and loader.
 
-Images are decoded once as grayscale and resized so the long side is `img_size` (optionally kept in
-a RAM cache shared by forked workers); training items get mosaic, random affine, brightness and
+Images are decoded as grayscale and resized so the long side is `img_size` (optionally once, into a
+RAM cache that is pickled into each loader worker with the dataset); training items get mosaic, random affine, brightness and
 flip augmentation (drowsy.augment), validation items only a letterbox.
 
 Per-item randomness is seeded by (seed, epoch, index), so an item is the same whichever worker
@@ -18,13 +18,19 @@ import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
-from tqdm import tqdm
 
 from drowsy import CLASS_IDS
 from drowsy.augment import augment_value, flip_lr, mosaic4, random_affine
 from drowsy.errors import DrowsyError
 from drowsy.files import read_gray
-from drowsy.geometry import letterbox_boxes, letterbox_geometry, pad_to, resize_long_side
+from drowsy.geometry import (
+    letterbox_boxes,
+    letterbox_geometry,
+    pad_to,
+    resize_long_side,
+)
+from drowsy.progress import log
+from drowsy.progress import progress as progress_bar
 
 # Augmentation hyperparameters this dataset reads, and their "off" values (used when hyp omits one).
 AUGMENT_OFF = {
@@ -138,23 +144,18 @@ class DetectionDataset(Dataset):
     def cache_images(self, progress: bool = True) -> float:
         """Decode and resize (long side = img_size) every image into RAM. Returns the cache size in MB.
 
-        Call in the main process before the loader starts its workers: forked workers then share the
-        cache instead of each decoding the images again.
+        Call in the main process before the loader starts its workers: each worker then receives a
+        copy of the cache with the pickled dataset instead of decoding the images again (so the cache
+        costs its size once per worker, plus once here).
         """
         threads = min(8, os.cpu_count() or 1)  # cv2 releases the GIL while decoding and resizing
         with ThreadPoolExecutor(threads) as pool:
-            images = list(
-                tqdm(
-                    pool.map(self._decode_resized, range(len(self))),
-                    total=len(self),
-                    desc="cache images",
-                    disable=not progress,
-                )
-            )
+            images = list(progress_bar(pool.map(self._decode_resized, range(len(self))), total=len(self),
+                                       desc="cache images", unit="img", enabled=progress))
         self._cache = images
         megabytes = sum(image.nbytes for image in images) / 2**20
         if progress:
-            print(f"image cache: {len(images)} images, {megabytes:.1f} MB")
+            log(f"image cache: {len(images)} images, {megabytes:.1f} MB")
         return megabytes
 
     def boxes_wh(self) -> np.ndarray:
@@ -305,9 +306,7 @@ def build_loader(
     batch_size: int,
     workers: int,
     sampler: Sampler | None = None,
-    shuffle: bool = False,
     pin_memory: bool = False,
-    seed: int = 0,
 ) -> DataLoader:
     """A DataLoader with `collate`, seeded (`seed_worker`) single-threaded workers that persist across
     epochs, and its own generator.
@@ -321,13 +320,12 @@ def build_loader(
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
         sampler=sampler,
         num_workers=workers,
         collate_fn=collate,
         pin_memory=pin_memory,
         worker_init_fn=_init_worker,
         persistent_workers=workers > 0,
-        generator=torch.Generator().manual_seed(seed),
+        generator=torch.Generator().manual_seed(0),  # order comes from the sampler; this seeds the workers
         multiprocessing_context=context,
     )

@@ -32,12 +32,20 @@ from drowsy.labels import load_manifest
 from drowsy.loss import YoloLoss
 from drowsy.metrics import evaluate_detections
 from drowsy.models import build_model
-from drowsy.optim import ModelEMA, apply_schedule, freeze_modules, parameter_groups, set_train_mode, unwrap, \
-    warmup_steps
+from drowsy.optim import (
+    ModelEMA,
+    apply_schedule,
+    freeze_modules,
+    parameter_groups,
+    set_train_mode,
+    unwrap,
+    warmup_steps,
+)
 from drowsy.params import Hyp, TrainConfig
 from drowsy.paths import require, resolve
 from drowsy.postprocess import decode, to_detections, to_records
-from drowsy.progress import log, progress as progress_bar
+from drowsy.progress import log
+from drowsy.progress import progress as progress_bar
 from drowsy.runlog import RunLog, code_version
 
 MADE_BY_PREPARE = "notebooks/02_build_diet.ipynb (drowsy prepare)"

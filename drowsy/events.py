@@ -1,26 +1,41 @@
-"""Driver-monitoring events on a clip's time line: events.json files and scoring predictions against the truth.
+"""Driver-monitoring events on a clip's time line: the `Event` type, events.json files and scoring
+predictions against the truth.
 
-An event is `drowsy.clips.Event(type, start, end)`: a type from EVENT_TYPES and the interval
-[start, end) in seconds from the clip start. events.json (written by `drowsy.clips.write_clip` for the
-truth and by `drowsy.monitor.run_monitor` for predictions):
+An event is `Event(type, start, end)`: a type from EVENT_TYPES and the interval [start, end) in seconds
+from the clip start. events.json (written by `drowsy.clips.write_clip` for the truth and by
+`drowsy.monitor.run_monitor` for predictions):
 `{"fps", "frames", "seconds", "events": [{"type", "start", "end"}, ...]}`, events sorted by start.
 
 Scoring matches events of the same type one to one by their overlap in time, measured as IoU
 (intersection over union of the two intervals): all candidate pairs with IoU >= `min_overlap` are
 taken greedily, largest IoU first, each event at most once. Events of one type rarely overlap each
 other, so greedy almost never differs from an optimal (Hungarian) assignment and needs no solver.
+
+The numpy-only state machine (`drowsy.monitor.state`) imports `Event` from here, so `drowsy.files`,
+which loads OpenCV, is imported inside the two functions that read or write a file.
 """
 
-import json
+import dataclasses
 import math
 from pathlib import Path
 
-from drowsy.clips import EVENT_TYPES, Event
 from drowsy.errors import DrowsyError
-from drowsy.labels import read_json
 from drowsy.paths import resolve
 
+EVENT_TYPES = ("blink", "microsleep", "drowsy", "yawn", "phone", "smoking")
 MIN_OVERLAP = 0.5  # temporal IoU for a match, as the 0.5 box IoU of PASCAL VOC detection scoring
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """One event on a clip's time line: type in EVENT_TYPES, [start, end) in seconds from the clip start."""
+
+    type: str
+    start: float
+    end: float
+
+    def covers(self, t: float) -> bool:
+        return self.start <= t < self.end
 
 
 def as_events(items) -> list[Event]:
@@ -31,6 +46,8 @@ def as_events(items) -> list[Event]:
 
 def load_events(path: str | Path) -> list[Event]:
     """Read events.json; a malformed record ends in one line naming the file, the record and the field."""
+    from drowsy.files import read_json
+
     path = resolve(path)
     document = read_json(path)
     if not isinstance(document, dict) or not isinstance(document.get("events"), list):
@@ -54,14 +71,13 @@ def load_events(path: str | Path) -> list[Event]:
 
 def write_events(path: str | Path, events: list[Event], fps: float, frames: int) -> Path:
     """Write events.json (the truth's schema), events sorted by start, times rounded to 1 ms. Returns the path."""
-    path = resolve(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from drowsy.files import write_json
+
     ordered = sorted(as_events(events), key=lambda e: (e.start, e.type))
-    path.write_text(json.dumps({
+    return write_json(path, {
         "fps": fps, "frames": frames, "seconds": round(frames / fps, 3),
         "events": [{"type": e.type, "start": round(e.start, 3), "end": round(e.end, 3)} for e in ordered],
-    }, indent=1))
-    return path
+    }, indent=1)
 
 
 def temporal_iou(a: Event, b: Event) -> float:

@@ -26,7 +26,6 @@ from drowsy.figures import CLASS_COLOURS, draw_record
 from drowsy.paths import resolve
 
 
-
 def load_splits(prepared_dir: str | Path, names: Sequence[str] = ("train", "diet", "val")) -> dict[str, list[dict]]:
     """Records of the manifests `prepared_dir/<name>.json` written by `drowsy prepare`, by name."""
     from drowsy.labels import load_manifest

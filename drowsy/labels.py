@@ -18,6 +18,7 @@ from drowsy import CLASS_IDS
 from drowsy.errors import DrowsyError
 from drowsy.files import gc_paused, read_json
 from drowsy.paths import require, resolve
+from drowsy.progress import progress as progress_bar
 
 MADE_BY = "notebooks/02_build_diet.ipynb (or drowsy prepare)"
 DEFAULT_HEADER_WORKERS = 2
@@ -205,14 +206,13 @@ def read_image_headers(
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from tqdm import tqdm
 
     workers = DEFAULT_HEADER_WORKERS if workers is None else workers
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     root = str(image_root)
     tasks = [(root, file_names[i : i + _HEADER_CHUNK]) for i in range(0, len(file_names), _HEADER_CHUNK)]
-    with tqdm(total=len(file_names), desc="image headers", unit="img", disable=not progress) as bar:
+    with progress_bar(total=len(file_names), desc="image headers", unit="img", enabled=progress) as bar:
         if workers == 1 or len(tasks) == 1:
             return _collect(map(_read_header_chunk, tasks), bar)
         with ThreadPoolExecutor(workers) as pool:

@@ -21,6 +21,7 @@ from faster_coco_eval import COCO, COCOeval_faster
 
 from drowsy import CLASSES
 from drowsy.files import gc_paused
+from drowsy.progress import progress as progress_bar
 
 # COCOeval's "all" area range; no other range is evaluated, which also saves their accumulation.
 _AREA_ALL = [0.0, 1e5**2]
@@ -127,7 +128,6 @@ def confusion_matrix(
     Predictions scoring at least `conf` are matched to objects of any class greedily, highest IoU
     first, each at most once, when their IoU is at least `iou`.
     """
-    from tqdm import tqdm
 
     truth, predicted = _flatten_pair(ground_truth, predictions, classes)
     predicted = predicted.select(predicted.score >= conf)
@@ -136,7 +136,7 @@ def confusion_matrix(
     truth_matched = np.zeros(len(truth), dtype=bool)
     predicted_matched = np.zeros(len(predicted), dtype=bool)
     image_rows = zip(_rows_by_image(truth.image, len(ground_truth)), _rows_by_image(predicted.image, len(ground_truth)))
-    for truth_rows, predicted_rows in tqdm(image_rows, total=len(ground_truth), desc="confusion", disable=not progress):
+    for truth_rows, predicted_rows in progress_bar(image_rows, total=len(ground_truth), desc="confusion", enabled=progress):
         if len(truth_rows) == 0 or len(predicted_rows) == 0:
             continue
         for p, t in _greedy_matches(predicted.xyxy[predicted_rows], truth.xyxy[truth_rows], iou):

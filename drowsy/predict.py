@@ -20,16 +20,17 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from drowsy.geometry import Letterbox, fit_img_size, letterbox
 from drowsy.checkpoint import load_checkpoint
 from drowsy.device import autocast, select_device
 from drowsy.errors import DrowsyError
 from drowsy.files import list_images, read_gray, write_text_atomically
+from drowsy.geometry import Letterbox, fit_img_size, letterbox
 from drowsy.models import build_model, fuse_conv_bn
 from drowsy.paths import resolve
 from drowsy.postprocess import FUSE_MODES, decode, to_detections, to_records
+from drowsy.progress import log
+from drowsy.progress import progress as progress_bar
 
 # The recipe's test-time augmentation: (fraction of img_size, mirrored left-right).
 TTA_SCALES = ((1.0, False), (0.83, True), (0.67, False))
@@ -75,7 +76,7 @@ class Detector:
     ONNX file written by `drowsy export` (`.onnx`, run by ONNX Runtime on the CPU).
 
     Attributes: `weights` (path), `backend` ("torch" or "onnx"), `device`, `stride` (largest, pixels),
-    `in_channels`, `num_classes`, `class_names`, `trained_img_size` (pixels, or None when unknown).
+    `in_channels`, `num_classes`, `class_names`.
     amp: bf16 autocast (fp16 on GPUs without bf16) for the PyTorch backend; ignored for ONNX.
     onnx_threads: ONNX Runtime's intra-op threads (None: its default, one per physical core).
     """
@@ -97,7 +98,6 @@ class Detector:
         self.stride = int(model.model.strides.max())
         self.in_channels, self.num_classes = checkpoint["in_channels"], checkpoint["num_classes"]
         self.class_names = tuple(checkpoint["class_names"])
-        self.trained_img_size = checkpoint.get("config", {}).get("img_size")
         self.fixed_batch = self.fixed_size = None
 
     def _open_onnx(self, threads: int | None) -> None:
@@ -117,7 +117,7 @@ class Detector:
             raise DrowsyError(f"{self.weights}: field '{missing[0]}': missing; export the model with drowsy export")
         self.stride, self.in_channels = int(meta["drowsy_stride"]), int(meta["drowsy_in_channels"])
         self.class_names = tuple(json.loads(meta["drowsy_class_names"]))
-        self.num_classes, self.trained_img_size = len(self.class_names), int(meta["drowsy_img_size"])
+        self.num_classes = len(self.class_names)
         batch, _, size, _ = self.session.get_inputs()[0].shape
         # Dynamic axes have string names; fixed ones are ints the input must match.
         self.fixed_batch = batch if isinstance(batch, int) else None
@@ -310,13 +310,13 @@ def predict_folder(weights: list[str | Path], images_dir: str | Path, out_path: 
     views = plan_views(detectors, img_size, tta)
     fitted = views[0].size
     if fitted != img_size:
-        tqdm.write(f"note: img {img_size} is not a multiple of the largest stride; using {fitted}", file=sys.stderr)
+        log(f"note: img {img_size} is not a multiple of the largest stride; using {fitted}", file=sys.stderr)
     if not paths:
-        tqdm.write(f"warning: {resolve(images_dir)}: no .jpg/.jpeg/.png images; writing an empty submission",
+        log(f"warning: {resolve(images_dir)}: no .jpg/.jpeg/.png images; writing an empty submission",
                    file=sys.stderr)
     started = time.perf_counter()
     records, unreadable = [], []
-    with tqdm(total=len(paths), desc="predict", unit="img", disable=not progress) as bar:
+    with progress_bar(total=len(paths), desc="predict", unit="img", enabled=progress) as bar:
         for loaded in _prefetched_batches(paths, batch):
             readable = [image for _, image, _ in loaded if image is not None]
             found = iter(_predict_batch(detectors, readable, views, conf, iou, max_det, fuse))
@@ -324,7 +324,7 @@ def predict_folder(weights: list[str | Path], images_dir: str | Path, out_path: 
             for path, image, reason in loaded:
                 if image is None:
                     unreadable.append({"file_name": path.name, "reason": reason})
-                    tqdm.write(f"unreadable, empty entry written: {reason}", file=sys.stderr)
+                    log(f"unreadable, empty entry written: {reason}", file=sys.stderr)
                 detections.append(torch.zeros(0, 6) if image is None else next(found))
             records += to_records([path.name for path, _, _ in loaded], detections, class_names)
             bar.update(len(loaded))

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from tqdm import tqdm
 
 from drowsy import CLASS_IDS, CLASSES
 from drowsy.errors import DrowsyError
 from drowsy.files import gc_paused, write_json
 from drowsy.labels import read_labels, validate_records
 from drowsy.paths import resolve
+from drowsy.progress import progress as progress_bar
 
 EXPORTS = ("yolo", "coco")
 MAX_VAL_FRACTION = 0.2
@@ -170,7 +170,7 @@ def _export_yolo_split(split_dir: Path, image_root: Path, records: list[dict], p
     for folder in made_dirs:  # even for an empty split, so the paths in data.yaml exist
         folder.mkdir(parents=True)
     label_owner: dict[Path, str] = {}
-    for record in tqdm(records, desc=f"yolo {split_dir.name}", unit="img", disable=not progress):
+    for record in progress_bar(records, desc=f"yolo {split_dir.name}", unit="img", enabled=progress):
         name = record["file_name"]
         image, label = split_dir / "images" / name, (split_dir / "labels" / name).with_suffix(".txt")
         if label in label_owner:

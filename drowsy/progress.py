@@ -73,6 +73,6 @@ def progress(iterable=None, *, desc: str, total: int | None = None, unit: str = 
     return _StageLine(iterable if iterable is not None else (), desc, unit, line=leave)
 
 
-def log(message: str) -> None:
-    """One line of progress information, printed cleanly beside any bar."""
-    tqdm.write(message)
+def log(message: str, file=None) -> None:
+    """One line of progress information (to stdout, or `file`), printed cleanly beside any bar."""
+    tqdm.write(message, file=file)

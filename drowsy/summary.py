@@ -6,11 +6,11 @@ Prints per-class AP@0.75 of every stage that ran and writes `<out_dir>/metrics.j
 """
 
 import argparse
-import json
 
 import pandas as pd
 
 from drowsy.config import load_yaml
+from drowsy.files import read_json, write_json
 from drowsy.paths import resolve
 from drowsy.report import read_history
 
@@ -30,7 +30,7 @@ def collect(preset: dict) -> dict:
                                  "weights": str(weights_dir / stage / "best.pt")}
     ensemble_file = out_dir / "ensemble_scores.json"
     if ensemble_file.exists():
-        stages.update(json.loads(ensemble_file.read_text()))
+        stages.update(read_json(ensemble_file))
     return stages
 
 
@@ -45,14 +45,14 @@ def main(argv=None) -> None:
     report = {"preset": args.preset, "seconds": args.seconds, "stages": stages,
               "notebooks": str(out_dir / "notebooks"), "figures": str(out_dir / "figures"),
               "weights": str(resolve(preset["weights_dir"]))}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "metrics.json").write_text(json.dumps(report, indent=2))
+    write_json(out_dir / "metrics.json", report, indent=2)
 
     print("\n== summary")
     if stages:
         table = pd.DataFrame({name: s["per_class_AP75"] | {"mAP@0.75": s["mAP75"], "mAP@0.5": s["mAP50"]}
                               for name, s in stages.items()})
-        print("AP@0.75 per class (validation" + (", test" if "test" in stages else "") + "):")
+        tested = any(name.startswith("test") for name in stages)  # notebook 05's "test: submission"
+        print("AP@0.75 per class (validation" + (", test" if tested else "") + "):")
         print(table.round(4).to_string())
     if args.seconds is not None:
         print(f"total time: {args.seconds / 60:.1f} min")

@@ -8,6 +8,7 @@ import pytest
 
 from drowsy import clips
 from drowsy.cli import main
+from drowsy.events import EVENT_TYPES, Event
 
 EPS = 1e-6
 
@@ -66,8 +67,8 @@ def test_write_clip_frames_agree_with_events_and_mp4_reads_back(tmp_path):
     meta = json.loads((tmp_path / "events.json").read_text())
     frames = json.loads((tmp_path / "frames.json").read_text())["frames"]
     assert (meta["fps"], meta["frames"], meta["seconds"]) == (fps, 150, seconds) and len(frames) == 150
-    events = [clips.Event(**e) for e in meta["events"]]
-    assert {e.type for e in events} == set(clips.EVENT_TYPES)  # this seed plays every kind of event
+    events = [Event(**e) for e in meta["events"]]
+    assert {e.type for e in events} == set(EVENT_TYPES)  # this seed plays every kind of event
     for frame in frames:
         t = frame["index"] / fps
         assert frame["time_s"] == pytest.approx(t, abs=1e-4)

@@ -4,9 +4,16 @@ import json
 
 import pytest
 
-from drowsy.clips import Event
 from drowsy.errors import DrowsyError
-from drowsy.events import event_table, load_events, match_events, score_events, temporal_iou, write_events
+from drowsy.events import (
+    Event,
+    event_table,
+    load_events,
+    match_events,
+    score_events,
+    temporal_iou,
+    write_events,
+)
 
 
 def test_temporal_iou():

@@ -3,20 +3,24 @@ the sources, and a short synthetic clip end to end with its ground-truth boxes."
 
 import dataclasses
 import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
-import drowsy.monitor
+import drowsy.monitor.calibration
 from drowsy import CLASS_IDS, CLASSES
 from drowsy.checkpoint import save_checkpoint
 from drowsy.cli import main as cli_main
-from drowsy.clips import Event, write_clip
+from drowsy.clips import write_clip
 from drowsy.config import load_yaml
 from drowsy.errors import DrowsyError
-from drowsy.events import load_events, score_events
+from drowsy.events import Event, load_events, score_events
 from drowsy.models import build_model
 from drowsy.monitor import (
     DriverStateMonitor,
@@ -118,7 +122,7 @@ def test_calibration_turns_a_biased_detector_into_right_states(tmp_path, monkeyp
                         np.float32)
 
     truth_by_shape = iter([image_states(r["objects"])["eyes_closed"] for r in records])
-    monkeypatch.setattr(drowsy.monitor, "detect_frames",
+    monkeypatch.setattr(drowsy.monitor.calibration, "detect_frames",
                         lambda detector, frames, *args: [biased(bool(next(truth_by_shape))) for _ in frames])
     calibration = calibrate(None, manifest, MonitorConfig(), img_size=64, batch=7, progress=False)
     eyes = calibration["signals"]["eyes_closed"]
@@ -242,6 +246,29 @@ def test_drowsy_event_spans_the_drowsy_minute():
     assert abs(found[0].start - 60) < 15 and abs(found[0].end - 120) < 15
     live = [s.time_s for s in states if "drowsy" in s.alerts]
     assert 60 < live[0] < 120  # the live alarm waits for the trailing window to fill with drowsy frames
+
+
+def test_state_machine_imports_numpy_alone():
+    """The state machine runs wherever detections come from: importing it loads no deep-learning, image,
+    plotting or table library, and no module of the monitor loads the synthetic-data generators."""
+    code = textwrap.dedent("""
+        import json, sys
+        import drowsy.monitor.state
+        heavy = sorted({m.split(".")[0] for m in sys.modules} & {"torch", "cv2", "matplotlib", "pandas"})
+        import drowsy.events, drowsy.monitor.calibration, drowsy.monitor.detect, drowsy.monitor.draw
+        import drowsy.monitor.runner, drowsy.monitor.sources
+        generators = sorted(m for m in sys.modules if m.startswith(("drowsy.synth", "drowsy.clips")))
+        print(json.dumps({"heavy": heavy, "generators": generators}))
+    """)
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[1], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"heavy": [], "generators": []}
+
+
+def test_detections_may_be_plain_lists():
+    state = DriverStateMonitor(MonitorConfig(), FPS).update(0, [[10, 10, 50, 50, 0.9, CLASS_IDS["phone"]]])
+    assert state.scores["phone"] == pytest.approx(0.9)
 
 
 def test_frame_index_must_increase():

@@ -84,7 +84,7 @@ class BrightBoxDetector(Detector):
     def __init__(self):
         self.weights, self.backend, self.device, self.amp = Path("bright-box"), "stub", torch.device("cpu"), False
         self.stride, self.in_channels, self.class_names = 8, 1, CLASSES
-        self.num_classes, self.trained_img_size, self.fixed_batch, self.fixed_size = len(CLASSES), None, None, None
+        self.num_classes, self.fixed_batch, self.fixed_size = len(CLASSES), None, None
 
     def decoded_predictions(self, batch: torch.Tensor) -> torch.Tensor:
         rows = torch.zeros(len(batch), 1, 5 + self.num_classes)

@@ -51,8 +51,15 @@ def run(args: argparse.Namespace) -> int:
     if args.weights is None and (args.calibrate or args.calibration):
         raise DrowsyError("monitor: --calibrate and --calibration calibrate a detector; give --weights")
 
-    from drowsy.monitor import (MonitorConfig, build_detector, calibrate, calibration_offsets, load_offsets, run_monitor,
-                                write_calibration)
+    from drowsy.monitor import (
+        MonitorConfig,
+        build_detector,
+        calibrate,
+        calibration_offsets,
+        load_offsets,
+        run_monitor,
+        write_calibration,
+    )
     from drowsy.paths import resolve
 
     config = MonitorConfig.from_yaml(args.config)
