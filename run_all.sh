@@ -38,13 +38,13 @@ preset_file="data/presets/${preset}.yaml"
 [ -f "$preset_file" ] || { echo "run_all.sh: no preset '$preset' (have: $(ls data/presets | sed 's/\.yaml//' | tr '\n' ' '))" >&2; exit 2; }
 out="outputs/${preset}/notebooks"
 mkdir -p "$out"
-# each notebook takes only its own keys from the shared preset file; papermill warns about the rest
-export PYTHONWARNINGS="ignore:Passed unknown parameter"
 # one line per stage and epoch in the log instead of every progress-bar refresh (drowsy.progress)
 export DROWSY_PROGRESS=lines
 start=$(date +%s)
 for notebook in notebooks/[0-9][0-9]_*.ipynb; do
   echo "== $(basename "$notebook") ($preset)"
-  .venv/bin/papermill --no-progress-bar --log-output -k python3 -f "$preset_file" "$notebook" "$out/$(basename "$notebook")"
+  # papermill's own chatter (parameters the notebook does not take, cell ends) is left out of the log
+  .venv/bin/papermill --no-progress-bar --log-output -k python3 -f "$preset_file" "$notebook" "$out/$(basename "$notebook")" 2>&1 \
+    | { grep -v -E '^(Passed unknown parameter|Ending Cell)' || true; }
 done
 .venv/bin/python -m drowsy.summary "$preset_file" --seconds $(( $(date +%s) - start ))

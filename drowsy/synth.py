@@ -25,7 +25,8 @@ from statistics import NormalDist
 
 import cv2
 import numpy as np
-from tqdm import tqdm
+
+from drowsy.progress import progress as progress_bar
 
 # Mean objects per image in the raw train split (solution.md: class counts / 253,224 images).
 CLASS_RATES = {
@@ -656,7 +657,7 @@ def write_dataset(out_dir, images: int, seed: int = 0, size: tuple[int, int] = (
     # one OpenCV thread per worker, the parallelism is theirs
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=cv2.setNumThreads,
                                initargs=(1,)) if workers > 1 else None
-    with pool or contextlib.nullcontext(), tqdm(total=images, desc="synth", unit="img", disable=not progress) as bar:
+    with pool or contextlib.nullcontext(), progress_bar(total=images, desc="synth", unit="img", enabled=progress) as bar:
         for chunk in (pool.map if pool else map)(_write_images, *chunks):
             records.extend(chunk)
             bar.update(len(chunk))
