@@ -11,16 +11,17 @@ from drowsy.paths import resolve
 _SIZE_PATTERN = re.compile(r"\s*(\d+)\s*[xX]\s*(\d+)\s*")
 
 
-def parse_size(size: str | Sequence[int], field: str = "synth_size") -> tuple[int, int]:
-    """'640x360' -> (640, 360): image width and height in pixels. A pair passes through. A bad size
-    ends in one line naming `field` (the notebook parameter or command option it came from)."""
+def parse_size(size: str | Sequence[int], field: str = "synth_size", minimum: int = 1) -> tuple[int, int]:
+    """'640x360' -> (640, 360): image width and height in pixels, each at least `minimum`. A pair passes
+    through. A bad size ends in one line naming `field` (the parameter or option it came from)."""
     if not isinstance(size, str) and len(size) == 2:
         width, height = (int(v) for v in size)
     else:
         match = _SIZE_PATTERN.fullmatch(size) if isinstance(size, str) else None
         width, height = (int(v) for v in match.groups()) if match else (0, 0)
-    if width <= 0 or height <= 0:
-        raise DrowsyError(f"{field}: expected WIDTHxHEIGHT in pixels like '640x360', got {size!r}")
+    if min(width, height) < max(minimum, 1):
+        raise DrowsyError(f"{field}: expected WIDTHxHEIGHT in pixels like '640x360', each >= {max(minimum, 1)}, "
+                          f"got {size!r}")
     return width, height
 
 

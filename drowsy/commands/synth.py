@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    size = parse_size(args.size, field="--size")
+    size = parse_size(args.size, field="--size", minimum=64)  # smaller scenes cannot hold a face
     if (args.out is None) == (args.video is None):
         raise DrowsyError("synth: give exactly one of OUT (images) or --video OUT (clip)")
     if args.video is not None:
