@@ -20,7 +20,7 @@ def _files(folder):
 
 def test_same_seed_same_bytes_and_image_depends_only_on_seed_and_index(tmp_path, monkeypatch):
     first = synth.write_dataset(tmp_path / "a", 5, seed=3, size=SIZE, progress=False)
-    monkeypatch.setattr(synth, "_CHUNK", 2)  # several chunks, split over two processes
+    monkeypatch.setattr("drowsy.synth.dataset._CHUNK", 2)  # several chunks, split over two processes
     second = synth.write_dataset(tmp_path / "b", 5, seed=3, size=SIZE, workers=2, progress=False)
     synth.write_dataset(tmp_path / "c", 3, seed=3, size=SIZE, progress=False)
     assert first.read_bytes() == second.read_bytes()
@@ -88,7 +88,7 @@ def test_boxes_inside_image_and_tight_around_visible_pixels(variant):
     for index in range(30):
         rng = np.random.default_rng([5, index])
         state = dataclasses.replace(synth.sample_scene(rng, width, height), **variant)
-        _, objects, canvas = synth._render(rng, width, height, state, trace=True)
+        _, objects, canvas = synth.draw_scene(rng, width, height, state, trace=True)
         assert [c for c, _ in objects].count("face") == 1
         for cls, box in objects:
             assert 0 <= box[0] < box[2] <= width and 0 <= box[1] < box[3] <= height

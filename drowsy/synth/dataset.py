@@ -1,0 +1,65 @@
+"""A synthetic dataset on disk, in the competition layout: OUT/images/*.jpg and labels.json."""
+
+import contextlib
+import itertools
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from drowsy.files import write_json
+from drowsy.progress import progress as progress_bar
+from drowsy.synth.render import render_scene
+
+JPEG_QUALITY = 90
+_CHUNK = 64  # images per task handed to a worker process
+
+
+def image_name(index: int) -> str:
+    return f"image_{index:08d}.jpg"
+
+
+def _write_images(out_dir: Path, seed: int, size: tuple[int, int], start: int, stop: int) -> list[dict]:
+    """Render and write images start..stop-1; image i depends only on (seed, i)."""
+    records = []
+    for index in range(start, stop):
+        image, objects = render_scene(np.random.default_rng([seed, index]), *size)
+        name = image_name(index)
+        ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        if not ok:
+            raise OSError(f"{out_dir / name}: JPEG encoding failed")
+        (out_dir / name).write_bytes(encoded.tobytes())
+        records.append({"file_name": name, "objects": objects})
+    return records
+
+
+def write_dataset(out_dir, images: int, seed: int = 0, size: tuple[int, int] = (640, 360), labels_path=None,
+                  workers: int = 1, progress: bool = True) -> Path:
+    """Write `images` scenes to OUT/images/image_XXXXXXXX.jpg and their labels; return the labels path.
+
+    size: (width, height) in pixels. labels_path: where labels.json goes (default OUT/labels.json;
+    elsewhere for a test set whose labels are kept apart). The output is the same for any `workers`.
+    """
+    if images < 0 or workers < 1:
+        raise ValueError(f"images must be >= 0 and workers >= 1, got {images} and {workers}")
+    out_dir = Path(out_dir)
+    image_dir = out_dir / "images"
+    image_dir.mkdir(parents=True, exist_ok=True)
+    labels_path = Path(labels_path) if labels_path is not None else out_dir / "labels.json"
+    starts = range(0, images, _CHUNK)
+    chunks = (itertools.repeat(image_dir), itertools.repeat(seed), itertools.repeat(tuple(size)), starts,
+              [min(start + _CHUNK, images) for start in starts])
+    records: list[dict] = []
+    # spawned, not forked: a fork copies OpenCV's thread pool mid-use and can hang the child;
+    # one OpenCV thread per worker, the parallelism is theirs
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=cv2.setNumThreads,
+                               initargs=(1,)) if workers > 1 else None
+    with pool or contextlib.nullcontext(), progress_bar(total=images, desc="synth", unit="img", enabled=progress) as bar:
+        for chunk in (pool.map if pool else map)(_write_images, *chunks):
+            records.extend(chunk)
+            bar.update(len(chunk))
+    labels_path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(labels_path, {"annotations": records}, indent=None)
+    return labels_path

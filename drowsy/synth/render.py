@@ -1,0 +1,267 @@
+"""One in-cabin driver scene, drawn: cabin clutter, body, face, eyes, mouth, hands, phone, cigarette.
+
+`render_scene` turns a `SceneState` into a grey image and its labelled boxes; the lighting
+gradient, blur and sensor noise come last (`_finish`).
+"""
+
+from statistics import NormalDist
+
+import cv2
+import numpy as np
+
+from drowsy.synth.canvas import Box, Canvas, Frame, capsule, ellipse, inside_ellipse, ribbon, rounded_rect, union
+from drowsy.synth.scene import Identity, SceneState, identity, sample_scene
+
+_GAUSS_QUANTILES = np.array([NormalDist().inv_cdf((k + 0.5) / 256) for k in range(256)], np.float32)
+
+
+
+# Owner ids of the traced parts (tests check their boxes against the pixels they own).
+OWNERS = {"face": 0, "eye_left": 1, "eye_right": 2, "mouth": 3, "phone": 4, "cigar": 5}
+
+
+def _draw_cabin(canvas: Canvas, state: SceneState, body: Frame) -> None:
+    """Background clutter: roof, window with scenery, pillar, headrest, seat back."""
+    rng = np.random.default_rng(state.clutter_seed)
+    w, h = canvas.width, canvas.height
+    canvas.pixels[:] = round(rng.uniform(35, 110))
+    side = rng.choice([-1, 1])
+    edge = w * rng.uniform(0.12, 0.3)
+    x_in = edge if side < 0 else w - edge  # inner border of the side window
+    x_out = -2 if side < 0 else w + 2
+    top, bottom = h * rng.uniform(0.05, 0.2), h * rng.uniform(0.45, 0.75)
+    window = np.array([[x_out, top], [x_in, top + 0.1 * h], [x_in + side * 0.1 * w, bottom], [x_out, bottom]])
+    canvas.paint([window], rng.uniform(130, 235))
+    for _ in range(rng.integers(2, 5)):  # outside scenery: trees, buildings
+        sx, sy = rng.uniform(min(x_in, x_out), max(x_in, x_out)), rng.uniform(top, bottom)
+        canvas.paint([ellipse(sx, sy, rng.uniform(5, 0.1 * w), rng.uniform(5, 0.1 * h))], rng.uniform(60, 250))
+    pillar_x = x_in + side * 0.02 * w
+    canvas.paint([capsule(np.array([pillar_x, -10]), np.array([pillar_x + side * 0.12 * w, h + 10]),
+                           0.03 * w)], rng.uniform(15, 60))
+    canvas.paint([np.array([[-2, -2], [w + 2, -2], [w + 2, top * 0.7], [-2, top * 0.5]])], rng.uniform(20, 70))
+    seat_tone = rng.uniform(35, 120)
+    sx, sy = state.seat
+    canvas.paint([rounded_rect(sx, h * 1.1, body.scale * 2.4, 1.4 * h, 0.2 * body.scale)], seat_tone * 0.85)
+    canvas.paint([rounded_rect(sx, sy, body.scale * 0.95, body.scale * 0.55, body.scale * 0.15)], seat_tone)
+
+
+def _draw_body(canvas: Canvas, ident: Identity, state: SceneState, body: Frame) -> None:
+    """Hair (behind the face), shoulders, seat belt and neck; `body` is the unrolled face frame."""
+    head = _head_frame(state)
+    half = ident.aspect / 2
+    if ident.hair_long:
+        canvas.paint([head.place(rounded_rect(0, 0.1, 2 * half + 0.22, 1.1, 0.3))], ident.hair)
+    canvas.paint([head.place(ellipse(0, -0.06, half + 0.07, 0.58))], ident.hair)
+    torso = np.array([[-0.2, 0.62], [0.2, 0.62], [1.1, 0.85], [1.35, 3.0], [-1.35, 3.0], [-1.1, 0.85]])
+    canvas.paint([body.place(torso)], ident.shirt)
+    belt = np.array([[ident.belt_side * 0.95, 0.8], [-ident.belt_side * 0.6, 3.0]])
+    canvas.paint([body.place(ribbon(belt, 0.16))], ident.belt)
+    canvas.paint([body.place(np.array([[-0.17, 0.2], [0.17, 0.2], [0.19, 0.72], [-0.19, 0.72]]))],
+                 ident.skin * 0.72)
+
+
+def _head_frame(state: SceneState) -> Frame:
+    return Frame((state.face_x, state.face_y), state.face_height, state.roll)
+
+
+def _draw_face(canvas: Canvas, ident: Identity, state: SceneState, head: Frame) -> Box | None:
+    """Face ellipse with radial shading and side light, brows, nose; returns the face box."""
+    light = np.deg2rad(state.light_angle)
+    ax, ay = ident.aspect / 2 * head.scale, 0.5 * head.scale
+    fx, fy = head.origin
+
+    def shading(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        dx, dy = (x - fx) / ax, (y - fy) / ay
+        return ident.skin * (1.0 - 0.22 * (dx * dx + dy * dy) + 0.12 * (dx * np.cos(light) + dy * np.sin(light)))
+
+    box = canvas.paint([head.place(ellipse(0, 0, ident.aspect / 2, 0.5, n=64))], shading, owner=OWNERS["face"])
+    brow_y = ident.eye_level - ident.eye_height * 0.5 - 0.06
+    for side in (-1, 1):
+        brow = ellipse(side * ident.eye_spacing / 2, brow_y + 0.05, ident.eye_width * 0.62, 0.06, 200, 340, 12)
+        canvas.paint([head.place(ribbon(brow, max(0.022, head.px(2.0))))], ident.brow)
+        canvas.paint([head.place(ellipse(side * 0.04, 0.13, 0.022, 0.012, n=16))], ident.skin * 0.35)  # nostril
+    nose = ribbon(ellipse(0, 0.07, 0.06, 0.05, 30, 150, 12), max(0.012, head.px(1.5)))
+    canvas.paint([head.place(nose)], ident.skin * 0.8)
+    return box
+
+
+def _draw_eye(canvas: Canvas, ident: Identity, state: SceneState, head: Frame, side: int) -> Box | None:
+    """One eye: bright sclera, iris, pupil, glint, lash line (open) or lid and lash arc (closed)."""
+    owner = OWNERS["eye_left" if side < 0 else "eye_right"]
+    cx, cy, ew, eh = side * ident.eye_spacing / 2, ident.eye_level, ident.eye_width, ident.eye_height
+    lash_width = max(0.12 * eh, head.px(1.6))
+    if state.eyes_closed:
+        crease = ellipse(cx, cy, ew / 2, 0.35 * eh, 180, 360, 16)
+        lash = ellipse(cx, cy, ew / 2, 0.25 * eh, 0, 180, 16)
+        return union(canvas.paint([head.place(np.concatenate([crease, lash]))], ident.skin * 0.82, owner=owner),
+                      canvas.paint([head.place(ribbon(crease, 0.6 * lash_width))], ident.skin * 0.6, owner=owner),
+                      canvas.paint([head.place(ribbon(lash, 1.6 * lash_width))], 25.0, owner=owner))
+    box = canvas.paint([head.place(ellipse(cx, cy, ew / 2, eh / 2, n=32))], ident.sclera, owner=owner)
+    radius = 0.38 * eh
+    ix, iy = cx + state.gaze[0] * 0.18 * ew, cy + state.gaze[1] * 0.08 * eh
+    for scale, dx, tone, n in ((1.0, 0.0, ident.iris, 24), (0.45, 0.0, 12.0, 16), (0.2, -0.35, 250.0, 12)):
+        disc = ellipse(ix + dx * radius, iy + dx * radius, scale * radius, scale * radius, n=n)  # iris, pupil, glint
+        canvas.paint([head.place(inside_ellipse(disc, cx, cy, ew / 2, eh / 2))], tone, owner=owner)
+    lash = ellipse(cx, cy, ew / 2, eh / 2, 180, 360, 16)
+    return union(box, canvas.paint([head.place(ribbon(lash, lash_width))], 20.0, owner=owner))
+
+
+def _draw_mouth(canvas: Canvas, ident: Identity, state: SceneState, head: Frame) -> Box | None:
+    """Open: lips ring around a dark cavity with teeth and tongue; closed: lips with a dark line."""
+    owner, my, mw = OWNERS["mouth"], ident.mouth_level, ident.mouth_width
+    if not state.mouth_open:
+        box = canvas.paint([head.place(ellipse(0, my, mw / 2, 0.13 * mw))], ident.lips, owner=owner)
+        x = np.linspace(-0.46, 0.46, 14) * mw
+        line = np.stack([x, my + 0.03 * mw * (1 - (x / (0.46 * mw)) ** 2)], 1)  # a slight smile, inside the lips
+        canvas.paint([head.place(ribbon(line, max(0.04 * mw, head.px(1.6))))], 20.0, owner=owner)
+        return box
+    half_h = state.mouth_gape * mw / 2
+    my += 0.5 * (half_h - 0.13 * mw)  # a jaw opens downwards: the upper lip stays near its place
+    box = canvas.paint([head.place(ellipse(0, my, 0.42 * mw, half_h))], ident.lips, owner=owner)
+    cavity = (0.0, my, 0.34 * mw, 0.78 * half_h)
+    canvas.paint([head.place(ellipse(*cavity))], 18.0, owner=owner)
+    teeth = rounded_rect(0, my - 0.78 * half_h, 0.4 * mw, 0.36 * half_h, 0.02)
+    tongue = ellipse(0, my + 0.7 * half_h, 0.22 * mw, 0.35 * half_h)
+    for part, tone in ((teeth, ident.teeth), (tongue, 75.0)):
+        canvas.paint([head.place(inside_ellipse(part, *cavity))], tone, owner=owner)
+    return box
+
+
+def _draw_face_mask(canvas: Canvas, ident: Identity, head: Frame) -> None:
+    """A surgical mask from the nose bridge down to the chin, inside the face outline."""
+    half = ident.aspect / 2 * 0.97
+    top = 0.07  # at the cheeks; the nose bridge lifts the middle to 0.02
+    start = np.degrees(np.arcsin(top / 0.485))
+    lower = ellipse(0, 0, half, 0.485, start, 180 - start, 24)
+    upper = ellipse(0, top, half * np.cos(np.deg2rad(start)), 0.05, 180, 360, 12)[1:-1]
+    canvas.paint([head.place(np.concatenate([lower, upper]))], ident.mask)
+    for y in (0.16, 0.26, 0.36):
+        reach = half * np.sqrt(1 - (y / 0.485) ** 2) - 0.01  # the mask's edge at this height
+        pleat = np.array([[-reach, y], [reach, y + 0.01]])
+        canvas.paint([head.place(ribbon(pleat, max(0.01, head.px(1.2))))], ident.mask * 0.82)
+
+
+def _draw_hand(canvas: Canvas, ident: Identity, frame: Frame, palm: tuple[float, float], angle: float,
+               size: float = 1.0, thumb: int = 1) -> None:
+    """A hand: palm with four fingers pointing along `angle` (degrees) and a thumb, outlined.
+
+    thumb: +1 puts the thumb 90 degrees clockwise of the fingers, -1 the other way.
+    """
+    skin = ident.skin * 0.95
+    direction = np.array([np.cos(np.deg2rad(angle)), np.sin(np.deg2rad(angle))])
+    across = np.array([-direction[1], direction[0]])
+    base = np.asarray(palm) + direction * 0.1 * size
+    sticks = [(base + across * k * 0.055 * size, direction, 0.22 * size * (1 - 0.12 * abs(k - 0.5)))
+              for k in (-1.5, -0.5, 0.5, 1.5)]
+    sticks.append((np.asarray(palm) + thumb * across * 0.13 * size, (direction + thumb * across) / np.sqrt(2),
+                   0.16 * size))
+    for root, pointing, length in sticks:
+        stick = (root, root + pointing * length)
+        canvas.paint([frame.place(capsule(*stick, 0.032 * size))], skin * 0.6)  # outline
+        canvas.paint([frame.place(capsule(*stick, 0.026 * size))], skin)
+    canvas.paint([frame.place(rounded_rect(palm[0], palm[1], 0.26 * size, 0.24 * size, 0.08 * size,
+                                            angle + 90))], skin)
+
+
+def _draw_phone(canvas: Canvas, ident: Identity, state: SceneState, head: Frame, body: Frame) -> Box | None:
+    """A dark rounded phone with a lit screen, at the ear or held in front of the chest, hand behind it."""
+    side = state.phone_side
+    if state.phone == "ear":
+        frame, tilt = head, side * abs(state.phone_place[2])
+        cx, cy, w, h = side * (ident.aspect / 2 + 0.07), 0.08, 0.2, 0.52
+        _draw_hand(canvas, ident, frame, (cx + side * 0.06, cy + 0.16), -90 - side * 20, 0.9)
+    else:
+        frame, tilt = body, state.phone_place[2]
+        (cx, cy), w, h = state.phone_place[:2], 0.32, 0.6
+        _draw_hand(canvas, ident, frame, (cx, cy + 0.2), -90 + tilt, 1.1)
+    body_box = canvas.paint([frame.place(rounded_rect(cx, cy, w, h, 0.05, tilt))], ident.phone_body,
+                            owner=OWNERS["phone"])
+    screen = rounded_rect(cx, cy, w * 0.82, h * 0.78, 0.02, tilt)
+    canvas.paint([frame.place(screen)], ident.phone_screen, owner=OWNERS["phone"])
+    return body_box
+
+
+def _draw_cigarette(canvas: Canvas, ident: Identity, state: SceneState, head: Frame) -> Box | None:
+    """A thin bright stick with a tan filter and a glowing tip, in the mouth corner or in a hand."""
+    side, angle = state.cigarette_side, np.deg2rad(state.cigarette_angle)
+    radius = max(0.016, head.px(1.6))
+    if state.cigarette == "mouth":
+        direction = np.array([side * np.cos(angle), np.sin(angle)])
+        # held in the lips' corner: its round end touches the corner, the mouth stays whole
+        start = np.array([side * 0.5 * ident.mouth_width, ident.mouth_level]) + direction * radius
+    else:
+        palm = (side * (ident.aspect / 2 + 0.16), 0.42)
+        _draw_hand(canvas, ident, head, palm, -90 + side * 15, 0.9)
+        start = np.asarray(palm) + np.array([0, -0.12])
+        direction = np.array([side * np.sin(angle), -np.cos(angle)])
+    length = 0.3
+    filter_end = start + direction * 0.3 * length
+    stop = start + direction * length
+    owner = OWNERS["cigar"]
+    return union(canvas.paint([head.place(capsule(start, filter_end, radius))], 170.0, owner=owner),
+                  canvas.paint([head.place(capsule(filter_end, stop, radius))], 238.0, owner=owner),
+                  canvas.paint([head.place(ellipse(*stop, 1.3 * radius, 1.3 * radius, n=16))], 255.0, owner=owner))
+
+
+def _finish(canvas: Canvas, state: SceneState, rng: np.random.Generator) -> np.ndarray:
+    """Lighting gradient, optical blur and sensor noise: canvas -> uint8 [H, W]."""
+    h, w = canvas.height, canvas.width
+    angle = np.deg2rad(state.light_angle)
+    slope = 2 * state.light_strength * state.brightness
+    ramp_x = np.linspace(-0.5, 0.5, w, dtype=np.float32) * float(slope * np.cos(angle))
+    ramp_y = np.linspace(-0.5, 0.5, h, dtype=np.float32) * float(slope * np.sin(angle)) + state.brightness
+    image = cv2.multiply(canvas.pixels, ramp_x[None, :] + ramp_y[:, None], dtype=cv2.CV_8U)
+    if state.blur >= 0.3:
+        image = cv2.GaussianBlur(image, (0, 0), state.blur)
+    # gaussian noise from one random byte per pixel through a quantile table (10x faster than
+    # rng.normal); addWeighted saturates once, after removing the table's +128 offset
+    table = np.clip(np.rint(_GAUSS_QUANTILES * state.noise) + 128, 0, 255).astype(np.uint8)
+    noise = cv2.LUT(np.frombuffer(rng.bytes(h * w), np.uint8).reshape(h, w), table)
+    return cv2.addWeighted(image, 1.0, noise, 1.0, -128.0, dtype=cv2.CV_8U)
+
+
+def draw_scene(rng: np.random.Generator, width: int, height: int, state: SceneState,
+            trace: bool = False) -> tuple[np.ndarray, list[tuple[str, Box]], Canvas]:
+    """Draw `state`; returns the image, (class, box) pairs and the canvas (its trace for tests)."""
+    ident = identity(state.identity_seed)
+    head = _head_frame(state)
+    body = Frame(head.origin, head.scale, 0.0)
+    canvas = Canvas(width, height, trace)
+    _draw_cabin(canvas, state, body)
+    _draw_body(canvas, ident, state, body)
+    objects = [("face", _draw_face(canvas, ident, state, head))]
+    eye_class = "eye_closed" if state.eyes_closed else "eye_opened"
+    for side in (-1, 1):
+        if side != state.hidden_eye:
+            objects.append((eye_class, _draw_eye(canvas, ident, state, head, side)))
+    if state.mouth_cover == "none":
+        mouth_class = "mouth_opened" if state.mouth_open else "mouth_closed"
+        objects.append((mouth_class, _draw_mouth(canvas, ident, state, head)))
+    elif state.mouth_cover == "mask":
+        _draw_face_mask(canvas, ident, head)
+    else:
+        _draw_hand(canvas, ident, head, (0.1 * state.hand_side, ident.mouth_level + 0.03),
+                   180 if state.hand_side > 0 else 0, thumb=-state.hand_side)  # thumb under the chin
+    if state.hidden_eye:
+        eye_x = state.hidden_eye * ident.eye_spacing / 2
+        _draw_hand(canvas, ident, head, (eye_x + state.hidden_eye * 0.02, ident.eye_level + 0.04), -90,
+                   thumb=state.hidden_eye)  # thumb outwards, clear of the other eye
+    if state.cigarette != "none":
+        objects.append(("cigar", _draw_cigarette(canvas, ident, state, head)))
+    if state.phone != "none":
+        objects.append(("phone", _draw_phone(canvas, ident, state, head, body)))
+    return _finish(canvas, state, rng), [(c, box) for c, box in objects if box is not None], canvas
+
+
+def render_scene(rng: np.random.Generator, width: int, height: int,
+                 state: SceneState | None = None) -> tuple[np.ndarray, list[dict]]:
+    """Render one scene (a random one from `rng` when `state` is None).
+
+    Returns the image, uint8 [height, width] grey, and its objects in the competition format:
+    `[{"class": name, "position": [x1, y1, x2, y2]}]`, xyxy pixel edges rounded to 0.1.
+    `rng` also draws the sensor noise, so the same generator state gives the same bytes.
+    """
+    state = sample_scene(rng, width, height) if state is None else state
+    image, objects, _ = draw_scene(rng, width, height, state)
+    return image, [{"class": c, "position": [round(float(v), 1) for v in box]} for c, box in objects]
+

@@ -1,0 +1,151 @@
+"""What decides one synthetic scene: the class rates, the scene state, the driver's identity.
+
+`sample_scene` draws a state whose per-image class counts follow the raw train table of the
+original solution (`CLASS_RATES`), so the imbalance the diet set fights is really there.
+"""
+
+import dataclasses
+
+import numpy as np
+
+# Mean objects per image in the raw train split (solution.md: class counts / 253,224 images).
+CLASS_RATES = {
+    "eye_opened": 419_135 / 253_224,
+    "eye_closed": 74_551 / 253_224,
+    "mouth_opened": 35_233 / 253_224,
+    "mouth_closed": 127_282 / 253_224,
+    "face": 253_167 / 253_224,
+    "phone": 11_792 / 253_224,
+    "cigar": 10_499 / 253_224,
+}
+HIDDEN_EYE_RATE = 2.0 - CLASS_RATES["eye_opened"] - CLASS_RATES["eye_closed"]  # one eye behind a hand
+EYES_CLOSED_RATE = CLASS_RATES["eye_closed"] / (2.0 - HIDDEN_EYE_RATE)
+MOUTH_VISIBLE_RATE = CLASS_RATES["mouth_opened"] + CLASS_RATES["mouth_closed"]
+MOUTH_OPEN_RATE = CLASS_RATES["mouth_opened"] / MOUTH_VISIBLE_RATE  # among visible mouths
+
+
+
+
+@dataclasses.dataclass(frozen=True)
+class SceneState:
+    """Everything that decides one scene; `dataclasses.replace` animates it (see drowsy.clips).
+
+    Lengths in pixels unless said otherwise; "face units" are multiples of the face height;
+    angles in degrees (positive = clockwise on screen); grey levels 0-255. Sides: -1 = image
+    left, +1 = image right. Identity (proportions, tones) and the cabin layout are drawn from
+    their own seeds so they stay fixed while the rest moves.
+    """
+
+    face_x: float  # face ellipse centre
+    face_y: float
+    face_height: float
+    roll: float  # in-plane head rotation
+    gaze: tuple[float, float]  # iris offset in [-1, 1] of its travel, (x, y)
+    eyes_closed: bool
+    hidden_eye: int  # 0: none; -1/+1: that eye is covered by a hand (not labelled)
+    mouth_open: bool
+    mouth_gape: float  # open-mouth height / mouth width
+    mouth_cover: str  # "none" | "mask" (face mask) | "hand"; a covered mouth is not labelled
+    hand_side: int  # side the hand over the mouth comes from
+    phone: str  # "none" | "ear" | "hand"
+    phone_side: int
+    phone_place: tuple[float, float, float]  # (x, y) in front of the chest from the face centre in
+    # face units (for "hand"), tilt in degrees (both; at the ear its size, turned outwards)
+    cigarette: str  # "none" | "mouth" | "hand"
+    cigarette_side: int
+    cigarette_angle: float  # below horizontal ("mouth") or off vertical ("hand"), pointing outwards
+    seat: tuple[float, float]  # headrest centre, pixels (the seat back stands below it)
+    brightness: float  # global gain
+    light_angle: float  # direction in which the lighting gradient brightens
+    light_strength: float  # gradient amplitude, fraction of the gain
+    blur: float  # gaussian sigma, pixels (below 0.3: none)
+    noise: float  # sensor noise sigma, grey levels
+    identity_seed: int
+    clutter_seed: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Identity:
+    """A driver's look, drawn from `SceneState.identity_seed`; lengths in face units."""
+
+    aspect: float  # face width / height
+    skin: float
+    hair: float
+    hair_long: bool
+    shirt: float
+    brow: float
+    eye_spacing: float  # between eye centres
+    eye_width: float
+    eye_height: float  # open eye
+    eye_level: float  # eye centre y from face centre
+    sclera: float
+    iris: float
+    mouth_level: float
+    mouth_width: float
+    lips: float
+    teeth: float
+    mask: float
+    phone_body: float
+    phone_screen: float
+    belt: float
+    belt_side: int  # shoulder the seat belt comes over
+
+
+def identity(seed: int) -> Identity:
+    rng = np.random.default_rng(seed)
+    aspect = rng.uniform(0.72, 0.82)
+    skin = rng.uniform(140, 210)
+    eye_width = rng.uniform(0.21, 0.25) * aspect  # a little large: eyes stay a few pixels tall at 320 px
+    return Identity(
+        aspect=aspect, skin=skin, hair=rng.uniform(15, 70), hair_long=bool(rng.random() < 0.3),
+        shirt=rng.uniform(30, 200), brow=rng.uniform(20, 70),
+        eye_spacing=rng.uniform(0.38, 0.44) * aspect, eye_width=eye_width,
+        eye_height=eye_width * rng.uniform(0.44, 0.52), eye_level=rng.uniform(-0.1, -0.06),
+        sclera=min(skin + rng.uniform(25, 45), 250.0), iris=rng.uniform(35, 90),
+        mouth_level=rng.uniform(0.24, 0.28), mouth_width=rng.uniform(0.33, 0.4) * aspect,
+        lips=skin - rng.uniform(30, 50), teeth=rng.uniform(175, 230), mask=rng.uniform(170, 240),
+        phone_body=rng.uniform(15, 45), phone_screen=rng.uniform(120, 230), belt=rng.uniform(50, 120),
+        belt_side=int(rng.choice([-1, 1])),
+    )
+
+
+def sample_scene(rng: np.random.Generator, width: int, height: int) -> SceneState:
+    """A random scene for a `width` x `height` image, with the class rates of `CLASS_RATES`."""
+    aspect_guess = 0.8  # only to keep the face inside the frame before the identity is known
+    face_height = min(rng.uniform(0.35, 0.7) * height, 0.6 * width / aspect_guess)
+    half_w = 0.7 * aspect_guess * face_height
+    face_x = rng.uniform(half_w, width - half_w)
+    face_y = rng.uniform(0.5 * face_height + 0.04 * height, 0.97 * height - 0.5 * face_height)
+    hidden_eye = int(rng.choice([-1, 1])) if rng.random() < HIDDEN_EYE_RATE else 0
+    mouth_visible = rng.random() < MOUTH_VISIBLE_RATE
+    mouth_open = mouth_visible and rng.random() < MOUTH_OPEN_RATE
+    # one hand near the face is enough: a hidden eye pairs with a face mask, not a second hand
+    mouth_cover = "none" if mouth_visible else ("mask" if hidden_eye or rng.random() < 0.7 else "hand")
+    phone = rng.choice(["ear", "hand"], p=[0.6, 0.4]) if rng.random() < CLASS_RATES["phone"] else "none"
+    room = (height - face_y) / face_height - 0.1  # below the face, in face units
+    if phone == "hand" and room < 0.8:  # no room in front of the chest: at most a third cut off
+        phone = "ear"
+    phone_side = int(rng.choice([-1, 1]))
+    cigarette = "none"
+    if rng.random() < CLASS_RATES["cigar"]:
+        cigarette = "mouth" if mouth_visible and not mouth_open and rng.random() < 0.7 else "hand"
+    cigarette_side = -phone_side  # keeps a phone and a cigarette hand apart
+    reach = min(0.6, (face_x / face_height) - 0.2, (width - face_x) / face_height - 0.2)
+    phone_xy = (rng.uniform(-reach, reach), rng.uniform(0.8, max(min(1.05, room), 0.8)))
+    return SceneState(
+        face_x=face_x, face_y=face_y, face_height=face_height,
+        roll=float(np.clip(rng.normal(0, 5), -14, 14)),
+        gaze=(rng.uniform(-1, 1), rng.uniform(-1, 1)),
+        eyes_closed=bool(rng.random() < EYES_CLOSED_RATE), hidden_eye=hidden_eye,
+        mouth_open=bool(mouth_open), mouth_gape=rng.uniform(0.5, 0.85), mouth_cover=mouth_cover,
+        hand_side=int(rng.choice([-1, 1])),
+        phone=str(phone), phone_side=phone_side,
+        phone_place=(*phone_xy, rng.uniform(-25, 25)),
+        cigarette=cigarette, cigarette_side=cigarette_side,
+        cigarette_angle=rng.uniform(10, 40) if cigarette == "mouth" else rng.uniform(10, 45),
+        seat=(face_x + rng.uniform(-0.1, 0.1) * face_height, face_y - rng.uniform(0.1, 0.25) * face_height),
+        brightness=rng.uniform(0.75, 1.2), light_angle=rng.uniform(0, 360),
+        light_strength=rng.uniform(0, 0.35), blur=rng.uniform(0, 1.2) if rng.random() < 0.6 else 0.0,
+        noise=rng.uniform(1, 7), identity_seed=int(rng.integers(2**31)), clutter_seed=int(rng.integers(2**31)),
+    )
+
