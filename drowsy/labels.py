@@ -2,7 +2,9 @@
 
 A labels file is `{"annotations": [{"file_name": ..., "objects": [{"class": ..., "position":
 [x1, y1, x2, y2]}]}]}` with boxes in absolute pixels of the original image, xyxy. A manifest adds
-`"image_root"` and per record `"width"`, `"height"` (and `"channels"`).
+`"image_root"` and per record `"width"`, `"height"` (and `"channels"`, and `"meta"`: what the image's
+path and label file tell, see drowsy.meta). A record may declare its size (`"declared_size"`:
+[width, height], AIHub's FileInfo); an image whose header disagrees is dropped.
 
 `validate_records` never raises on a bad record: it keeps what is usable (clipping boxes that stick
 out of the image), drops the rest, and returns one issue per decision, so a report can show every
@@ -262,8 +264,9 @@ def _validate(records: list, image_root, workers: int | None, progress: bool) ->
     for k, i in enumerate(candidates):
         record = records[i]
         header = headers[k] if headers is not None else None
-        if isinstance(header, str):
-            issues.append(_issue(i, record["file_name"], "file_name", header, "dropped"))
+        problem = ("file_name", header) if isinstance(header, str) else _size_problem(record, header)
+        if problem is not None:
+            issues.append(_issue(i, record["file_name"], *problem, "dropped"))
             counts["records_dropped"] += 1
             counts["objects_dropped"] += len(record["objects"])
             continue
@@ -271,6 +274,15 @@ def _validate(records: list, image_root, workers: int | None, progress: bool) ->
     counts["records_kept"] = len(kept)
     counts["objects_kept"] = sum(len(record["objects"]) for record in kept)
     return Validation(records=kept, issues=issues, counts=counts)
+
+
+def _size_problem(record: dict, header) -> tuple[str, str] | None:
+    """(field, reason) when the image's size differs from the one the record declares
+    (`declared_size`, AIHub's FileInfo), else None."""
+    declared = record.get("declared_size")
+    if header is None or declared is None or tuple(declared) == header[:2]:
+        return None
+    return "declared_size", f"the label says {declared[0]}x{declared[1]} but the image is {header[0]}x{header[1]}"
 
 
 def _issue(record: int, file_name, field: str, reason: str, action: str) -> dict:
@@ -330,10 +342,13 @@ def _checked_record(i: int, record: dict, header, issues: list[dict], counts: di
     if not objects:
         reason = "no objects" if not record["objects"] else f"all {len(record['objects'])} objects dropped"
         issues.append(_issue(i, name, "objects", f"{reason}: kept as a negative example", "info"))
-    if header is None:
-        return {"file_name": name, "objects": objects}
-    width, height, channels = header
-    return {"file_name": name, "width": width, "height": height, "channels": channels, "objects": objects}
+    kept = {"file_name": name}
+    if header is not None:
+        kept["width"], kept["height"], kept["channels"] = header
+    kept["objects"] = objects
+    if "meta" in record:
+        kept["meta"] = record["meta"]
+    return kept
 
 
 def _checked_object(obj, header) -> tuple[tuple[str, str] | None, list | None]:

@@ -1,9 +1,13 @@
-"""Competition folder -> validated train/val/diet manifests, a report, and optional YOLO/COCO exports.
+"""Raw data -> validated train/val/diet manifests, a report, and optional YOLO/COCO exports.
+
+Raw data is a competition folder (`images/` + `labels.json`) or the public AIHub tree as downloaded
+(`drowsy.aihub`), told apart automatically.
 
 Raw data is read-only: manifests point at the raw images (`image_root`), exports hard-link them.
 Nothing is copied or re-encoded (the original copied every image twice).
 """
 
+import dataclasses
 import errno
 import os
 import shutil
@@ -13,14 +17,16 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from drowsy import CLASS_IDS, CLASSES
+from drowsy import CLASS_IDS, CLASSES, aihub, meta
 from drowsy.errors import DrowsyError
 from drowsy.files import gc_paused, write_json
-from drowsy.labels import read_labels, validate_records
+from drowsy.labels import Validation, read_labels, validate_records
 from drowsy.paths import resolve
 from drowsy.progress import progress as progress_bar
 
 EXPORTS = ("yolo", "coco")
+FORMATS = ("auto", "competition", "aihub")
+LEAKAGE_KEY = "subject"  # report.json says how many validation subjects also appear in train
 MAX_VAL_FRACTION = 0.2
 # Diet rules in the order they are tried; the first that matches decides (solution.md, "Diet set").
 DIET_RULES = ("cigar_or_phone", "eye_closed_and_mouth_closed", "eye_closed_and_mouth_opened", "mouth_opened_every_3rd")
@@ -79,19 +85,66 @@ def val_count(num_images: int, val_size: int) -> int:
     return min(val_size, max(1, int(num_images * MAX_VAL_FRACTION)))
 
 
-def split_records(records: list[dict], val_size: int, seed: int) -> tuple[list[dict], list[dict]]:
+def split_records(
+    records: list[dict], val_size: int, seed: int, group_by: str | None = None
+) -> tuple[list[dict], list[dict]]:
     """(train, val): `val_count` records drawn at random with `seed`; both keep the input order.
 
-    O(n): membership is a boolean mask, not a search in a list. The same records in the same order
-    with the same seed always give the same split.
+    With `group_by` (a `meta` key such as "subject"), validation holds whole groups: groups are drawn
+    at random until `val_count` images are reached (the last one may overshoot); a record without
+    the key is a group of its own. O(n): membership is a boolean mask. The same records in the same
+    order with the same seed always give the same split.
     """
     rng = np.random.default_rng(seed)
+    target = val_count(len(records), val_size)
     is_val = np.zeros(len(records), dtype=bool)
-    is_val[rng.permutation(len(records))[: val_count(len(records), val_size)]] = True
+    if group_by is None:
+        is_val[rng.permutation(len(records))[:target]] = True
+    else:
+        members: dict = {}
+        for i, record in enumerate(records):
+            members.setdefault(record.get("meta", {}).get(group_by, ("no group", i)), []).append(i)
+        groups = list(members.values())
+        taken = 0
+        for g in rng.permutation(len(groups)).tolist():
+            if taken >= target:
+                break
+            is_val[groups[g]] = True
+            taken += len(groups[g])
     train, val = [], []
     for record, in_val in zip(records, is_val.tolist()):
         (val if in_val else train).append(record)
     return train, val
+
+
+def leakage(splits: dict[str, list[dict]], key: str = LEAKAGE_KEY) -> dict:
+    """How many validation `key` values (subjects) also appear in each other split, and their images.
+
+    `{"key", "val_values", "records_without_key", "<split>": {"shared_values", "val_images"}}`.
+    """
+    val_values = Counter(r["meta"][key] for r in splits["val"] if key in r.get("meta", {}))
+    result = {"key": key, "val_values": len(val_values),
+              "records_without_key": sum(key not in r.get("meta", {}) for rs in splits.values() for r in rs)}
+    for split, records in splits.items():
+        if split != "val":
+            shared = val_values.keys() & {r["meta"][key] for r in records if key in r.get("meta", {})}
+            result[split] = {"shared_values": len(shared), "val_images": sum(val_values[v] for v in shared)}
+    return result
+
+
+def meta_stats(records: list[dict], unrecognised_names: int) -> dict:
+    """Per `meta` key: records that have it and its distinct values (counts per value when few)."""
+    values: dict[str, Counter] = {}
+    for record in records:
+        for k, v in record.get("meta", {}).items():
+            values.setdefault(k, Counter())[v] += 1
+    keys = [k for k in meta.META_KEYS if k in values] + sorted(values.keys() - set(meta.META_KEYS))
+    return {
+        "unrecognised_names": unrecognised_names,
+        "records_with": {k: sum(values[k].values()) for k in keys},
+        "distinct": {k: len(values[k]) for k in keys},
+        "values": {k: {str(v): n for v, n in values[k].most_common()} for k in keys if len(values[k]) <= 50},
+    }
 
 
 def split_stats(records: list[dict]) -> dict:
@@ -226,9 +279,15 @@ def prepare_dataset(
     export: str | None = None,
     workers: int | None = None,
     progress: bool = True,
+    raw_format: str = "auto",
+    images_dir: str | Path | None = None,
+    group_by: str | None = None,
 ) -> dict:
-    """Validate `raw_dir` (images/ + labels.json), split it, build the diet set, write `out_dir`.
+    """Validate `raw_dir`, split it, build the diet set, write `out_dir`.
 
+    raw_dir: a competition folder (images/ + labels.json) or an AIHub tree (`raw_format` "auto" tells
+    them apart); `images_dir`: where an AIHub tree's images are, when not under raw_dir.
+    group_by: a `meta` key (e.g. "subject") whose groups validation holds whole; None = random images.
     Writes `train.json`, `val.json`, `diet.json` (manifests, `image_root` = absolute raw images
     folder) and `report.json`, plus `yolo/` or `coco/` when `export` asks. The diet set comes from
     the train split only, so no validation image leaks into training. `workers` threads read
@@ -236,25 +295,69 @@ def prepare_dataset(
     """
     if export not in (None, *EXPORTS):
         raise ValueError(f"export must be one of {EXPORTS} or None, got {export!r}")
+    if raw_format not in FORMATS:
+        raise DrowsyError(f"format: must be one of {', '.join(FORMATS)}, got {raw_format!r}")
     if val_size < 0:
         raise ValueError(f"val_size must be >= 0, got {val_size}")
     raw_dir, out_dir = resolve(raw_dir), resolve(out_dir)
     if out_dir.is_relative_to(raw_dir):
         raise DrowsyError(f"{out_dir}: output folder must be outside the raw data folder (raw data is read-only)")
+    images_dir = resolve(images_dir) if images_dir else None
     with gc_paused():
-        return _prepare(raw_dir, out_dir, val_size, seed, export, workers, progress)
+        read = _read_raw(raw_dir, detect_format(raw_dir, raw_format, images_dir), images_dir, workers, progress)
+        return _prepare(read, out_dir, val_size, seed, group_by, export, progress)
 
 
-def _prepare(
-    raw_dir: Path, out_dir: Path, val_size: int, seed: int, export: str | None, workers: int | None, progress: bool
-) -> dict:
+def detect_format(raw_dir: Path, raw_format: str = "auto", images_dir: Path | None = None) -> str:
+    """"competition" or "aihub": `raw_format` unless "auto", else what `raw_dir` holds."""
+    if not raw_dir.is_dir():
+        raise DrowsyError(f"{raw_dir}: raw data folder not found")
+    if raw_format != "auto":
+        return raw_format
+    if (raw_dir / "labels.json").is_file():
+        return "competition"
+    if images_dir is not None or aihub.is_aihub_tree(raw_dir):
+        return "aihub"
+    raise DrowsyError(f"{raw_dir}: neither a competition folder (labels.json + images/) nor an AIHub tree "
+                      "('[라벨]...' label folders of per-image JSON); check the path or set --format")
+
+
+@dataclasses.dataclass
+class RawData:
+    """Validated raw data: where it came from, the images' root, and the validation outcome."""
+
+    raw_format: str
+    labels: Path  # labels.json, or the AIHub tree's root
+    image_root: Path
+    validation: Validation
+    unrecognised_names: int
+
+
+def _read_raw(raw_dir: Path, raw_format: str, images_dir: Path | None, workers, progress: bool) -> RawData:
+    if raw_format == "aihub":
+        reading = aihub.read_tree(raw_dir, images_dir, progress)
+        validation = aihub.merge_validation(reading, validate_records(reading.records, reading.image_root,
+                                                                      workers, progress))
+        return RawData("aihub", raw_dir, reading.image_root, validation, reading.counts["unrecognised_names"])
     labels_path, image_root = raw_dir / "labels.json", raw_dir / "images"
     records = read_labels(labels_path)
     if not image_root.is_dir():
         raise DrowsyError(f"{image_root}: images folder not found")
     validation = validate_records(records, image_root, workers, progress)
     del records  # kept records reuse the clean raw objects; let the raw record dicts go
-    train, val = split_records(validation.records, val_size, seed)
+    unrecognised = 0
+    for record in validation.records:  # competition names may still tell subject, lighting, ...
+        found, recognised = meta.from_path(record["file_name"])
+        unrecognised += not recognised
+        if found:
+            record["meta"] = found
+    return RawData("competition", labels_path, image_root, validation, unrecognised)
+
+
+def _prepare(
+    raw: RawData, out_dir: Path, val_size: int, seed: int, group_by: str | None, export: str | None, progress: bool
+) -> dict:
+    train, val = split_records(raw.validation.records, val_size, seed, group_by)
     diet, diet_counts = select_diet(train)
     splits = {"train": train, "val": val, "diet": diet}
 
@@ -262,41 +365,46 @@ def _prepare(
     outputs = {}
     for split, subset in splits.items():
         outputs[split] = str(out_dir / f"{split}.json")
-        write_manifest(out_dir / f"{split}.json", image_root, subset)
+        write_manifest(out_dir / f"{split}.json", raw.image_root, subset)
     if export == "yolo":
-        outputs["yolo"] = str(export_yolo(out_dir, image_root, splits, progress))
+        outputs["yolo"] = str(export_yolo(out_dir, raw.image_root, splits, progress))
     elif export == "coco":
         outputs["coco"] = str(export_coco(out_dir, splits))
     outputs["report"] = str(out_dir / "report.json")
-    report = build_report(labels_path, image_root, validation, splits, diet_counts, val_size, seed, outputs)
+    report = build_report(raw, splits, diet_counts, val_size, seed, group_by, outputs)
     write_json(out_dir / "report.json", report)
     return report
 
 
-def build_report(labels_path, image_root, validation, splits, diet_counts, val_size, seed, outputs) -> dict:
-    """The report: inputs, totals (read = kept + dropped), split sizes, per-split class counts,
-    diet rule counts, image shapes and every issue (dropped / repaired / info) with its record,
-    field and reason."""
-    counts = validation.counts
+def build_report(raw: RawData, splits, diet_counts, val_size, seed, group_by, outputs) -> dict:
+    """The report: inputs, totals (read = kept + dropped), split sizes and subject leakage, per-split
+    class counts, diet rule counts, image shapes, meta coverage and every issue (dropped / repaired /
+    info) with its record, file, field and reason."""
+    counts, validation = raw.validation.counts, raw.validation
     actions = Counter(issue["action"] for issue in validation.issues)
+    rule = "whole groups drawn at random until val_size" if group_by else "drawn at random"
     return {
-        "labels": str(labels_path),
-        "image_root": str(image_root),
+        "format": raw.raw_format,
+        "labels": str(raw.labels),
+        "image_root": str(raw.image_root),
         "totals": {
             "records": {k: counts[f"records_{k}"] for k in ("read", "kept", "dropped")},
             "objects": {k: counts[f"objects_{k}"] for k in ("read", "kept", "dropped", "repaired")},
         },
         "split": {
             "seed": seed,
+            "group_by": group_by,
             "val_size_requested": val_size,
             "val_images": len(splits["val"]),
             "train_images": len(splits["train"]),
             "rule": f"val = min(val_size, {MAX_VAL_FRACTION:.0%} of kept images, at least 1 when >= 2 images), "
-            "drawn at random with the seed; train = the rest",
+            f"{rule} with the seed; train = the rest",
+            "leakage": leakage(splits),
         },
         "splits": {split: split_stats(records) for split, records in splits.items()},
         "diet": {"source": "train split", "rules_in_order": list(DIET_RULES), **diet_counts},
         "image_shapes": image_shapes(validation.records),
+        "meta": meta_stats(validation.records, raw.unrecognised_names),
         "issue_counts": {action: actions[action] for action in ("dropped", "repaired", "info")},
         "issues": validation.issues,
         "outputs": outputs,
@@ -313,6 +421,14 @@ def summarize(report: dict) -> str:
         f"{objects['dropped']} dropped",
         f"split: {splits['train']['images']} train, {splits['val']['images']} val images; "
         f"diet set: {splits['diet']['images']} images from train",
+        *_leakage_lines(report["split"]["leakage"]),
         *(f"{name}: {path}" for name, path in report["outputs"].items()),
     ]
     return "\n".join(lines)
+
+
+def _leakage_lines(leak: dict) -> list[str]:
+    if not leak["val_values"]:
+        return []
+    return [f"{leak['key']}s: {leak['val_values']} in val, {leak['train']['shared_values']} of them also in train "
+            f"({leak['train']['val_images']} val images)"]

@@ -226,10 +226,16 @@ def test_coco_export_loads_in_pycocotools(tmp_path):
 # --- command line -----------------------------------------------------------------------------
 
 
-def test_cli_missing_labels_is_one_line_and_exit_2(tmp_path, capsys):
+def test_cli_missing_raw_folder_is_one_line_and_exit_2(tmp_path, capsys):
     assert main(["prepare", str(tmp_path / "nowhere"), str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("drowsy: error: ") and "labels.json" in err
+    assert err.count("\n") == 1 and err.startswith("drowsy: error: ") and "raw data folder not found" in err
+
+
+def test_cli_forced_competition_format_without_labels_is_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["prepare", str(tmp_path), str(tmp_path.parent / "out"), "--format", "competition"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "labels.json" in err
 
 
 def test_cli_non_json_labels_is_one_line_and_exit_2(tmp_path, capsys):

@@ -1,0 +1,256 @@
+"""The AIHub tree as downloaded: class mapping, every bad-input case, meta, the grouped split."""
+
+import codecs
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from drowsy import meta
+from drowsy.cli import main
+from drowsy.errors import DrowsyError
+from drowsy.labels import load_manifest
+from drowsy.prepare import prepare_dataset, split_records
+
+W, H = 80, 128  # portrait, like the controlled images (800x1280), scaled down
+CONTROLLED = "Training/[라벨]bbox(통제환경)"
+CONTROLLED_IMAGES = "Training/[원천]bbox(통제환경)"
+
+
+def box(x1, y1, x2, y2, opened=None, visible=True):
+    entry = {"isVisible": visible, "Position": [x1, y1, x2, y2]}
+    if opened is not None:
+        entry["Opened"] = opened
+    return entry
+
+
+def hidden():
+    return {"isVisible": False, "Position": [0, 0, 0, 0]}
+
+
+def label(name, boxes=None, size=(W, H), user=None, accessory=None):
+    """An AIHub label document for image `name`."""
+    boxes = boxes if boxes is not None else {
+        "Face": box(20, 30, 60, 90), "Leye": box(28, 45, 38, 52, opened=True),
+        "Reye": box(42, 45, 52, 52, opened=False), "Mouth": box(32, 70, 48, 80, opened=True),
+        "Cigar": hidden(), "Phone": hidden(),
+    }
+    document = {"FileInfo": {"FileName": name, "Width": size[0], "Height": size[1], "Channel": 1},
+                "ObjectInfo": {"KeyPoints": {}, "BoundingBox": boxes}}
+    if user is not None:
+        document["UserInfo"] = user
+    if accessory is not None:
+        document["Accessory"] = accessory
+    return document
+
+
+class Tree:
+    """Writes an AIHub tree under `root`: `add` puts an image and its label JSON side by side."""
+
+    def __init__(self, root):
+        self.root = root
+        self.image = np.random.default_rng(0).integers(0, 256, (H, W), dtype=np.uint8)
+
+    def image_at(self, folder, name, size=(W, H)):
+        path = self.root / folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        assert cv2.imwrite(str(path), cv2.resize(self.image, size))
+        return path
+
+    def label_at(self, folder, stem, document=None, text=None, data=None):
+        path = self.root / folder / f"{stem}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if data is None:
+            data = (text if text is not None else json.dumps(document, ensure_ascii=False)).encode("utf-8")
+        path.write_bytes(data)
+        return path
+
+    def add(self, subject_folder, stem, document=None, env="통제환경", split="Training", **kwargs):
+        self.image_at(f"{split}/[원천]bbox({env})/{subject_folder}", f"{stem}.jpg")
+        return self.label_at(f"{split}/[라벨]bbox({env})/{subject_folder}", stem,
+                             document if document is not None else label(f"{stem}.jpg", **kwargs))
+
+
+def controlled_stem(subject, frame, lighting="무광원", behaviour="정상주시"):
+    return f"{subject:03d}_G1_01_{lighting}_계기판_{behaviour}_20200917_182234_{frame:05d}"
+
+
+def test_meta_from_the_three_naming_schemes():
+    found, recognised = meta.from_path(
+        f"{CONTROLLED_IMAGES}/001_G1/001_G1_03_좌측광원_룸미러_하품재현_20200917_182234_02144.jpg")
+    assert recognised and found == {
+        "aihub_split": "training", "environment": "controlled", "subject": "001", "group": "G1", "scenario": "03",
+        "lighting": "left", "gaze_target": "rear-view mirror", "behaviour": "yawning"}
+    found, recognised = meta.from_path("Validation/[원천]bbox(실제도로환경)/3.택시/R_0123_45_M_02_1_0_Y_00017.jpg")
+    assert recognised and found == {
+        "aihub_split": "validation", "environment": "real road", "vehicle": "taxi", "subject": "R_0123", "age": 45,
+        "gender": "male", "scenario": "02", "mask": True, "glasses": False, "cap": True}
+    found, recognised = meta.from_path("Training/[원천]bbox(준통제환경)/x/some_other_name.jpg")
+    assert not recognised and found == {"aihub_split": "training", "environment": "semi-controlled"}
+    found, recognised = meta.from_path("001_G1_01_달빛_계기판_정상주시_20200917_182234_00001.jpg")  # unknown lighting
+    assert not recognised and "lighting" not in found and found["behaviour"] == "normal"
+
+
+def test_meta_from_the_label_json():
+    found = meta.from_label({"UserInfo": {"ID": 7, "Gender": "여", "Age": "34"},
+                             "Accessory": {"Mask": False, "Glasses": "Y", "Cap": "maybe"}})
+    assert found == {"subject": "7", "gender": "female", "age": 34, "mask": False, "glasses": True}
+
+
+def test_a_clean_tree_maps_every_box_to_its_class(tmp_path):
+    tree = Tree(tmp_path / "raw")
+    tree.add("001_G1", controlled_stem(1, 1))
+    phone = label(f"{controlled_stem(2, 1, behaviour='통화재현')}.jpg", boxes={
+        "Face": box("20.00", "30.00", "60.00", "90.00"), "Leye": hidden(), "Reye": box(42, 45, 52, 52, opened=True),
+        "Mouth": box(32, 70, 48, 80, opened=False), "Cigar": box(45, 75, 70, 80), "Phone": box(60, 40, 78, 90)},
+        user={"ID": "002", "Gender": "남", "Age": 30}, accessory={"Mask": False, "Glasses": True, "Cap": False})
+    tree.add("002_G1", controlled_stem(2, 1, behaviour="통화재현"), phone)
+    report = prepare_dataset(tree.root, tmp_path / "out", val_size=0, progress=False)
+    assert report["format"] == "aihub" and report["totals"]["records"] == {"read": 2, "kept": 2, "dropped": 0}
+    records = {r["meta"]["subject"]: r for r in load_manifest(tmp_path / "out" / "train.json").records}
+    assert sorted(o["class"] for o in records["001"]["objects"]) == [
+        "eye_closed", "eye_opened", "face", "mouth_opened"]
+    second = records["002"]
+    assert sorted(o["class"] for o in second["objects"]) == ["cigar", "eye_opened", "face", "mouth_closed", "phone"]
+    assert next(o for o in second["objects"] if o["class"] == "face")["position"] == [20.0, 30.0, 60.0, 90.0]
+    assert second["file_name"] == f"{CONTROLLED_IMAGES}/002_G1/{controlled_stem(2, 1, behaviour='통화재현')}.jpg"
+    assert second["meta"] | {} == {
+        "aihub_split": "training", "environment": "controlled", "subject": "002", "group": "G1", "scenario": "01",
+        "lighting": "none", "gaze_target": "instrument cluster", "behaviour": "phone call", "gender": "male",
+        "age": 30, "mask": False, "glasses": True, "cap": False}
+    assert (second["width"], second["height"], second["channels"]) == (W, H, 1)
+
+
+@pytest.fixture
+def defects(tmp_path):
+    """A tree with one good image per subject (5 subjects x 4 frames) and one of every defect."""
+    tree = Tree(tmp_path / "raw")
+    for subject in range(1, 6):
+        for frame in range(4):
+            tree.add(f"{subject:03d}_G1", controlled_stem(subject, frame))
+    folder = f"{CONTROLLED}/009_G1"
+    cases = {}
+
+    def bad(stem, document=None, image=True, **kwargs):
+        if image:
+            tree.image_at(folder.replace("라벨", "원천"), f"{stem}.jpg")
+        cases[stem] = tree.label_at(folder, stem, document, **kwargs)
+
+    bad("not_json", text='{"FileInfo": ')
+    good = label("bom.jpg")
+    bad("bom", data=codecs.BOM_UTF8 + json.dumps(good).encode())
+    bad("no_objectinfo", {"FileInfo": {"FileName": "no_objectinfo.jpg"}})
+    bad("no_boundingbox", {"FileInfo": {"FileName": "no_boundingbox.jpg"}, "ObjectInfo": {"KeyPoints": {}}})
+    boxes = label("x")["ObjectInfo"]["BoundingBox"]
+    bad("bad_position", label("bad_position.jpg", boxes=boxes | {"Face": {"isVisible": True, "Position": [1, 2, 3]}}))
+    bad("no_opened", label("no_opened.jpg", boxes=boxes | {"Leye": box(28, 45, 38, 52)}))
+    bad("zero_box", label("zero_box.jpg", boxes=boxes | {"Mouth": box(0, 0, 0, 0, opened=False)}))
+    bad("inverted_box", label("inverted_box.jpg", boxes=boxes | {"Reye": box(52, 45, 42, 52, opened=True)}))
+    bad("past_edge", label("past_edge.jpg", boxes=boxes | {"Face": box(-5, 30, W + 10, 90)}))
+    bad("wrong_size", label("wrong_size.jpg", size=(H, W)))
+    bad("no_image", label("no_image.jpg"), image=False)
+    bad("names_bom_image", label("bom.jpg"), image=False)  # a second label file for bom.jpg
+    tree.image_at(folder.replace("라벨", "원천"), "unlabelled.jpg")
+    bad_name = os.fsencode(tree.root / folder) + b"/\xc0\xaf.json"  # CP949 bytes, not UTF-8
+    with open(bad_name, "wb") as f:
+        f.write(json.dumps(label("x.jpg")).encode())
+    return tree.root, cases
+
+
+def test_every_defect_is_named_and_nothing_good_is_lost(defects, tmp_path):
+    raw, cases = defects
+    report = prepare_dataset(raw, tmp_path / "out", val_size=0, progress=False)
+    records, objects = report["totals"]["records"], report["totals"]["objects"]
+    assert records["read"] == records["kept"] + records["dropped"]
+    assert objects["read"] == objects["kept"] + objects["dropped"]
+    kept = {r["file_name"].rsplit("/", 1)[-1] for r in load_manifest(tmp_path / "out" / "train.json").records}
+    good = {f"{controlled_stem(s, f)}.jpg" for s in range(1, 6) for f in range(4)}
+    assert good | {"bom.jpg", "bad_position.jpg", "no_opened.jpg", "zero_box.jpg", "inverted_box.jpg",
+                   "past_edge.jpg"} == kept
+    issues = {}
+    for issue in report["issues"]:
+        name = (issue["label_file"] or issue["file_name"]).rsplit("/", 1)[-1]
+        issues.setdefault(name, []).append((issue["field"], issue["action"]))
+    assert issues["not_json.json"] == [("file", "dropped")]
+    assert issues["bom.json"] == [("file", "repaired")]
+    assert issues["no_objectinfo.json"] == [("ObjectInfo", "dropped")]
+    assert issues["no_boundingbox.json"] == [("ObjectInfo.BoundingBox", "dropped")]
+    assert issues["bad_position.json"] == [("ObjectInfo.BoundingBox.Face.Position", "dropped")]
+    assert issues["no_opened.json"] == [("ObjectInfo.BoundingBox.Leye.Opened", "dropped")]
+    assert issues["zero_box.json"] == [("ObjectInfo.BoundingBox.Mouth.Position", "dropped")]
+    assert issues["inverted_box.json"] == [("ObjectInfo.BoundingBox.Reye.Position", "dropped")]
+    assert issues["past_edge.json"] == [("ObjectInfo.BoundingBox.Face.Position", "repaired")]
+    assert issues["wrong_size.json"] == [("FileInfo.Width/Height", "dropped")]
+    assert issues["no_image.json"] == [("FileInfo.FileName", "dropped")]
+    assert issues["names_bom_image.json"] == [("FileInfo.FileName", "dropped")]
+    assert issues["unlabelled.jpg"] == [("image", "info")]
+    assert issues["\ufffd\ufffd.json"] == [("path", "dropped")]
+    past_edge = next(r for r in load_manifest(tmp_path / "out" / "train.json").records
+                     if r["file_name"].endswith("past_edge.jpg"))
+    assert next(o for o in past_edge["objects"] if o["class"] == "face")["position"] == [0, 30, W, 90]
+    zero_box = next(r for r in load_manifest(tmp_path / "out" / "train.json").records
+                    if r["file_name"].endswith("zero_box.jpg"))
+    assert "mouth_closed" not in {o["class"] for o in zero_box["objects"]}
+    assert records["read"] == len(cases) + 20 + 1  # every label file, the undecodable name included
+    assert report["meta"]["unrecognised_names"] == 7  # the defect cases that reached an image (named off-scheme)
+
+
+def test_grouped_split_puts_no_subject_on_both_sides(defects, tmp_path):
+    raw, _ = defects
+    report = prepare_dataset(raw, tmp_path / "out", val_size=5, seed=1, group_by="subject", progress=False)
+    train, val = (load_manifest(tmp_path / "out" / f"{s}.json").records for s in ("train", "val"))
+    subjects = [{r["meta"].get("subject") for r in part} for part in (train, val)]
+    assert val and not subjects[0] & subjects[1]
+    assert len(val) >= 5
+    leak = report["split"]["leakage"]
+    assert leak["key"] == "subject" and leak["train"] == {"shared_values": 0, "val_images": 0}
+    assert leak["val_values"] == len(subjects[1] - {None})
+    assert report["split"]["group_by"] == "subject"
+
+
+def test_random_split_reports_its_leakage():
+    records = [{"file_name": f"{s}_{f}.jpg", "objects": [], "meta": {"subject": str(s)}}
+               for s in range(10) for f in range(10)]
+    train, val = split_records(records, val_size=20, seed=0)
+    shared = {r["meta"]["subject"] for r in train} & {r["meta"]["subject"] for r in val}
+    assert len(val) == 20 and shared  # 20 random frames of 10 drivers: some drivers on both sides
+    grouped_train, grouped_val = split_records(records, val_size=20, seed=0, group_by="subject")
+    assert len(grouped_val) == 20
+    assert not {r["meta"]["subject"] for r in grouped_train} & {r["meta"]["subject"] for r in grouped_val}
+
+
+def test_images_elsewhere_and_forced_format(tmp_path):
+    tree = Tree(tmp_path / "labels_only")
+    stem = controlled_stem(1, 1)
+    tree.label_at(f"{CONTROLLED}/001_G1", stem, label(f"{stem}.jpg"))
+    Tree(tmp_path / "images").image_at("001_G1", f"{stem}.jpg")
+    with pytest.raises(DrowsyError, match="no image found"):
+        prepare_dataset(tree.root, tmp_path / "out", val_size=0, progress=False)
+    report = prepare_dataset(tree.root, tmp_path / "out", val_size=0, images_dir=tmp_path / "images", progress=False)
+    assert report["totals"]["records"]["kept"] == 1
+    assert load_manifest(tmp_path / "out" / "train.json").records[0]["file_name"] == f"001_G1/{stem}.jpg"
+
+
+@pytest.mark.parametrize("layout, message", [
+    ("empty", "neither a competition folder"),
+    ("labels_without_json", "no label JSON found"),
+])
+def test_unusable_root_is_one_line_exit_2(tmp_path, capsys, layout, message):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    if layout == "labels_without_json":
+        (raw / "Training" / "[라벨]bbox(통제환경)").mkdir(parents=True)
+    assert main(["prepare", str(raw), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+
+
+def test_cli_groups_by_subject(defects, tmp_path, capsys):
+    raw, _ = defects
+    assert main(["prepare", str(raw), str(tmp_path / "out"), "--val-size", "4", "--group-by", "subject"]) == 0
+    out = capsys.readouterr().out
+    assert "0 of them also in train" in out
+    report = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
+    assert report["split"]["group_by"] == "subject"
