@@ -19,8 +19,10 @@ setup() {
   # reinstall only when the package definition changed since the last install
   if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
     echo "== installing drowsy and its dependencies into .venv"
-    .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -e ".[test]"
+    # (pip's notes about configured package locations that do not exist are left out of the log)
+    { .venv/bin/python -m pip install --quiet --upgrade pip 2>&1 \
+        && .venv/bin/python -m pip install --quiet -e ".[test]" 2>&1; } \
+      | { grep -v "is ignored: it is neither a file nor a directory" || true; }
     # a kernel spec inside the venv, so papermill runs notebooks with this environment's python
     .venv/bin/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (drowsy)" >/dev/null
     touch .venv/.installed
@@ -43,8 +45,9 @@ export DROWSY_PROGRESS=lines
 start=$(date +%s)
 for notebook in notebooks/[0-9][0-9]_*.ipynb; do
   echo "== $(basename "$notebook") ($preset)"
-  # papermill's own chatter (parameters the notebook does not take, cell ends) is left out of the log
+  # papermill's own chatter (parameters the notebook does not take, cell starts and ends, blank lines)
+  # is left out of the log
   .venv/bin/papermill --no-progress-bar --log-output -k python3 -f "$preset_file" "$notebook" "$out/$(basename "$notebook")" 2>&1 \
-    | { grep -v -E '^(Passed unknown parameter|Ending Cell)' || true; }
+    | { grep -v -E '^(Passed unknown parameter|Ending Cell|Executing Cell|\s*$)' || true; }
 done
 .venv/bin/python -m drowsy.summary "$preset_file" --seconds $(( $(date +%s) - start ))

@@ -1,14 +1,16 @@
 """How long `prepare_dataset` takes, and how much memory it needs, on a dataset of the real size.
 
-    python benchmarks/prepare_speed.py [--records 273224] [--workers K]
+    python benchmarks/prepare_speed.py [--format competition|aihub] [--records 273224] [--workers K]
 
-Builds (once, cached in a temp folder it prints) a competition-layout dataset: `--records` tiny
-JPEGs (32x18 px, a few distinct files hard-linked to every name, so it costs little disk) and a
-labels.json with face/eye/mouth boxes and some phones and cigars at roughly the real class rates.
-Then runs `prepare_dataset` in a fresh process and prints its wall time, CPU time (the fair
-number on a busy machine) and peak RSS from resource.getrusage (children included). Target:
-<= 15 s and <= 2 GB on 2 cores. The page cache is warm after the first run; a cold disk reads
-273k inodes more slowly (more header threads, `--workers`, hide some of that latency).
+Builds (once, cached in a temp folder it prints) a dataset of `--records` tiny JPEGs (32x18 px, a
+few distinct files hard-linked to every name, so it costs little disk) with face/eye/mouth boxes
+and some phones and cigars at roughly the real class rates: in the competition layout (one
+labels.json) or as an AIHub tree (one label JSON per image, 500 frames per subject folder, names in
+the controlled scheme). Then runs `prepare_dataset` in a fresh process and prints its wall time,
+CPU time (the fair number on a busy machine) and peak RSS from resource.getrusage (children
+included). Targets on 2 cores: competition <= 15 s, AIHub <= 60 s, both <= 2 GB. The page cache
+is warm after the first run; a cold disk reads 273k inodes more slowly (more header threads,
+`--workers`, hide some of that latency).
 """
 
 import argparse
@@ -30,20 +32,10 @@ LINKS_PER_FILE = 60000  # ext4 allows at most 65000 hard links to one file
 
 def build_fixture(root: Path, records: int, seed: int = 0) -> None:
     """`root/images/*.jpg` + `root/labels.json`; `root/complete` marks a finished build."""
-    import cv2
-
     images = root / "images"
     images.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    width, height = IMAGE_SIZE
-    sources = []
-    for k in range(max(8, math.ceil(records / LINKS_PER_FILE))):
-        gray = rng.integers(0, 256, (height, width), dtype=np.uint8)
-        # Mostly grayscale like the competition images; every 4th source in colour.
-        image = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR) if k % 4 == 3 else gray
-        source = root / f"source_{k}.jpg"
-        cv2.imwrite(str(source), image)
-        sources.append(source)
+    sources = source_images(root, records, rng)
     annotations = []
     for i in range(records):
         name = f"image_{i:014d}.jpg"
@@ -53,6 +45,59 @@ def build_fixture(root: Path, records: int, seed: int = 0) -> None:
         annotations.append({"file_name": name, "objects": synthetic_objects(rng)})
     (root / "labels.json").write_text(json.dumps({"annotations": annotations}))
     (root / "complete").touch()
+
+
+AIHUB_KEYS = {"face": "Face", "phone": "Phone", "cigar": "Cigar", "mouth_opened": "Mouth", "mouth_closed": "Mouth"}
+
+
+def build_aihub_fixture(root: Path, records: int, seed: int = 0, frames_per_subject: int = 500) -> None:
+    """An AIHub tree: `Training/[원천]bbox(통제환경)/<subject>_G1/*.jpg` and the label JSON of each
+    under `[라벨]bbox(통제환경)`; `root/complete` marks a finished build."""
+    rng = np.random.default_rng(seed)
+    sources = source_images(root, records, rng)
+    width, height = IMAGE_SIZE
+    for i in range(records):
+        subject = i // frames_per_subject + 1
+        folder = f"{subject:03d}_G1"
+        stem = f"{subject:03d}_G1_01_무광원_계기판_정상주시_20200917_182234_{i % frames_per_subject:05d}"
+        images, labels = (root / "Training" / f"[{kind}]bbox(통제환경)" / folder for kind in ("원천", "라벨"))
+        if i % frames_per_subject == 0:
+            images.mkdir(parents=True, exist_ok=True)
+            labels.mkdir(parents=True, exist_ok=True)
+        if not (images / f"{stem}.jpg").exists():
+            os.link(sources[i % len(sources)], images / f"{stem}.jpg")
+        boxes = {key: {"isVisible": False, "Position": [0, 0, 0, 0]} for key in ("Face", "Leye", "Reye", "Mouth",
+                                                                               "Cigar", "Phone")}
+        eyes = iter(("Leye", "Reye"))
+        for obj in synthetic_objects(rng):
+            cls = obj["class"]
+            key = next(eyes) if cls.startswith("eye") else AIHUB_KEYS[cls]
+            boxes[key] = {"isVisible": True, "Position": [f"{v:.2f}" for v in obj["position"]]}
+            if key in ("Leye", "Reye", "Mouth"):
+                boxes[key]["Opened"] = cls.endswith("opened")
+        document = {"FileInfo": {"FileName": f"{stem}.jpg", "Width": width, "Height": height, "Channel": 1},
+                    "UserInfo": {"ID": f"{subject:03d}", "Gender": "남", "Age": 30},
+                    "Accessory": {"Mask": False, "Glasses": bool(subject % 3 == 0), "Cap": False},
+                    "ObjectInfo": {"KeyPoints": {}, "BoundingBox": boxes}}
+        (labels / f"{stem}.json").write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+    (root / "complete").touch()
+
+
+def source_images(root: Path, records: int, rng: np.random.Generator) -> list[Path]:
+    """A few distinct tiny JPEGs (hard-linked to every image name: little disk)."""
+    import cv2
+
+    root.mkdir(parents=True, exist_ok=True)
+    width, height = IMAGE_SIZE
+    sources = []
+    for k in range(max(8, math.ceil(records / LINKS_PER_FILE))):
+        gray = rng.integers(0, 256, (height, width), dtype=np.uint8)
+        # Mostly grayscale like the competition images; every 4th source in colour.
+        image = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR) if k % 4 == 3 else gray
+        source = root / f"source_{k}.jpg"
+        cv2.imwrite(str(source), image)
+        sources.append(source)
+    return sources
 
 
 def synthetic_objects(rng: np.random.Generator) -> list[dict]:
@@ -92,17 +137,19 @@ def measure(raw_dir: str, out_dir: str, workers: int | None) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=273224, help="images in the synthetic dataset")
+    parser.add_argument("--format", choices=("competition", "aihub"), default="competition",
+                        help="layout of the dataset (default competition)")
     parser.add_argument("--workers", type=int, default=None, help="header-reading threads (default 2)")
     parser.add_argument("--measure", nargs=2, metavar=("RAW", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
         measure(*args.measure, args.workers)
         return
-    root = Path(tempfile.gettempdir()) / f"drowsy_prepare_bench_{args.records}"
+    root = Path(tempfile.gettempdir()) / f"drowsy_prepare_bench_{args.format}_{args.records}"
     print(f"fixture: {root}")
     if not (root / "complete").exists():
         start = time.perf_counter()
-        build_fixture(root, args.records)
+        (build_aihub_fixture if args.format == "aihub" else build_fixture)(root, args.records)
         print(f"built fixture in {time.perf_counter() - start:.1f} s")
     with tempfile.TemporaryDirectory(prefix="drowsy_prepare_out_") as out_dir:
         # A fresh interpreter, so the fixture build does not count towards the peak memory.

@@ -36,22 +36,24 @@ def ensure_dataset(
     workers: int = 1,
     progress: bool = True,
 ) -> Path:
-    """Return `raw_dir/labels.json`, first synthesising the embedded demo data set when it is missing.
+    """Return `raw_dir`, first synthesising the embedded demo data set there when it holds no data.
 
-    With `raw_dir/labels.json` present (the competition's task03_train, or an earlier run) nothing is
-    written. Missing, it is synthesised with `synth_images` images of `size` ('640x360') from `seed`.
-    The test set is synthesised from `seed + 1` (other images than the training set) into
-    `test_dir/images`, its labels written apart to `test_labels`, when `synth_test_images` > 0 and
-    `test_dir/images` does not exist. A folder that holds images but no labels is never written into,
-    so a real data set can not be mixed with synthetic images.
+    With `raw_dir/labels.json` present (the competition's task03_train, or an earlier run) or an AIHub
+    tree in `raw_dir`, nothing is written. Else `synth_images` images of `size` ('640x360') are
+    synthesised from `seed`. The test set is synthesised from `seed + 1` (other images than the
+    training set) into `test_dir/images`, its labels written apart to `test_labels`, when
+    `synth_test_images` > 0 and `test_dir/images` does not exist. A folder that holds images but no
+    labels is never written into, so a real data set can not be mixed with synthetic images.
     """
+    from drowsy.aihub import is_aihub_tree
+
     raw_dir = resolve(raw_dir)
     size = parse_size(size)
     labels_path = raw_dir / "labels.json"
-    if not labels_path.exists():
+    if not labels_path.exists() and not (raw_dir.is_dir() and is_aihub_tree(raw_dir)):
         if synth_images <= 0:
             raise DrowsyError(
-                f"{labels_path} not found: point raw_dir at your task03_train folder or set synth_images > 0"
+                f"{raw_dir}: no labels.json and no AIHub tree: point raw_dir at your data or set synth_images > 0"
             )
         _refuse_folder_with_images(raw_dir / "images", labels_path)
         _write_synthetic(raw_dir, synth_images, seed, size, None, workers, progress)
@@ -59,7 +61,7 @@ def ensure_dataset(
         if not test_labels:
             raise DrowsyError("test_labels: empty; a synthetic test set needs a path for its labels (kept apart)")
         _write_synthetic(resolve(test_dir), synth_test_images, seed + 1, size, resolve(test_labels), workers, progress)
-    return labels_path
+    return raw_dir
 
 
 def _refuse_folder_with_images(images_dir: Path, labels_path: Path) -> None:

@@ -117,6 +117,38 @@ def class_table(records: Sequence[dict]) -> pd.DataFrame:
     )
 
 
+def meta_class_counts(records: Sequence[dict], key: str) -> pd.DataFrame:
+    """[value of meta `key` x class] int64 objects, plus an `images` column; values with most images
+    first; empty when no record has the key (see drowsy.meta)."""
+    from drowsy.slices import record_meta
+
+    rows: dict[str, np.ndarray] = {}
+    images: dict[str, int] = {}
+    for record in records:
+        value = record_meta(record).get(key)
+        if value is None:
+            continue
+        counts = rows.setdefault(str(value), np.zeros(len(CLASSES), np.int64))
+        for obj in record["objects"]:
+            counts[CLASS_IDS[obj["class"]]] += 1
+        images[str(value)] = images.get(str(value), 0) + 1
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=list(CLASSES))
+    table.insert(0, "images", pd.Series(images, dtype=np.int64))
+    table.index.name = key
+    return table.sort_values("images", ascending=False, kind="stable")
+
+
+def plot_meta_class_counts(table: pd.DataFrame, key: str, ax: Axes | None = None) -> Axes:
+    """Heat map of `meta_class_counts`: objects per class for each value of `key` (log colours)."""
+    ax = _axes(ax, (10, 0.45 * len(table) + 2))
+    shown = table.drop(columns="images")
+    shown.index = [f"{value} ({n:,})" for value, n in table["images"].items()]
+    _count_heatmap(shown, ax, "objects")
+    ax.set(title=f"Objects per class by {key} (images)", xlabel="", ylabel="")
+    ax.tick_params(axis="x", rotation=30)
+    return ax
+
+
 def split_class_table(splits: Mapping[str, Sequence[dict]]) -> pd.DataFrame:
     """Per split and class: objects, images holding the class, and share (% of the split's objects).
 

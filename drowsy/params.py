@@ -100,11 +100,20 @@ class Hyp(Params):
 # ----------------------------------------------------------------------------- notebooks
 
 
+def _check_format(raw_format: str) -> None:
+    from drowsy.prepare import FORMATS
+
+    if raw_format not in FORMATS:
+        raise DrowsyError(f"parameters: field 'raw_format' must be one of {', '.join(FORMATS)}, got {raw_format!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class ExploreParams(Params):
     """Parameters of notebooks/01_explore_imbalance.ipynb."""
 
     raw_dir: str = "data/datasets/demo/train"
+    raw_format: str = "auto"
+    images_dir: str = ""
     test_dir: str = "data/datasets/demo/test"
     test_labels: str = "data/datasets/demo/test_labels.json"
     synth_images: int = 3000
@@ -118,6 +127,7 @@ class ExploreParams(Params):
         from drowsy.demo_data import parse_size
 
         parse_size(self.synth_size)  # fail in the config cell, not after minutes of work
+        _check_format(self.raw_format)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,13 +135,17 @@ class DietParams(Params):
     """Parameters of notebooks/02_build_diet.ipynb."""
 
     raw_dir: str = "data/datasets/demo/train"
+    raw_format: str = "auto"
+    images_dir: str = ""
     prepared_dir: str = "data/prepared/demo"
     val_size: int = 20000
     seed: int = 0
+    group_by: str = ""
     export: str = ""
     out_dir: str = "outputs/demo"
 
     def __post_init__(self):
+        _check_format(self.raw_format)
         if self.export not in ("", "yolo", "coco"):
             raise DrowsyError(f"parameters: field 'export' must be '', 'yolo' or 'coco', got {self.export!r}")
 
@@ -222,6 +236,7 @@ class EnsembleParams(Params):
     val_images: int = 0
     samples: int = 6
     submission_variant: str = RECIPE_VARIANT
+    slice_by: str = "lighting,behaviour,glasses,mask,cap"
 
     def __post_init__(self):
         from drowsy.ablation import VARIANTS

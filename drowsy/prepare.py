@@ -302,10 +302,9 @@ def prepare_dataset(
     raw_dir, out_dir = resolve(raw_dir), resolve(out_dir)
     if out_dir.is_relative_to(raw_dir):
         raise DrowsyError(f"{out_dir}: output folder must be outside the raw data folder (raw data is read-only)")
-    images_dir = resolve(images_dir) if images_dir else None
     with gc_paused():
-        read = _read_raw(raw_dir, detect_format(raw_dir, raw_format, images_dir), images_dir, workers, progress)
-        return _prepare(read, out_dir, val_size, seed, group_by, export, progress)
+        raw = read_raw(raw_dir, raw_format, images_dir, workers, progress)
+        return _prepare(raw, out_dir, val_size, seed, group_by, export, progress)
 
 
 def detect_format(raw_dir: Path, raw_format: str = "auto", images_dir: Path | None = None) -> str:
@@ -333,7 +332,12 @@ class RawData:
     unrecognised_names: int
 
 
-def _read_raw(raw_dir: Path, raw_format: str, images_dir: Path | None, workers, progress: bool) -> RawData:
+def read_raw(raw_dir: str | Path, raw_format: str = "auto", images_dir: str | Path | None = None,
+             workers: int | None = None, progress: bool = False) -> RawData:
+    """Read and validate raw data (competition folder or AIHub tree, see `prepare_dataset`)."""
+    raw_dir = resolve(raw_dir)
+    images_dir = resolve(images_dir) if images_dir else None
+    raw_format = detect_format(raw_dir, raw_format, images_dir)
     if raw_format == "aihub":
         reading = aihub.read_tree(raw_dir, images_dir, progress)
         validation = aihub.merge_validation(reading, validate_records(reading.records, reading.image_root,

@@ -130,7 +130,7 @@ def test_ensure_dataset_without_data_and_without_synthesis_is_one_line_error(tmp
     with pytest.raises(DrowsyError) as caught:
         ensure_dataset(raw_dir, synth_images=0)
     assert str(caught.value) == (
-        f"{raw_dir}/labels.json not found: point raw_dir at your task03_train folder or set synth_images > 0"
+        f"{raw_dir}: no labels.json and no AIHub tree: point raw_dir at your data or set synth_images > 0"
     )
     assert not raw_dir.exists()
 
@@ -140,8 +140,30 @@ def test_ensure_dataset_uses_existing_labels_and_writes_nothing(tmp_path):
     (raw_dir / "images").mkdir(parents=True)
     (raw_dir / "labels.json").write_text(json.dumps({"annotations": []}))
     before = sorted(tmp_path.rglob("*"))
-    assert ensure_dataset(raw_dir, synth_images=10) == raw_dir / "labels.json"
+    assert ensure_dataset(raw_dir, synth_images=10) == raw_dir
     assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_ensure_dataset_leaves_an_aihub_tree_alone(tmp_path):
+    raw_dir = tmp_path / "aihub"
+    (raw_dir / "Training" / "[라벨]bbox(통제환경)" / "001_G1").mkdir(parents=True)
+    before = sorted(tmp_path.rglob("*"))
+    assert ensure_dataset(raw_dir, synth_images=10) == raw_dir
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_meta_class_counts_per_value():
+    records = [{"file_name": "a.jpg", "objects": [{"class": "face"}, {"class": "phone"}], "meta": {"lighting": "left"}},
+               {"file_name": "b.jpg", "objects": [{"class": "face"}], "meta": {"lighting": "none"}},
+               {"file_name": "c.jpg", "objects": [{"class": "face"}], "meta": {"lighting": "left"}},
+               {"file_name": "d.jpg", "objects": [{"class": "cigar"}]}]
+    table = explore.meta_class_counts(records, "lighting")
+    assert list(table.index) == ["left", "none"]
+    assert table.loc["left", "images"] == 2 and table.loc["left", "face"] == 2 and table.loc["left", "phone"] == 1
+    assert table.loc["none", "phone"] == 0 and table["cigar"].sum() == 0
+    assert explore.meta_class_counts(records, "behaviour").empty
+    ax = explore.plot_meta_class_counts(table, "lighting")
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["left (2)", "none (1)"]
 
 
 def test_ensure_dataset_never_writes_into_a_folder_of_unlabelled_images(tmp_path):
@@ -197,9 +219,10 @@ def test_class_table_and_split_comparison_agree_with_the_counts():
 
 
 def test_ensure_dataset_synthesises_train_and_a_different_test_set_with_labels_apart(tmp_path):
-    labels = ensure_dataset(tmp_path / "train", 3, seed=5, size="96x64", test_dir=tmp_path / "test",
-                                    test_labels=tmp_path / "test_labels.json", synth_test_images=2, progress=False)
-    assert labels == tmp_path / "train" / "labels.json"
+    raw_dir = ensure_dataset(tmp_path / "train", 3, seed=5, size="96x64", test_dir=tmp_path / "test",
+                             test_labels=tmp_path / "test_labels.json", synth_test_images=2, progress=False)
+    assert raw_dir == tmp_path / "train"
+    labels = raw_dir / "labels.json"
     assert len(json.loads(labels.read_text())["annotations"]) == 3
     assert not (tmp_path / "test" / "labels.json").exists()
     test_records = json.loads((tmp_path / "test_labels.json").read_text())["annotations"]

@@ -13,6 +13,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--predictions", required=True, metavar="JSON", help="predictions in the submission format")
     parser.add_argument("--max-dets", type=int, default=100,
                         help="detections scored per image and class (default 100, as COCO)")
+    parser.add_argument("--by", action="append", metavar="KEY", default=[],
+                        help="also score each value of this meta key apart (lighting, behaviour, glasses, subject, "
+                        "...; the labels must be a manifest of drowsy prepare, or carry AIHub file names); repeatable")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
@@ -21,6 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from drowsy.labels import read_labels
     from drowsy.metrics import evaluate_detections
     from drowsy.paths import resolve
+    from drowsy.slices import evaluate_by, slice_table
 
     if args.max_dets < 1:
         raise DrowsyError(f"evaluate: field 'max_dets': must be >= 1, got {args.max_dets}")
@@ -36,7 +40,13 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         # With both files well formed, what is left to reject is predictions for unknown images.
         raise DrowsyError(f"{args.predictions}: {err} (labels: {args.labels})") from None
-    print(json.dumps(result) if args.json else _table(result))
+    slices = {key: evaluate_by(ground_truth, predictions, key, args.max_dets) for key in args.by}
+    if args.json:
+        print(json.dumps({**result, "by": slices} if slices else result))
+        return 0
+    print(_table(result))
+    for key, rows in slices.items():
+        print(f"\nAP@0.75 by {key} (objects in brackets):\n{slice_table(rows, key).to_string()}")
     return 0
 
 
