@@ -61,6 +61,7 @@ class Reading:
     issues: list[dict]
     counts: dict[str, int]
     unlabelled_images: list[str]
+    shared_meta: dict = dataclasses.field(default_factory=dict)  # for meta.share
 
 
 def is_aihub_tree(raw_dir: Path) -> bool:
@@ -192,6 +193,7 @@ def _read_label_file(reading: Reading, raw_dir: Path, index: int, label_file: st
     meta, recognised = meta_names.from_path(image)
     meta.update(meta_names.from_label(document))
     reading.counts["unrecognised_names"] += not recognised
+    meta = meta_names.share(meta, reading.shared_meta)
     record = {"file_name": image, "objects": objects, "meta": meta}
     size = _declared_size(document.get("FileInfo"))
     if size is not None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from drowsy.errors import DrowsyError
 from drowsy.paths import resolve
 
+LAYOUTS = ("competition", "aihub")
 _SIZE_PATTERN = re.compile(r"\s*(\d+)\s*[xX]\s*(\d+)\s*")
 
 
@@ -35,18 +36,22 @@ def ensure_dataset(
     synth_test_images: int = 0,
     workers: int = 1,
     progress: bool = True,
+    layout: str = "competition",
 ) -> Path:
     """Return `raw_dir`, first synthesising the embedded demo data set there when it holds no data.
 
     With `raw_dir/labels.json` present (the competition's task03_train, or an earlier run) or an AIHub
     tree in `raw_dir`, nothing is written. Else `synth_images` images of `size` ('640x360') are
-    synthesised from `seed`. The test set is synthesised from `seed + 1` (other images than the
+    synthesised from `seed`, in `layout` "competition" (images/ + labels.json) or "aihub" (the public
+    AIHub tree: subjects, recordings, one label JSON per image). The test set is synthesised from `seed + 1` (other images than the
     training set) into `test_dir/images`, its labels written apart to `test_labels`, when
     `synth_test_images` > 0 and `test_dir/images` does not exist. A folder that holds images but no
     labels is never written into, so a real data set can not be mixed with synthetic images.
     """
     from drowsy.aihub import is_aihub_tree
 
+    if layout not in LAYOUTS:
+        raise DrowsyError(f"synth_format: must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     raw_dir = resolve(raw_dir)
     size = parse_size(size)
     labels_path = raw_dir / "labels.json"
@@ -56,7 +61,12 @@ def ensure_dataset(
                 f"{raw_dir}: no labels.json and no AIHub tree: point raw_dir at your data or set synth_images > 0"
             )
         _refuse_folder_with_images(raw_dir / "images", labels_path)
-        _write_synthetic(raw_dir, synth_images, seed, size, None, workers, progress)
+        if layout == "aihub":
+            from drowsy.synth import write_aihub_tree
+
+            write_aihub_tree(raw_dir, synth_images, seed, size, workers=workers, progress=progress)
+        else:
+            _write_synthetic(raw_dir, synth_images, seed, size, None, workers, progress)
     if test_dir is not None and synth_test_images > 0 and not (resolve(test_dir) / "images").exists():
         if not test_labels:
             raise DrowsyError("test_labels: empty; a synthetic test set needs a path for its labels (kept apart)")

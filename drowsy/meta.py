@@ -14,6 +14,7 @@ Values come out in English (`lighting: "left"`). A name that fits no scheme, or 
 knows, leaves its keys out: `meta` is then partial, never an error.
 """
 
+import functools
 import re
 
 META_KEYS = ("subject", "group", "scenario", "lighting", "gaze_target", "behaviour", "environment", "vehicle",
@@ -44,8 +45,8 @@ def from_path(path: str) -> tuple[dict, bool]:
 
     recognised: the file name fits one of the schemes with every word known.
     """
-    *folders, name = path.split("/")
-    meta = _from_folders(folders)
+    folder, _, name = path.rpartition("/")
+    meta = dict(_from_folders(folder))
     stem = name.rsplit(".", 1)[0]
     for parse in (_controlled, _real_road):
         found = parse(stem)
@@ -54,6 +55,12 @@ def from_path(path: str) -> tuple[dict, bool]:
             meta.update(fields)
             return meta, recognised
     return meta, False
+
+
+def share(meta: dict, pool: dict) -> dict:
+    """The dict in `pool` equal to `meta` (added when new): the frames of one recording share one
+    meta dict, which saves ~1 KB per record at 273k records. Treat shared dicts as read-only."""
+    return pool.setdefault(tuple(meta.items()), meta)
 
 
 def from_label(document: dict) -> dict:
@@ -78,9 +85,11 @@ def from_label(document: dict) -> dict:
     return meta
 
 
-def _from_folders(folders: list[str]) -> dict:
+@functools.lru_cache(maxsize=4096)
+def _from_folders(path: str) -> dict:
+    """Meta the folders of a '/'-separated folder path tell (cached: one call per folder; copy it)."""
     meta = {}
-    for folder in folders:
+    for folder in path.split("/"):
         if folder in AIHUB_SPLIT:
             meta["aihub_split"] = AIHUB_SPLIT[folder]
         environment = next((english for korean, english in ENVIRONMENT if korean in folder), None)

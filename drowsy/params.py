@@ -118,16 +118,20 @@ class ExploreParams(Params):
     test_labels: str = "data/datasets/demo/test_labels.json"
     synth_images: int = 3000
     synth_test_images: int = 500
-    synth_size: str = "640x360"
+    synth_format: str = "aihub"
+    synth_size: str = "800x1280"
     seed: int = 0
     out_dir: str = "outputs/demo"
     samples: int = 12
 
     def __post_init__(self):
-        from drowsy.demo_data import parse_size
+        from drowsy.demo_data import LAYOUTS, parse_size
 
         parse_size(self.synth_size)  # fail in the config cell, not after minutes of work
         _check_format(self.raw_format)
+        if self.synth_format not in LAYOUTS:
+            raise DrowsyError(f"parameters: field 'synth_format' must be one of {', '.join(LAYOUTS)}, "
+                              f"got {self.synth_format!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,7 +144,7 @@ class DietParams(Params):
     prepared_dir: str = "data/prepared/demo"
     val_size: int = 20000
     seed: int = 0
-    group_by: str = ""
+    group_by: str = "subject"
     export: str = ""
     out_dir: str = "outputs/demo"
 

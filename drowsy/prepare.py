@@ -92,7 +92,7 @@ def split_records(
 
     With `group_by` (a `meta` key such as "subject"), validation holds whole groups: groups are drawn
     at random until `val_count` images are reached (the last one may overshoot); a record without
-    the key is a group of its own. O(n): membership is a boolean mask. The same records in the same
+    the key is a group of its own; a group that would leave train empty is skipped. O(n): membership is a boolean mask. The same records in the same
     order with the same seed always give the same split.
     """
     rng = np.random.default_rng(seed)
@@ -109,8 +109,9 @@ def split_records(
         for g in rng.permutation(len(groups)).tolist():
             if taken >= target:
                 break
-            is_val[groups[g]] = True
-            taken += len(groups[g])
+            if taken + len(groups[g]) < len(records):  # never every record: train keeps at least one group
+                is_val[groups[g]] = True
+                taken += len(groups[g])
     train, val = [], []
     for record, in_val in zip(records, is_val.tolist()):
         (val if in_val else train).append(record)
@@ -134,10 +135,14 @@ def leakage(splits: dict[str, list[dict]], key: str = LEAKAGE_KEY) -> dict:
 
 def meta_stats(records: list[dict], unrecognised_names: int) -> dict:
     """Per `meta` key: records that have it and its distinct values (counts per value when few)."""
+    per_meta = Counter(id(r["meta"]) for r in records if "meta" in r)  # meta dicts are shared (drowsy.aihub)
+    metas = {id(r["meta"]): r["meta"] for r in records if "meta" in r}
     values: dict[str, Counter] = {}
-    for record in records:
-        for k, v in record.get("meta", {}).items():
-            values.setdefault(k, Counter())[v] += 1
+    for key, n in per_meta.items():
+        for k, v in metas[key].items():
+            if k not in values:
+                values[k] = Counter()
+            values[k][v] += n
     keys = [k for k in meta.META_KEYS if k in values] + sorted(values.keys() - set(meta.META_KEYS))
     return {
         "unrecognised_names": unrecognised_names,
@@ -349,12 +354,12 @@ def read_raw(raw_dir: str | Path, raw_format: str = "auto", images_dir: str | Pa
         raise DrowsyError(f"{image_root}: images folder not found")
     validation = validate_records(records, image_root, workers, progress)
     del records  # kept records reuse the clean raw objects; let the raw record dicts go
-    unrecognised = 0
+    unrecognised, pool = 0, {}
     for record in validation.records:  # competition names may still tell subject, lighting, ...
         found, recognised = meta.from_path(record["file_name"])
         unrecognised += not recognised
         if found:
-            record["meta"] = found
+            record["meta"] = meta.share(found, pool)
     return RawData("competition", labels_path, image_root, validation, unrecognised)
 
 

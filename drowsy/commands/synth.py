@@ -9,15 +9,18 @@ from drowsy.demo_data import parse_size
 from drowsy.errors import DrowsyError
 from drowsy.paths import resolve
 
-HELP = "write synthetic driver images (competition layout) or a scripted video clip"
+HELP = "write synthetic driver images (competition layout or AIHub tree) or a scripted video clip"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("out", nargs="?", help="output folder for images/ and labels.json (images mode)")
+    parser.add_argument("out", nargs="?", help="output folder: images/ and labels.json, or an AIHub tree (images mode)")
+    parser.add_argument("--format", dest="layout", choices=("competition", "aihub"), default="competition",
+                        help="competition: OUT/images + labels.json (default); aihub: the public AIHub tree, "
+                        "800x1280 portrait by default, one label JSON per image, subjects as recordings of frames")
     parser.add_argument("--video", metavar="OUT", help="render a clip instead: OUT/clip.mp4, frames.json, events.json")
     parser.add_argument("--images", type=int, default=1000, help="number of images (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default 0)")
-    parser.add_argument("--size", default="640x360", help="image size WxH in pixels (default 640x360)")
+    parser.add_argument("--size", help="image size WxH in pixels (default 640x360; aihub 800x1280)")
     parser.add_argument("--labels-out", help="write labels here instead of OUT/labels.json (a test set)")
     parser.add_argument("--workers", type=int, default=1, help="processes rendering images (default 1)")
     parser.add_argument("--seconds", type=float, default=120.0, help="clip length in seconds (default 120)")
@@ -25,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    size = parse_size(args.size, field="--size", minimum=64)  # smaller scenes cannot hold a face
+    default_size = "800x1280" if args.layout == "aihub" and args.video is None else "640x360"
+    size = parse_size(args.size or default_size, field="--size", minimum=64)  # smaller scenes cannot hold a face
     if (args.out is None) == (args.video is None):
         raise DrowsyError("synth: give exactly one of OUT (images) or --video OUT (clip)")
     if args.video is not None:
@@ -38,9 +42,17 @@ def run(args) -> int:
         return 0
     if args.images < 1 or args.workers < 1:
         raise DrowsyError(f"synth: --images and --workers must be >= 1, got {args.images} and {args.workers}")
+    out = resolve(args.out)
+    if args.layout == "aihub":
+        if args.labels_out:
+            raise DrowsyError("synth: --labels-out is for the competition layout (an AIHub tree keeps its labels)")
+        from drowsy.synth import write_aihub_tree
+
+        write_aihub_tree(out, args.images, args.seed, size, workers=args.workers)
+        print(f"wrote {args.images} images and their label JSONs to {out / 'Training'}")
+        return 0
     from drowsy.synth import write_dataset
 
-    out = resolve(args.out)
     labels_out = resolve(args.labels_out) if args.labels_out else None
     labels = write_dataset(out, args.images, args.seed, size, labels_out, args.workers)
     print(f"wrote {args.images} images to {out / 'images'} and labels to {labels}")

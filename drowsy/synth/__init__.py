@@ -13,9 +13,10 @@ Coordinates: pixel centres sit at integer xy while drawing; boxes are xyxy in pi
 (pixel i spans [i, i + 1]), so a box covering the whole image is [0, 0, W, H].
 """
 
+from drowsy.synth.aihub_tree import write_aihub_tree
 from drowsy.synth.dataset import JPEG_QUALITY, image_name, write_dataset
 from drowsy.synth.render import OWNERS, draw_scene, render_scene
 from drowsy.synth.scene import CLASS_RATES, SceneState, sample_scene
 
 __all__ = ["CLASS_RATES", "JPEG_QUALITY", "OWNERS", "SceneState", "draw_scene", "image_name", "render_scene",
-           "sample_scene", "write_dataset"]
+           "sample_scene", "write_aihub_tree", "write_dataset"]

@@ -17,6 +17,30 @@ JPEG_QUALITY = 90
 _CHUNK = 64  # images per task handed to a worker process
 
 
+def run_chunks(write, args: tuple, total: int, workers: int, progress: bool) -> list:
+    """`write(*args, start, stop)` for chunks of `_CHUNK` indices in 0..total-1, in `workers` processes;
+    the chunks' lists joined in index order."""
+    starts = range(0, total, _CHUNK)
+    chunks = (*(itertools.repeat(a) for a in args), starts, [min(start + _CHUNK, total) for start in starts])
+    results: list = []
+    # spawned, not forked: a fork copies OpenCV's thread pool mid-use and can hang the child;
+    # one OpenCV thread per worker, the parallelism is theirs
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=cv2.setNumThreads,
+                               initargs=(1,)) if workers > 1 else None
+    with pool or contextlib.nullcontext(), progress_bar(total=total, desc="synth", unit="img", enabled=progress) as bar:
+        for chunk in (pool.map if pool else map)(write, *chunks):
+            results.extend(chunk)
+            bar.update(len(chunk))
+    return results
+
+
+def encode_jpeg(path: Path, image: np.ndarray) -> None:
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise OSError(f"{path}: JPEG encoding failed")
+    path.write_bytes(encoded.tobytes())
+
+
 def image_name(index: int) -> str:
     return f"image_{index:08d}.jpg"
 
@@ -27,10 +51,7 @@ def _write_images(out_dir: Path, seed: int, size: tuple[int, int], start: int, s
     for index in range(start, stop):
         image, objects = render_scene(np.random.default_rng([seed, index]), *size)
         name = image_name(index)
-        ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-        if not ok:
-            raise OSError(f"{out_dir / name}: JPEG encoding failed")
-        (out_dir / name).write_bytes(encoded.tobytes())
+        encode_jpeg(out_dir / name, image)
         records.append({"file_name": name, "objects": objects})
     return records
 
@@ -48,18 +69,7 @@ def write_dataset(out_dir, images: int, seed: int = 0, size: tuple[int, int] = (
     image_dir = out_dir / "images"
     image_dir.mkdir(parents=True, exist_ok=True)
     labels_path = Path(labels_path) if labels_path is not None else out_dir / "labels.json"
-    starts = range(0, images, _CHUNK)
-    chunks = (itertools.repeat(image_dir), itertools.repeat(seed), itertools.repeat(tuple(size)), starts,
-              [min(start + _CHUNK, images) for start in starts])
-    records: list[dict] = []
-    # spawned, not forked: a fork copies OpenCV's thread pool mid-use and can hang the child;
-    # one OpenCV thread per worker, the parallelism is theirs
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=cv2.setNumThreads,
-                               initargs=(1,)) if workers > 1 else None
-    with pool or contextlib.nullcontext(), progress_bar(total=images, desc="synth", unit="img", enabled=progress) as bar:
-        for chunk in (pool.map if pool else map)(_write_images, *chunks):
-            records.extend(chunk)
-            bar.update(len(chunk))
+    records = run_chunks(_write_images, (image_dir, seed, tuple(size)), images, workers, progress)
     labels_path.parent.mkdir(parents=True, exist_ok=True)
     write_json(labels_path, {"annotations": records}, indent=None)
     return labels_path
