@@ -45,9 +45,11 @@ export DROWSY_PROGRESS=lines
 start=$(date +%s)
 for notebook in notebooks/[0-9][0-9]_*.ipynb; do
   echo "== $(basename "$notebook") ($preset)"
+  began=$(date +%s)
   # papermill's own chatter (parameters the notebook does not take, cell starts and ends, blank lines)
   # is left out of the log
   .venv/bin/papermill --no-progress-bar --log-output -k python3 -f "$preset_file" "$notebook" "$out/$(basename "$notebook")" 2>&1 \
     | { grep -v -E '^(Passed unknown parameter|Ending Cell|Executing Cell|\s*$)' || true; }
+  echo "== $(basename "$notebook") done in $(( $(date +%s) - began )) s"
 done
 .venv/bin/python -m drowsy.summary "$preset_file" --seconds $(( $(date +%s) - start ))

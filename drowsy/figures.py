@@ -10,6 +10,7 @@ from matplotlib.patches import Rectangle
 
 from drowsy import CLASSES
 from drowsy.files import read_gray
+from drowsy.meta import english_name
 from drowsy.paths import resolve
 
 # One colour per class, the same in every plot and on every drawn box.
@@ -40,4 +41,4 @@ def draw_record(ax: Axes, image_root: Path, record: dict) -> None:
         ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=colour, linewidth=1.5))
         ax.text(x1, y1, obj["class"], fontsize=7, color="white", va="bottom",
                 bbox={"facecolor": colour, "edgecolor": "none", "pad": 1})
-    ax.set_title(record["file_name"], fontsize=8)
+    ax.set_title(english_name(record["file_name"]), fontsize=8)

@@ -57,6 +57,15 @@ def from_path(path: str) -> tuple[dict, bool]:
     return meta, False
 
 
+def english_name(path: str) -> str:
+    """The file name of `path` with its Korean words in English and any other non-ASCII character as
+    '?', for plot titles (the bundled fonts have no Hangul): '003_G1_02_left_ahead_yawning_..._00004.jpg'."""
+    words = {**LIGHTING, **GAZE_TARGET, **BEHAVIOUR}
+    name = path.rsplit("/", 1)[-1]
+    parts = [words.get(part, part) for part in name.split("_")]
+    return "".join(c if c.isascii() else "?" for c in "_".join(parts))
+
+
 def share(meta: dict, pool: dict) -> dict:
     """The dict in `pool` equal to `meta` (added when new): the frames of one recording share one
     meta dict, which saves ~1 KB per record at 273k records. Treat shared dicts as read-only."""

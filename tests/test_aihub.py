@@ -254,3 +254,9 @@ def test_cli_groups_by_subject(defects, tmp_path, capsys):
     assert "0 of them also in train" in out
     report = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
     assert report["split"]["group_by"] == "subject"
+
+
+def test_plot_titles_get_english_names():
+    assert meta.english_name(f"{CONTROLLED_IMAGES}/001_G1/{controlled_stem(1, 4, '좌측광원', '하품재현')}.jpg") == \
+        "001_G1_01_left_instrument cluster_yawning_20200917_182234_00004.jpg"
+    assert meta.english_name("운전자_x.jpg") == "???_x.jpg"
