@@ -9,6 +9,7 @@ Nothing is copied or re-encoded (the original copied every image twice).
 
 import dataclasses
 import errno
+import itertools
 import os
 import shutil
 from collections import Counter
@@ -28,6 +29,7 @@ EXPORTS = ("yolo", "coco")
 FORMATS = ("auto", "competition", "aihub")
 LEAKAGE_KEY = "subject"  # report.json says how many validation subjects also appear in train
 MAX_VAL_FRACTION = 0.2
+STRATIFY_WINDOW = 64  # groups weighed at each draw of a grouped split
 # Diet rules in the order they are tried; the first that matches decides (solution.md, "Diet set").
 DIET_RULES = ("cigar_or_phone", "eye_closed_and_mouth_closed", "eye_closed_and_mouth_opened", "mouth_opened_every_3rd")
 MOUTH_OPENED_KEEP_EVERY = 3
@@ -90,10 +92,10 @@ def split_records(
 ) -> tuple[list[dict], list[dict]]:
     """(train, val): `val_count` records drawn at random with `seed`; both keep the input order.
 
-    With `group_by` (a `meta` key such as "subject"), validation holds whole groups: groups are drawn
-    at random until `val_count` images are reached (the last one may overshoot); a record without
-    the key is a group of its own; a group that would leave train empty is skipped. O(n): membership is a boolean mask. The same records in the same
-    order with the same seed always give the same split.
+    With `group_by` (a `meta` key such as "subject"), validation holds whole groups, stratified by
+    class (`_draw_groups`) until `val_count` images are reached (the last group may overshoot); a
+    record without the key is a group of its own; train always keeps at least one group. The same
+    records in the same order with the same seed always give the same split.
     """
     rng = np.random.default_rng(seed)
     target = val_count(len(records), val_size)
@@ -105,17 +107,41 @@ def split_records(
         for i, record in enumerate(records):
             members.setdefault(record.get("meta", {}).get(group_by, ("no group", i)), []).append(i)
         groups = list(members.values())
-        taken = 0
-        for g in rng.permutation(len(groups)).tolist():
-            if taken >= target:
-                break
-            if taken + len(groups[g]) < len(records):  # never every record: train keeps at least one group
-                is_val[groups[g]] = True
-                taken += len(groups[g])
+        for g in _draw_groups(groups, records, target, rng):
+            is_val[groups[g]] = True
     train, val = [], []
     for record, in_val in zip(records, is_val.tolist()):
         (val if in_val else train).append(record)
     return train, val
+
+
+def _draw_groups(groups: list[list[int]], records: list[dict], target: int, rng: np.random.Generator) -> list[int]:
+    """Groups for validation: in a random order, each draw takes, of the next `STRATIFY_WINDOW` groups,
+    the one that best fills what validation still lacks of each class (its objects up to the class's
+    due share, minus what it brings beyond it, each relative to the share), so a rare class held by a
+    few groups gets its share instead of, by chance, none. O(groups x window x classes)."""
+    counts = np.zeros((len(groups), len(CLASSES)))
+    for g, members in enumerate(groups):
+        for i in members:
+            for obj in records[i]["objects"]:
+                counts[g, CLASS_IDS[obj["class"]]] += 1
+    due = counts.sum(0) * target / max(len(records), 1)
+    scale = np.maximum(due, 1.0)
+    order, window, chosen, taken = iter(rng.permutation(len(groups)).tolist()), [], [], 0
+    lacking = due.copy()
+    while taken < target:
+        window = [g for g in window if taken + len(groups[g]) < len(records)]  # train keeps a group
+        while len(window) < STRATIFY_WINDOW and (more := list(itertools.islice(order, STRATIFY_WINDOW - len(window)))):
+            window += [g for g in more if taken + len(groups[g]) < len(records)]
+        if not window:
+            break
+        fill = np.minimum(counts[window], lacking) / scale
+        beyond = np.maximum(counts[window] - lacking, 0) / scale
+        best = window.pop(int(np.argmax((fill - beyond).sum(1))))
+        chosen.append(best)
+        taken += len(groups[best])
+        lacking = np.maximum(lacking - counts[best], 0)
+    return chosen
 
 
 def leakage(splits: dict[str, list[dict]], key: str = LEAKAGE_KEY) -> dict:

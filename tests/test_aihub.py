@@ -221,6 +221,19 @@ def test_random_split_reports_its_leakage():
     assert not {r["meta"]["subject"] for r in grouped_train} & {r["meta"]["subject"] for r in grouped_val}
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_grouped_split_gives_a_rare_class_its_share(seed):
+    # 40 drivers of 10 frames; only 4 of them smoke: a random draw of 10 drivers misses all 4 in 27 % of draws
+    smokers = {3, 17, 22, 35}
+    records = [{"file_name": f"{s}_{f}.jpg", "meta": {"subject": str(s)},
+                "objects": [{"class": "face"}, *([{"class": "cigar"}] if s in smokers else [])]}
+               for s in range(40) for f in range(10)]
+    train, val = split_records(records, val_size=80, seed=seed, group_by="subject")
+    val_subjects = {r["meta"]["subject"] for r in val}
+    assert len(val) == 80 and not val_subjects & {r["meta"]["subject"] for r in train}
+    assert sum(o["class"] == "cigar" for r in val for o in r["objects"]) == 10  # due: 40 x 80 / 400 = 8
+
+
 def test_images_elsewhere_and_forced_format(tmp_path):
     tree = Tree(tmp_path / "labels_only")
     stem = controlled_stem(1, 1)

@@ -79,6 +79,8 @@ VARIANTS = [
     {"phone": "hand", "cigarette": "hand", "mouth_cover": "none", "mouth_open": True},
     {"phone": "ear", "mouth_cover": "mask", "hidden_eye": 1, "eyes_closed": True},
     {"cigarette": "hand", "mouth_cover": "hand", "hidden_eye": -1},
+    {"glasses": True, "cap": True, "phone": "ear", "mouth_cover": "none"},
+    {"glasses": True, "cap": True, "eyes_closed": True, "hidden_eye": 1, "mouth_cover": "mask"},
 ]
 
 
@@ -107,6 +109,22 @@ def test_render_scene_follows_the_state():
                                  cigarette="none")
     _, objects = synth.render_scene(rng, *SIZE, hidden)
     assert sorted(o["class"] for o in objects) == ["eye_opened", "face"]
+
+
+def test_glasses_and_cap_change_the_pixels_not_the_labels():
+    state = synth.sample_scene(np.random.default_rng(2), *SIZE)
+    bare, bare_objects = synth.render_scene(np.random.default_rng(9), *SIZE, state)
+    for worn in ({"glasses": True}, {"cap": True}):
+        image, objects = synth.render_scene(np.random.default_rng(9), *SIZE, dataclasses.replace(state, **worn))
+        assert objects == bare_objects, worn
+        changed = np.abs(image.astype(int) - bare) > 20
+        assert changed.sum() > 0.002 * image.size, worn
+        face = next(o["position"] for o in objects if o["class"] == "face")
+        ys, xs = np.nonzero(changed)
+        # drawn on the face: the glasses around the eyes, the cap at the top of the head
+        assert face[0] - 5 <= np.median(xs) <= face[2] + 5, worn
+        upper = ys.mean() < (face[1] + face[3]) / 2
+        assert upper, worn
 
 
 def test_class_rates_follow_the_raw_train_table():

@@ -20,7 +20,7 @@ from drowsy.meta import GAZE_TARGET, LIGHTING
 from drowsy.synth.dataset import encode_jpeg, run_chunks
 from drowsy.synth.render import render_scene
 from drowsy.synth.scene import CLASS_RATES, EYES_CLOSED_RATE, MOUTH_OPEN_RATE, MOUTH_VISIBLE_RATE, SceneState, \
-    sample_scene
+    accessories, sample_scene
 
 ENVIRONMENT_FOLDER = "bbox(통제환경)"
 YAWN_RATE = MOUTH_OPEN_RATE * MOUTH_VISIBLE_RATE  # images with an open mouth
@@ -35,7 +35,7 @@ LIGHTING_LOOK = {"무광원": ((0.45, 0.6), 0.0, 0.05), "정면광원": ((1.05, 
 _EYE_KEYS = ("Reye", "Leye")  # the driver's right eye shows on the image's left
 
 
-def write_aihub_tree(out_dir, images: int, seed: int = 0, size: tuple[int, int] = (800, 1280), frames: int = 10,
+def write_aihub_tree(out_dir, images: int, seed: int = 0, size: tuple[int, int] = (800, 1280), frames: int = 3,
                      recordings_per_subject: int = 6, workers: int = 1, progress: bool = True) -> Path:
     """Write `images` frames under OUT/Training/[원천]bbox(통제환경)/<subject>_G1/ and their label JSONs
     under [라벨]bbox(통제환경); return OUT. The output is the same for any `workers`.
@@ -86,7 +86,7 @@ def _recording(seed: int, size: tuple[int, int], recording: int, subject: int) -
     base = _act(sample_scene(rng, *size), behaviour, rng)
     base = dataclasses.replace(base, identity_seed=int(who.integers(2**31)), clutter_seed=int(who.integers(2**31)),
                                brightness=rng.uniform(*gains), light_angle=angle + rng.uniform(-15, 15),
-                               light_strength=strength)
+                               light_strength=strength, **accessories(rng))
     return _Recording(behaviour, lighting, str(rng.choice(list(GAZE_TARGET))), base)
 
 
@@ -139,7 +139,7 @@ def _label(file_name: str, size: tuple[int, int], objects: list[dict], state: Sc
     return {
         "FileInfo": {"FileName": file_name, "Width": size[0], "Height": size[1], "Channel": 1},
         "UserInfo": user,
-        "Accessory": {"Mask": state.mouth_cover == "mask", "Glasses": False, "Cap": False},
+        "Accessory": {"Mask": state.mouth_cover == "mask", "Glasses": state.glasses, "Cap": state.cap},
         "ObjectInfo": {"KeyPoints": {}, "BoundingBox": boxes},
     }
 

@@ -1,6 +1,7 @@
 """A synthetic dataset on disk, in the competition layout: OUT/images/*.jpg and labels.json."""
 
 import contextlib
+import dataclasses
 import itertools
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
@@ -12,6 +13,7 @@ import numpy as np
 from drowsy.files import write_json
 from drowsy.progress import progress as progress_bar
 from drowsy.synth.render import render_scene
+from drowsy.synth.scene import accessories, sample_scene
 
 JPEG_QUALITY = 90
 _CHUNK = 64  # images per task handed to a worker process
@@ -46,10 +48,13 @@ def image_name(index: int) -> str:
 
 
 def _write_images(out_dir: Path, seed: int, size: tuple[int, int], start: int, stop: int) -> list[dict]:
-    """Render and write images start..stop-1; image i depends only on (seed, i)."""
+    """Render and write images start..stop-1; image i depends only on (seed, i) (its glasses and cap on a
+    stream of their own, so the rest of the scene does not depend on them)."""
     records = []
     for index in range(start, stop):
-        image, objects = render_scene(np.random.default_rng([seed, index]), *size)
+        rng = np.random.default_rng([seed, index])
+        worn = accessories(np.random.default_rng([seed, index, 1 << 23]))
+        image, objects = render_scene(rng, *size, dataclasses.replace(sample_scene(rng, *size), **worn))
         name = image_name(index)
         encode_jpeg(out_dir / name, image)
         records.append({"file_name": name, "objects": objects})

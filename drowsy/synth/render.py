@@ -127,6 +127,36 @@ def _draw_mouth(canvas: Canvas, ident: Identity, state: SceneState, head: Frame)
     return box
 
 
+def _draw_glasses(canvas: Canvas, ident: Identity, head: Frame) -> None:
+    """Clear glasses: a thin frame around each eye (clear of it, so the eye stays whole), a bridge, the
+    temples running to the face's edge."""
+    margin = min(0.045, 0.6 * (ident.eye_spacing - ident.eye_width) / 2)  # lenses never meet in the middle
+    thick = min(max(0.012, head.px(1.4)), 0.5 * margin)
+    half_w, half_h = ident.eye_width / 2 + margin, ident.eye_height / 2 + 0.04
+    y = ident.eye_level + 0.01
+    for side in (-1, 1):
+        cx = side * ident.eye_spacing / 2
+        for start, stop in ((-95, 95), (85, 275)):  # two half rings overlapping at the ends
+            canvas.paint([head.place(ribbon(ellipse(cx, y, half_w, half_h, start, stop, 20), thick))],
+                         ident.glasses_frame)
+        temple = np.array([[side * (ident.eye_spacing / 2 + half_w), y - 0.01], [side * ident.aspect / 2, y - 0.03]])
+        canvas.paint([head.place(ribbon(temple, thick))], ident.glasses_frame)
+    inner = ident.eye_spacing / 2 - half_w
+    bridge = ellipse(0, y - 0.01, inner + thick / 2, 0.02, 180, 360, 8)
+    canvas.paint([head.place(ribbon(bridge, thick))], ident.glasses_frame)
+
+
+def _draw_cap(canvas: Canvas, ident: Identity, head: Frame) -> None:
+    """A peaked cap: the crown over the top of the head and the hair, the peak across the forehead,
+    clear of the brows."""
+    half = ident.aspect / 2
+    crown = ellipse(0, -0.34, half + 0.08, 0.33, 180, 360, 24)
+    canvas.paint([head.place(crown)], ident.cap_tone)
+    peak = np.concatenate([ellipse(0, -0.36, half + 0.1, 0.035, 180, 360, 16),
+                           ellipse(0, -0.36, half + 0.1, 0.07, 0, 180, 16)])
+    canvas.paint([head.place(peak)], ident.cap_tone * 0.7)
+
+
 def _draw_face_mask(canvas: Canvas, ident: Identity, head: Frame) -> None:
     """A surgical mask from the nose bridge down to the chin, inside the face outline."""
     half = ident.aspect / 2 * 0.97
@@ -239,7 +269,11 @@ def draw_scene(rng: np.random.Generator, width: int, height: int, state: SceneSt
         objects.append((mouth_class, _draw_mouth(canvas, ident, state, head)))
     elif state.mouth_cover == "mask":
         _draw_face_mask(canvas, ident, head)
-    else:
+    if state.glasses:
+        _draw_glasses(canvas, ident, head)
+    if state.cap:
+        _draw_cap(canvas, ident, head)
+    if state.mouth_cover == "hand":
         _draw_hand(canvas, ident, head, (0.1 * state.hand_side, ident.mouth_level + 0.03),
                    180 if state.hand_side > 0 else 0, thumb=-state.hand_side)  # thumb under the chin
     if state.hidden_eye:

@@ -22,6 +22,9 @@ HIDDEN_EYE_RATE = 2.0 - CLASS_RATES["eye_opened"] - CLASS_RATES["eye_closed"]  #
 EYES_CLOSED_RATE = CLASS_RATES["eye_closed"] / (2.0 - HIDDEN_EYE_RATE)
 MOUTH_VISIBLE_RATE = CLASS_RATES["mouth_opened"] + CLASS_RATES["mouth_closed"]
 MOUTH_OPEN_RATE = CLASS_RATES["mouth_opened"] / MOUTH_VISIBLE_RATE  # among visible mouths
+# Accessories (our choice: the public data's rates are not published); they hide nothing that is labelled
+GLASSES_RATE = 0.25
+CAP_RATE = 0.15
 
 
 
@@ -62,6 +65,8 @@ class SceneState:
     noise: float  # sensor noise sigma, grey levels
     identity_seed: int
     clutter_seed: int
+    glasses: bool = False  # clear glasses: a frame around the eyes, the eyes stay visible
+    cap: bool = False  # a peaked cap over the forehead, clear of the brows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +94,8 @@ class Identity:
     phone_screen: float
     belt: float
     belt_side: int  # shoulder the seat belt comes over
+    glasses_frame: float
+    cap_tone: float
 
 
 def identity(seed: int) -> Identity:
@@ -105,8 +112,13 @@ def identity(seed: int) -> Identity:
         mouth_level=rng.uniform(0.24, 0.28), mouth_width=rng.uniform(0.33, 0.4) * aspect,
         lips=skin - rng.uniform(30, 50), teeth=rng.uniform(175, 230), mask=rng.uniform(170, 240),
         phone_body=rng.uniform(15, 45), phone_screen=rng.uniform(120, 230), belt=rng.uniform(50, 120),
-        belt_side=int(rng.choice([-1, 1])),
+        belt_side=int(rng.choice([-1, 1])), glasses_frame=rng.uniform(10, 60), cap_tone=rng.uniform(20, 220),
     )
+
+
+def accessories(rng: np.random.Generator) -> dict:
+    """Glasses and cap at `GLASSES_RATE` and `CAP_RATE`: the `SceneState` fields, for `dataclasses.replace`."""
+    return {"glasses": bool(rng.random() < GLASSES_RATE), "cap": bool(rng.random() < CAP_RATE)}
 
 
 def sample_scene(rng: np.random.Generator, width: int, height: int) -> SceneState:
