@@ -16,6 +16,7 @@ from drowsy import CLASSES
 from drowsy.figures import draw_record
 from drowsy.files import read_gray, write_json
 from drowsy.labels import read_labels
+from drowsy.meta import english_name
 from drowsy.metrics import evaluate_detections
 from drowsy.params import EnsembleParams
 from drowsy.paths import require, resolve
@@ -105,7 +106,7 @@ def plot_predictions_vs_truth(image_root: Path, truth: list[dict], predicted: li
         shown = {**shown, "objects": [o for o in shown["objects"] if o["confidence_score"] >= min_score]}
         draw_record(left, resolve(image_root), record)
         draw_record(right, resolve(image_root), shown)
-        left.set_title(f"truth: {record['file_name']}", fontsize=8)
+        left.set_title(f"truth: {english_name(record['file_name'])}", fontsize=8)
         right.set_title(f"predicted (score >= {min_score})", fontsize=8)
     for ax in axes.flat:
         ax.axis("off")

@@ -3,6 +3,7 @@ with its boxes, and saving a figure where the notebooks keep them (`out_dir/figu
 
 from pathlib import Path
 
+import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -18,8 +19,10 @@ CLASS_COLOURS = dict(zip(CLASSES, sns.color_palette("tab10", len(CLASSES))))
 
 
 def set_plot_style() -> None:
-    """The seaborn look used in the notebooks (no downloads: default DejaVu fonts)."""
+    """The notebooks' look: seaborn's theme (no downloads: default DejaVu fonts), and tables printed
+    as text (headless logs) up to 160 characters wide instead of wrapped at 80."""
     sns.set_theme(style="whitegrid", context="notebook")
+    pd.set_option("display.width", 160)
 
 
 def save_figure(figure: Figure | Axes, out_dir: str | Path, name: str) -> Path:

@@ -127,6 +127,20 @@ def test_glasses_and_cap_change_the_pixels_not_the_labels():
         assert upper, worn
 
 
+def test_a_hand_held_cigarette_or_phone_moves_to_the_side_with_room():
+    width, height = 800, 1280  # a close-up: the face fills most of the width
+    state = synth.sample_scene(np.random.default_rng(4), width, height)
+    near_left = dataclasses.replace(state, face_x=0.5 * state.face_height, cigarette="hand", cigarette_side=-1,
+                                    phone="ear", phone_side=-1, mouth_cover="none")
+    moved = synth.hands_in_frame(near_left, width)
+    assert (moved.cigarette_side, moved.phone_side) == (1, 1)
+    _, objects = synth.render_scene(np.random.default_rng(4), width, height, moved)
+    for cls in ("cigar", "phone"):  # whole, not cut by the image's left edge
+        assert next(o["position"] for o in objects if o["class"] == cls)[0] > 0, cls
+    centred = dataclasses.replace(near_left, face_x=width / 2)  # room on both sides: left as drawn
+    assert synth.hands_in_frame(centred, width) == centred
+
+
 def test_class_rates_follow_the_raw_train_table():
     images = 2000
     counts, closed_per_image = collections.Counter(), collections.Counter()
@@ -165,7 +179,8 @@ def test_labels_schema_and_separate_labels_path(tmp_path):
 
 
 def test_cli_writes_the_competition_layout(tmp_path):
-    assert main(["synth", str(tmp_path / "raw"), "--images", "3", "--seed", "1", "--size", "160x96"]) == 0
+    assert main(["synth", str(tmp_path / "raw"), "--format", "competition", "--images", "3", "--seed", "1", "--size",
+                 "160x96"]) == 0
     labels = json.loads((tmp_path / "raw" / "labels.json").read_text())
     assert len(labels["annotations"]) == 3
     assert sorted(p.name for p in (tmp_path / "raw" / "images").iterdir()) == [

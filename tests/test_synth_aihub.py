@@ -92,7 +92,7 @@ def test_class_rates_follow_the_real_table(tmp_path):
 
 
 def test_cli_writes_the_tree(tmp_path, capsys):
-    assert main(["synth", str(tmp_path / "raw"), "--format", "aihub", "--images", "3", "--size", "96x160"]) == 0
+    assert main(["synth", str(tmp_path / "raw"), "--images", "3", "--size", "96x160"]) == 0  # the default layout
     assert len(list((tmp_path / "raw" / "Training").rglob("*.json"))) == 3
     assert main(["synth", str(tmp_path / "x"), "--format", "aihub", "--labels-out", str(tmp_path / "l.json")]) == 2
     assert "labels-out" in capsys.readouterr().err

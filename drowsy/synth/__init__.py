@@ -1,9 +1,11 @@
 """The embedded synthetic dataset: grey (IR-like) in-cabin driver scenes with exact boxes.
 
-The competition data is not public, so this module writes the same on-disk layout
-(`OUT/images/*.jpg` + `OUT/labels.json`) from drawn scenes: one driver with eyes open or closed,
-mouth open, closed or hidden (face mask, hand), sometimes a phone or a cigarette, in front of
-cabin clutter (seat, window, pillar, belt) under a lighting gradient, blur and sensor noise.
+The real data is not public, so this package writes its on-disk layouts from drawn scenes: the
+public AIHub tree (`write_aihub_tree`: subjects, recordings, one label JSON per image) or the
+competition's (`write_dataset`: `OUT/images/*.jpg` + `OUT/labels.json`). A scene is one driver with
+eyes open or closed, mouth open, closed or hidden (face mask, hand), sometimes glasses, a cap, a phone
+or a cigarette, in front of cabin clutter (seat, window, pillar, belt) under a lighting gradient,
+blur and sensor noise.
 
 Per-image class counts follow the raw train table of the original solution (`CLASS_RATES`), so
 the imbalance the diet set fights is really there. Every part is a polygon in the head's frame,
@@ -16,7 +18,7 @@ Coordinates: pixel centres sit at integer xy while drawing; boxes are xyxy in pi
 from drowsy.synth.aihub_tree import write_aihub_tree
 from drowsy.synth.dataset import JPEG_QUALITY, image_name, write_dataset
 from drowsy.synth.render import OWNERS, draw_scene, render_scene
-from drowsy.synth.scene import CLASS_RATES, SceneState, sample_scene
+from drowsy.synth.scene import CLASS_RATES, SceneState, hands_in_frame, sample_scene
 
-__all__ = ["CLASS_RATES", "JPEG_QUALITY", "OWNERS", "SceneState", "draw_scene", "image_name", "render_scene",
-           "sample_scene", "write_aihub_tree", "write_dataset"]
+__all__ = ["CLASS_RATES", "JPEG_QUALITY", "OWNERS", "SceneState", "draw_scene", "hands_in_frame", "image_name",
+           "render_scene", "sample_scene", "write_aihub_tree", "write_dataset"]

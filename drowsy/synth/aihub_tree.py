@@ -20,7 +20,7 @@ from drowsy.meta import GAZE_TARGET, LIGHTING
 from drowsy.synth.dataset import encode_jpeg, run_chunks
 from drowsy.synth.render import render_scene
 from drowsy.synth.scene import CLASS_RATES, EYES_CLOSED_RATE, MOUTH_OPEN_RATE, MOUTH_VISIBLE_RATE, SceneState, \
-    accessories, sample_scene
+    accessories, hands_in_frame, sample_scene
 
 ENVIRONMENT_FOLDER = "bbox(통제환경)"
 YAWN_RATE = MOUTH_OPEN_RATE * MOUTH_VISIBLE_RATE  # images with an open mouth
@@ -83,14 +83,14 @@ def _recording(seed: int, size: tuple[int, int], recording: int, subject: int) -
     behaviour = str(rng.choice(BEHAVIOURS, p=[1 - sum(BEHAVIOUR_RATES.values()), *BEHAVIOUR_RATES.values()]))
     lighting = str(rng.choice(list(LIGHTING)))
     gains, angle, strength = LIGHTING_LOOK[lighting]
-    base = _act(sample_scene(rng, *size), behaviour, rng)
+    base = _act(sample_scene(rng, *size), behaviour, rng, size[0])
     base = dataclasses.replace(base, identity_seed=int(who.integers(2**31)), clutter_seed=int(who.integers(2**31)),
                                brightness=rng.uniform(*gains), light_angle=angle + rng.uniform(-15, 15),
                                light_strength=strength, **accessories(rng))
     return _Recording(behaviour, lighting, str(rng.choice(list(GAZE_TARGET))), base)
 
 
-def _act(state: SceneState, behaviour: str, rng: np.random.Generator) -> SceneState:
+def _act(state: SceneState, behaviour: str, rng: np.random.Generator, width: int) -> SceneState:
     """The scene with the content its behaviour implies, and nothing the other behaviours would add."""
     mouth_visible = behaviour == "하품재현" or (
         state.mouth_cover == "none" and rng.random() < (MOUTH_VISIBLE_RATE - YAWN_RATE) / (1 - YAWN_RATE)
@@ -99,10 +99,10 @@ def _act(state: SceneState, behaviour: str, rng: np.random.Generator) -> SceneSt
     cigarette = "none"
     if behaviour == "흡연재현":
         cigarette = "mouth" if mouth_visible and rng.random() < 0.7 else "hand"
-    return dataclasses.replace(
+    return hands_in_frame(dataclasses.replace(
         state, eyes_closed=behaviour == "졸음재현", mouth_open=behaviour == "하품재현", mouth_cover=cover,
         phone=(state.phone if state.phone != "none" else "ear") if behaviour == "통화재현" else "none",
-        cigarette=cigarette)
+        cigarette=cigarette), width)
 
 
 def _frame_state(seed, size, recording: int, frame: int, subject: int, per_subject: int):

@@ -121,6 +121,24 @@ def accessories(rng: np.random.Generator) -> dict:
     return {"glasses": bool(rng.random() < GLASSES_RATE), "cap": bool(rng.random() < CAP_RATE)}
 
 
+HAND_REACH = 0.85  # face units from the face centre that a hand at the ear or holding a cigarette needs
+
+
+def hands_in_frame(state: SceneState, width: int) -> SceneState:
+    """The state with a phone at the ear and a cigarette in hand on the side of the face that has room for
+    them, where their own side would cut them off at the image edge (close-ups: the face fills the
+    width) and the other side has more room."""
+    def room(side: int) -> float:
+        return (state.face_x if side < 0 else width - state.face_x) / state.face_height
+
+    sides = {}
+    for prop, held, side in (("phone", state.phone == "ear", state.phone_side),
+                             ("cigarette", state.cigarette == "hand", state.cigarette_side)):
+        if held and room(side) < HAND_REACH and room(-side) > room(side):
+            sides[f"{prop}_side"] = -side
+    return dataclasses.replace(state, **sides) if sides else state
+
+
 def sample_scene(rng: np.random.Generator, width: int, height: int) -> SceneState:
     """A random scene for a `width` x `height` image, with the class rates of `CLASS_RATES`."""
     aspect_guess = 0.8  # only to keep the face inside the frame before the identity is known
@@ -144,7 +162,7 @@ def sample_scene(rng: np.random.Generator, width: int, height: int) -> SceneStat
     cigarette_side = -phone_side  # keeps a phone and a cigarette hand apart
     reach = min(0.6, (face_x / face_height) - 0.2, (width - face_x) / face_height - 0.2)
     phone_xy = (rng.uniform(-reach, reach), rng.uniform(0.8, max(min(1.05, room), 0.8)))
-    return SceneState(
+    return hands_in_frame(SceneState(
         face_x=face_x, face_y=face_y, face_height=face_height,
         roll=float(np.clip(rng.normal(0, 5), -14, 14)),
         gaze=(rng.uniform(-1, 1), rng.uniform(-1, 1)),
@@ -159,5 +177,5 @@ def sample_scene(rng: np.random.Generator, width: int, height: int) -> SceneStat
         brightness=rng.uniform(0.75, 1.2), light_angle=rng.uniform(0, 360),
         light_strength=rng.uniform(0, 0.35), blur=rng.uniform(0, 1.2) if rng.random() < 0.6 else 0.0,
         noise=rng.uniform(1, 7), identity_seed=int(rng.integers(2**31)), clutter_seed=int(rng.integers(2**31)),
-    )
+    ), width)
 
