@@ -1,8 +1,9 @@
 """Training and validation data: a detection dataset over manifest records, its sampler and loader.
 
-Images are decoded as grayscale and resized so the long side is `img_size` (optionally once, into a
-RAM cache that is pickled into each loader worker with the dataset); training items get mosaic, random affine, brightness and
-flip augmentation (drowsy.augment), validation items only a letterbox.
+Images are decoded as grayscale and resized so the long side is `img_size`, from disk for every item or
+once, into an `ImageCache`: one shared-memory buffer that every loader worker maps instead of copying
+(`cache_if_it_fits` decides against a budget); training items get mosaic, random affine, brightness
+and flip augmentation (drowsy.augment), validation items only a letterbox.
 
 Per-item randomness is seeded by (seed, epoch, index), so an item is the same whichever worker
 loads it and however many workers there are.
@@ -28,6 +29,7 @@ from drowsy.geometry import (
     letterbox_geometry,
     pad_to,
     resize_long_side,
+    resized_hw,
 )
 from drowsy.progress import log
 from drowsy.progress import progress as progress_bar
@@ -40,6 +42,60 @@ AUGMENT_OFF = {
 # Hyperparameters that exist in YOLOv5 hyp files but that this pipeline does not implement:
 # hue and saturation mean nothing for grayscale images, and the recipe never uses up-down flips or mixup.
 UNSUPPORTED = ("hsv_h", "hsv_s", "flipud", "mixup")
+
+
+SHARED_MEMORY = Path("/dev/shm")  # where torch's shared tensors live on Linux (Docker: 64 MB unless --shm-size)
+
+
+class ImageCache:
+    """Decoded, resized images of one dataset in a single shared-memory buffer, one slot per image.
+
+    A loader worker unpickles the buffer as a handle to the same memory (torch passes a shared tensor
+    as a file descriptor), so the cache costs its size once for the whole process tree, whatever the
+    number of workers; its pages count once in the tree's PSS.
+    """
+
+    def __init__(self, shapes: np.ndarray):
+        self.shapes = np.asarray(shapes, np.int64).reshape(-1, 2)  # [n, 2] (h, w)
+        self.offsets = np.concatenate([[0], np.cumsum(self.shapes[:, 0] * self.shapes[:, 1])])
+        self.buffer = torch.empty(int(self.offsets[-1]), dtype=torch.uint8).share_memory_()
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.offsets[-1])
+
+    def slot(self, index: int) -> np.ndarray:
+        """uint8 [h, w]: the image's place in the buffer (a view: writing it fills the cache)."""
+        start, stop = int(self.offsets[index]), int(self.offsets[index + 1])
+        return self.buffer[start:stop].numpy().reshape(self.shapes[index])
+
+
+def shared_memory_free() -> int | None:
+    """Bytes free for shared memory (`SHARED_MEMORY`), None where there is no such folder."""
+    if not SHARED_MEMORY.is_dir():
+        return None
+    stats = os.statvfs(SHARED_MEMORY)
+    return stats.f_bavail * stats.f_frsize
+
+
+def cache_if_it_fits(datasets: list["DetectionDataset"], budget_gb: float) -> bool:
+    """Cache every dataset's images (`DetectionDataset.cache_images`) when together they fit in
+    `budget_gb` and in the free shared memory; else leave them streamed from disk. Says which, in one
+    line, with the sizes. Returns whether they were cached."""
+    need = sum(d.cache_bytes() for d in datasets)
+    free = shared_memory_free()
+    sizes = f"{need / 2**30:.2f} GB for {sum(len(d) for d in datasets):,} images, budget {budget_gb:g} GB (cache_gb)"
+    if need > budget_gb * 2**30:
+        log(f"image cache: {sizes}: too large, images are streamed from disk")
+        return False
+    if free is not None and need > free:
+        log(f"image cache: {sizes}, but only {free / 2**30:.2f} GB free in {SHARED_MEMORY}: images are streamed "
+            "from disk (in Docker, give the container more: --shm-size=16g or --ipc=host)")
+        return False
+    for dataset in datasets:
+        dataset.cache_images(progress=False)
+    log(f"image cache: {sizes}: in shared memory, one copy for every loader worker")
+    return True
 
 
 def _augment_hyp(hyp: dict | None) -> dict:
@@ -130,7 +186,7 @@ class DetectionDataset(Dataset):
         self._boxes, self._classes, self._offsets = _flatten_objects(records)
         # Shared memory, so set_epoch in the main process reaches persistent workers too.
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
-        self._cache: list[np.ndarray] | None = None
+        self._cache: ImageCache | None = None
         if cache:
             self.cache_images()
 
@@ -141,21 +197,30 @@ class DetectionDataset(Dataset):
         """Choose the epoch whose augmentation items get. Call before iterating the loader."""
         self._epoch.fill_(epoch)
 
-    def cache_images(self, progress: bool = True) -> float:
-        """Decode and resize (long side = img_size) every image into RAM. Returns the cache size in MB.
+    def cache_bytes(self) -> int:
+        """Bytes `cache_images` will take, from the records' sizes (nothing decoded)."""
+        return int(sum(h * w for h, w in (resized_hw(hw, self.img_size) for hw in self.original_hw.tolist())))
 
-        Call in the main process before the loader starts its workers: each worker then receives a
-        copy of the cache with the pickled dataset instead of decoding the images again (so the cache
-        costs its size once per worker, plus once here).
+    def cache_images(self, progress: bool = True) -> float:
+        """Decode and resize (long side = img_size) every image into an `ImageCache`. Returns its size in MB.
+
+        Call in the main process before the loader starts its workers: they then map the same shared
+        memory (the cache costs its size once, whatever the number of workers).
         """
+        cache = ImageCache([resized_hw(hw, self.img_size) for hw in self.original_hw.tolist()] or np.zeros((0, 2)))
+
+        def fill(index: int) -> None:
+            cache.slot(index)[:] = self._decode_resized(index)
+
         threads = min(8, os.cpu_count() or 1)  # cv2 releases the GIL while decoding and resizing
         with ThreadPoolExecutor(threads) as pool:
-            images = list(progress_bar(pool.map(self._decode_resized, range(len(self))), total=len(self),
-                                       desc="cache images", unit="img", enabled=progress))
-        self._cache = images
-        megabytes = sum(image.nbytes for image in images) / 2**20
+            for _ in progress_bar(pool.map(fill, range(len(self))), total=len(self), desc="cache images",
+                                  unit="img", enabled=progress):
+                pass
+        self._cache = cache
+        megabytes = cache.nbytes / 2**20
         if progress:
-            log(f"image cache: {len(images)} images, {megabytes:.1f} MB")
+            log(f"image cache: {len(self)} images, {megabytes:.1f} MB")
         return megabytes
 
     def boxes_wh(self) -> np.ndarray:
@@ -202,7 +267,7 @@ class DetectionDataset(Dataset):
 
     def _image(self, index: int) -> np.ndarray:
         """uint8 [h, w] with long side img_size; may be the cached array itself: do not modify."""
-        return self._cache[index] if self._cache is not None else self._decode_resized(index)
+        return self._cache.slot(index) if self._cache is not None else self._decode_resized(index)
 
     def _resized(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`_image`, its boxes [n, 4] float32 xyxy in its pixels, and classes [n]."""
@@ -307,14 +372,16 @@ def build_loader(
     workers: int,
     sampler: Sampler | None = None,
     pin_memory: bool = False,
+    persistent: bool = True,
 ) -> DataLoader:
-    """A DataLoader with `collate`, seeded (`seed_worker`) single-threaded workers that persist across
-    epochs, and its own generator.
+    """A DataLoader with `collate`, seeded (`seed_worker`) single-threaded workers, and its own generator.
 
     Workers start from a fork server, not by forking this process: a process forked while OpenCV's or
     OpenMP's thread pool holds a lock hangs (seen here: cv2.setNumThreads blocking in a new worker). The
-    dataset, its image cache included, is pickled to each persistent worker once; the epoch counter is
-    in shared memory, so set_epoch still reaches them.
+    dataset is pickled to each worker when it starts; its image cache and epoch counter are in shared
+    memory, so they are mapped, not copied, and set_epoch still reaches the workers. `persistent`
+    workers live across epochs (training); the others exist only while the loader is iterated
+    (validation, a few seconds every few epochs: their memory is not held in between).
     """
     context = "forkserver" if workers > 0 else None
     return DataLoader(
@@ -325,7 +392,7 @@ def build_loader(
         collate_fn=collate,
         pin_memory=pin_memory,
         worker_init_fn=_init_worker,
-        persistent_workers=workers > 0,
+        persistent_workers=persistent and workers > 0,
         generator=torch.Generator().manual_seed(0),  # order comes from the sampler; this seeds the workers
         multiprocessing_context=context,
     )

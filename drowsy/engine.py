@@ -23,7 +23,7 @@ from torch import nn
 from drowsy import CLASSES
 from drowsy.anchors import check_anchors
 from drowsy.checkpoint import load_checkpoint, save_checkpoint
-from drowsy.dataset import DetectionDataset, EpochPartsSampler, build_loader
+from drowsy.dataset import DetectionDataset, EpochPartsSampler, build_loader, cache_if_it_fits
 from drowsy.device import autocast, reuse_freed_memory, seed_everything
 from drowsy.distributed import Process, barrier, setup_process
 from drowsy.errors import DrowsyError
@@ -147,7 +147,7 @@ def build_run(config: TrainConfig, process: Process, loss_factory=YoloLoss, prog
         model.load_state_dict(init["model"] if checkpoint else init["ema"])
     frozen_prefixes = [p.strip() for p in config.freeze.split(",") if p.strip()]
     frozen = freeze_modules(model, frozen_prefixes)
-    train_data, val_data, val_records = build_datasets(config, hyp, in_channels, progress)
+    train_data, val_data, val_records = build_datasets(config, hyp, in_channels)
     anchor_report = None
     if config.autoanchor and not init:
         anchor_report = check_anchors(model, train_data.boxes_wh(), anchor_t=hyp.anchor_t, seed=config.seed)
@@ -167,7 +167,7 @@ def build_run(config: TrainConfig, process: Process, loss_factory=YoloLoss, prog
         frozen_prefixes=frozen_prefixes, frozen=frozen, ema=ema, optimizer=optimizer, scaler=scaler,
         loss=loss_factory(model, hyp.to_dict()), train_data=train_data, sampler=sampler,
         train_loader=build_loader(train_data, config.batch, config.workers, sampler=sampler, pin_memory=pin),
-        val_loader=build_loader(val_data, config.batch * 2, config.workers, pin_memory=pin),
+        val_loader=build_loader(val_data, config.batch * 2, config.workers, pin_memory=pin, persistent=False),
         val_records=val_records, accumulate=accumulate, batches_per_epoch=batches_per_epoch,
         warmup=warmup_steps(hyp, batches_per_epoch, config.epochs), anchor_report=anchor_report,
     )
@@ -176,8 +176,8 @@ def build_run(config: TrainConfig, process: Process, loss_factory=YoloLoss, prog
     return run
 
 
-def build_datasets(config: TrainConfig, hyp: Hyp, in_channels: int,
-                   progress: bool) -> tuple[DetectionDataset, DetectionDataset, list[dict]]:
+def build_datasets(config: TrainConfig, hyp: Hyp, in_channels: int) -> tuple[DetectionDataset, DetectionDataset,
+                                                                             list[dict]]:
     """The augmented training set, the letterboxed validation set and its records (the first
     val_images of the validation manifest)."""
     train_set = load_manifest(require(config.train_manifest, MADE_BY_PREPARE))
@@ -187,9 +187,8 @@ def build_datasets(config: TrainConfig, hyp: Hyp, in_channels: int,
     val_records = val_set.records[: config.val_images or None]
     val_data = DetectionDataset(val_set.image_root, val_records, config.img_size, augment=False,
                                 in_channels=in_channels, seed=config.seed)
-    if config.cache:  # decoded once here, then pickled into each loader worker with the dataset
-        train_data.cache_images(progress=progress)
-        val_data.cache_images(progress=progress)
+    if config.cache:  # decoded once here into shared memory, which the loader workers map
+        cache_if_it_fits([train_data, val_data], config.cache_gb)
     return train_data, val_data, val_records
 
 

@@ -43,6 +43,12 @@ def letterbox_geometry(original_hw: tuple[int, int], size: int) -> Letterbox:
     return Letterbox(ratio, ((size - w) // 2, (size - h) // 2))
 
 
+def resized_hw(hw: tuple[int, int], size: int) -> tuple[int, int]:
+    """(h, w) of an (h, w) image after `resize_long_side(image, size)`, without the image."""
+    _, (w, h) = _scaled_size(hw, size)
+    return h, w
+
+
 def resize_long_side(image: np.ndarray, size: int) -> np.ndarray:
     """Resize so the long side is `size`, keeping the aspect ratio.
 

@@ -34,7 +34,8 @@ class TrainConfig(Params):
     freeze: str = ""  # comma-separated module-name prefixes to freeze, e.g. "backbone"
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1"
     workers: int = 2  # data-loading processes
-    cache: bool = True  # keep decoded, resized images in RAM (a copy in each loader worker)
+    cache: bool = True  # keep decoded, resized images in shared memory (one copy for all loader workers)
+    cache_gb: float = 8.0  # largest image cache; a set that needs more is streamed from disk
     amp: bool = True  # bf16 autocast on CPU, fp16/bf16 autocast on CUDA
     channels_last: bool = True  # NHWC convolutions (faster with oneDNN/AMX and tensor cores)
     autoanchor: bool = True  # recompute anchors by k-means when they fit the boxes badly

@@ -5,7 +5,8 @@ import torch
 
 from drowsy.geometry import Letterbox
 from drowsy.postprocess import to_candidates, xywh_to_xyxy
-from drowsy.dataset import DetectionDataset, EpochPartsSampler, build_loader, collate
+from drowsy import memory
+from drowsy.dataset import DetectionDataset, EpochPartsSampler, build_loader, cache_if_it_fits, collate
 from drowsy.errors import DrowsyError
 
 SIZE = 64
@@ -206,3 +207,42 @@ def test_sampler_splits_evenly_and_disjointly_across_ranks():
     parted = [list(EpochPartsSampler(101, epoch_parts=10, seed=0, rank=r, world_size=4)) for r in range(4)]
     assert [len(part) for part in parted] == [3, 3, 3, 3]
     assert sum(parted, []) == (list(EpochPartsSampler(101, epoch_parts=10, seed=0)) * 2)[:12]
+
+
+@pytest.mark.skipif(not memory.available(), reason="PSS needs /proc/PID/smaps_rollup (Linux)")
+def test_the_image_cache_is_one_copy_for_every_loader_worker(tmp_path):
+    # 64 images of 800x1280 at img_size 1280 (no resize): a 64 MB cache; a copy per worker, as the
+    # cache pickled with the dataset used to be, would add 128 MB more with 2 workers
+    image = np.tile(np.arange(800, dtype=np.uint8), (1280, 1))
+    write_image(tmp_path / "frame.png", image)
+    records = [{"file_name": "frame.png", "width": 800, "height": 1280, "objects": []} for _ in range(64)]
+
+    def tree_pss_while_loading(cache: bool) -> int:
+        dataset = DetectionDataset(tmp_path, records, 1280, cache=cache)
+        loader = build_loader(dataset, batch_size=2, workers=2)
+        batches = iter(loader)
+        for _ in range(8):  # every worker has loaded (and touched its share of) the cache
+            next(batches)
+        pss = memory.tree_pss()
+        del batches, loader
+        return pss
+
+    cache_bytes = DetectionDataset(tmp_path, records, 1280).cache_bytes()
+    assert cache_bytes == 64 * 800 * 1280
+    extra = tree_pss_while_loading(cache=True) - tree_pss_while_loading(cache=False)
+    assert extra < 1.5 * cache_bytes, (extra / 2**20, cache_bytes / 2**20)
+
+
+def test_a_cache_over_budget_or_over_shared_memory_is_not_made(tmp_path, records, monkeypatch, capsys):
+    datasets = [DetectionDataset(tmp_path, records, SIZE), DetectionDataset(tmp_path, records[:2], SIZE)]
+    need = sum(d.cache_bytes() for d in datasets)
+    assert need == 10 * 64 * 38  # 80x48 -> 64x38 (long side 64)
+    assert not cache_if_it_fits(datasets, budget_gb=(need - 1) / 2**30)
+    assert "too large, images are streamed from disk" in capsys.readouterr().out
+    monkeypatch.setattr("drowsy.dataset.shared_memory_free", lambda: need - 1)
+    assert not cache_if_it_fits(datasets, budget_gb=1.0)
+    assert "--shm-size" in capsys.readouterr().out and all(d._cache is None for d in datasets)
+    monkeypatch.setattr("drowsy.dataset.shared_memory_free", lambda: need)
+    assert cache_if_it_fits(datasets, budget_gb=need / 2**30)
+    assert all(d._cache.nbytes == d.cache_bytes() for d in datasets)
+    torch.testing.assert_close(datasets[1][1][0], DetectionDataset(tmp_path, records, SIZE)[1][0], rtol=0, atol=0)
