@@ -78,6 +78,21 @@ def shared_memory_free() -> int | None:
     return stats.f_bavail * stats.f_frsize
 
 
+PREFETCH_FACTOR = 2  # batches each loader worker keeps ready (DataLoader's default)
+
+
+def check_shared_memory(workers: int, batch: int, img_size: int, channels: int) -> None:
+    """Loader workers hand their batches over in shared memory: with too little of it (Docker's default
+    64 MB /dev/shm) the first batch kills a worker with a bus error. Stop before, with one line."""
+    need = workers * PREFETCH_FACTOR * batch * channels * img_size * img_size  # uint8 images
+    free = shared_memory_free()
+    if workers > 0 and free is not None and free < need:
+        raise DrowsyError(f"workers: {workers} loader workers need about {need / 2**20:,.0f} MB of shared memory for "
+                          f"their batches ({batch} x {img_size} px, {PREFETCH_FACTOR} ready each), {SHARED_MEMORY} "
+                          f"has {free / 2**20:,.0f} MB free: in Docker run with --shm-size=16g or --ipc=host, "
+                          "or set workers lower")
+
+
 def cache_if_it_fits(datasets: list["DetectionDataset"], budget_gb: float) -> bool:
     """Cache every dataset's images (`DetectionDataset.cache_images`) when together they fit in
     `budget_gb` and in the free shared memory; else leave them streamed from disk. Says which, in one

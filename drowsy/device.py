@@ -59,10 +59,25 @@ def reuse_freed_memory() -> bool:
         (_M_MMAP_THRESHOLD, 32 * 2**20), (_M_TRIM_THRESHOLD, 2**30), (_M_TOP_PAD, 64 * 2**20)))
 
 
+NATIVE_BF16_CAPABILITY = (8, 0)  # CUDA compute capability with bf16 tensor cores (A100, RTX 30xx, H100, ...)
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype:
+    """The mixed-precision dtype on `device`: bf16 on the CPU (AMX/AVX-512) and on GPUs where bf16 is
+    native, fp16 on older GPUs (V100, T4). `torch.cuda.is_bf16_supported()` is no guide there: it is
+    true on them too, through a slow emulation, and would leave fp16 and its gradient scaler unused."""
+    if device.type == "cuda" and torch.cuda.get_device_capability(device) < NATIVE_BF16_CAPABILITY:
+        return torch.float16
+    return torch.bfloat16
+
+
+def needs_grad_scaler(device: torch.device, amp: bool) -> bool:
+    """Whether training needs fp16's gradient scaler (bf16 has fp32's exponent range, no scaler)."""
+    return amp and device.type == "cuda" and autocast_dtype(device) == torch.float16
+
+
 def autocast(device: torch.device, enabled: bool):
-    """bf16 on the CPU (AMX/AVX-512) and on GPUs that support it, else fp16."""
+    """Autocast to `autocast_dtype(device)`, or nothing when not `enabled`."""
     if not enabled:
         return contextlib.nullcontext()
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        return torch.autocast("cuda", dtype=torch.float16)
-    return torch.autocast(device.type, dtype=torch.bfloat16)
+    return torch.autocast(device.type, dtype=autocast_dtype(device))

@@ -23,8 +23,8 @@ from torch import nn
 from drowsy import CLASSES
 from drowsy.anchors import check_anchors
 from drowsy.checkpoint import load_checkpoint, save_checkpoint
-from drowsy.dataset import DetectionDataset, EpochPartsSampler, build_loader, cache_if_it_fits
-from drowsy.device import autocast, reuse_freed_memory, seed_everything
+from drowsy.dataset import DetectionDataset, EpochPartsSampler, build_loader, cache_if_it_fits, check_shared_memory
+from drowsy.device import autocast, needs_grad_scaler, reuse_freed_memory, seed_everything
 from drowsy.distributed import Process, barrier, setup_process
 from drowsy.errors import DrowsyError
 from drowsy.geometry import Letterbox
@@ -148,6 +148,7 @@ def build_run(config: TrainConfig, process: Process, loss_factory=YoloLoss, prog
     frozen_prefixes = [p.strip() for p in config.freeze.split(",") if p.strip()]
     frozen = freeze_modules(model, frozen_prefixes)
     train_data, val_data, val_records = build_datasets(config, hyp, in_channels)
+    check_shared_memory(config.workers, config.batch * 2, config.img_size, in_channels)  # the val loader's batches
     anchor_report = None
     if config.autoanchor and not init:
         anchor_report = check_anchors(model, train_data.boxes_wh(), anchor_t=hyp.anchor_t, seed=config.seed)
@@ -195,24 +196,25 @@ def build_datasets(config: TrainConfig, hyp: Hyp, in_channels: int) -> tuple[Det
 def build_optimizer(model: nn.Module, config: TrainConfig, hyp: Hyp, process: Process,
                     accumulate: int) -> tuple[torch.optim.Optimizer, torch.amp.GradScaler]:
     """SGD with Nesterov momentum over the three parameter groups, and the fp16 gradient scaler (enabled
-    only for CUDA autocast without bf16)."""
+    only where autocast runs in fp16: GPUs without native bf16)."""
     # weight decay is tuned for the nominal batch; scale it to the batch actually accumulated
     weight_decay = hyp.weight_decay * config.batch * process.world_size * accumulate / config.nominal_batch
     optimizer = torch.optim.SGD(parameter_groups(model, weight_decay), lr=hyp.lr0, momentum=hyp.momentum,
                                 nesterov=True)
-    use_scaler = process.device.type == "cuda" and config.amp and not torch.cuda.is_bf16_supported()
-    return optimizer, torch.amp.GradScaler("cuda", enabled=use_scaler)
+    return optimizer, torch.amp.GradScaler("cuda", enabled=needs_grad_scaler(process.device, config.amp))
 
 
 def wrap_model(model: nn.Module, config: TrainConfig, process: Process) -> nn.Module:
-    """The model the training step calls: SyncBatchNorm, torch.compile and DDP as configured."""
+    """The model the training step calls: SyncBatchNorm, DDP and torch.compile as configured. Compiled
+    after the DDP wrap, as PyTorch advises: DDP's optimizer then splits the graph at its gradient buckets
+    and overlaps their all-reduce with the backward pass."""
     if process.distributed and config.sync_bn:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    if config.compile:
-        model = torch.compile(model)
     if process.distributed:
         device_ids = [process.device.index] if process.device.type == "cuda" else None
         model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    if config.compile:
+        model = torch.compile(model)
     return model
 
 
@@ -270,11 +272,19 @@ def train_step(run: TrainRun, images: torch.Tensor, targets: torch.Tensor, epoch
     with autocast(device, config.amp):
         logits = run.train_model(images)
     loss, parts = run.loss(logits, targets.to(device))
-    if not torch.isfinite(loss):
+    finite = bool(torch.isfinite(loss))
+    if run.process.distributed:  # every rank learns of it, or the others would wait in the gradient sync
+        flags = torch.tensor([float(finite)], device=device)
+        torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MIN)
+        if finite and not flags.item():
+            raise DrowsyError(f"non-finite loss on another rank at epoch {epoch + 1}, batch {batch_index + 1}; "
+                              f"training stopped on rank {run.process.rank} too")
+    if not finite:
         kept = (f"last good checkpoint kept at {run.last_path}" if run.last_path.exists()
                 else "no checkpoint written yet")
-        raise DrowsyError(f"non-finite loss at epoch {epoch + 1}, batch {batch_index + 1} ({parts}); training "
-                          f"stopped, {kept}; lower lr0 or check the data")
+        where = f" on rank {run.process.rank}" if run.process.distributed else ""
+        raise DrowsyError(f"non-finite loss{where} at epoch {epoch + 1}, batch {batch_index + 1} ({parts}); "
+                          f"training stopped, {kept}; lower lr0 or check the data")
     if run.process.distributed:
         loss = loss * run.process.world_size  # DDP averages gradients over ranks; YOLOv5 sums them
     run.scaler.scale(loss).backward()

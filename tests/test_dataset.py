@@ -6,7 +6,14 @@ import torch
 from drowsy.geometry import Letterbox
 from drowsy.postprocess import to_candidates, xywh_to_xyxy
 from drowsy import memory
-from drowsy.dataset import DetectionDataset, EpochPartsSampler, build_loader, cache_if_it_fits, collate
+from drowsy.dataset import (
+    DetectionDataset,
+    EpochPartsSampler,
+    build_loader,
+    cache_if_it_fits,
+    check_shared_memory,
+    collate,
+)
 from drowsy.errors import DrowsyError
 
 SIZE = 64
@@ -246,3 +253,12 @@ def test_a_cache_over_budget_or_over_shared_memory_is_not_made(tmp_path, records
     assert cache_if_it_fits(datasets, budget_gb=need / 2**30)
     assert all(d._cache.nbytes == d.cache_bytes() for d in datasets)
     torch.testing.assert_close(datasets[1][1][0], DetectionDataset(tmp_path, records, SIZE)[1][0], rtol=0, atol=0)
+
+
+def test_too_little_shared_memory_for_the_workers_batches_is_one_line(monkeypatch):
+    monkeypatch.setattr("drowsy.dataset.shared_memory_free", lambda: 64 * 2**20)  # Docker's default /dev/shm
+    with pytest.raises(DrowsyError, match=r"^workers: 8 loader workers need about 800 MB .* --shm-size=16g or "
+                                          r"--ipc=host, or set workers lower$"):
+        check_shared_memory(workers=8, batch=32, img_size=1280, channels=1)
+    check_shared_memory(workers=0, batch=32, img_size=1280, channels=1)  # no workers, no shared batches
+    check_shared_memory(workers=1, batch=16, img_size=1280, channels=1)  # 50 MB fit

@@ -188,3 +188,51 @@ def test_resume_under_ddp_continues_to_more_epochs(ddp_runs):
     rows = [json.loads(line) for line in (ddp_runs["run_dir"] / "metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in rows] == list(range(RESUMED_EPOCHS))
     assert "mAP75" in rows[-1]  # the final epoch was validated on rank 0
+
+
+POISONED_SCRIPT = textwrap.dedent('''
+    """Train with a loss that is NaN on rank 1 only; print the one-line error and exit 2, as the CLI does."""
+    import json
+    import os
+    import sys
+
+    from drowsy.engine import train
+    from drowsy.errors import DrowsyError
+    from drowsy.loss import YoloLoss
+    from drowsy.params import TrainConfig
+
+
+    def poisoned_on_rank_1(model, hyp):
+        loss = YoloLoss(model, hyp)
+
+        def call(logits, targets):
+            value, parts = loss(logits, targets)
+            return (value * float("nan") if os.environ["RANK"] == "1" else value), parts
+        return call
+
+
+    try:
+        train(TrainConfig(**json.loads(sys.argv[1])), progress=False, loss_factory=poisoned_on_rank_1)
+    except DrowsyError as error:
+        print(f"drowsy: error: {error}", file=sys.stderr)
+        sys.exit(2)
+''')
+
+
+def test_a_non_finite_loss_on_one_rank_stops_every_rank(tiny_dataset, tmp_path):
+    script = tmp_path / "poisoned.py"
+    script.write_text(POISONED_SCRIPT)
+    options = dict(TRAIN_OPTIONS, cache=False, epochs=1, train_manifest=str(tiny_dataset / "train.json"),
+                   val_manifest=str(tiny_dataset / "val.json"), run_dir=str(tmp_path / "run"))
+    port = free_port()
+    ranks = [subprocess.Popen([sys.executable, str(script), json.dumps(options)], stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "OMP_NUM_THREADS": "1", "RANK": str(rank), "LOCAL_RANK": str(rank),
+                                   "WORLD_SIZE": str(WORLD_SIZE), "MASTER_ADDR": "127.0.0.1",
+                                   "MASTER_PORT": str(port)})
+             for rank in range(WORLD_SIZE)]
+    # without the shared verdict rank 0 would wait in the gradient all-reduce for the 3 h group timeout
+    errors = [rank.communicate(timeout=120)[1] for rank in ranks]
+    assert [rank.returncode for rank in ranks] == [2, 2], errors
+    last_lines = [e.strip().splitlines()[-1] for e in errors]
+    assert last_lines[0].startswith("drowsy: error: non-finite loss on another rank at epoch 1, batch 1"), errors[0]
+    assert last_lines[1].startswith("drowsy: error: non-finite loss on rank 1 at epoch 1, batch 1"), errors[1]
