@@ -59,7 +59,7 @@ def write_json(path: str | Path, value, indent: int | None = 1) -> Path:
 
 
 def read_gray(path: str | Path) -> np.ndarray:
-    """Decode an image file as uint8 [H, W] grayscale.
+    """Decode an image file as uint8 [H, W] grayscale, as stored (an EXIF orientation tag is ignored).
 
     np.fromfile + cv2.imdecode rather than cv2.imread, which cannot open non-ASCII paths on Windows.
     Raises DrowsyError naming the file when it is missing or not a decodable image.
@@ -69,7 +69,8 @@ def read_gray(path: str | Path) -> np.ndarray:
     except OSError as err:
         raise DrowsyError(f"{path}: cannot read image ({err.strerror or err})") from None
     try:
-        image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
+        # as stored, like the header reader (drowsy.labels): OpenCV would apply an EXIF rotation
+        image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION) if data.size else None
     except cv2.error:
         image = None
     if image is None:

@@ -34,6 +34,7 @@ _PNG_IEND = b"IEND\xaeB`\x82"  # chunk type + CRC, the last 8 bytes of every com
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 # Markers without a length field.
 _JPEG_STANDALONE = frozenset(range(0xD0, 0xDA)) | {0x01}
+_JPEG_APP1, _EXIF_ORIENTATION = 0xE1, 0x0112  # the EXIF segment and its orientation tag
 _NUMBER_TYPES = frozenset((int, float))
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # IHDR colour type -> channels after decoding
 
@@ -100,8 +101,12 @@ def _annotations(document, path: Path) -> list:
 # Image headers
 
 
-def read_image_header(path: str | Path) -> tuple[int, int, int] | str:
-    """(width, height, channels) of an image, or the reason it is unusable.
+def read_image_header(path: str | Path) -> tuple[int, int, int, int] | str:
+    """(width, height, channels, EXIF orientation) of an image, or the reason it is unusable.
+
+    The orientation is the JPEG's EXIF tag (1-8; 1, "as stored", when there is none and for PNG).
+    drowsy reads every image as stored, ignoring the tag (`files.read_gray` too), so sizes, pixels and
+    boxes agree; `validate_records` notes each image that has another orientation.
 
     JPEG and PNG sizes come from the first bytes (SOF marker / IHDR chunk): decoding 273k images
     would take minutes, parsing headers takes seconds. Truncation is caught cheaply by the end
@@ -135,8 +140,24 @@ def _ends_with(fd: int, marker: bytes) -> bool:
     return os.pread(fd, 32, max(0, size - 32)).rstrip(b"\0").endswith(marker)
 
 
-def _jpeg_header(fd: int, head: bytes) -> tuple[int, int, int] | str:
+def _exif_orientation(segment: bytes) -> int:
+    """The EXIF orientation tag (1-8) of an APP1 segment's payload, 1 when it has none or is unreadable."""
+    tiff = segment[6:]
+    if not segment.startswith(b"Exif\0\0") or tiff[:2] not in (b"II", b"MM") or len(tiff) < 8:
+        return 1
+    order = "little" if tiff[:2] == b"II" else "big"
+    ifd = int.from_bytes(tiff[4:8], order)
+    count = int.from_bytes(tiff[ifd : ifd + 2], order)
+    for entry in range(ifd + 2, min(ifd + 2 + 12 * count, len(tiff) - 11), 12):
+        if int.from_bytes(tiff[entry : entry + 2], order) == _EXIF_ORIENTATION:
+            value = int.from_bytes(tiff[entry + 8 : entry + 10], order)
+            return value if 1 <= value <= 8 else 1
+    return 1
+
+
+def _jpeg_header(fd: int, head: bytes) -> tuple[int, int, int, int] | str:
     buffer, start, pos = head, 0, 2  # buffer holds the file's bytes from offset `start`
+    orientation = 1
     while True:
         if pos + 10 > start + len(buffer):
             buffer, start = os.pread(fd, 4096, pos), pos
@@ -159,16 +180,19 @@ def _jpeg_header(fd: int, head: bytes) -> tuple[int, int, int] | str:
                 return f"corrupt JPEG: frame header says {width}x{height}x{channels}"
             if not _ends_with(fd, _JPEG_EOI):
                 return "truncated JPEG: no end-of-image marker"
-            return width, height, channels
+            return width, height, channels, orientation
         if marker in (0xD9, 0xDA):  # end of image or start of scan before any frame header
             return "corrupt JPEG: no frame header before the image data"
         if marker in _JPEG_STANDALONE:
             pos += 2
-        else:
-            pos += 2 + int.from_bytes(buffer[at + 2 : at + 4], "big")
+            continue
+        length = int.from_bytes(buffer[at + 2 : at + 4], "big")
+        if marker == _JPEG_APP1:  # EXIF: its orientation tag sits in the first entries
+            orientation = _exif_orientation(os.pread(fd, min(length - 2, 4096), pos + 4))
+        pos += 2 + length
 
 
-def _png_header(fd: int, head: bytes) -> tuple[int, int, int] | str:
+def _png_header(fd: int, head: bytes) -> tuple[int, int, int, int] | str:
     if len(head) < 26 or head[12:16] != b"IHDR":
         return "corrupt PNG: no IHDR chunk"
     width = int.from_bytes(head[16:20], "big")
@@ -178,27 +202,27 @@ def _png_header(fd: int, head: bytes) -> tuple[int, int, int] | str:
         return f"corrupt PNG: header says {width}x{height}, colour type {head[25]}"
     if not _ends_with(fd, _PNG_IEND):
         return "truncated PNG: no IEND chunk"
-    return width, height, channels
+    return width, height, channels, 1
 
 
-def _decoded_header(path: str | Path) -> tuple[int, int, int] | str:
+def _decoded_header(path: str | Path) -> tuple[int, int, int, int] | str:
     import cv2
     import numpy as np
 
     image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
         return "unreadable image (not a format OpenCV can decode)"
-    return image.shape[1], image.shape[0], 1 if image.ndim == 2 else image.shape[2]
+    return image.shape[1], image.shape[0], 1 if image.ndim == 2 else image.shape[2], 1
 
 
-def _read_header_chunk(task: tuple[str, list[str]]) -> list[tuple[int, int, int] | str]:
+def _read_header_chunk(task: tuple[str, list[str]]) -> list[tuple[int, int, int, int] | str]:
     image_root, file_names = task
     return [read_image_header(os.path.join(image_root, name)) for name in file_names]
 
 
 def read_image_headers(
     image_root: str | Path, file_names: list[str], workers: int | None = None, progress: bool = False
-) -> list[tuple[int, int, int] | str]:
+) -> list[tuple[int, int, int, int] | str]:
     """`read_image_header` for each of `file_names` (relative to `image_root`), in order.
 
     `workers` threads overlap the waits for the disk; the parsing needs little CPU (about 9 us per
@@ -344,7 +368,11 @@ def _checked_record(i: int, record: dict, header, issues: list[dict], counts: di
         issues.append(_issue(i, name, "objects", f"{reason}: kept as a negative example", "info"))
     kept = {"file_name": name}
     if header is not None:
-        kept["width"], kept["height"], kept["channels"] = header
+        kept["width"], kept["height"], kept["channels"] = header[:3]
+        if header[3] != 1:
+            issues.append(_issue(i, name, "file_name", f"EXIF orientation {header[3]} ignored: the image is read "
+                                 "as stored, by this check and by every decoder of drowsy, and its boxes with it",
+                                 "info"))
     kept["objects"] = objects
     if "meta" in record:
         kept["meta"] = record["meta"]

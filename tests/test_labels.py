@@ -6,7 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
+from drowsy.dataset import DetectionDataset
 from drowsy.errors import DrowsyError
+from drowsy.files import read_gray
 from drowsy.labels import load_manifest, read_image_header, read_image_headers, read_labels, validate_records
 
 
@@ -55,7 +57,7 @@ def test_header_matches_decoded_image(tmp_path, name, width, height, channels):
     path = write_image(tmp_path / name, width, height, channels)
     decoded = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     assert decoded.shape[:2] == (height, width)
-    assert read_image_header(path) == (width, height, channels)
+    assert read_image_header(path) == (width, height, channels, 1)
 
 
 def test_jpeg_header_after_a_large_app_segment(tmp_path):
@@ -64,7 +66,37 @@ def test_jpeg_header_after_a_large_app_segment(tmp_path):
     payload = bytes(10000)
     app1 = b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
     (tmp_path / "exif.jpg").write_bytes(data[:2] + app1 + data[2:])
-    assert read_image_header(tmp_path / "exif.jpg") == (30, 20, 3)
+    assert read_image_header(tmp_path / "exif.jpg") == (30, 20, 3, 1)
+
+
+def exif_app1(orientation: int, byte_order: str) -> bytes:
+    """An APP1 segment holding a TIFF IFD with one entry, the orientation tag (SHORT)."""
+    order = "little" if byte_order == "II" else "big"
+    entry = (0x0112).to_bytes(2, order) + (3).to_bytes(2, order) + (1).to_bytes(4, order) + \
+        orientation.to_bytes(2, order) + bytes(2)
+    tiff = byte_order.encode() + (42).to_bytes(2, order) + (8).to_bytes(4, order) + (1).to_bytes(2, order) + entry + \
+        bytes(4)
+    payload = b"Exif\0\0" + tiff
+    return b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
+
+
+@pytest.mark.parametrize("byte_order", ["II", "MM"])
+def test_exif_orientation_is_reported_and_images_read_as_stored(tmp_path, byte_order):
+    stored = np.tile(np.arange(30, dtype=np.uint8) * 8, (20, 1))  # 30 wide, 20 high, brighter to the right
+    ok, encoded = cv2.imencode(".jpg", stored, [cv2.IMWRITE_JPEG_QUALITY, 100])
+    data = encoded.tobytes()
+    (tmp_path / "rotated.jpg").write_bytes(data[:2] + exif_app1(6, byte_order) + data[2:])
+    assert cv2.imread(str(tmp_path / "rotated.jpg"), cv2.IMREAD_GRAYSCALE).shape == (30, 20)  # OpenCV would turn it
+    assert read_image_header(tmp_path / "rotated.jpg") == (30, 20, 1, 6)
+    image = read_gray(tmp_path / "rotated.jpg")
+    assert image.shape == (20, 30) and image[:, -1].mean() > image[:, 0].mean() + 100  # as stored
+    records = [{"file_name": "rotated.jpg", "objects": [{"class": "face", "position": [20, 2, 30, 18]}]}]
+    result = validate_records(records, tmp_path)
+    assert result.records[0]["objects"][0]["position"] == [20, 2, 30, 18]  # inside the stored 30x20 image
+    (issue,) = result.issues
+    assert (issue["field"], issue["action"]) == ("file_name", "info") and "EXIF orientation 6" in issue["reason"]
+    item = DetectionDataset(tmp_path, result.records, 32)[0]  # the decoder agrees with the header: no size error
+    assert item[0].shape == (1, 32, 32)
 
 
 @pytest.mark.parametrize("suffix, keep", [(".jpg", 0.6), (".png", 0.6), (".jpg", 0.02)])
@@ -86,7 +118,7 @@ def test_threaded_headers_match_one_by_one_in_order(tmp_path):
     write_image(tmp_path / "a.jpg", 32, 18, 1)
     write_image(tmp_path / "b.png", 20, 10, 3)
     names = ["a.jpg", "b.png", "missing.jpg"] * 900  # several chunks of work
-    expected = [(32, 18, 1), (20, 10, 3), "image file not found"] * 900
+    expected = [(32, 18, 1, 1), (20, 10, 3, 1), "image file not found"] * 900
     assert read_image_headers(tmp_path, names, workers=3) == expected
     assert read_image_headers(tmp_path, names, workers=1) == expected
 
