@@ -17,6 +17,7 @@ import signal
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -78,6 +79,8 @@ class TrainRun:
     train_loader: torch.utils.data.DataLoader
     val_loader: torch.utils.data.DataLoader
     val_records: list[dict]
+    subset_loader: torch.utils.data.DataLoader  # validations before the last (val_subset); val_loader if none
+    subset_records: list[dict]
     accumulate: int  # batches per optimizer step
     batches_per_epoch: int
     warmup: int  # batches of warm-up
@@ -85,6 +88,7 @@ class TrainRun:
     start_epoch: int = 0
     skip_batches: int = 0  # batches of start_epoch already trained (mid-epoch resume)
     best_map75: float = -1.0  # best validation mAP@0.75 so far; -1 before the first validation
+    saved_at: float = dataclasses.field(default_factory=time.time)  # when last.pt was last written
 
     @property
     def last_path(self) -> Path:
@@ -118,10 +122,13 @@ def train(config: TrainConfig, progress: bool = True, loss_factory=YoloLoss) -> 
                         f"resume with resume=True ({run.last_path})")
                 return run_summary(run, stopped=True, epochs_done=epoch, metrics=metrics)
             if process.main:
-                if (epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs:
-                    metrics = evaluate(run.ema.ema, run.val_loader, run.val_records, process.device, config.amp,
+                final = epoch + 1 == config.epochs
+                if final or (epoch + 1) % config.val_every == 0:
+                    loader, records = (run.val_loader, run.val_records) if final else (run.subset_loader,
+                                                                                       run.subset_records)
+                    metrics = evaluate(run.ema.ema, loader, records, process.device, config.amp,
                                        config.channels_last, progress)
-                    row |= metric_columns(metrics)
+                    row |= metric_columns(metrics) | {"val_images": len(records)}
                 end_epoch(run, row)
     barrier(process)
     return run_summary(run, stopped=False, epochs_done=config.epochs, metrics=metrics)
@@ -162,14 +169,21 @@ def build_run(config: TrainConfig, process: Process, loss_factory=YoloLoss, prog
                                                  rank=process.rank, world_size=process.world_size), config.batch)
     pin = process.device.type == "cuda"
     batches_per_epoch = math.ceil(len(sampler.sampler) / config.batch)
+    val_loader = build_loader(val_data, config.batch * 2, config.workers, pin_memory=pin, persistent=False)
+    # evenly spread over the validation set (manifests keep the input order: the first N would be a few drivers)
+    subset = (np.linspace(0, len(val_records) - 1, config.val_subset).round().astype(int).tolist()
+              if 0 < config.val_subset < len(val_records) else list(range(len(val_records))))
+    subset_loader = val_loader if len(subset) == len(val_records) else build_loader(
+        torch.utils.data.Subset(val_data, subset), config.batch * 2, config.workers, pin_memory=pin,
+        persistent=False)
     run = TrainRun(
         config=config, hyp=hyp, process=process, run_dir=run_dir, model=model,
         train_model=wrap_model(model, config, process), model_config=model_config, in_channels=in_channels,
         frozen_prefixes=frozen_prefixes, frozen=frozen, ema=ema, optimizer=optimizer, scaler=scaler,
         loss=loss_factory(model, hyp.to_dict()), train_data=train_data, sampler=sampler,
         train_loader=build_loader(train_data, config.batch, config.workers, sampler=sampler, pin_memory=pin),
-        val_loader=build_loader(val_data, config.batch * 2, config.workers, pin_memory=pin, persistent=False),
-        val_records=val_records, accumulate=accumulate, batches_per_epoch=batches_per_epoch,
+        val_loader=val_loader, val_records=val_records, subset_loader=subset_loader,
+        subset_records=[val_records[i] for i in subset], accumulate=accumulate, batches_per_epoch=batches_per_epoch,
         warmup=warmup_steps(hyp, batches_per_epoch, config.epochs), anchor_report=anchor_report,
     )
     if checkpoint:
@@ -366,13 +380,19 @@ def start_log(run: TrainRun) -> None:
 
 
 def end_epoch(run: TrainRun, row: dict) -> None:
-    """Log the epoch's row (one line in metrics.jsonl, one printed), save last.pt and, when validation
-    improved mAP@0.75, best.pt."""
+    """Log the epoch's row (one line in metrics.jsonl, one printed), save last.pt when it is due
+    (every `checkpoint_every` epochs, after `checkpoint_minutes`, after the last epoch) and, when
+    validation improved mAP@0.75, best.pt."""
+    config, done = run.config, row["epoch"] + 1
     improved = "mAP75" in row and row["mAP75"] > run.best_map75
     run.best_map75 = max(run.best_map75, row.get("mAP75", -1.0))
     RunLog(run.run_dir).append(row)
-    checkpoint = make_checkpoint(run, row["epoch"] + 1, 0)
-    save_checkpoint(checkpoint, run.last_path)
+    due = (done % config.checkpoint_every == 0 or done == config.epochs
+           or 0 < config.checkpoint_minutes * 60 <= time.time() - run.saved_at)
+    checkpoint = make_checkpoint(run, done, 0) if due or improved else None
+    if due:
+        save_checkpoint(checkpoint, run.last_path)
+        run.saved_at = time.time()
     if improved:
         save_checkpoint(checkpoint, run.best_path)
     line = (f"epoch {row['epoch'] + 1}/{run.config.epochs} loss box {row['loss_box']:.4f} obj {row['loss_obj']:.4f} "

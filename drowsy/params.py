@@ -41,11 +41,20 @@ class TrainConfig(Params):
     autoanchor: bool = True  # recompute anchors by k-means when they fit the boxes badly
     val_every: int = 1  # validate every N epochs (and always after the last)
     val_images: int = 0  # validate on the first N val images (0 = all)
+    val_subset: int = 0  # validations before the last use N of those, evenly spread (0: all); the last uses all
+    checkpoint_every: int = 1  # write last.pt every N epochs (and on a stop signal, and after the last epoch)
+    checkpoint_minutes: float = 0.0  # also when this many minutes have passed since the last one (0: off)
     seed: int = 0  # one seed for weights, sampling and augmentation
     deterministic: bool = True  # deterministic kernels (bit-identical on CPU; see README for GPU)
     compile: bool = False  # torch.compile the model (CUDA)
     sync_bn: bool = False  # SyncBatchNorm under DDP
     resume: bool = False  # continue <run_dir>/last.pt if it exists
+
+    def __post_init__(self):
+        if self.checkpoint_every < 1 or min(self.val_subset, self.checkpoint_minutes, self.cache_gb) < 0:
+            raise DrowsyError(f"parameters: checkpoint_every must be >= 1 and val_subset, checkpoint_minutes, cache_gb "
+                              f">= 0, got {self.checkpoint_every}, {self.val_subset}, {self.checkpoint_minutes}, "
+                              f"{self.cache_gb}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -82,6 +82,41 @@ def test_crash_then_resume_equals_uninterrupted(tiny_dataset, reference_run, tmp
     assert epochs_logged == [0, 1, 2]
 
 
+def test_checkpoints_every_n_epochs_and_resume_stays_exact(tiny_dataset, reference_run, tmp_path):
+    def crash():
+        raise RuntimeError("simulated crash")
+
+    # 4 batches per epoch: call 6 is in epoch 2, call 10 in epoch 3; last.pt only after epochs 2 and 3
+    with pytest.raises(RuntimeError):
+        train(tiny_config(tiny_dataset, tmp_path / "a", checkpoint_every=2), progress=False,
+              loss_factory=InterruptAt(6, crash))
+    assert not (tmp_path / "a" / "last.pt").exists()
+    with pytest.raises(RuntimeError):
+        train(tiny_config(tiny_dataset, tmp_path / "b", checkpoint_every=2), progress=False,
+              loss_factory=InterruptAt(10, crash))
+    assert load_checkpoint(tmp_path / "b" / "last.pt")["epoch"] == 2
+    train(tiny_config(tiny_dataset, tmp_path / "b", checkpoint_every=2, resume=True), progress=False)
+    assert_same_weights(final_weights(reference_run[0]), final_weights(tmp_path / "b"))
+    # by time instead: a due time already passed at every epoch's end
+    with pytest.raises(RuntimeError):
+        train(tiny_config(tiny_dataset, tmp_path / "c", checkpoint_every=100, checkpoint_minutes=1e-9),
+              progress=False, loss_factory=InterruptAt(6, crash))
+    assert load_checkpoint(tmp_path / "c" / "last.pt")["epoch"] == 1
+
+
+def test_validations_before_the_last_use_the_subset(tiny_dataset, tmp_path):
+    summary = train(tiny_config(tiny_dataset, tmp_path, epochs=2, val_every=1, val_subset=3), progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    val = json.loads((tiny_dataset / "val.json").read_text())["annotations"]
+    assert [row["val_images"] for row in rows] == [3, len(val)] and len(val) > 3
+    assert summary["metrics"]["mAP75"] == rows[-1]["mAP75"]
+
+
+def test_a_bad_checkpoint_cadence_is_one_line(tiny_dataset, tmp_path):
+    with pytest.raises(DrowsyError, match="checkpoint_every must be >= 1"):
+        tiny_config(tiny_dataset, tmp_path, checkpoint_every=0)
+
+
 def test_sigterm_saves_mid_epoch_and_resume_equals_uninterrupted(tiny_dataset, reference_run, tmp_path):
     summary = train(tiny_config(tiny_dataset, tmp_path), progress=False,
                     loss_factory=InterruptAt(4, lambda: signal.raise_signal(signal.SIGTERM)))
