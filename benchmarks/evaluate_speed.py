@@ -20,8 +20,8 @@ WIDTH, HEIGHT = 1280, 720
 MAX_PREDICTIONS = 300  # the recipe's per-image cap after NMS
 
 
-def synthetic_image(rng: np.random.Generator, index: int) -> tuple[dict, dict]:
-    """One ground-truth record and its prediction record."""
+def synthetic_image(rng: np.random.Generator, index: int, predictions: int | None = None) -> tuple[dict, dict]:
+    """One ground-truth record and its prediction record (`predictions` boxes; default: 20-40, 300 in 1 %)."""
     face_x, face_y = rng.uniform(300, 900), rng.uniform(100, 400)
     face = np.array([face_x, face_y, face_x + 250, face_y + 300])
     parts = [
@@ -36,6 +36,7 @@ def synthetic_image(rng: np.random.Generator, index: int) -> tuple[dict, dict]:
     boxes = np.stack([b for _, b in parts])
 
     count = MAX_PREDICTIONS if rng.random() < 0.01 else int(rng.integers(20, 41))
+    count = count if predictions is None else predictions
     source = rng.integers(0, len(boxes), count)
     jitter = rng.normal(0, 6, (count, 4))
     predicted = np.clip(boxes[source] + jitter, 0, [WIDTH, HEIGHT, WIDTH, HEIGHT])

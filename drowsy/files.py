@@ -2,6 +2,7 @@
 grayscale images, and folders of images. Every module that touches a file goes through here."""
 
 import contextlib
+import errno
 import gc
 import json
 import os
@@ -88,3 +89,13 @@ def list_images(images_dir: str | Path) -> list[Path]:
         raise DrowsyError(f"{folder}: image folder not found")
     return sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
                   key=lambda p: p.name)
+
+
+def link_image(source: Path, target: Path) -> None:
+    """Hard-link `source` to `target`; a symlink where hard links cannot be made (other filesystem)."""
+    try:
+        os.link(source, target)
+    except OSError as err:
+        if err.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+            raise
+        os.symlink(source, target)

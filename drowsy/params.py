@@ -156,6 +156,7 @@ class DietParams(Params):
     seed: int = 0
     group_by: str = "subject"
     export: str = ""
+    resize: int = 0
     out_dir: str = "outputs/demo"
 
     def __post_init__(self):

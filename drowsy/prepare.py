@@ -8,7 +8,6 @@ Nothing is copied or re-encoded (the original copied every image twice).
 """
 
 import dataclasses
-import errno
 import itertools
 import os
 import shutil
@@ -20,10 +19,11 @@ import yaml
 
 from drowsy import CLASS_IDS, CLASSES, aihub, meta
 from drowsy.errors import DrowsyError
-from drowsy.files import gc_paused, write_json
+from drowsy.files import gc_paused, link_image, write_json
 from drowsy.labels import Validation, read_labels, validate_records
 from drowsy.paths import resolve
 from drowsy.progress import progress as progress_bar
+from drowsy.resize import resize_images
 
 EXPORTS = ("yolo", "coco")
 FORMATS = ("auto", "competition", "aihub")
@@ -219,16 +219,6 @@ def yolo_label_lines(record: dict) -> str:
     return "".join(lines)
 
 
-def link_image(source: Path, target: Path) -> None:
-    """Hard-link `source` to `target`; a symlink where hard links cannot be made (other filesystem)."""
-    try:
-        os.link(source, target)
-    except OSError as err:
-        if err.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
-            raise
-        os.symlink(source, target)
-
-
 def export_yolo(out_dir: Path, image_root: Path, splits: dict[str, list[dict]], progress: bool = False) -> Path:
     """`out_dir/yolo/<split>/{images,labels}` (images hard-linked) and `out_dir/yolo/data.yaml`."""
     root = out_dir / "yolo"
@@ -313,6 +303,7 @@ def prepare_dataset(
     raw_format: str = "auto",
     images_dir: str | Path | None = None,
     group_by: str | None = None,
+    resize: int = 0,
 ) -> dict:
     """Validate `raw_dir`, split it, build the diet set, write `out_dir`.
 
@@ -322,7 +313,8 @@ def prepare_dataset(
     Writes `train.json`, `val.json`, `diet.json` (manifests, `image_root` = absolute raw images
     folder) and `report.json`, plus `yolo/` or `coco/` when `export` asks. The diet set comes from
     the train split only, so no validation image leaks into training. `workers` threads read
-    image headers (default 2). Returns the report (see `build_report`).
+    image headers (default 2). `resize` > 0: the manifests point at copies in `out_dir/images` whose long
+    side is at most `resize` (drowsy.resize; one process per CPU). Returns the report (see `build_report`).
     """
     if export not in (None, *EXPORTS):
         raise ValueError(f"export must be one of {EXPORTS} or None, got {export!r}")
@@ -335,7 +327,13 @@ def prepare_dataset(
         raise DrowsyError(f"{out_dir}: output folder must be outside the raw data folder (raw data is read-only)")
     with gc_paused():
         raw = read_raw(raw_dir, raw_format, images_dir, workers, progress)
-        return _prepare(raw, out_dir, val_size, seed, group_by, export, progress)
+        resized = None
+        if resize:
+            records, resized = resize_images(raw.validation.records, raw.image_root, out_dir / "images", resize,
+                                             os.cpu_count() or 1, progress)
+            raw = dataclasses.replace(raw, image_root=out_dir / "images",
+                                      validation=dataclasses.replace(raw.validation, records=records))
+        return _prepare(raw, out_dir, val_size, seed, group_by, export, progress, resized)
 
 
 def detect_format(raw_dir: Path, raw_format: str = "auto", images_dir: Path | None = None) -> str:
@@ -389,9 +387,8 @@ def read_raw(raw_dir: str | Path, raw_format: str = "auto", images_dir: str | Pa
     return RawData("competition", labels_path, image_root, validation, unrecognised)
 
 
-def _prepare(
-    raw: RawData, out_dir: Path, val_size: int, seed: int, group_by: str | None, export: str | None, progress: bool
-) -> dict:
+def _prepare(raw: RawData, out_dir: Path, val_size: int, seed: int, group_by: str | None, export: str | None,
+             progress: bool, resized: dict | None = None) -> dict:
     train, val = split_records(raw.validation.records, val_size, seed, group_by)
     diet, diet_counts = select_diet(train)
     splits = {"train": train, "val": val, "diet": diet}
@@ -407,6 +404,8 @@ def _prepare(
         outputs["coco"] = str(export_coco(out_dir, splits))
     outputs["report"] = str(out_dir / "report.json")
     report = build_report(raw, splits, diet_counts, val_size, seed, group_by, outputs)
+    if resized:
+        report["resize"] = resized  # {"long_side", "resized", "linked"}
     write_json(out_dir / "report.json", report)
     return report
 
@@ -457,6 +456,8 @@ def summarize(report: dict) -> str:
         f"split: {splits['train']['images']} train, {splits['val']['images']} val images; "
         f"diet set: {splits['diet']['images']} images from train",
         *_leakage_lines(report["split"]["leakage"]),
+        *([f"images: {report['resize']['resized']} resized to a long side of {report['resize']['long_side']} px, "
+           f"{report['resize']['linked']} hard-linked as they were"] if "resize" in report else []),
         *(f"{name}: {path}" for name, path in report["outputs"].items()),
     ]
     return "\n".join(lines)

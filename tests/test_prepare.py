@@ -3,6 +3,7 @@
 import errno
 import json
 import os
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -268,3 +269,27 @@ def test_yolo_export_refuses_two_images_sharing_a_label_file(tmp_path):
     raw = make_raw(tmp_path / "raw", [record("a.jpg", "face"), record("a.png", "phone")])
     with pytest.raises(DrowsyError, match="'a.jpg' and 'a.png' would share the YOLO label file a.txt"):
         prepare_dataset(raw, tmp_path / "out", val_size=0, export="yolo", progress=False)
+
+
+def test_resize_copies_large_images_once_and_scales_their_boxes(tmp_path, capsys):
+    raw = tmp_path / "raw"
+    (raw / "images").mkdir(parents=True)
+    cv2.imwrite(str(raw / "images" / "big.jpg"), np.tile(np.arange(320, dtype=np.uint8) // 2, (180, 1)))
+    cv2.imwrite(str(raw / "images" / "small.png"), np.zeros((60, 100), np.uint8))
+    labels = [{"file_name": "big.jpg", "objects": [{"class": "face", "position": [100, 40, 300, 180]}]},
+              {"file_name": "small.png", "objects": [{"class": "phone", "position": [10, 10, 50, 30]}]}]
+    (raw / "labels.json").write_text(json.dumps({"annotations": labels}))
+    assert main(["prepare", str(raw), str(tmp_path / "out"), "--val-size", "0", "--resize", "160"]) == 0
+    assert "images: 1 resized to a long side of 160 px, 1 hard-linked as they were" in capsys.readouterr().out
+    manifest = load_manifest(tmp_path / "out" / "train.json")
+    assert Path(manifest.image_root) == tmp_path / "out" / "images"
+    big, small = sorted(manifest.records, key=lambda r: r["file_name"])
+    assert (big["width"], big["height"]) == (160, 90) and big["objects"][0]["position"] == [50, 20, 150, 90]
+    assert cv2.imread(str(tmp_path / "out" / "images" / "big.jpg"), cv2.IMREAD_UNCHANGED).shape == (90, 160)
+    assert small == {**small, "width": 100, "height": 60, "objects": [{"class": "phone", "position": [10, 10, 50, 30]}]}
+    assert os.path.samefile(tmp_path / "out" / "images" / "small.png", raw / "images" / "small.png")
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["resize"] == {"long_side": 160, "resized": 1, "linked": 1}
+    with pytest.raises(SystemExit, match="2"):  # below 32 px: refused by the argument parser
+        main(["prepare", str(raw), str(tmp_path / "again"), "--resize", "8"])
+    assert "--resize: must be an integer >= 32, got '8'" in capsys.readouterr().err

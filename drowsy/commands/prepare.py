@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--group-by", metavar="KEY", help="keep whole groups of this meta key (subject, scenario) "
                         "on one side of the split, so no driver is in both (default: random images)")
     parser.add_argument("--export", choices=("yolo", "coco"), help="also write YOLO txt labels or COCO json files")
+    parser.add_argument("--resize", type=lambda t: _count(t, 32), default=0, metavar="PX",
+                        help="copy the images once into OUT/images with this long side (larger ones resized, the "
+                        "others hard-linked) and point the manifests there: large sources decode faster in training")
     parser.add_argument(
         "--workers", type=lambda t: _count(t, 1), default=None,
         help="threads reading image headers (default 2; more help on a cold disk)",
@@ -41,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     report = prepare_dataset(
         args.raw, args.out, val_size=args.val_size, seed=args.seed, export=args.export, workers=args.workers,
-        raw_format=args.raw_format, images_dir=args.images, group_by=args.group_by,
+        raw_format=args.raw_format, images_dir=args.images, group_by=args.group_by, resize=args.resize,
     )
     print(summarize(report))
     return 0
