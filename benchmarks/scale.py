@@ -175,9 +175,12 @@ def print_extrapolation(runs: list[LoaderRun], scoring: tuple[float, float], val
         hours = (epochs * per_epoch / GPU_TRAIN_RATE / 3600, val_seconds / 3600, saves * checkpoint[0] / 3600)
         print(f"  {stage:<10}{hours[0]:>9.2f}{hours[1]:>8.2f}{hours[2]:>8.3f}{sum(hours):>9.2f}"
               f"{(saves + validations) * checkpoint[1]:>9.1f}")
-    print(f"  notebook 05: {VAL + TEST:,} images x 6 variants at ~{GPU_INFER_RATE:.0f} images/s (TTA x3): "
-          f"~{(VAL + TEST) * 9 / GPU_INFER_RATE / 3600:.1f} h; disk: written per stage = checkpoints (last.pt "
-          f"rewritten, best.pt at most once per validation), counted above as writes")
+    # forward passes per image: the six variants 1 + 3 + 1 + 3 + 6 + 6 (TTA: 3 views; ensemble: 2 models);
+    # the submission (the recipe's ensemble + TTA) 6
+    ablation, submission = FULL["ablation_images"] * 20, TEST * 6
+    print(f"  notebook 05: ablation on {FULL['ablation_images']:,} val images x 20 forward passes, submission on "
+          f"{TEST:,} test images x 6, at ~{GPU_INFER_RATE:.0f} images/s: ~{(ablation + submission) / GPU_INFER_RATE / 3600:.2f} h"
+          "; disk: checkpoint writes above (last.pt rewritten in place, best.pt at most once per validation)")
 
 
 def main() -> None:

@@ -17,7 +17,6 @@ import signal
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -29,7 +28,7 @@ from drowsy.device import autocast, needs_grad_scaler, reuse_freed_memory, seed_
 from drowsy.distributed import Process, barrier, setup_process
 from drowsy.errors import DrowsyError
 from drowsy.geometry import Letterbox
-from drowsy.labels import load_manifest
+from drowsy.labels import load_manifest, spread
 from drowsy.loss import YoloLoss
 from drowsy.metrics import evaluate_detections
 from drowsy.models import build_model
@@ -170,9 +169,7 @@ def build_run(config: TrainConfig, process: Process, loss_factory=YoloLoss, prog
     pin = process.device.type == "cuda"
     batches_per_epoch = math.ceil(len(sampler.sampler) / config.batch)
     val_loader = build_loader(val_data, config.batch * 2, config.workers, pin_memory=pin, persistent=False)
-    # evenly spread over the validation set (manifests keep the input order: the first N would be a few drivers)
-    subset = (np.linspace(0, len(val_records) - 1, config.val_subset).round().astype(int).tolist()
-              if 0 < config.val_subset < len(val_records) else list(range(len(val_records))))
+    subset = spread(len(val_records), config.val_subset)
     subset_loader = val_loader if len(subset) == len(val_records) else build_loader(
         torch.utils.data.Subset(val_data, subset), config.batch * 2, config.workers, pin_memory=pin,
         persistent=False)

@@ -97,6 +97,16 @@ def _annotations(document, path: Path) -> list:
     return annotations
 
 
+def spread(total: int, count: int) -> list[int]:
+    """`count` indices of 0..total-1 spread evenly, first and last included; all of them when `count` is 0
+    or not smaller than `total` (a subset of a manifest, whose order groups drivers, that still covers them)."""
+    if not 0 < count < total:
+        return list(range(total))
+    if count == 1:
+        return [0]
+    return [round(i * (total - 1) / (count - 1)) for i in range(count)]
+
+
 # ---------------------------------------------------------------------------------------------
 # Image headers
 

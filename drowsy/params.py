@@ -249,6 +249,7 @@ class EnsembleParams(Params):
     device: str = "auto"
     amp: bool = True
     val_images: int = 0
+    ablation_images: int = 0
     samples: int = 6
     submission_variant: str = RECIPE_VARIANT
     slice_by: str = "lighting,behaviour,glasses,mask,cap"
@@ -275,6 +276,8 @@ class DriverMonitorParams(Params):
     monitor_img_size: int = 416
     monitor_config: str = "data/monitor.yaml"
     backend: str = "torch"
+    device: str = "auto"
+    calibration_images: int = 0
 
     def __post_init__(self):
         if self.backend not in ("torch", "onnx"):

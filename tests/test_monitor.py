@@ -140,6 +140,11 @@ def test_calibration_turns_a_biased_detector_into_right_states(tmp_path, monkeyp
         (pytest.approx(14.5 / FPS), pytest.approx(59.5 / FPS))]
     with pytest.raises(DrowsyError, match="img_size': calibrated at 64 pixels, the monitor runs at 416"):
         load_offsets(path, img_size=416)
+    seen = []  # a capped calibration runs the detector on that many images, spread over the split
+    monkeypatch.setattr(drowsy.monitor.calibration, "detect_frames",
+                        lambda detector, frames, *args: seen.extend(frames) or [biased(False) for _ in frames])
+    capped = calibrate(None, manifest, MonitorConfig(), img_size=64, batch=7, progress=False, images=9)
+    assert len(seen) == 9 and capped["signals"]["eyes_closed"]["images"] <= 9
 
 
 def test_blink_versus_microsleep():

@@ -28,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                   "prepare (e.g. data/prepared/demo/val.json), write OUT/calibration.json, use it")
     calibration.add_argument("--calibration", metavar="JSON",
                              help="use a calibration.json written by an earlier --calibrate at the same --img")
+    parser.add_argument("--calibrate-images", type=int, default=0, metavar="N",
+                        help="with --calibrate: N images of the split, spread evenly over it (default 0: all)")
     parser.add_argument("--batch", type=_positive_int, default=4, help="frames per detector call (default 4)")
     parser.add_argument("--threads", type=_positive_int, default=1,
                         help="PyTorch compute threads (default 1: decoding gets the other core, and one thread "
@@ -67,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     if args.weights is not None:
         detector = build_detector(args.weights, "onnx" if args.onnx else "torch", args.img, export_dir=args.out)
     if args.calibrate:
-        calibration = calibrate(detector, args.calibrate, config, args.img, progress=not args.quiet)
+        calibration = calibrate(detector, args.calibrate, config, args.img, progress=not args.quiet,
+                                images=args.calibrate_images)
         _print_calibration(calibration, write_calibration(calibration, resolve(args.out) / "calibration.json"))
         offsets = calibration_offsets(calibration)
     elif args.calibration:

@@ -56,8 +56,9 @@ def fit_offset(logits: np.ndarray, positive: np.ndarray) -> tuple[float, float]:
 
 
 def calibrate(detector, split: str | Path, config: MonitorConfig | None = None, img_size: int = 416,
-              iou: float = 0.7, batch: int = 8, progress: bool = True) -> dict:
-    """Fit each signal's log-odds offset (see `frame_scores`) on a labelled split of `drowsy prepare`.
+              iou: float = 0.7, batch: int = 8, progress: bool = True, images: int = 0) -> dict:
+    """Fit each signal's log-odds offset (see `frame_scores`) on a labelled split of `drowsy prepare`
+    (`images` of its records spread evenly over it, or all of them when 0).
 
     A detector's class scores are not a calibrated vote between classes: trained on the natural class
     balance, a 20-epoch demo model gave a closed eye eye_closed ~0.2 and eye_opened ~0.5, so c / (c + o)
@@ -69,12 +70,12 @@ def calibrate(detector, split: str | Path, config: MonitorConfig | None = None, 
     and the score are known, their raw log-odds and true states (for `plot_calibration`); a signal with
     one state only in the split keeps offset 0 ("fitted": false).
     """
-    from drowsy.labels import load_manifest
+    from drowsy.labels import load_manifest, spread
 
     config = config or MonitorConfig()
     manifest = load_manifest(split)
     samples = {signal: ([], []) for signal in SIGNALS}  # per signal: raw logits, true states
-    records = manifest.records
+    records = [manifest.records[i] for i in spread(len(manifest.records), images)]
     with progress_bar(desc="calibrate", total=len(records), unit="img", enabled=progress) as bar:
         for start in range(0, len(records), batch):
             chunk = records[start:start + batch]

@@ -35,11 +35,12 @@ def detect_frames(detector, frames: list[np.ndarray], img_size: int, conf: float
 
 
 def build_detector(weights: str | Path, backend: str = "torch", img_size: int = 416,
-                   export_dir: str | Path | None = None):
-    """A `drowsy.predict.Detector` for the monitor on the CPU.
+                   export_dir: str | Path | None = None, device: str = "cpu"):
+    """A `drowsy.predict.Detector` for the monitor, on the CPU unless `device` says otherwise.
 
-    backend "torch": the checkpoint with bf16 autocast; "onnx": ONNX Runtime, on the .onnx given, or on
-    an export of the checkpoint to `export_dir` (default: next to it) with dynamic batch and size.
+    backend "torch": the checkpoint with autocast (bf16 on the CPU) on `device` (e.g. the training GPU,
+    to calibrate on many images fast); "onnx": ONNX Runtime on the CPU, on the .onnx given, or on an
+    export of the checkpoint to `export_dir` (default: next to it) with dynamic batch and size.
     """
     from drowsy.predict import Detector
 
@@ -47,7 +48,7 @@ def build_detector(weights: str | Path, backend: str = "torch", img_size: int = 
     if backend not in ("torch", "onnx"):
         raise DrowsyError(f"monitor: field 'backend': must be 'torch' or 'onnx', got {backend!r}")
     if backend == "torch" or weights.suffix.lower() == ".onnx":
-        return Detector(weights, device="cpu", amp=backend == "torch")
+        return Detector(weights, device=device if backend == "torch" else "cpu", amp=backend == "torch")
     from drowsy.export import export_onnx
 
     if not weights.is_file():

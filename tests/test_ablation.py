@@ -1,0 +1,35 @@
+"""Notebook 05's ablation: images streamed in chunks give the same table and predictions as one pass."""
+
+import pytest
+
+from drowsy import ablation
+from drowsy.engine import train
+from drowsy.labels import load_manifest, spread
+from drowsy.params import EnsembleParams, TrainConfig
+
+
+@pytest.fixture(scope="module")
+def weights(tiny_dataset, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("ablation_model")
+    train(TrainConfig(train_manifest=str(tiny_dataset / "train.json"), val_manifest=str(tiny_dataset / "val.json"),
+                      run_dir=str(run_dir), model="yolov5n", img_size=96, batch=4, nominal_batch=8, epochs=2,
+                      epoch_parts=1, device="cpu", workers=0, cache=False, seed=1), progress=False)
+    return {"baseline": run_dir / "best.pt", "finetune": run_dir / "last.pt"}
+
+
+def test_chunked_ablation_equals_one_pass(tiny_dataset, weights, monkeypatch):
+    val = load_manifest(tiny_dataset / "val.json")
+    params = EnsembleParams(predict_img_size=128, device="cpu", amp=False, batch=2, conf=0.001)
+    options = {name: o for name, o in ablation.variants(weights).items() if name in ("fine-tuned", "ensemble + TTA, WBF")}
+    whole = ablation.run_ablation(options, val.image_root, val.records, params, progress=False)
+    monkeypatch.setattr(ablation, "ABLATION_CHUNK", 3)  # 8 val images: chunks of 3, 3 and 2
+    chunked = ablation.run_ablation(options, val.image_root, val.records, params, progress=False)
+    assert whole[1] == chunked[1] == whole[0]["mAP@0.75"].idxmax()
+    assert whole[2] == chunked[2] and len(whole[2]) == len(val.records)
+    columns = [c for c in whole[0].columns if c != "ms/image"]
+    assert whole[0][columns].equals(chunked[0][columns])
+
+
+def test_spread_covers_the_whole_list():
+    assert spread(10, 3) == [0, 4, 9] and spread(10, 10) == spread(10, 0) == list(range(10))
+    assert ablation.ablation_records(list("abcdef"), 2) == ["a", "f"]
