@@ -13,6 +13,7 @@ any point and resumed from `last.pt` ends with the same weights as an uninterrup
 import contextlib
 import dataclasses
 import math
+import os
 import signal
 import time
 from pathlib import Path
@@ -200,7 +201,9 @@ def build_datasets(config: TrainConfig, hyp: Hyp, in_channels: int) -> tuple[Det
     val_data = DetectionDataset(val_set.image_root, val_records, config.img_size, augment=False,
                                 in_channels=in_channels, seed=config.seed)
     if config.cache:  # decoded once here into shared memory, which the loader workers map
-        cache_if_it_fits([train_data, val_data], config.cache_gb)
+        # under torchrun every rank of a node makes its own cache: they share the node's budget
+        ranks_here = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        cache_if_it_fits([train_data, val_data], config.cache_gb / ranks_here)
     return train_data, val_data, val_records
 
 
