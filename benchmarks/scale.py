@@ -16,6 +16,7 @@ import os
 import pickle
 import resource
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from drowsy.checkpoint import save_checkpoint
 from drowsy.config import load_yaml
 from drowsy.dataset import DetectionDataset, EpochPartsSampler, build_loader, cache_if_it_fits
 from drowsy.labels import load_manifest
-from drowsy.metrics import evaluate_detections
+from drowsy.metrics import evaluate_arrays
 from drowsy.models import build_model
 from drowsy.paths import DATA_DIR
 from drowsy.prepare import prepare_dataset
@@ -89,14 +90,29 @@ def loader_run(name: str, root: Path, records: list[dict], workers: int, cache: 
 
 
 def scoring_run(val_images: int) -> tuple[float, float]:
-    """Seconds and peak-RSS GB added by scoring `val_images` images x 300 predictions (post-processed records)."""
+    """Seconds and peak-RSS GB added by scoring `val_images` images x 300 predictions as validation does
+    (arrays per image, `evaluate_arrays`)."""
     rng = np.random.default_rng(0)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     truth, predictions = zip(*(synthetic_image(rng, i, predictions=300) for i in range(val_images)))
+    names = [p["file_name"] for p in predictions]
+    arrays = [np.array([[*o["position"], o["confidence_score"], CLASSES.index(o["class"])] for o in p["objects"]],
+                       np.float32) for p in predictions]
+    del predictions
+    base = memory.process_pss(os.getpid())
+    peak, done = [base], threading.Event()
+
+    def sample() -> None:  # the process's PSS every 20 ms while it scores
+        while not done.wait(0.02):
+            peak[0] = max(peak[0], memory.process_pss(os.getpid()))
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
     start = time.perf_counter()
-    evaluate_detections(list(truth), list(predictions))
+    evaluate_arrays(list(truth), names, arrays)
     seconds = time.perf_counter() - start
-    return seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20 - before
+    done.set()
+    sampler.join()
+    return seconds, (peak[0] - base) / 2**30
 
 
 def checkpoint_run(folder: Path) -> tuple[float, float]:
@@ -207,8 +223,8 @@ def main() -> None:
                 print(f"{name:<19}{workers:>8}{'yes' if cache else 'no':>7}{run.startup_s:>11.1f}"
                       f"{run.images_per_s:>10.1f}{run.tree_gb:>12.2f}", flush=True)
         scoring = scoring_run(args.val_images)
-        print(f"validation scoring: {args.val_images:,} images x 300 predictions in {scoring[0]:.1f} s, "
-              f"+{scoring[1]:.2f} GB peak RSS")
+        print(f"validation scoring (arrays, as the engine does): {args.val_images:,} images x 300 predictions in "
+              f"{scoring[0]:.1f} s, +{scoring[1]:.2f} GB peak PSS (sampled every 20 ms)")
         checkpoint = checkpoint_run(folder)
         print(f"checkpoint (yolov5l6 model + EMA + momentum): {checkpoint[1]:.2f} GB in {checkpoint[0]:.1f} s")
         per_record = record_bytes(next(iter(sources.values()))[1])

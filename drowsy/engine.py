@@ -31,7 +31,7 @@ from drowsy.errors import DrowsyError
 from drowsy.geometry import Letterbox
 from drowsy.labels import load_manifest, spread
 from drowsy.loss import YoloLoss
-from drowsy.metrics import evaluate_detections
+from drowsy.metrics import evaluate_arrays
 from drowsy.models import build_model
 from drowsy.optim import (
     ModelEMA,
@@ -44,7 +44,7 @@ from drowsy.optim import (
 )
 from drowsy.params import Hyp, TrainConfig
 from drowsy.paths import require, resolve
-from drowsy.postprocess import decode, to_detections, to_records
+from drowsy.postprocess import decode, to_detections
 from drowsy.progress import log
 from drowsy.progress import progress as progress_bar
 from drowsy.runlog import RunLog, code_version
@@ -326,7 +326,7 @@ def evaluate(model: nn.Module, loader, records: list[dict], device: torch.device
     drowsy.metrics.evaluate_detections' dict (mAP50, mAP75, mAP50_95, per_class, ...)."""
     model.eval()
     plain = unwrap(model)
-    predictions = []
+    names, detections = [], []
     for images, _, metas in progress_bar(loader, desc="validate", enabled=progress, leave=False):
         images = images.to(device, non_blocking=True).float().div_(255)
         if channels_last:
@@ -335,10 +335,10 @@ def evaluate(model: nn.Module, loader, records: list[dict], device: torch.device
             logits = model(images)
         decoded = decode([level.float() for level in logits], plain.anchors, plain.strides)
         geometries = [Letterbox(meta["ratio"], meta["pad"]) for meta in metas]
-        detections = to_detections([(decoded, geometries)], [meta["original_hw"] for meta in metas],
-                                   conf=VAL_CONF, iou=VAL_IOU, max_det=VAL_MAX_DET)
-        predictions += to_records([meta["file_name"] for meta in metas], detections)
-    return evaluate_detections(records, predictions)
+        detections += [d.cpu() for d in to_detections([(decoded, geometries)], [meta["original_hw"] for meta in metas],
+                                                       conf=VAL_CONF, iou=VAL_IOU, max_det=VAL_MAX_DET)]
+        names += [meta["file_name"] for meta in metas]
+    return evaluate_arrays(records, names, detections)  # as to_records would round them, without a dict per box
 
 
 def metric_columns(metrics: dict) -> dict:

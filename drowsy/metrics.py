@@ -74,7 +74,35 @@ def evaluate_detections(
     Raises ValueError for predictions of images missing from the ground truth, a file name listed
     twice, an unknown class name, a position that is not 4 numbers and a ground truth without objects.
     """
-    run = _run_cocoeval(ground_truth, predictions, classes, max_dets)
+    return _summary(_run_cocoeval(ground_truth, predictions, classes, max_dets), classes, len(ground_truth),
+                    sum(len(r["objects"]) for r in predictions))
+
+
+def evaluate_arrays(ground_truth: list[dict], file_names: list[str], detections: list, classes=CLASSES,
+                    max_dets: int = 100) -> dict:
+    """`evaluate_detections` of predictions given as arrays, as validation makes them: per image of
+    `file_names` one [n, 6] float32 array or tensor (x1, y1, x2, y2 pixels, score, class id), rounded
+    like a submission (0.1 px, 4 decimals), so the result is the same to the bit as scoring
+    `drowsy.postprocess.to_records` of them, without a dict per box (20,000 images x 300 boxes)."""
+    image_index = {r["file_name"]: i for i, r in enumerate(ground_truth)}
+    _reject_repeated_names(ground_truth, image_index)
+    _reject_repeated_names([{"file_name": n} for n in file_names], set(file_names))
+    unknown = [n for n in file_names if n not in image_index]
+    if unknown:
+        raise ValueError(f"{len(unknown)} predicted image(s) not in the ground truth: {', '.join(unknown[:_SHOWN_NAMES])}")
+    rows = [np.asarray(d, dtype=np.float32).reshape(-1, 6) for d in detections]
+    flat = np.concatenate(rows) if rows else np.zeros((0, 6), np.float32)
+    # float32 times 10 or 10^4 is exact in float64, so rint rounds as Python's round() does in to_records
+    values = flat.astype(np.float64)
+    predicted = _Boxes(np.repeat([image_index[n] for n in file_names], [len(r) for r in rows]).astype(np.int64),
+                       values[:, 5].astype(np.int64), np.round(values[:, :4], 1), np.round(values[:, 4], 4))
+    truth = _flatten(ground_truth, image_index, {name: k for k, name in enumerate(classes)}, scored=False)
+    return _summary(_score(truth, predicted, len(ground_truth), classes, max_dets), classes, len(ground_truth),
+                    len(predicted))
+
+
+def _summary(run: "_CocoRun", classes, images: int, predictions: int) -> dict:
+    """evaluate_detections' dict from a COCOeval run."""
     per_iou = run.precision.mean(axis=1)  # [T, K]: AP per IoU threshold and class
     present = per_iou[0] > -1
     if not present.any():
@@ -91,8 +119,8 @@ def evaluate_detections(
             for k, name in enumerate(classes)
             if present[k]
         },
-        "images": len(ground_truth),
-        "predictions": sum(len(r["objects"]) for r in predictions),
+        "images": images,
+        "predictions": predictions,
     }
 
 
@@ -237,17 +265,22 @@ class _GivenIoUEval(COCOeval_faster):
 
 
 def _run_cocoeval(ground_truth: list[dict], predictions: list[dict], classes, max_dets: int) -> _CocoRun:
+    truth, predicted = _flatten_pair(ground_truth, predictions, classes)
+    return _score(truth, predicted, len(ground_truth), classes, max_dets)
+
+
+def _score(truth: _Boxes, predicted: _Boxes, num_images: int, classes, max_dets: int) -> _CocoRun:
+    """COCOeval of flattened boxes (`_flatten`) of `num_images` ground-truth images."""
     if max_dets < 1:
         raise ValueError(f"max_dets must be >= 1, got {max_dets}")
     num_classes = len(classes)
-    truth, predicted = _flatten_pair(ground_truth, predictions, classes)
     truth = truth.select(np.lexsort((truth.class_id, truth.image)))
     # Sorted by (image, class, descending score), stably, the predictions are in the order
     # COCOeval ranks them, so IoU rows line up; only the `max_dets` best of an image and class count.
     predicted = predicted.select(np.lexsort((-predicted.score, _group(predicted, num_classes))))
     predicted = predicted.select(_rank_in_run(_group(predicted, num_classes)) < max_dets)
     with gc_paused():  # millions of small objects would set off full collections again and again
-        images = [{"id": i + 1} for i in range(len(ground_truth))]
+        images = [{"id": i + 1} for i in range(num_images)]
         categories = [{"id": k + 1, "name": name} for k, name in enumerate(classes)]
         evaluator = _GivenIoUEval(
             COCO({"images": images, "categories": categories, "annotations": _coco_annotations(truth, False)}),

@@ -6,10 +6,13 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from drowsy import CLASSES
 from drowsy.cli import main
-from drowsy.metrics import confusion_matrix, evaluate_detections, plot_confusion_matrix, plot_pr_curves, pr_curves
+from drowsy.metrics import (confusion_matrix, evaluate_arrays, evaluate_detections, plot_confusion_matrix, plot_pr_curves,
+                            pr_curves)
+from drowsy.postprocess import to_records
 
 pycocotools_coco = pytest.importorskip("pycocotools.coco")
 pycocotools_eval = pytest.importorskip("pycocotools.cocoeval")
@@ -313,3 +316,28 @@ def test_cli_unreadable_labels_exit_2(tmp_path, capsys):
     submission = write_labels(tmp_path / "submission.json", [])
     assert main(["evaluate", "--labels", str(tmp_path / "labels.json"), "--predictions", submission]) == 2
     assert "labels.json: not valid JSON" in capsys.readouterr().err
+
+
+def test_arrays_score_exactly_as_their_submission_records():
+    rng = np.random.default_rng(7)
+    truth, names, detections = [], [], []
+    for i in range(60):
+        name = f"image_{i}.jpg"
+        corner = rng.uniform(0, 300, (5, 2))
+        boxes = np.column_stack([corner, corner + rng.uniform(10, 50, (5, 2))]).round(1)
+        truth.append({"file_name": name, "objects": [{"class": CLASSES[k % 7], "position": b.tolist()}
+                                                      for k, b in enumerate(boxes)]})
+        n = int(rng.integers(0, 40))
+        xy = rng.uniform(0, 300, (n, 2))
+        rows = np.column_stack([xy, xy + rng.uniform(5, 40, (n, 2)), rng.uniform(0, 1, n), rng.integers(0, 7, n)])
+        detections.append(torch.from_numpy(rows.astype(np.float32)))
+        names.append(name)
+    assert evaluate_arrays(truth, names, detections) == evaluate_detections(truth, to_records(names, detections))
+    # rounded like a submission: 0.123441 and 0.123449 both score 0.1234, so the hit listed first ranks first
+    face = [[10, 10, 50, 60, 0.123441, CLASSES.index("face")], [200, 200, 240, 250, 0.123449, CLASSES.index("face")]]
+    one = [{"file_name": "a.jpg", "objects": [{"class": "face", "position": [10, 10, 50, 60]}]}]
+    tied = [torch.tensor(face, dtype=torch.float32)]
+    assert evaluate_arrays(one, ["a.jpg"], tied) == evaluate_detections(one, to_records(["a.jpg"], tied))
+    assert evaluate_arrays(one, ["a.jpg"], tied)["mAP75"] == 1.0
+    with pytest.raises(ValueError, match="not in the ground truth: elsewhere.jpg"):
+        evaluate_arrays(truth, ["elsewhere.jpg"], [detections[0]])
