@@ -8,7 +8,6 @@ everywhere in drowsy) and written grayscale, which is how training reads it anyw
 """
 
 import multiprocessing
-import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
