@@ -17,7 +17,7 @@ import seaborn as sns
 from drowsy import CLASSES
 from drowsy.figures import draw_record
 from drowsy.files import read_gray, write_json
-from drowsy.labels import read_labels, spread
+from drowsy.labels import read_labels
 from drowsy.meta import english_name
 from drowsy.metrics import evaluate_detections
 from drowsy.params import EnsembleParams
@@ -95,12 +95,6 @@ def run_ablation(variant_options: dict[str, dict], image_root: Path, records: li
             print(f"{variant:<22} mAP@0.75 {scores['mAP75']:.4f}  mAP@0.5 {scores['mAP50']:.4f}  "
                   f"{rows[variant]['ms/image']:.1f} ms/image")
     return pd.DataFrame(rows).T, best, kept
-
-
-def ablation_records(records: list[dict], count: int) -> list[dict]:
-    """`count` of the records spread evenly over them (manifests group drivers: not the first `count`);
-    all of them when `count` is 0 or not smaller."""
-    return [records[i] for i in spread(len(records), count)]
 
 
 def plot_ablation(table: pd.DataFrame):

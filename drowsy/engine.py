@@ -170,7 +170,7 @@ def build_run(config: TrainConfig, process: Process, loss_factory=YoloLoss, prog
     pin = process.device.type == "cuda"
     batches_per_epoch = math.ceil(len(sampler.sampler) / config.batch)
     val_loader = build_loader(val_data, config.batch * 2, config.workers, pin_memory=pin, persistent=False)
-    subset = spread(len(val_records), config.val_subset)
+    subset = spread(range(len(val_records)), config.val_subset)
     subset_loader = val_loader if len(subset) == len(val_records) else build_loader(
         torch.utils.data.Subset(val_data, subset), config.batch * 2, config.workers, pin_memory=pin,
         persistent=False)

@@ -13,6 +13,7 @@ record that was touched and counts that add up.
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from math import isfinite
 from pathlib import Path
 
@@ -97,14 +98,15 @@ def _annotations(document, path: Path) -> list:
     return annotations
 
 
-def spread(total: int, count: int) -> list[int]:
-    """`count` indices of 0..total-1 spread evenly, first and last included; all of them when `count` is 0
-    or not smaller than `total` (a subset of a manifest, whose order groups drivers, that still covers them)."""
+def spread(items: Sequence, count: int) -> list:
+    """`count` of `items` spread evenly over them, first and last included; all of them when `count` is 0
+    or not smaller (a subset of a manifest, whose order groups drivers, that still covers them)."""
+    total = len(items)
     if not 0 < count < total:
-        return list(range(total))
+        return list(items)
     if count == 1:
-        return [0]
-    return [round(i * (total - 1) / (count - 1)) for i in range(count)]
+        return [items[0]]
+    return [items[round(i * (total - 1) / (count - 1))] for i in range(count)]
 
 
 # ---------------------------------------------------------------------------------------------

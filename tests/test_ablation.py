@@ -31,5 +31,5 @@ def test_chunked_ablation_equals_one_pass(tiny_dataset, weights, monkeypatch):
 
 
 def test_spread_covers_the_whole_list():
-    assert spread(10, 3) == [0, 4, 9] and spread(10, 10) == spread(10, 0) == list(range(10))
-    assert ablation.ablation_records(list("abcdef"), 2) == ["a", "f"]
+    assert spread(range(10), 3) == [0, 4, 9] and spread(range(10), 10) == spread(range(10), 0) == list(range(10))
+    assert spread(list("abcdef"), 2) == ["a", "f"] and spread(list("abc"), 1) == ["a"]

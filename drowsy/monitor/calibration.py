@@ -75,7 +75,7 @@ def calibrate(detector, split: str | Path, config: MonitorConfig | None = None, 
     config = config or MonitorConfig()
     manifest = load_manifest(split)
     samples = {signal: ([], []) for signal in SIGNALS}  # per signal: raw logits, true states
-    records = [manifest.records[i] for i in spread(len(manifest.records), images)]
+    records = spread(manifest.records, images)
     with progress_bar(desc="calibrate", total=len(records), unit="img", enabled=progress) as bar:
         for start in range(0, len(records), batch):
             chunk = records[start:start + batch]
