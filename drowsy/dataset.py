@@ -55,7 +55,7 @@ class ImageCache:
     number of workers; its pages count once in the tree's PSS.
     """
 
-    def __init__(self, shapes: np.ndarray):
+    def __init__(self, shapes: list[tuple[int, int]]):
         self.shapes = np.asarray(shapes, np.int64).reshape(-1, 2)  # [n, 2] (h, w)
         self.offsets = np.concatenate([[0], np.cumsum(self.shapes[:, 0] * self.shapes[:, 1])])
         self.buffer = torch.empty(int(self.offsets[-1]), dtype=torch.uint8).share_memory_()
@@ -212,9 +212,13 @@ class DetectionDataset(Dataset):
         """Choose the epoch whose augmentation items get. Call before iterating the loader."""
         self._epoch.fill_(epoch)
 
+    def _cache_shapes(self) -> list[tuple[int, int]]:
+        """(h, w) of every image once resized, from the records' sizes (nothing decoded)."""
+        return [resized_hw(hw, self.img_size) for hw in self.original_hw.tolist()]
+
     def cache_bytes(self) -> int:
-        """Bytes `cache_images` will take, from the records' sizes (nothing decoded)."""
-        return int(sum(h * w for h, w in (resized_hw(hw, self.img_size) for hw in self.original_hw.tolist())))
+        """Bytes `cache_images` will take."""
+        return sum(h * w for h, w in self._cache_shapes())
 
     def cache_images(self, progress: bool = True) -> float:
         """Decode and resize (long side = img_size) every image into an `ImageCache`. Returns its size in MB.
@@ -222,7 +226,7 @@ class DetectionDataset(Dataset):
         Call in the main process before the loader starts its workers: they then map the same shared
         memory (the cache costs its size once, whatever the number of workers).
         """
-        cache = ImageCache([resized_hw(hw, self.img_size) for hw in self.original_hw.tolist()] or np.zeros((0, 2)))
+        cache = ImageCache(self._cache_shapes())
 
         def fill(index: int) -> None:
             cache.slot(index)[:] = self._decode_resized(index)
