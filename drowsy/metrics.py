@@ -84,12 +84,7 @@ def evaluate_arrays(ground_truth: list[dict], file_names: list[str], detections:
     `file_names` one [n, 6] float32 array or tensor (x1, y1, x2, y2 pixels, score, class id), rounded
     like a submission (0.1 px, 4 decimals), so the result is the same to the bit as scoring
     `drowsy.postprocess.to_records` of them, without a dict per box (20,000 images x 300 boxes)."""
-    image_index = {r["file_name"]: i for i, r in enumerate(ground_truth)}
-    _reject_repeated_names(ground_truth, image_index)
-    _reject_repeated_names([{"file_name": n} for n in file_names], set(file_names))
-    unknown = [n for n in file_names if n not in image_index]
-    if unknown:
-        raise ValueError(f"{len(unknown)} predicted image(s) not in the ground truth: {', '.join(unknown[:_SHOWN_NAMES])}")
+    image_index = _image_index(ground_truth, file_names)
     rows = [np.asarray(d, dtype=np.float32).reshape(-1, 6) for d in detections]
     flat = np.concatenate(rows) if rows else np.zeros((0, 6), np.float32)
     # float32 times 10 or 10^4 is exact in float64, so rint rounds as Python's round() does in to_records
@@ -206,14 +201,7 @@ def plot_confusion_matrix(matrix: np.ndarray, classes=CLASSES, ax=None):
 
 
 def _flatten_pair(ground_truth: list[dict], predictions: list[dict], classes) -> tuple[_Boxes, _Boxes]:
-    image_index = {r["file_name"]: i for i, r in enumerate(ground_truth)}
-    _reject_repeated_names(ground_truth, image_index)
-    _reject_repeated_names(predictions, {r["file_name"] for r in predictions})
-    unknown = [r["file_name"] for r in predictions if r["file_name"] not in image_index]
-    if unknown:
-        raise ValueError(
-            f"{len(unknown)} predicted image(s) not in the ground truth: {', '.join(unknown[:_SHOWN_NAMES])}"
-        )
+    image_index = _image_index(ground_truth, [r["file_name"] for r in predictions])
     class_index = {name: k for k, name in enumerate(classes)}
     return (
         _flatten(ground_truth, image_index, class_index, scored=False),
@@ -221,14 +209,28 @@ def _flatten_pair(ground_truth: list[dict], predictions: list[dict], classes) ->
     )
 
 
-def _reject_repeated_names(records: list[dict], distinct_names) -> None:
-    if len(distinct_names) == len(records):
+def _image_index(ground_truth: list[dict], predicted_names: list[str]) -> dict[str, int]:
+    """file name -> index of its ground-truth record; ValueError for a name listed twice on either side
+    or a predicted image the ground truth does not have."""
+    image_index = {r["file_name"]: i for i, r in enumerate(ground_truth)}
+    _reject_repeated_names([r["file_name"] for r in ground_truth], image_index)
+    _reject_repeated_names(predicted_names, set(predicted_names))
+    unknown = [name for name in predicted_names if name not in image_index]
+    if unknown:
+        raise ValueError(
+            f"{len(unknown)} predicted image(s) not in the ground truth: {', '.join(unknown[:_SHOWN_NAMES])}"
+        )
+    return image_index
+
+
+def _reject_repeated_names(names: list[str], distinct_names) -> None:
+    if len(distinct_names) == len(names):
         return
     seen, repeated = set(), []
-    for r in records:
-        if r["file_name"] in seen:
-            repeated.append(r["file_name"])
-        seen.add(r["file_name"])
+    for name in names:
+        if name in seen:
+            repeated.append(name)
+        seen.add(name)
     raise ValueError(f"file name(s) listed more than once: {', '.join(repeated[:_SHOWN_NAMES])}")
 
 
