@@ -7,15 +7,14 @@ are hard-linked, not copied; every image is read as stored (an EXIF orientation 
 everywhere in drowsy) and written grayscale, which is how training reads it anyway.
 """
 
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
+import functools
 from pathlib import Path
 
 import cv2
 
 from drowsy.files import link_image, read_gray
 from drowsy.geometry import resize_long_side
-from drowsy.progress import progress as progress_bar
+from drowsy.parallel import map_chunks
 
 JPEG_QUALITY = 95
 _CHUNK = 64  # images per task handed to a worker process
@@ -31,26 +30,18 @@ def resize_images(records: list[dict], image_root: Path, out_root: Path, long_si
     """
     if long_side < 32 or workers < 1:
         raise ValueError(f"long_side must be >= 32 and workers >= 1, got {long_side} and {workers}")
-    tasks = [(str(image_root), str(out_root), long_side, [(r["file_name"], r["width"], r["height"]) for r in
-                                                           records[i : i + _CHUNK]])
+    tasks = [([(r["file_name"], r["width"], r["height"]) for r in records[i : i + _CHUNK]],)
              for i in range(0, len(records), _CHUNK)]
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers > 1 else None
-    sizes = []
-    with progress_bar(total=len(records), desc="resize", unit="img", enabled=progress) as bar:
-        for chunk in (pool.map if pool else map)(_resize_chunk, tasks):
-            sizes += chunk
-            bar.update(len(chunk))
-    if pool:
-        pool.shutdown()
+    work = functools.partial(_resize_chunk, str(image_root), str(out_root), long_side)
+    sizes = map_chunks(work, tasks, len(records), workers, progress, desc="resize")
     resized = [record if size is None else _scaled(record, *size) for record, size in zip(records, sizes)]
     linked = sizes.count(None)
     return resized, {"long_side": long_side, "resized": len(sizes) - linked, "linked": linked}
 
 
-def _resize_chunk(task: tuple[str, str, int, list[tuple[str, int, int]]]) -> list[tuple[int, int] | None]:
+def _resize_chunk(image_root: str, out_root: str, long_side: int,
+                  images: list[tuple[str, int, int]]) -> list[tuple[int, int] | None]:
     """Write one chunk of copies; returns each copy's (width, height), None where it is hard-linked."""
-    image_root, out_root, long_side, images = task
-    cv2.setNumThreads(1)
     sizes = []
     for file_name, width, height in images:
         source, target = Path(image_root) / file_name, Path(out_root) / file_name

@@ -1,17 +1,14 @@
 """A synthetic dataset on disk, in the competition layout: OUT/images/*.jpg and labels.json."""
 
-import contextlib
 import dataclasses
-import itertools
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
+import functools
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from drowsy.files import write_json
-from drowsy.progress import progress as progress_bar
+from drowsy.parallel import map_chunks
 from drowsy.synth.render import render_scene
 from drowsy.synth.scene import accessories, sample_scene
 
@@ -20,20 +17,10 @@ _CHUNK = 64  # images per task handed to a worker process
 
 
 def run_chunks(write, args: tuple, total: int, workers: int, progress: bool) -> list:
-    """`write(*args, start, stop)` for chunks of `_CHUNK` indices in 0..total-1, in `workers` processes;
-    the chunks' lists joined in index order."""
-    starts = range(0, total, _CHUNK)
-    chunks = (*(itertools.repeat(a) for a in args), starts, [min(start + _CHUNK, total) for start in starts])
-    results: list = []
-    # spawned, not forked: a fork copies OpenCV's thread pool mid-use and can hang the child;
-    # one OpenCV thread per worker, the parallelism is theirs
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=cv2.setNumThreads,
-                               initargs=(1,)) if workers > 1 else None
-    with pool or contextlib.nullcontext(), progress_bar(total=total, desc="synth", unit="img", enabled=progress) as bar:
-        for chunk in (pool.map if pool else map)(write, *chunks):
-            results.extend(chunk)
-            bar.update(len(chunk))
-    return results
+    """`write(*args, start, stop)` for chunks of `_CHUNK` indices in 0..total-1, in `workers` processes
+    (`drowsy.parallel.map_chunks`); the chunks' lists joined in index order."""
+    tasks = [(start, min(start + _CHUNK, total)) for start in range(0, total, _CHUNK)]
+    return map_chunks(functools.partial(write, *args), tasks, total, workers, progress, desc="synth")
 
 
 def encode_jpeg(path: Path, image: np.ndarray) -> None:
