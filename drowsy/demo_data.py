@@ -1,6 +1,7 @@
 """The embedded default data on first use: the synthetic training set (and a test set whose labels are
 kept apart) written into the folders the demo preset names, unless real data is already there."""
 
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,7 +35,7 @@ def ensure_dataset(
     test_dir: str | Path | None = None,
     test_labels: str | Path | None = None,
     synth_test_images: int = 0,
-    workers: int = 1,
+    workers: int | None = None,
     progress: bool = True,
     layout: str = "competition",
 ) -> Path:
@@ -46,7 +47,8 @@ def ensure_dataset(
     AIHub tree: subjects, recordings, one label JSON per image). The test set is synthesised from `seed + 1` (other images than the
     training set) into `test_dir/images`, its labels written apart to `test_labels`, when
     `synth_test_images` > 0 and `test_dir/images` does not exist. A folder that holds images but no
-    labels is never written into, so a real data set can not be mixed with synthetic images.
+    labels is never written into, so a real data set can not be mixed with synthetic images. `workers`
+    processes render (default: one per CPU; the images are the same for any number).
     """
     from drowsy.aihub import is_aihub_tree
 
@@ -54,6 +56,7 @@ def ensure_dataset(
         raise DrowsyError(f"synth_format: must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     raw_dir = resolve(raw_dir)
     size = parse_size(size)
+    workers = workers or os.cpu_count() or 1
     labels_path = raw_dir / "labels.json"
     if not labels_path.exists() and not (raw_dir.is_dir() and is_aihub_tree(raw_dir)):
         if synth_images <= 0:
