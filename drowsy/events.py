@@ -1,10 +1,13 @@
 """Driver-monitoring events on a clip's time line: the `Event` type, events.json files and scoring
 predictions against the truth.
 
-An event is `Event(type, start, end)`: a type from EVENT_TYPES and the interval [start, end) in seconds
-from the clip start. events.json (written by `drowsy.clips.write_clip` for the truth and by
-`drowsy.monitor.run_monitor` for predictions):
-`{"fps", "frames", "seconds", "events": [{"type", "start", "end"}, ...]}`, events sorted by start.
+An event is `Event(type, start, end, alert)`: a type from EVENT_TYPES, the interval [start, end) in
+seconds from the clip start and, for the types that alert, when it became conclusive (the truth: when
+the protocol says it does; a prediction: when the monitor's alert fired). events.json (written by
+`drowsy.clips.write_clip` for the truth and by `drowsy.monitor.run_monitor` for predictions):
+`{"fps", "frames", "seconds", "events": [{"type", "start", "end", "alert"?}, ...], "alert_free"?}`,
+events sorted by start; the truth's optional `alert_free`, [[start, end], ...], lists stretches of
+alert driving where no alert is scripted (false alerts per hour are counted there).
 
 Scoring matches events of the same type one to one by their overlap in time, measured as IoU
 (intersection over union of the two intervals): all candidate pairs with IoU >= `min_overlap` are
@@ -22,17 +25,21 @@ from pathlib import Path
 from drowsy.errors import DrowsyError
 from drowsy.paths import resolve
 
-EVENT_TYPES = ("blink", "microsleep", "drowsy", "yawn", "phone", "smoking")
+EVENT_TYPES = ("blink", "microsleep", "sleep", "unresponsive", "drowsy", "yawn", "distraction", "vats", "phone",
+               "smoking", "degraded")
+ALERT_EVENTS = EVENT_TYPES[1:]  # every type but the blink warns the driver
 MIN_OVERLAP = 0.5  # temporal IoU for a match, as the 0.5 box IoU of PASCAL VOC detection scoring
 
 
 @dataclasses.dataclass(frozen=True)
 class Event:
-    """One event on a clip's time line: type in EVENT_TYPES, [start, end) in seconds from the clip start."""
+    """One event on a clip's time line: type in EVENT_TYPES, [start, end) in seconds from the clip start,
+    alert: when it became conclusive (seconds; None where it does not alert or is not known)."""
 
     type: str
     start: float
     end: float
+    alert: float | None = None
 
     def covers(self, t: float) -> bool:
         return self.start <= t < self.end
@@ -40,8 +47,13 @@ class Event:
 
 def as_events(items) -> list[Event]:
     """Events from Event objects or {"type", "start", "end"} dicts (times in seconds)."""
-    return [item if isinstance(item, Event) else Event(item["type"], float(item["start"]), float(item["end"]))
+    return [item if isinstance(item, Event) else
+            Event(item["type"], float(item["start"]), float(item["end"]), _optional(item.get("alert")))
             for item in items]
+
+
+def _optional(value) -> float | None:
+    return None if value is None else float(value)
 
 
 def load_events(path: str | Path) -> list[Event]:
@@ -59,25 +71,60 @@ def load_events(path: str | Path) -> list[Event]:
         if record.get("type") not in EVENT_TYPES:
             raise DrowsyError(f"{path}: record {i}: field 'type': must be one of {', '.join(EVENT_TYPES)}, "
                               f"got {record.get('type')!r}")
-        for field in ("start", "end"):
+        for field in ("start", "end", "alert"):
             value = record.get(field)
+            if field == "alert" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise DrowsyError(f"{path}: record {i}: field '{field}': must be a number of seconds, got {value!r}")
         if record["end"] < record["start"]:
             raise DrowsyError(f"{path}: record {i}: field 'end': {record['end']} is before start {record['start']}")
-        events.append(Event(record["type"], float(record["start"]), float(record["end"])))
+        events.append(Event(record["type"], float(record["start"]), float(record["end"]),
+                            _optional(record.get("alert"))))
     return events
 
 
-def write_events(path: str | Path, events: list[Event], fps: float, frames: int) -> Path:
-    """Write events.json (the truth's schema), events sorted by start, times rounded to 1 ms. Returns the path."""
+def load_alert_free(path: str | Path) -> list[tuple[float, float]]:
+    """The truth's alert-free stretches ([] when events.json has none)."""
+    from drowsy.files import read_json
+
+    path = resolve(path)
+    stretches = read_json(path).get("alert_free", [])
+    for i, stretch in enumerate(stretches):
+        if not (isinstance(stretch, list) and len(stretch) == 2 and stretch[0] <= stretch[1]):
+            raise DrowsyError(f"{path}: alert_free record {i}: expected [start, end] with start <= end, got {stretch!r}")
+    return [(float(a), float(b)) for a, b in stretches]
+
+
+def false_alerts_per_hour(predicted, alert_free: list[tuple[float, float]]) -> float | None:
+    """Alerts (events of ALERT_EVENTS, counted at their alert time, else their start) inside the
+    alert-free stretches, per hour of them; None when there are none."""
+    hours = sum(end - start for start, end in alert_free) / 3600
+    if hours <= 0:
+        return None
+    alerts = [e.alert if e.alert is not None else e.start for e in as_events(predicted) if e.type in ALERT_EVENTS]
+    return sum(any(a <= t < b for a, b in alert_free) for t in alerts) / hours
+
+
+def write_events(path: str | Path, events: list[Event], fps: float, frames: int,
+                 alert_free: list[tuple[float, float]] | None = None) -> Path:
+    """Write events.json, events sorted by start, times rounded to 1 ms (`alert` only where known,
+    `alert_free` only when given). Returns the path."""
     from drowsy.files import write_json
 
-    ordered = sorted(as_events(events), key=lambda e: (e.start, e.type))
-    return write_json(path, {
-        "fps": fps, "frames": frames, "seconds": round(frames / fps, 3),
-        "events": [{"type": e.type, "start": round(e.start, 3), "end": round(e.end, 3)} for e in ordered],
-    }, indent=1)
+    document = {"fps": fps, "frames": frames, "seconds": round(frames / fps, 3),
+                "events": [event_record(e) for e in sorted(as_events(events), key=lambda e: (e.start, e.type))]}
+    if alert_free is not None:
+        document["alert_free"] = [[round(a, 3), round(b, 3)] for a, b in alert_free]
+    return write_json(path, document, indent=1)
+
+
+def event_record(event: Event) -> dict:
+    """An event as its events.json record (times rounded to 1 ms)."""
+    record = {"type": event.type, "start": round(event.start, 3), "end": round(event.end, 3)}
+    if event.alert is not None:
+        record["alert"] = round(event.alert, 3)
+    return record
 
 
 def temporal_iou(a: Event, b: Event) -> float:
@@ -114,24 +161,38 @@ def score_events(predicted, truth, min_overlap: float = MIN_OVERLAP, types=None)
 
     predicted, truth: Event objects or {"type", "start", "end"} dicts. types: the types to report
     (default: every type present in either list, in EVENT_TYPES order). Returns
-    {type: {"precision", "recall", "f1", "tp", "fp", "fn"}}; a ratio with a zero denominator is 0.0
-    (no predictions: precision 0; nothing to find: recall 0), so a type with neither scores all zeros.
+    {type: {"precision", "recall", "f1", "tp", "fp", "fn", "latency_median", "latency_worst"}}; a ratio
+    with a zero denominator is 0.0 (no predictions: precision 0; nothing to find: recall 0), so a type
+    with neither scores all zeros. The latencies are over matches where both events have an alert time:
+    the prediction's alert minus the truth's (seconds; the worst is the one furthest from 0; None without
+    such matches).
     """
     predicted, truth = as_events(predicted), as_events(truth)
     if types is None:
         present = {e.type for e in predicted + truth}
         types = [t for t in EVENT_TYPES if t in present] + sorted(present - set(EVENT_TYPES))
-    matched_types = [predicted[p].type for p, _, _ in match_events(predicted, truth, min_overlap)]
+    matches = match_events(predicted, truth, min_overlap)
+    matched_types = [predicted[p].type for p, _, _ in matches]
     scores = {}
     for kind in types:
+        latencies = sorted(predicted[p].alert - truth[t].alert for p, t, _ in matches if predicted[p].type == kind
+                           and predicted[p].alert is not None and truth[t].alert is not None)
         tp = matched_types.count(kind)
         fp = sum(e.type == kind for e in predicted) - tp
         fn = sum(e.type == kind for e in truth) - tp
         precision = tp / (tp + fp) if tp + fp else 0.0
         recall = tp / (tp + fn) if tp + fn else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        scores[kind] = {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp, "fn": fn}
+        scores[kind] = {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp, "fn": fn,
+                        "latency_median": _median(latencies), "latency_worst": max(latencies, key=abs) if latencies else None}
     return scores
+
+
+def _median(values: list[float]) -> float | None:
+    if not values:
+        return None
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
 
 
 def event_table(predicted, truth, min_overlap: float = MIN_OVERLAP):

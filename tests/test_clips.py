@@ -42,7 +42,9 @@ def test_events_keep_their_definitions(seconds, seed):
 def test_drowsy_phase_lifts_perclos_over_60_s_above_0_2(seed):
     fps, seconds = 10.0, 180.0
     events, closures = clips.plan_events(seconds, seed)
-    truth = clips.frame_truth(events, closures, int(seconds * fps), fps)
+    script = clips.make_script("story", seconds, seed)
+    truth = clips.frame_truth(script, int(seconds * fps), fps)
+    events = script.events
     closed = np.array([f["eyes_closed"] for f in truth], float)
     window = int(60 * fps)
     perclos = np.convolve(closed, np.ones(window) / window, "valid")  # window ending at frame k + window - 1
@@ -54,10 +56,12 @@ def test_drowsy_phase_lifts_perclos_over_60_s_above_0_2(seed):
     assert alert.any() and perclos[alert].max() < 0.15
 
 
-def test_clip_plan_is_deterministic_per_seed():
-    first, second, other = (clips.clip_states(20.0, 5.0, seed, (160, 96)) for seed in (4, 4, 5))
-    assert first == second
-    assert first[2] != other[2] and first[0] != other[0]
+@pytest.mark.parametrize("kind", clips.SCRIPTS)
+def test_clip_plan_is_deterministic_per_seed(kind):
+    first, second, other = (clips.make_script(kind, 60.0, seed) for seed in (4, 4, 5))
+    assert first == second and first != other
+    states = [clips.clip_states(script, 20.0, 5.0, seed, (160, 96)) for script, seed in ((first, 4), (second, 4))]
+    assert states[0] == states[1]
 
 
 def test_write_clip_frames_agree_with_events_and_mp4_reads_back(tmp_path):
@@ -68,7 +72,8 @@ def test_write_clip_frames_agree_with_events_and_mp4_reads_back(tmp_path):
     frames = json.loads((tmp_path / "frames.json").read_text())["frames"]
     assert (meta["fps"], meta["frames"], meta["seconds"]) == (fps, 150, seconds) and len(frames) == 150
     events = [Event(**e) for e in meta["events"]]
-    assert {e.type for e in events} == set(EVENT_TYPES)  # this seed plays every kind of event
+    story_types = {"blink", "microsleep", "drowsy", "yawn", "phone", "smoking"}
+    assert {e.type for e in events} == story_types  # this seed plays every kind of event of the story
     for frame in frames:
         t = frame["index"] / fps
         assert frame["time_s"] == pytest.approx(t, abs=1e-4)
@@ -107,3 +112,72 @@ def test_cli_video_mode(tmp_path, capsys):
     assert main(["synth", "--video", str(tmp_path / "bad"), "--size", "96by64"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("drowsy: error: --size") and err.count("\n") == 1
+
+
+def test_protocol_script_plays_every_item_with_its_definitions():
+    script = clips.protocol_script(900.0, seed=3)
+    counts = {kind: sum(e.type == kind for e in script.events) for kind in EVENT_TYPES}
+    for kind in ("microsleep", "sleep", "unresponsive", "yawn", "distraction", "vats", "phone", "smoking", "degraded"):
+        assert counts[kind] >= 3, kind
+    assert counts["drowsy"] == 0 and script.alert_free == []
+    closures = [a for a in script.actions if a.kind == "closure"]
+    glances = [a for a in script.actions if a.kind == "glance"]
+    for event in script.events:
+        length = event.end - event.start
+        if event.type in ("microsleep", "sleep") or (event.type == "unresponsive" and
+                                                     any(c.start == event.start for c in closures)):
+            low, high = {"microsleep": (1.0, 3.0), "sleep": (3.0, 6.0), "unresponsive": (6.0, 99)}[event.type]
+            assert low + 0.25 <= length <= high - 0.25 or (high == 99 and length >= 6.25), event
+        if event.type in ("distraction", "unresponsive") and any(g.start == event.start for g in glances):
+            assert length >= 3.25 and (event.type == "unresponsive") == (length >= 6.0), event
+        if event.type == "vats":  # glances inside it add up to 10 s by the alert time, each shorter than 3 s
+            inside = [clips.away_interval(g) for g in glances]
+            inside = [(a, b) for a, b in inside if event.start <= a and b <= event.end]
+            assert all(b - a < 3.0 for a, b in inside) and len(inside) >= 5
+            away = sum(min(b, event.alert) - a for a, b in inside if a < event.alert)
+            assert away == pytest.approx(10.0, abs=2e-3)
+            gaps = [c - b for (_, b), (c, _) in zip(inside, inside[1:])]
+            assert max(gaps) < 2.0  # never long enough on the road to restart the sum
+        if event.alert is not None and event.type != "vats":
+            assert event.alert == pytest.approx(event.start + clips.ONSET_S[event.type], abs=1e-3)
+    short = [g for g in glances if g.end - g.start < 2.5 and not any(e.start <= g.start < e.end for e in script.events
+                                                                      if e.type == "vats")]
+    assert short and all(1.5 - EPS <= g.end - g.start <= 2.3 + EPS for g in short)  # the glances that must not alert
+
+
+def test_alert_script_has_only_blinks_and_is_alert_free():
+    script = clips.alert_script(600.0, seed=1)
+    assert {e.type for e in script.events} == {"blink"} and script.alert_free == [(0.0, 600.0)]
+    kinds = {a.kind for a in script.actions}
+    assert {"glance", "syllable", "closure"} <= kinds <= {"glance", "syllable", "closure", "rub"}
+    assert all(a.end - a.start <= 1.5 + EPS for a in script.actions if a.kind == "glance")
+
+
+def test_protocol_clip_frames_show_turns_covers_and_talking(tmp_path):
+    fps, size = 5.0, (320, 180)
+    clips.write_clip(tmp_path, 240.0, fps, seed=2, size=size, progress=False, script="protocol")
+    frames = json.loads((tmp_path / "frames.json").read_text())["frames"]
+    meta = json.loads((tmp_path / "events.json").read_text())
+    script = clips.make_script("protocol", 240.0, 2, size)
+    assert [Event(**e) for e in meta["events"]] == script.events
+    by_kind = {}
+    for action in script.actions:
+        by_kind.setdefault(action.kind, []).append(action)
+    for frame in frames:
+        t = frame["time_s"]
+        classes = [o["class"] for o in frame["objects"]]
+        eyes = classes.count("eye_opened") + classes.count("eye_closed")
+        covered = [a for k in ("sunglasses", "glare") for a in by_kind.get(k, []) if a.covers(t)]
+        if covered:
+            assert eyes == 0  # drawn but hidden: not labelled
+        if any(a.covers(t) and a.start + 0.3 < t < a.end - 0.3 for a in by_kind.get("out", [])):
+            assert classes == []  # the face is out of frame
+        if any(a.start + 0.2 < t < a.end - 0.2 for a in by_kind.get("glance", [])):
+            glance = next(a for a in by_kind["glance"] if a.start + 0.2 < t < a.end - 0.2)
+            assert abs(frame["yaw"] - glance.value[0]) < 20 and abs(frame["pitch"] - glance.value[1]) < 20
+        if any(a.covers(t) for a in by_kind.get("syllable", [])):
+            mouth = [o for o in frame["objects"] if o["class"] == "mouth_opened"]
+            face = [o for o in frame["objects"] if o["class"] == "face"]
+            assert frame["mouth_open"] and mouth and face
+            (x1, y1, x2, y2), (_, fy1, _, fy2) = mouth[0]["position"], face[0]["position"]
+            assert (y2 - y1) / (fy2 - fy1) < 0.12  # talking never opens the mouth as wide as a yawn

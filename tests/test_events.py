@@ -27,14 +27,16 @@ def test_perfect_prediction_scores_one_per_type():
     truth = [Event("yawn", 1, 3), Event("phone", 2, 9), Event("yawn", 10, 12)]
     scores = score_events(list(truth), truth)
     assert list(scores) == ["yawn", "phone"]  # EVENT_TYPES order
-    assert scores["yawn"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "tp": 2, "fp": 0, "fn": 0}
+    assert scores["yawn"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "tp": 2, "fp": 0, "fn": 0,
+                              "latency_median": None, "latency_worst": None}
 
 
 def test_matching_is_one_to_one():
     truth = [Event("yawn", 0, 2)]
     two_halves = [Event("yawn", 0, 1.1), Event("yawn", 0.9, 2)]  # each IoU >= 0.5 with the one truth
     assert score_events(two_halves, truth)["yawn"] == {
-        "precision": 0.5, "recall": 1.0, "f1": pytest.approx(2 / 3), "tp": 1, "fp": 1, "fn": 0}
+        "precision": 0.5, "recall": 1.0, "f1": pytest.approx(2 / 3), "tp": 1, "fp": 1, "fn": 0,
+        "latency_median": None, "latency_worst": None}
     one_long = [Event("phone", 0, 10)]
     two_truths = [Event("phone", 0, 6), Event("phone", 6.5, 10)]
     scores = score_events(one_long, two_truths)["phone"]
@@ -68,7 +70,8 @@ def test_min_overlap_and_counts_on_a_hand_made_list():
 
 def test_requested_type_without_events_scores_zero():
     assert score_events([], [], types=["microsleep"]) == {
-        "microsleep": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "tp": 0, "fp": 0, "fn": 0}}
+        "microsleep": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "tp": 0, "fp": 0, "fn": 0,
+                       "latency_median": None, "latency_worst": None}}
 
 
 def test_dicts_are_accepted_and_files_round_trip(tmp_path):

@@ -130,13 +130,13 @@ def test_calibration_turns_a_biased_detector_into_right_states(tmp_path, monkeyp
     assert np.log(0.08 / 0.8) < eyes["offset"] < np.log(0.2 / 0.5)
     frames = [biased(False)] * 15 + [biased(True)] * 45 + [biased(False)] * 15  # 3 s closed
     _, raw_events = run(frames)
-    assert of_type(raw_events, "microsleep") == []
+    assert of_type(raw_events, "sleep") == []
     path = tmp_path / "calibration.json"
     path.write_text(json.dumps(calibration))
     monitor = DriverStateMonitor(MonitorConfig(), FPS, load_offsets(path, img_size=64))
     for i, detections in enumerate(frames):
         monitor.update(i, detections)
-    assert [(e.start, e.end) for e in of_type(monitor.finish(), "microsleep")] == [
+    assert [(e.start, e.end) for e in of_type(monitor.finish(), "sleep")] == [
         (pytest.approx(14.5 / FPS), pytest.approx(59.5 / FPS))]
     with pytest.raises(DrowsyError, match="img_size': calibrated at 64 pixels, the monitor runs at 416"):
         load_offsets(path, img_size=416)
@@ -156,19 +156,24 @@ def test_blink_versus_microsleep():
     assert events[0].end - events[0].start == pytest.approx(2.5)
 
 
-def test_microsleep_limit_is_two_seconds():
-    _, events = run(closure(2 * FPS))
-    assert [e.type for e in events] == ["microsleep"]
-    _, events = run(closure(2 * FPS - 1))  # 1.93 s: a long closure, counted by PERCLOS, no event
-    assert events == []
+def test_closure_length_names_the_event_microsleep_sleep_unresponsive():
+    for frames, kind in ((FPS - 1, None), (FPS, "microsleep"), (3 * FPS - 1, "microsleep"), (3 * FPS, "sleep"),
+                         (6 * FPS - 1, "sleep"), (6 * FPS, "unresponsive")):
+        _, events = run(closure(frames))  # 0.93 s: a long closure, counted by PERCLOS, no event
+        assert [e.type for e in events] == ([kind] if kind else []), frames
 
 
-def test_microsleep_alert_fires_when_the_closure_reaches_two_seconds():
-    states, _ = run(closure(3 * FPS))
-    alerted = [s.index for s in states if "microsleep" in s.alerts]
-    assert alerted[0] == 15 + 2 * FPS - 1  # the 30th closed frame completes 2 s
-    assert states[alerted[0]].closure_s == pytest.approx(2.0)
-    assert states[alerted[0] - 1].alerts == ()
+def test_closure_alerts_climb_microsleep_sleep_unresponsive_on_the_frame_that_completes_each():
+    states, events = run(closure(7 * FPS))
+    for kind, seconds, level in (("microsleep", 1, 1), ("sleep", 3, 2), ("unresponsive", 6, 3)):
+        alerted = [s.index for s in states if kind in s.alerts]
+        assert alerted[0] == 15 + seconds * FPS - 1  # the closed frame that completes the time
+        assert states[alerted[0]].closure_s == pytest.approx(seconds)
+        assert kind not in states[alerted[0] - 1].alerts
+        assert states[alerted[0]].level >= level
+    assert states[15 + FPS - 2].alerts == ()
+    (event,) = of_type(events, "unresponsive")
+    assert event.alert == pytest.approx((15 + 6 * FPS - 1) / FPS)  # logged: when the alert fired
 
 
 def test_single_frame_dropouts_do_not_split_events():

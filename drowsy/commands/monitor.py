@@ -37,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float,
                         help="frame rate of a frames folder (default 15) or of a video that states none")
     parser.add_argument("--max-frames", type=_positive_int, help="stop after this many frames")
-    parser.add_argument("--truth", metavar="JSON", help="the clip's events.json: print event scores against it")
+    parser.add_argument("--truth", metavar="JSON", help="the clip's events.json: print event scores (and false alerts per hour where it "
+                        "has alert-free stretches) against it")
     parser.add_argument("--no-video", action="store_true", help="do not write annotated.mp4")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -99,11 +100,17 @@ def _print_summary(summary: dict) -> None:
     perclos = "--" if metrics["perclos_mean"] is None else f"{metrics['perclos_mean']:.3f}"
     print(f"PERCLOS mean {perclos}, max {metrics['perclos_max']:.3f}; {metrics['blinks_per_min']:.1f} blinks/min; "
           f"longest closure {metrics['longest_closure_s']:.2f} s; {metrics['yawns']} yawns")
-    print("events: " + ", ".join(f"{kind} {metrics[f'{kind}_events']}"
-                                 for kind in ("microsleep", "drowsy", "yawn", "phone", "smoking")))
+    from drowsy.monitor import ALERT_TYPES
+
+    print("events: " + ", ".join(f"{kind} {metrics[f'{kind}_events']}" for kind in ALERT_TYPES))
     if "scores" in summary:
-        print(f"{'type':<12}{'precision':>10}{'recall':>8}{'f1':>7}{'tp':>5}{'fp':>5}{'fn':>5}")
+        print(f"{'type':<14}{'precision':>10}{'recall':>8}{'f1':>7}{'tp':>5}{'fp':>5}{'fn':>5}"
+              f"{'latency median':>16}{'worst':>8}")
         for kind, s in summary["scores"].items():
-            print(f"{kind:<12}{s['precision']:>10.3f}{s['recall']:>8.3f}{s['f1']:>7.3f}"
-                  f"{s['tp']:>5}{s['fp']:>5}{s['fn']:>5}")
+            latency = "".join(f"{v:>+8.2f}" if v is not None else f"{'--':>8}"
+                              for v in (s["latency_median"], s["latency_worst"]))
+            print(f"{kind:<14}{s['precision']:>10.3f}{s['recall']:>8.3f}{s['f1']:>7.3f}"
+                  f"{s['tp']:>5}{s['fp']:>5}{s['fn']:>5}{latency:>24}")
+    if summary.get("false_alerts_per_hour") is not None:
+        print(f"false alerts per hour of alert driving: {summary['false_alerts_per_hour']:.2f}")
     print("wrote " + ", ".join(summary["files"].values()))

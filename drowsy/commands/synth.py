@@ -25,6 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="processes rendering images (default 1)")
     parser.add_argument("--seconds", type=float, default=120.0, help="clip length in seconds (default 120)")
     parser.add_argument("--fps", type=float, default=15.0, help="clip frames per second (default 15)")
+    parser.add_argument("--script", choices=("story", "protocol", "alert"), default="story",
+                        help="what the clip plays: story (default: blinks, yawns, phone, smoking, a drowsy phase), "
+                        "protocol (Euro NCAP-style items: glances, VATS, microsleep to unresponsive, talking, "
+                        "sunglasses, glare, face out of frame, ...) or alert (alert driving, nothing to alert on)")
 
 
 def run(args) -> int:
@@ -37,7 +41,7 @@ def run(args) -> int:
             raise DrowsyError(f"synth: --seconds and --fps must be > 0, got {args.seconds} and {args.fps}")
         from drowsy.clips import write_clip
 
-        clip = write_clip(resolve(args.video), args.seconds, args.fps, args.seed, size)
+        clip = write_clip(resolve(args.video), args.seconds, args.fps, args.seed, size, script=args.script)
         print(f"wrote {clip} with frames.json and events.json")
         return 0
     if args.images < 1 or args.workers < 1:

@@ -10,7 +10,7 @@ from drowsy.errors import DrowsyError
 from drowsy.files import read_gray, read_json, write_json
 from drowsy.monitor.config import MonitorConfig
 from drowsy.monitor.detect import detect_frames
-from drowsy.monitor.state import SIGNALS, frame_scores, logit
+from drowsy.monitor.state import DETECTOR_SIGNALS, frame_scores, logit
 from drowsy.paths import resolve
 from drowsy.progress import progress as progress_bar
 
@@ -74,7 +74,7 @@ def calibrate(detector, split: str | Path, config: MonitorConfig | None = None, 
 
     config = config or MonitorConfig()
     manifest = load_manifest(split)
-    samples = {signal: ([], []) for signal in SIGNALS}  # per signal: raw logits, true states
+    samples = {signal: ([], []) for signal in DETECTOR_SIGNALS}  # per signal: raw logits, true states
     records = spread(manifest.records, images)
     with progress_bar(desc="calibrate", total=len(records), unit="img", enabled=progress) as bar:
         for start in range(0, len(records), batch):
@@ -146,8 +146,8 @@ def load_offsets(path: str | Path, img_size: int) -> dict[str, float]:
         raise DrowsyError(f"{path}: field 'signals': expected a mapping of signal -> {{\"offset\": ...}}")
     offsets = {}
     for signal, entry in signals.items():
-        if signal not in SIGNALS:
-            raise DrowsyError(f"{path}: record '{signal}': unknown signal (have {', '.join(SIGNALS)})")
+        if signal not in DETECTOR_SIGNALS:
+            raise DrowsyError(f"{path}: record '{signal}': unknown signal (have {', '.join(DETECTOR_SIGNALS)})")
         offset = entry.get("offset") if isinstance(entry, dict) else None
         if not isinstance(offset, (int, float)) or not math.isfinite(offset):
             raise DrowsyError(f"{path}: record '{signal}': field 'offset': expected a finite number, got {offset!r}")

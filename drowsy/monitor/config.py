@@ -21,7 +21,9 @@ class MonitorConfig(Params):
     eyes_closed_off: float = 0.4
     eyes_max_gap_s: float = 0.2
     blink_max_s: float = 0.5
-    microsleep_s: float = 2.0
+    microsleep_s: float = 1.0
+    sleep_s: float = 3.0
+    unresponsive_s: float = 6.0
     perclos_window_s: float = 60.0
     perclos_min_window_s: float = 20.0
     drowsy_perclos_on: float = 0.15
@@ -32,6 +34,7 @@ class MonitorConfig(Params):
     mouth_open_off: float = 0.4
     mouth_max_gap_s: float = 0.3
     yawn_min_s: float = 1.0
+    yawn_min_height: float = 0.12
     phone_on: float = 0.5
     phone_off: float = 0.3
     phone_max_gap_s: float = 1.0
@@ -40,6 +43,23 @@ class MonitorConfig(Params):
     cigarette_off: float = 0.3
     cigarette_max_gap_s: float = 1.5
     smoking_min_s: float = 2.0
+    gaze_baseline_s: float = 60.0
+    gaze_min_baseline_s: float = 3.0
+    yaw_limit: float = 20.0
+    pitch_down_limit: float = 15.0
+    pitch_up_limit: float = 15.0
+    off_road_off: float = 0.95
+    gaze_max_gap_s: float = 0.2
+    distraction_s: float = 3.0
+    vats_total_s: float = 10.0
+    vats_window_s: float = 30.0
+    vats_reset_s: float = 2.0
+    degraded_s: float = 5.0
+    degraded_max_gap_s: float = 0.5
+    prompt_after_s: float = 1.5
+    final_after_s: float = 3.0
+    recovery_s: float = 1.0
+    cooldown_s: float = 10.0
 
     @classmethod
     def from_dict(cls, values: dict, source: str = "monitor config"):
@@ -62,9 +82,22 @@ class MonitorConfig(Params):
         for field in dataclasses.fields(self):
             if field.name.endswith("_s") and getattr(self, field.name) < 0:
                 yield field.name, f"must be >= 0 seconds, got {getattr(self, field.name)}"
-        if not self.min_state_s <= self.blink_max_s <= self.microsleep_s:
-            yield "blink_max_s", (f"need min_state_s <= blink_max_s <= microsleep_s, got {self.min_state_s}, "
-                                  f"{self.blink_max_s}, {self.microsleep_s}")
+        closures = ("min_state_s", "blink_max_s", "microsleep_s", "sleep_s", "unresponsive_s")
+        for low, high in zip(closures, closures[1:]):
+            if getattr(self, low) > getattr(self, high):
+                yield low, f"need {' <= '.join(closures)}, got {', '.join(str(getattr(self, n)) for n in closures)}"
+        if not self.distraction_s <= self.unresponsive_s:
+            yield "distraction_s", f"need distraction_s <= unresponsive_s, got {self.distraction_s} and {self.unresponsive_s}"
+        if not 0 < self.off_road_off <= 1:
+            yield "off_road_off", f"must be in (0, 1], got {self.off_road_off}"
+        for field in ("yaw_limit", "pitch_down_limit", "pitch_up_limit"):
+            if not 0 < getattr(self, field) < 90:
+                yield field, f"must be in (0, 90) degrees, got {getattr(self, field)}"
+        if not 0 < self.gaze_min_baseline_s <= self.gaze_baseline_s:
+            yield "gaze_min_baseline_s", (f"need 0 < gaze_min_baseline_s <= gaze_baseline_s, got "
+                                          f"{self.gaze_min_baseline_s} and {self.gaze_baseline_s}")
+        if not self.prompt_after_s <= self.final_after_s:
+            yield "prompt_after_s", f"need prompt_after_s <= final_after_s, got {self.prompt_after_s} and {self.final_after_s}"
         if not 0 < self.perclos_min_window_s <= self.perclos_window_s:
             yield "perclos_min_window_s", (f"need 0 < perclos_min_window_s <= perclos_window_s, got "
                                            f"{self.perclos_min_window_s} and {self.perclos_window_s}")

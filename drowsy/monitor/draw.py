@@ -9,21 +9,23 @@ import numpy as np
 from drowsy import CLASSES
 from drowsy.events import Event
 from drowsy.monitor.calibration import SIGNAL_CLASSES
+from drowsy.monitor.attention import LEVEL_NAMES
 from drowsy.monitor.config import MonitorConfig
 from drowsy.monitor.sources import FOLDER_FPS
-from drowsy.monitor.state import ALERT_TYPES, SIGNALS, FrameState
+from drowsy.monitor.state import ALERT_TYPES, DETECTOR_SIGNALS, SIGNALS, FrameState
 from drowsy.paths import resolve
 
 # BGR colours per class id: open things green/cyan, closed eyes red, phone/cigarette magenta/yellow.
 CLASS_COLOURS = ((80, 200, 80), (60, 60, 240), (0, 160, 255), (200, 200, 0), (200, 200, 200), (220, 60, 220),
                  (0, 230, 230))
 DRAW_MIN_SCORE = 0.25  # boxes drawn in the annotated video; weaker ones still count for the states
-ALERT_LABELS = {"microsleep": "MICROSLEEP", "drowsy": "DROWSY", "yawn": "YAWN", "phone": "PHONE", "smoking": "SMOKING"}
+BAND_COLOURS = ((0, 0, 0), (0, 140, 255), (0, 0, 220), (0, 0, 140))  # BGR per alert level: orange, red, dark red
 
 
 def draw_frame(gray: np.ndarray, detections, state: FrameState) -> np.ndarray:
     """The frame in colour (uint8 [H, W, 3] BGR) with its boxes scoring DRAW_MIN_SCORE or more (xyxy
-    pixels), the driver state at the top and the active alerts on a red band at the bottom."""
+    pixels), the driver state at the top and the active alerts on a band at the bottom, coloured by the
+    alert ladder's level (orange pre-alert, red prompt, dark red final alert)."""
     import cv2
 
     image = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
@@ -40,8 +42,9 @@ def draw_frame(gray: np.ndarray, detections, state: FrameState) -> np.ndarray:
         _text(image, text, (6, 16 + 18 * row), (255, 255, 255))
     if state.alerts:
         height, width = image.shape[:2]
-        cv2.rectangle(image, (0, height - 26), (width, height), (0, 0, 200), -1)
-        _text(image, "  ".join(ALERT_LABELS[a] for a in state.alerts), (8, height - 8), (255, 255, 255))
+        cv2.rectangle(image, (0, height - 26), (width, height), BAND_COLOURS[max(state.level, 1)], -1)
+        text = f"{LEVEL_NAMES[state.level].upper()}: " + "  ".join(a.upper() for a in state.alerts)
+        _text(image, text, (8, height - 8), (255, 255, 255))
     return image
 
 
@@ -52,9 +55,11 @@ def _state_lines(state: FrameState) -> list[str]:
              "open" if state.states["mouth_open"] else "closed")
     perclos = "--" if state.perclos is None else f"{state.perclos:.0%}"
     blinks = "--" if state.blink_rate is None else f"{state.blink_rate:.0f}/min"
+    pose = "--" if state.pose is None else f"yaw {state.pose[0]:+.0f} pitch {state.pose[1]:+.0f}"
+    road = " off road" if state.states["eyes_off_road"] else ""
     return [f"t {state.time_s:6.1f} s  eyes {eyes}  mouth {mouth}",
             f"PERCLOS {perclos}  blinks {blinks}" + "  phone" * state.states["phone"]
-            + "  cigarette" * state.states["cigarette"]]
+            + "  cigarette" * state.states["cigarette"], f"head {pose}{road}"]
 
 
 def _text(image: np.ndarray, text: str, origin: tuple[int, int], colour: tuple[int, int, int]) -> None:
@@ -68,31 +73,49 @@ def _text(image: np.ndarray, text: str, origin: tuple[int, int], colour: tuple[i
 def plot_timeline(timeline, events: list[Event], truth: list[Event] | None = None,
                   config: MonitorConfig | None = None):
     """Figure of a monitored clip over time: per signal its score (dots) and debounced state (shaded),
-    PERCLOS (live: trailing window; dashed: the same windows dated by their centres, as drowsy events
-    are) with the drowsy threshold, and the events (solid) over the truth (hatched, when given).
+    the head pose (yaw, pitch) against the on-road region, PERCLOS (live: trailing window; dashed: the
+    same windows dated by their centres, as drowsy events are) with the drowsy threshold, the alert
+    ladder's level, and the events (solid) over the truth (hatched, when given).
 
     timeline: DataFrame of timeline.csv rows (`run_monitor`). Returns a matplotlib Figure.
     """
     import matplotlib.pyplot as plt
 
     config = config or MonitorConfig()
-    figure, axes = plt.subplots(6, 1, figsize=(12, 10), sharex=True,
-                                gridspec_kw={"height_ratios": [1, 1, 1, 1, 1.4, 2]})
+    rows = len(SIGNALS)
+    figure, axes = plt.subplots(rows + 4, 1, figsize=(12, 16), sharex=True,
+                                gridspec_kw={"height_ratios": [1] * rows + [1.6, 1.4, 0.8, 3.2]})
     time_s = timeline["time_s"].to_numpy()
-    labels = {"eyes_closed": "eyes closed", "mouth_open": "mouth open", "phone": "phone", "cigarette": "cigarette"}
     for axis, name in zip(axes, SIGNALS):
         axis.fill_between(time_s, 0, timeline[name].astype(float), step="post", color="tab:red", alpha=0.25,
                           linewidth=0, label="state")
-        axis.plot(time_s, timeline[f"{name}_score"], ".", markersize=2, color="black", label="score")
-        axis.set_ylim(-0.05, 1.05)
-        axis.set_ylabel(labels[name], rotation=0, ha="right", va="center")
+        axis.plot(time_s, timeline[f"{name}_score"].clip(upper=1.5), ".", markersize=2, color="black", label="score")
+        axis.set_ylim(-0.05, 1.55 if name == "eyes_off_road" else 1.05)
+        axis.set_ylabel(name.replace("_", " "), rotation=0, ha="right", va="center")
     axes[0].legend(loc="upper right", fontsize=8, ncol=2)
-    _plot_perclos(axes[4], timeline, config)
-    _plot_events(axes[5], events, truth)
-    axes[5].set_xlabel("time (s)")
-    axes[5].set_xlim(0, time_s[-1] + time_s[1] if len(time_s) > 1 else 1)
+    _plot_pose(axes[rows], timeline, config)
+    _plot_perclos(axes[rows + 1], timeline, config)
+    axes[rows + 2].step(time_s, timeline["level"], where="post", color="tab:red")
+    axes[rows + 2].set_yticks(range(4), LEVEL_NAMES, fontsize=7)
+    axes[rows + 2].set_ylabel("alert level", rotation=0, ha="right", va="center")
+    _plot_events(axes[-1], events, truth)
+    axes[-1].set_xlabel("time (s)")
+    axes[-1].set_xlim(0, time_s[-1] + time_s[1] if len(time_s) > 1 else 1)
     figure.tight_layout()
     return figure
+
+
+def _plot_pose(axis, timeline, config: MonitorConfig) -> None:
+    """Head yaw and pitch (degrees, against the driver's baseline) with the on-road region's edges."""
+    time_s = timeline["time_s"].to_numpy()
+    axis.plot(time_s, timeline["yaw"], color="tab:purple", linewidth=1, label="yaw (+ right)")
+    axis.plot(time_s, timeline["pitch"], color="tab:olive", linewidth=1, label="pitch (+ down)")
+    for limit, colour in ((config.yaw_limit, "tab:purple"), (-config.yaw_limit, "tab:purple"),
+                          (config.pitch_down_limit, "tab:olive"), (-config.pitch_up_limit, "tab:olive")):
+        axis.axhline(limit, color=colour, linestyle=":", linewidth=0.8)
+    axis.set_ylabel("head pose (deg)", rotation=0, ha="right", va="center")
+    axis.set_ylim(-75, 75)
+    axis.legend(loc="upper left", fontsize=8, ncol=2)
 
 
 def _plot_perclos(axis, timeline, config: MonitorConfig) -> None:
@@ -109,8 +132,11 @@ def _plot_perclos(axis, timeline, config: MonitorConfig) -> None:
 
 
 def _plot_events(axis, events: list[Event], truth: list[Event] | None) -> None:
+    import matplotlib
+
     kinds = ALERT_TYPES + ("blink",)
-    colours = dict(zip(kinds, ("tab:red", "tab:orange", "tab:purple", "tab:green", "tab:brown", "tab:gray")))
+    palette = matplotlib.colormaps["tab20"]
+    colours = {kind: palette(2 * i % 20 + 2 * i // 20) for i, kind in enumerate(kinds)}
     for row, kind in enumerate(kinds):
         spans = [(e.start, e.end - e.start) for e in events if e.type == kind]
         axis.broken_barh(spans, (row + 0.05, 0.4), color=colours[kind])
@@ -128,8 +154,8 @@ def plot_calibration(calibration: dict):
     fitted boundary (`calibrate`'s result). Returns a matplotlib Figure."""
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, len(SIGNALS), figsize=(4 * len(SIGNALS), 3))
-    for axis, signal in zip(axes, SIGNALS):
+    figure, axes = plt.subplots(1, len(DETECTOR_SIGNALS), figsize=(4 * len(DETECTOR_SIGNALS), 3))
+    for axis, signal in zip(axes, DETECTOR_SIGNALS):
         entry = calibration["signals"][signal]
         # no box at all is log-odds -13.8; the plot clips at +-8 so the informative middle stays readable
         logits, states = np.clip(entry["logits"], -8, 8), np.asarray(entry["states"], bool)

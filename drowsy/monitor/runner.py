@@ -9,7 +9,7 @@ from pathlib import Path
 
 from drowsy import CLASSES
 from drowsy.errors import DrowsyError
-from drowsy.events import Event, load_events, score_events, write_events
+from drowsy.events import Event, false_alerts_per_hour, load_alert_free, load_events, score_events, write_events
 from drowsy.files import write_json
 from drowsy.monitor.config import MonitorConfig
 from drowsy.monitor.detect import detect_frames
@@ -42,7 +42,9 @@ def run_monitor(source, detector=None, out_dir: str | Path = "outputs/monitor", 
     timeline.png and, with `annotate` and a source, annotated.mp4 (boxes, states, alerts).
     Returns a summary: source, backend, frames, fps (the stream's), fps_achieved (frames per wall-clock
     second, decoding to writing), offsets (the calibration used, or None), metrics
-    (DriverStateMonitor.metrics), scores (with truth_events), files.
+    (DriverStateMonitor.metrics), scores (with truth_events: `drowsy.events.score_events` per type
+    present, with onset latencies), false_alerts_per_hour (when truth_events has alert-free
+    stretches), files.
     """
     _check_inputs(source, detector, truth_frames)
     config = config or MonitorConfig.from_yaml("data/monitor.yaml")
@@ -50,6 +52,7 @@ def run_monitor(source, detector=None, out_dir: str | Path = "outputs/monitor", 
     out_dir.mkdir(parents=True, exist_ok=True)
     truth, truth_fps = truth_detections(truth_frames) if truth_frames is not None else (None, None)
     true_events = load_events(truth_events) if truth_events is not None else None
+    alert_free = load_alert_free(truth_events) if truth_events is not None else []
     source = FrameSource(source, fps or truth_fps) if source is not None else None
     stream_fps = source.fps if source is not None else truth_fps
     limits = [n for n in (None if truth is None else len(truth), max_frames) if n is not None]
@@ -68,6 +71,8 @@ def run_monitor(source, detector=None, out_dir: str | Path = "outputs/monitor", 
         raise DrowsyError(f"{name}: no frames could be read")
     summary = {"source": name, "backend": _backend_name(detector), "frames": len(records), "fps": stream_fps,
                "fps_achieved": len(records) / seconds if seconds > 0 else 0.0, "offsets": monitor.offsets}
+    if alert_free:
+        summary["false_alerts_per_hour"] = false_alerts_per_hour(events, alert_free)
     return _write_results(out_dir, summary, monitor, records, events, true_events, annotated)
 
 
@@ -155,7 +160,8 @@ def _open_writer(path: Path, shape: tuple[int, int], fps: float):
 
 
 def _record(state: FrameState) -> dict:
-    """One timeline.csv row: time, per signal score (NaN = not seen) and state, PERCLOS, alerts."""
+    """One timeline.csv row: time, per signal score (NaN = not seen) and state, PERCLOS, head yaw and
+    pitch, the alert level, alerts."""
     row = {"index": state.index, "time_s": state.time_s}
     for name in SIGNALS:
         score = state.scores[name]
@@ -164,6 +170,8 @@ def _record(state: FrameState) -> dict:
     row["perclos"] = math.nan if state.perclos is None else state.perclos
     row["blink_rate"] = math.nan if state.blink_rate is None else state.blink_rate
     row["closure_s"] = state.closure_s
+    row["yaw"], row["pitch"] = state.pose if state.pose is not None else (math.nan, math.nan)
+    row["level"] = state.level
     row["alerts"] = " ".join(state.alerts)
     return row
 

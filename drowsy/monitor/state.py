@@ -13,15 +13,23 @@ from collections import deque
 import numpy as np
 
 from drowsy import CLASS_IDS, CLASSES
-from drowsy.events import Event
+from drowsy.events import ALERT_EVENTS, Event
+from drowsy.monitor.attention import AlertLadder, Vats
 from drowsy.monitor.config import MonitorConfig
+from drowsy.monitor.gaze import HeadPose, face_features, off_road_score
 
-SIGNALS = ("eyes_closed", "mouth_open", "phone", "cigarette")
-ALERT_TYPES = ("microsleep", "drowsy", "yawn", "phone", "smoking")
-# Event made from a finished run of a signal, and the config key of its minimum duration.
-# (The eyes are special: one run is a blink, a microsleep or neither, by its length.)
-SIGNAL_EVENTS = {"mouth_open": ("yawn", "yawn_min_s"), "phone": ("phone", "phone_min_s"),
-                 "cigarette": ("smoking", "smoking_min_s")}
+DETECTOR_SIGNALS = ("eyes_closed", "mouth_open", "phone", "cigarette")  # scored from class scores (`frame_scores`)
+SIGNALS = DETECTOR_SIGNALS + ("eyes_off_road", "eyes_unseen")
+ALERT_TYPES = ALERT_EVENTS
+# Events made from a finished run of a signal: (the shortest run's event, the config key of its
+# minimum duration), from the longest: an eye closure is a blink or, by its length, a microsleep, a
+# sleep or an unresponsive driver; a glance away a distraction or an unresponsive driver.
+SIGNAL_EVENTS = {
+    "eyes_closed": (("unresponsive", "unresponsive_s"), ("sleep", "sleep_s"), ("microsleep", "microsleep_s")),
+    "eyes_off_road": (("unresponsive", "unresponsive_s"), ("distraction", "distraction_s")),
+    "mouth_open": (("yawn", "yawn_min_s"),), "phone": (("phone", "phone_min_s"),),
+    "cigarette": (("smoking", "smoking_min_s"),), "eyes_unseen": (("degraded", "degraded_s"),),
+}
 _EPS = 1e-6  # seconds: frame times are products of float steps
 
 
@@ -29,8 +37,12 @@ _EPS = 1e-6  # seconds: frame times are products of float steps
 class FrameState:
     """What the monitor knows after one frame.
 
-    scores: per signal of SIGNALS, the frame's score in [0, 1], None when the eyes / mouth are not seen.
-    states: per signal, the debounced state (True = eyes closed, mouth open, phone / cigarette present).
+    scores: per signal of SIGNALS, the frame's score (None when not measurable): eyes_closed,
+    mouth_open (0 unless the mouth is open as wide as a yawn's, `yawn_min_height`), phone, cigarette in
+    [0, 1]; eyes_off_road = `gaze.off_road_score` (1 = the edge of the on-road region); eyes_unseen 1 or 0.
+    states: per signal, the debounced state (True = eyes closed, mouth open, phone / cigarette present,
+    eyes off the road, eyes not measurable). pose: head (yaw, pitch) in degrees against the driver's
+    baseline, None when unknown. level: the alert ladder's level (0 none, 1 pre-alert, 2 prompt, 3 final).
     perclos: share of the last `perclos_window_s` the eyes were closed (None until
     `perclos_min_window_s` of seen eyes). blink_rate: blinks per minute over the same window (or None).
     closure_s: length of the eye closure in progress (0 when open). alerts: ALERT_TYPES active now.
@@ -44,6 +56,8 @@ class FrameState:
     perclos: float | None
     blink_rate: float | None
     closure_s: float
+    pose: tuple[float, float] | None
+    level: int
     alerts: tuple[str, ...]
     ended: tuple[Event, ...]
 
@@ -60,10 +74,7 @@ def frame_scores(detections, min_score: float = 0.0, offsets: dict[str, float] |
     offsets: per signal, a log-odds offset fitted by `calibrate`; a score s becomes
     sigmoid(logit(s) - offset), which passes 0.5 at the decision boundary found on labelled images.
     """
-    if hasattr(detections, "cpu"):
-        detections = detections.detach().cpu()
-    rows = np.asarray(detections, dtype=np.float32).reshape(-1, 6)
-    rows = rows[rows[:, 4] >= min_score]
+    rows = detection_rows(detections, min_score)
     best = np.zeros(len(CLASSES))
     np.maximum.at(best, rows[:, 5].astype(np.int64), rows[:, 4])
     ids = CLASS_IDS
@@ -77,6 +88,14 @@ def frame_scores(detections, min_score: float = 0.0, offsets: dict[str, float] |
         scores = {name: None if score is None else _sigmoid(logit(score) - offsets.get(name, 0.0))
                   for name, score in scores.items()}
     return scores
+
+
+def detection_rows(detections, min_score: float = 0.0) -> np.ndarray:
+    """Detections as a float32 [n, 6] array, those scoring under `min_score` dropped."""
+    if hasattr(detections, "cpu"):
+        detections = detections.detach().cpu()
+    rows = np.asarray(detections, dtype=np.float32).reshape(-1, 6)
+    return rows[rows[:, 4] >= min_score]
 
 
 def _share(yes: float, no: float) -> float | None:
@@ -99,16 +118,19 @@ class _Signal:
     A sample taken at `time_s` stands for the half step around it (clipped at 0): the best guess for
     where a state that began between two frames began. A run begins at its first active sample and
     ends where its last one ends; inactive stretches of up to `max_gap_s` inside it are bridged.
-    A run is reported when it is over (`max_gap_s` after its last active sample) if it lasted `min_s`.
+    A run is reported when it is over (`max_gap_s` after its last active sample) if it lasted `min_s`,
+    as (start, end, reached): `reached` maps each of `marks` (durations, seconds) that the run reached to
+    the time of the sample at which it did (where the live alert of that length fired).
     """
 
-    def __init__(self, on: float, off: float, min_s: float, max_gap_s: float):
-        self.on, self.off, self.min_s, self.max_gap_s = on, off, min_s, max_gap_s
+    def __init__(self, on: float, off: float, min_s: float, max_gap_s: float, marks: tuple[float, ...] = ()):
+        self.on, self.off, self.min_s, self.max_gap_s, self.marks = on, off, min_s, max_gap_s, marks
         self.high = False  # hysteresis state, kept through samples where the score is unknown
         self.active = False  # the last sample counted as on
         self.run: list[float] | None = None  # [start, end] of the run in progress
+        self.reached: dict[float, float] = {}
 
-    def update(self, time_s: float, step_s: float, score: float | None) -> tuple[float, float] | None:
+    def update(self, time_s: float, step_s: float, score: float | None) -> tuple | None:
         """Feed one sample (score None = not seen: no evidence, so not active). Returns a run that ended."""
         if score is not None:
             self.high = score >= self.on or (self.high and score >= self.off)
@@ -117,16 +139,19 @@ class _Signal:
             if self.run is None:
                 self.run = [max(time_s - step_s / 2, 0.0), 0.0]
             self.run[1] = time_s + step_s / 2
+            for mark in self.marks:
+                if mark not in self.reached and self.duration >= mark - _EPS:
+                    self.reached[mark] = time_s
         elif self.run is not None and time_s + step_s / 2 - self.run[1] > self.max_gap_s + _EPS:
             return self.finish()
         return None
 
-    def finish(self) -> tuple[float, float] | None:
-        """Close the run in progress; returns it if it lasted `min_s`."""
-        run, self.run = self.run, None
+    def finish(self) -> tuple | None:
+        """Close the run in progress; returns (start, end, reached) if it lasted `min_s`."""
+        run, reached, self.run, self.reached = self.run, self.reached, None, {}
         if run is None or run[1] - run[0] < self.min_s - _EPS:
             return None
-        return run[0], run[1]
+        return run[0], run[1], reached
 
     @property
     def duration(self) -> float:
@@ -172,8 +197,9 @@ class _PerclosWindow:
 class DriverStateMonitor:
     """Streaming driver state: `update` once per frame, in order, then `finish` once at the end.
 
-    Memory stays bounded by one PERCLOS window of per-frame eye states, however long the stream.
-    offsets: per-signal log-odds offsets from `calibrate` (see `frame_scores`); None uses the raw scores.
+    Memory stays bounded by one PERCLOS window of per-frame eye states and one gaze baseline, however
+    long the stream. offsets: per-signal log-odds offsets from `calibrate` (see `frame_scores`); None
+    uses the raw scores.
     """
 
     def __init__(self, config: MonitorConfig | None = None, fps: float = 15.0,
@@ -186,11 +212,20 @@ class DriverStateMonitor:
         self.fps, self.step = float(fps), 1.0 / fps
         self.offsets = offsets  # per-signal score calibration (`calibrate`), None: the detector's own scores
         self.signals = {
-            "eyes_closed": _Signal(c.eyes_closed_on, c.eyes_closed_off, c.min_state_s, c.eyes_max_gap_s),
-            "mouth_open": _Signal(c.mouth_open_on, c.mouth_open_off, c.min_state_s, c.mouth_max_gap_s),
-            "phone": _Signal(c.phone_on, c.phone_off, c.min_state_s, c.phone_max_gap_s),
-            "cigarette": _Signal(c.cigarette_on, c.cigarette_off, c.min_state_s, c.cigarette_max_gap_s),
+            "eyes_closed": _Signal(c.eyes_closed_on, c.eyes_closed_off, c.min_state_s, c.eyes_max_gap_s,
+                                   (c.microsleep_s, c.sleep_s, c.unresponsive_s)),
+            "mouth_open": _Signal(c.mouth_open_on, c.mouth_open_off, c.min_state_s, c.mouth_max_gap_s, (c.yawn_min_s,)),
+            "phone": _Signal(c.phone_on, c.phone_off, c.min_state_s, c.phone_max_gap_s, (c.phone_min_s,)),
+            "cigarette": _Signal(c.cigarette_on, c.cigarette_off, c.min_state_s, c.cigarette_max_gap_s,
+                                 (c.smoking_min_s,)),
+            "eyes_off_road": _Signal(1.0, c.off_road_off, c.min_state_s, c.gaze_max_gap_s,
+                                     (c.distraction_s, c.unresponsive_s)),
+            "eyes_unseen": _Signal(0.5, 0.5, c.min_state_s, c.degraded_max_gap_s, (c.degraded_s,)),
         }
+        self.pose = HeadPose(fps, c.gaze_baseline_s, c.gaze_min_baseline_s,
+                             (c.yaw_limit, c.pitch_down_limit, c.pitch_up_limit))
+        self.vats = Vats(c.vats_total_s, c.vats_window_s, c.vats_reset_s, _EPS)
+        self.ladder = AlertLadder(c.prompt_after_s, c.final_after_s, c.recovery_s, c.cooldown_s)
         self.window = _PerclosWindow(max(round(c.perclos_window_s * fps), 1),
                                      max(math.ceil(c.perclos_min_window_s * fps - _EPS), 1))
         # The same PERCLOS values twice: dated by the window's end for the live alarm, by its centre for the event.
@@ -200,7 +235,7 @@ class DriverStateMonitor:
         self.blink_ends: deque[float] = deque()  # end times of the blinks in the PERCLOS window
         self.last_index = -1
         self.stats = {"frames": 0, "blinks": 0, "eyes_unseen": 0, "perclos_max": 0.0, "perclos_sum": 0.0,
-                      "perclos_frames": 0, "longest_closure_s": 0.0}
+                      "perclos_frames": 0, "longest_closure_s": 0.0, "off_road": 0, "pose_frames": 0}
 
     def update(self, frame_index: int, detections) -> FrameState:
         """Take one frame's detections ([n, 6] x1, y1, x2, y2, score, class_id; as `frame_scores` takes them).
@@ -211,26 +246,45 @@ class DriverStateMonitor:
             raise ValueError(f"frame_index must increase: {frame_index} after {self.last_index}")
         self.last_index = frame_index
         time_s = frame_index / self.fps
-        scores = frame_scores(detections, self.config.min_score, self.offsets)
+        rows = detection_rows(detections, self.config.min_score)
+        scores, pose = self._scores(rows)
         ended = []
         for name, signal in self.signals.items():
             run = signal.update(time_s, self.step, scores[name])
             if run is not None:
                 ended += self._signal_events(name, run)
+            if name == "eyes_off_road":
+                vats = self.vats.update(time_s, self.step, signal.run, run)
+                ended += [vats] if vats is not None else []
         eyes = self.signals["eyes_closed"]
         self.window.push(-1 if scores["eyes_closed"] is None else int(eyes.active))
         perclos = self.window.perclos()
         self.drowsy_live.update(time_s, self.step, perclos)  # its runs are the live alarm, not events
         ended += self._drowsy_sample(perclos)
-        self._count(scores, perclos)
+        self._count(scores, perclos, pose)
         self.events += ended
+        alerts = self._alerts()
+        attentive = scores["eyes_closed"] is not None and not eyes.active and not self.signals["eyes_off_road"].active
         return FrameState(
             index=frame_index, time_s=time_s, scores=scores,
             states={name: signal.on_now for name, signal in self.signals.items()},
             perclos=perclos, blink_rate=self._blink_rate(time_s),
-            closure_s=eyes.duration if eyes.on_now else 0.0,
-            alerts=self._alerts(), ended=tuple(ended),
+            closure_s=eyes.duration if eyes.on_now else 0.0, pose=pose,
+            level=self.ladder.update(time_s, alerts, attentive), alerts=alerts, ended=tuple(ended),
         )
+
+    def _scores(self, rows: np.ndarray) -> tuple[dict, tuple[float, float] | None]:
+        """Every signal's score of one frame and the head pose."""
+        c = self.config
+        scores = frame_scores(rows, 0.0, self.offsets)
+        features = face_features(rows)
+        height = features["mouth_open_height"] if features is not None else None
+        if scores["mouth_open"] is not None and (height is None or height < c.yawn_min_height):
+            scores["mouth_open"] = 0.0  # open, but not as wide as a yawn (talking, laughing)
+        pose = self.pose.update(features)
+        scores["eyes_off_road"] = off_road_score(pose, c.yaw_limit, c.pitch_down_limit, c.pitch_up_limit)
+        scores["eyes_unseen"] = float(scores["eyes_closed"] is None)
+        return scores, pose
 
     def finish(self) -> list[Event]:
         """End of stream: close every run in progress (the PERCLOS windows shrink to the last
@@ -240,16 +294,19 @@ class DriverStateMonitor:
             self.events += self._drowsy_sample(self.window.perclos())
         run = self.drowsy.finish()
         if run is not None:
-            self.events.append(Event("drowsy", *run))
+            self.events.append(Event("drowsy", *run[:2]))
         for name, signal in self.signals.items():
             run = signal.finish()
             if run is not None:
                 self.events += self._signal_events(name, run)
+        vats = self.vats.finish()
+        self.events += [vats] if vats is not None else []
         return sorted(self.events, key=lambda e: (e.start, e.type))
 
     def metrics(self) -> dict:
         """Clip-level numbers: frames, seconds, perclos_max / perclos_mean (trailing window), blinks,
-        blinks_per_min, longest_closure_s, yawns, eyes_unseen_share, and per alert type its event count."""
+        blinks_per_min, longest_closure_s, yawns, eyes_unseen_share, off_road_share (of the frames with
+        a known pose), and per alert type its event count."""
         s = self.stats
         seconds = s["frames"] / self.fps
         longest = max(s["longest_closure_s"], self.signals["eyes_closed"].duration)
@@ -259,27 +316,28 @@ class DriverStateMonitor:
             "perclos_mean": s["perclos_sum"] / s["perclos_frames"] if s["perclos_frames"] else None,
             "blinks": s["blinks"], "blinks_per_min": s["blinks"] / seconds * 60 if seconds else 0.0,
             "longest_closure_s": longest, "yawns": counts["yawn_events"],
-            "eyes_unseen_share": s["eyes_unseen"] / s["frames"] if s["frames"] else 0.0, **counts,
+            "eyes_unseen_share": s["eyes_unseen"] / s["frames"] if s["frames"] else 0.0,
+            "off_road_share": s["off_road"] / s["pose_frames"] if s["pose_frames"] else None, **counts,
         }
 
-    def _signal_events(self, name: str, run: tuple[float, float]) -> list[Event]:
-        start, end = run
+    def _signal_events(self, name: str, run: tuple) -> list[Event]:
+        start, end, reached = run
         duration = end - start
         if name == "eyes_closed":
             self.stats["longest_closure_s"] = max(self.stats["longest_closure_s"], duration)
-            if duration >= self.config.microsleep_s - _EPS:
-                return [Event("microsleep", start, end)]
             if duration <= self.config.blink_max_s + _EPS:
                 self.stats["blinks"] += 1
                 self.blink_ends.append(end)
                 return [Event("blink", start, end)]
-            return []  # a long closure: PERCLOS counts it, no event of its own
-        kind, min_key = SIGNAL_EVENTS[name]
-        return [Event(kind, start, end)] if duration >= getattr(self.config, min_key) - _EPS else []
+        for kind, key in SIGNAL_EVENTS[name]:
+            threshold = getattr(self.config, key)
+            if duration >= threshold - _EPS:
+                return [Event(kind, start, end, reached.get(threshold))]
+        return []  # a long blink (PERCLOS counts it) or a short glance (VATS counts it)
 
     def _drowsy_sample(self, perclos: float | None) -> list[Event]:
         run = self.drowsy.update(self.window.centre_s(self.fps), self.step, perclos)
-        return [Event("drowsy", *run)] if run is not None else []
+        return [Event("drowsy", *run[:2])] if run is not None else []
 
     def _blink_rate(self, time_s: float) -> float | None:
         span = min(time_s + self.step, self.config.perclos_window_s)
@@ -291,19 +349,28 @@ class DriverStateMonitor:
 
     def _alerts(self) -> tuple[str, ...]:
         c, s = self.config, self.signals
-        alerts = [
-            ("microsleep", s["eyes_closed"].duration >= c.microsleep_s - _EPS),
-            ("drowsy", self.drowsy_live.on_now),
-            ("yawn", s["mouth_open"].duration >= c.yawn_min_s - _EPS),
-            ("phone", s["phone"].duration >= c.phone_min_s - _EPS),
-            ("smoking", s["cigarette"].duration >= c.smoking_min_s - _EPS),
-        ]
-        return tuple(kind for kind, on in alerts if on)
+        closed, away = s["eyes_closed"].duration, s["eyes_off_road"].duration
+        alerts = {
+            "microsleep": c.microsleep_s - _EPS <= closed < c.sleep_s - _EPS,
+            "sleep": c.sleep_s - _EPS <= closed < c.unresponsive_s - _EPS,
+            "unresponsive": max(closed, away) >= c.unresponsive_s - _EPS,
+            "drowsy": self.drowsy_live.on_now,
+            "yawn": s["mouth_open"].duration >= c.yawn_min_s - _EPS,
+            "distraction": c.distraction_s - _EPS <= away < c.unresponsive_s - _EPS,
+            "vats": self.vats.on_now,
+            "phone": s["phone"].duration >= c.phone_min_s - _EPS,
+            "smoking": s["cigarette"].duration >= c.smoking_min_s - _EPS,
+            "degraded": s["eyes_unseen"].duration >= c.degraded_s - _EPS,
+        }
+        return tuple(kind for kind in ALERT_TYPES if alerts[kind])
 
-    def _count(self, scores: dict, perclos: float | None) -> None:
+    def _count(self, scores: dict, perclos: float | None, pose) -> None:
         s = self.stats
         s["frames"] += 1
         s["eyes_unseen"] += scores["eyes_closed"] is None
+        if pose is not None:
+            s["pose_frames"] += 1
+            s["off_road"] += self.signals["eyes_off_road"].active
         if perclos is not None:
             s["perclos_max"] = max(s["perclos_max"], perclos)
             s["perclos_sum"] += perclos

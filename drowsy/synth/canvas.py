@@ -195,14 +195,30 @@ def inside_ellipse(points: np.ndarray, cx: float, cy: float, ax: float, ay: floa
 
 @dataclasses.dataclass(frozen=True)
 class Frame:
-    """Maps local points (face units) to image pixels: scaled by the face height, rotated, moved."""
+    """Maps local points (face units) to image pixels: scaled by the face height, rotated, moved.
+
+    yaw, pitch (degrees, + = towards the image's right / down): a head turn, drawn in 2.5-D for points
+    `depth` face units in front of the head's axis: x -> x cos(yaw) + depth sin(yaw), y likewise with
+    the pitch (`turned`); 0 leaves the points as they are.
+    """
 
     origin: tuple[float, float]
     scale: float
     angle: float
+    yaw: float = 0.0
+    pitch: float = 0.0
+    depth: float = 0.0
 
     def place(self, points: np.ndarray) -> np.ndarray:
+        if self.yaw or self.pitch:
+            yaw, pitch = np.deg2rad(self.yaw), np.deg2rad(self.pitch)
+            points = np.stack([points[:, 0] * np.cos(yaw) + self.depth * np.sin(yaw),
+                               points[:, 1] * np.cos(pitch) + self.depth * np.sin(pitch)], 1)
         return _rotate(points * self.scale, self.angle) + self.origin
+
+    def turned(self, yaw: float, pitch: float, depth: float) -> "Frame":
+        """The same frame for points `depth` face units in front of the axis, the head turned."""
+        return dataclasses.replace(self, yaw=yaw, pitch=pitch, depth=depth)
 
     def px(self, pixels: float) -> float:
         """A length in pixels, in face units."""

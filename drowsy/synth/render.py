@@ -16,6 +16,9 @@ _GAUSS_QUANTILES = np.array([NormalDist().inv_cdf((k + 0.5) / 256) for k in rang
 
 
 
+# How far in front of the head's axis of turn the features sit, face units (drawn head turns: `Frame.turned`)
+DEPTHS = {"eyes": 0.27, "nose": 0.4, "mouth": 0.3, "hand": 0.38}
+
 # Owner ids of the traced parts (tests check their boxes against the pixels they own).
 OWNERS = {"face": 0, "eye_left": 1, "eye_right": 2, "mouth": 3, "phone": 4, "cigar": 5}
 
@@ -65,7 +68,8 @@ def _head_frame(state: SceneState) -> Frame:
 
 
 def _draw_face(canvas: Canvas, ident: Identity, state: SceneState, head: Frame) -> Box | None:
-    """Face ellipse with radial shading and side light, brows, nose; returns the face box."""
+    """Face ellipse with radial shading and side light, brows, nose (turned with the head's yaw and
+    pitch; the outline is not); returns the face box."""
     light = np.deg2rad(state.light_angle)
     ax, ay = ident.aspect / 2 * head.scale, 0.5 * head.scale
     fx, fy = head.origin
@@ -75,14 +79,20 @@ def _draw_face(canvas: Canvas, ident: Identity, state: SceneState, head: Frame) 
         return ident.skin * (1.0 - 0.22 * (dx * dx + dy * dy) + 0.12 * (dx * np.cos(light) + dy * np.sin(light)))
 
     box = canvas.paint([head.place(ellipse(0, 0, ident.aspect / 2, 0.5, n=64))], shading, owner=OWNERS["face"])
+    brows, nose_frame = _turned(head, state, "eyes"), _turned(head, state, "nose")
     brow_y = ident.eye_level - ident.eye_height * 0.5 - 0.06
     for side in (-1, 1):
         brow = ellipse(side * ident.eye_spacing / 2, brow_y + 0.05, ident.eye_width * 0.62, 0.06, 200, 340, 12)
-        canvas.paint([head.place(ribbon(brow, max(0.022, head.px(2.0))))], ident.brow)
-        canvas.paint([head.place(ellipse(side * 0.04, 0.13, 0.022, 0.012, n=16))], ident.skin * 0.35)  # nostril
+        canvas.paint([brows.place(ribbon(brow, max(0.022, head.px(2.0))))], ident.brow)
+        canvas.paint([nose_frame.place(ellipse(side * 0.04, 0.13, 0.022, 0.012, n=16))], ident.skin * 0.35)  # nostril
     nose = ribbon(ellipse(0, 0.07, 0.06, 0.05, 30, 150, 12), max(0.012, head.px(1.5)))
-    canvas.paint([head.place(nose)], ident.skin * 0.8)
+    canvas.paint([nose_frame.place(nose)], ident.skin * 0.8)
     return box
+
+
+def _turned(head: Frame, state: SceneState, part: str) -> Frame:
+    """The head frame for a part of the face, turned by the state's yaw and pitch (`DEPTHS`)."""
+    return head.turned(state.yaw, state.pitch, DEPTHS[part]) if state.yaw or state.pitch else head
 
 
 def _draw_eye(canvas: Canvas, ident: Identity, state: SceneState, head: Frame, side: int) -> Box | None:
@@ -144,6 +154,23 @@ def _draw_glasses(canvas: Canvas, ident: Identity, head: Frame) -> None:
     inner = ident.eye_spacing / 2 - half_w
     bridge = ellipse(0, y - 0.01, inner + thick / 2, 0.02, 180, 360, 8)
     canvas.paint([head.place(ribbon(bridge, thick))], ident.glasses_frame)
+
+
+def _draw_eye_cover(canvas: Canvas, ident: Identity, state: SceneState, eyes: Frame) -> None:
+    """Sunglasses (dark lenses over both eyes, a bridge) and a glare (a saturated reflection over the
+    eyes, as from a low sun on glasses), as the state asks."""
+    half_w, half_h = ident.eye_width / 2 + 0.05, ident.eye_height / 2 + 0.06
+    if state.sunglasses:
+        for side in (-1, 1):
+            canvas.paint([eyes.place(ellipse(side * ident.eye_spacing / 2, ident.eye_level + 0.01, half_w, half_h))],
+                         12.0)
+        bridge = np.array([[-ident.eye_spacing / 2 + half_w, ident.eye_level], [ident.eye_spacing / 2 - half_w,
+                                                                                  ident.eye_level]])
+        canvas.paint([eyes.place(ribbon(bridge, 0.02))], 12.0)
+    if state.glare > 0:
+        reach = (ident.eye_spacing / 2 + half_w) * (0.6 + 0.6 * state.glare)
+        canvas.paint([eyes.place(ellipse(0, ident.eye_level, reach, half_h * (0.8 + 0.6 * state.glare)))],
+                     190 + 65 * state.glare)
 
 
 def _draw_cap(canvas: Canvas, ident: Identity, head: Frame) -> None:
@@ -260,28 +287,32 @@ def draw_scene(rng: np.random.Generator, width: int, height: int, state: SceneSt
     _draw_cabin(canvas, state, body)
     _draw_body(canvas, ident, state, body)
     objects = [("face", _draw_face(canvas, ident, state, head))]
+    eyes, mouth, hand = (_turned(head, state, part) for part in ("eyes", "mouth", "hand"))
     eye_class = "eye_closed" if state.eyes_closed else "eye_opened"
+    covered = state.sunglasses or state.glare >= 0.5  # drawn, but not visible: not labelled
     for side in (-1, 1):
         if side != state.hidden_eye:
-            objects.append((eye_class, _draw_eye(canvas, ident, state, head, side)))
+            box = _draw_eye(canvas, ident, state, eyes, side)
+            objects.append((eye_class, None if covered else box))
     if state.mouth_cover == "none":
         mouth_class = "mouth_opened" if state.mouth_open else "mouth_closed"
-        objects.append((mouth_class, _draw_mouth(canvas, ident, state, head)))
+        objects.append((mouth_class, _draw_mouth(canvas, ident, state, mouth)))
     elif state.mouth_cover == "mask":
-        _draw_face_mask(canvas, ident, head)
+        _draw_face_mask(canvas, ident, mouth)
     if state.glasses:
-        _draw_glasses(canvas, ident, head)
+        _draw_glasses(canvas, ident, eyes)
+    _draw_eye_cover(canvas, ident, state, eyes)
     if state.cap:
         _draw_cap(canvas, ident, head)
     if state.mouth_cover == "hand":
-        _draw_hand(canvas, ident, head, (0.1 * state.hand_side, ident.mouth_level + 0.03),
+        _draw_hand(canvas, ident, hand, (0.1 * state.hand_side, ident.mouth_level + 0.03),
                    180 if state.hand_side > 0 else 0, thumb=-state.hand_side)  # thumb under the chin
     if state.hidden_eye:
         eye_x = state.hidden_eye * ident.eye_spacing / 2
-        _draw_hand(canvas, ident, head, (eye_x + state.hidden_eye * 0.02, ident.eye_level + 0.04), -90,
+        _draw_hand(canvas, ident, hand, (eye_x + state.hidden_eye * 0.02, ident.eye_level + 0.04), -90,
                    thumb=state.hidden_eye)  # thumb outwards, clear of the other eye
     if state.cigarette != "none":
-        objects.append(("cigar", _draw_cigarette(canvas, ident, state, head)))
+        objects.append(("cigar", _draw_cigarette(canvas, ident, state, mouth)))
     if state.phone != "none":
         objects.append(("phone", _draw_phone(canvas, ident, state, head, body)))
     return _finish(canvas, state, rng), [(c, box) for c, box in objects if box is not None], canvas

@@ -67,6 +67,10 @@ class SceneState:
     clutter_seed: int
     glasses: bool = False  # clear glasses: a frame around the eyes, the eyes stay visible
     cap: bool = False  # a peaked cap over the forehead, clear of the brows
+    yaw: float = 0.0  # head turn, degrees (+ = towards the image's right); the face outline stays
+    pitch: float = 0.0  # head nod, degrees (+ = down)
+    sunglasses: bool = False  # dark lenses: the eyes are hidden (not labelled)
+    glare: float = 0.0  # a saturated reflection over the eyes (0 none, 1 full): from 0.5 on they are not labelled
 
 
 @dataclasses.dataclass(frozen=True)

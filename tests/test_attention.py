@@ -1,0 +1,166 @@
+"""Where the driver looks and what follows from it, on hand-made sequences: head pose from boxes and its
+baseline, long distraction, VATS, unresponsive driver, degraded monitoring, talking against yawning,
+and the alert ladder."""
+
+import math
+
+import numpy as np
+import pytest
+
+from drowsy import CLASS_IDS
+from drowsy.events import Event
+from drowsy.monitor import DriverStateMonitor, MonitorConfig
+from drowsy.monitor.attention import AlertLadder
+from drowsy.monitor.gaze import FEATURE_DEPTH, HeadPose, face_features
+
+FPS = 15
+FACE = (100.0, 100.0, 256.0, 300.0)  # x1, y1, x2, y2: 200 px tall, 156 wide, centre (178, 200)
+
+
+def face(yaw=0.0, pitch=0.0, eyes="open", mouth_height=0.06, offset=(0.0, 0.0), roll=0.0) -> np.ndarray:
+    """One frame's detections of a face whose features moved as a head turned by (yaw, pitch) degrees
+    would move them; offset: the driver's own resting offset of the features (face heights); roll:
+    the whole face rotated in the image (degrees). eyes: "open", "closed" or None (not seen)."""
+    x1, y1, x2, y2 = FACE
+    height, cx, cy = y2 - y1, (x1 + x2) / 2, (y1 + y2) / 2
+    turn = np.radians([yaw, pitch])
+    angle = math.radians(roll)
+    rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+
+    def at(local) -> np.ndarray:  # face units from the face centre -> pixels, turned as the renderer turns
+        turned = np.array(local) * np.cos(turn) + FEATURE_DEPTH * np.sin(turn) + np.array(offset)
+        return np.array([cx, cy]) + rotation @ (turned * height)
+
+    rows = [[*FACE, 0.9, CLASS_IDS["face"]]]
+    if eyes is not None:
+        for side in (-1, 1):
+            ex, ey = at((side * 0.16, -0.08))
+            rows.append([ex - 10, ey - 5, ex + 10, ey + 5, 0.9, CLASS_IDS[f"eye_{'closed' if eyes == 'closed' else 'opened'}"]])
+    mx, my = at((0.0, 0.26))
+    half = mouth_height * height / 2
+    kind = "mouth_opened" if mouth_height >= 0.08 else "mouth_closed"
+    rows.append([mx - 25, my - half, mx + 25, my + half, 0.9, CLASS_IDS[kind]])
+    return np.array(rows, np.float32)
+
+
+def run(frames, config: MonitorConfig | None = None):
+    monitor = DriverStateMonitor(config or MonitorConfig(), FPS)
+    states = [monitor.update(i, f) for i, f in enumerate(frames)]
+    return states, monitor.finish()
+
+
+def seconds(n: float, **pose) -> list[np.ndarray]:
+    return [face(**pose)] * round(n * FPS)
+
+
+def of_type(events: list[Event], kind: str) -> list[Event]:
+    return [e for e in events if e.type == kind]
+
+
+def test_pose_from_boxes_recovers_yaw_and_pitch_against_the_baseline():
+    pose = HeadPose(FPS, baseline_s=2.0, min_baseline_s=1.0, limits=(20, 15, 15))
+    resting = dict(offset=(0.05, -0.03), roll=12.0)  # off-centre, head tilted: on the road by definition
+    for _ in range(30):
+        assert pose.update(face_features(face(**resting))) in (None, pytest.approx((0.0, 0.0), abs=1e-3))
+    yaw, pitch = pose.update(face_features(face(yaw=35, pitch=-10, **resting)))
+    assert yaw == pytest.approx(35, abs=0.5) and pitch == pytest.approx(-10, abs=0.5)
+    assert face_features(np.zeros((0, 6), np.float32)) is None  # no face box: no pose
+    assert pose.update(None) is None
+
+
+def test_baseline_is_the_median_of_the_first_samples_then_frozen():
+    pose = HeadPose(FPS, baseline_s=2.0, min_baseline_s=1.0, limits=(20, 15, 15))
+    frames = [face(yaw=40)] * 5 + [face()] * 25 + [face(yaw=40)] * 30  # glances do not move the median
+    for f in frames:
+        pose.update(face_features(f))
+    assert pose.update(face_features(face())) == pytest.approx((0.0, 0.0), abs=1e-3)
+    for _ in range(60):  # the baseline is frozen once full: a driver who now sits turned a little stays so
+        pose.update(face_features(face(yaw=12)))
+    assert pose.update(face_features(face(yaw=12)))[0] == pytest.approx(12, abs=0.5)
+    assert len(pose.samples["eyes"]) == pose.size
+
+
+def test_a_two_second_glance_does_not_alert_and_one_of_3_2_s_does_on_time():
+    states, events = run(seconds(5) + seconds(2.0, yaw=45) + seconds(5))
+    assert not any("distraction" in s.alerts for s in states) and of_type(events, "distraction") == []
+    states, events = run(seconds(5) + seconds(3.2, yaw=45) + seconds(5))
+    (event,) = of_type(events, "distraction")
+    assert (event.start, event.end) == (pytest.approx(5 - 0.5 / FPS), pytest.approx(8.2 - 0.5 / FPS))
+    fired = next(s for s in states if "distraction" in s.alerts)
+    assert fired.index == 5 * FPS + 3 * FPS - 1 and event.alert == pytest.approx(fired.time_s)
+    assert fired.level == 1 and states[fired.index - 1].alerts == ()
+
+
+def test_looking_down_or_up_counts_and_small_head_movements_do_not():
+    _, events = run(seconds(5) + seconds(4, pitch=30) + seconds(5) + seconds(4, pitch=-25) + seconds(5))
+    assert len(of_type(events, "distraction")) == 2
+    _, events = run(seconds(5) + seconds(6, yaw=15, pitch=10) + seconds(5))  # inside the on-road region
+    assert [e.type for e in events] == []
+
+
+def test_gaze_away_for_6_s_is_an_unresponsive_driver():
+    states, events = run(seconds(5) + seconds(6.5, yaw=-50) + seconds(3))
+    assert [e.type for e in events] == ["unresponsive"]
+    alerts = [s.alerts for s in states]
+    assert ("distraction",) in alerts and ("unresponsive",) in alerts
+    first = next(s for s in states if "unresponsive" in s.alerts)
+    assert first.index == 5 * FPS + 6 * FPS - 1 and first.level == 3
+
+
+def test_vats_adds_short_glances_up_to_10_s_and_two_seconds_on_the_road_restarts_the_sum():
+    sequence = seconds(5)
+    for _ in range(6):  # 6 x 2 s away, 1 s on the road between: 10 s away after the fifth
+        sequence += seconds(2, yaw=40) + seconds(1)
+    states, events = run(sequence + seconds(4))
+    (vats,) = of_type(events, "vats")
+    assert vats.start == pytest.approx(5 - 0.5 / FPS) and vats.end == pytest.approx(5 + 6 * 3 - 1 - 0.5 / FPS)
+    fired = next(s for s in states if "vats" in s.alerts)
+    assert fired.time_s == pytest.approx(5 + 4 * 3 + 2 - 1 / FPS)  # the fifth glance's last frame
+    assert vats.alert == pytest.approx(fired.time_s) and of_type(events, "distraction") == []
+    restarted = seconds(5)
+    for _ in range(6):  # the same glances, 2 s on the road between them: the sum restarts each time
+        restarted += seconds(2, yaw=40) + seconds(2)
+    states, events = run(restarted)
+    assert of_type(events, "vats") == [] and not any("vats" in s.alerts for s in states)
+
+
+def test_degraded_when_the_eyes_are_not_measurable_for_5_s_and_not_for_a_hand_passing():
+    states, events = run(seconds(5) + seconds(8, eyes=None) + seconds(3))
+    (event,) = of_type(events, "degraded")
+    fired = next(s for s in states if "degraded" in s.alerts)
+    assert fired.time_s - event.start <= 10.0 and fired.time_s == pytest.approx(5 + 5 - 1 / FPS)
+    _, events = run(seconds(5) + seconds(2.5, eyes=None) + seconds(5))  # eye rubbing, a hand passing
+    assert events == []
+
+
+def test_talking_opens_the_mouth_but_only_a_wide_opening_is_a_yawn():
+    talking = []
+    for _ in range(20):  # 0.2 s open, 0.13 s closed: bridged into one long opening of a moderate height
+        talking += [face(mouth_height=0.09)] * 3 + [face()] * 2
+    _, events = run(seconds(3) + talking + seconds(3))
+    assert of_type(events, "yawn") == []
+    _, events = run(seconds(3) + seconds(2, mouth_height=0.18) + seconds(3))
+    assert len(of_type(events, "yawn")) == 1
+
+
+def test_ladder_climbs_while_an_alert_lasts_and_recovers_after_attention():
+    config = MonitorConfig()
+    ladder = AlertLadder(config.prompt_after_s, config.final_after_s, config.recovery_s, config.cooldown_s)
+    levels = [ladder.update(t / 10, ("distraction",), False) for t in range(40)]
+    assert levels[0] == 1 and levels[15] == 2 and levels[30] == 3  # 1.5 s: prompt, 3 s: final alert
+    assert ladder.update(4.0, (), False) == 3  # no alert, but not attentive yet: holds
+    assert ladder.update(4.1, (), True) == 3 and ladder.update(5.0, (), True) == 3
+    assert ladder.update(5.1, (), True) == 0  # attentive for 1 s: recovered
+    assert ladder.update(9.0, ("distraction",), False) == 3  # within the cool-down: resumes at its level
+    ladder.update(9.1, (), True), ladder.update(10.2, (), True)
+    assert ladder.update(25.0, ("distraction",), False) == 1  # after the cool-down: from the first step
+    assert AlertLadder(1.5, 3.0, 1.0, 10.0).update(0.0, ("sleep",), False) == 2
+    advisory = AlertLadder(1.5, 3.0, 1.0, 10.0)
+    assert max(advisory.update(t / 10, ("yawn",), False) for t in range(100)) == 1  # advisories do not climb
+
+
+def test_monitor_reports_the_ladder_level_per_frame():
+    states, _ = run(seconds(5) + seconds(6.5, yaw=50) + seconds(3))
+    levels = [s.level for s in states]
+    assert max(levels) == 3 and levels[-1] == 0 and levels[5 * FPS] == 0
+    assert sorted(set(levels)) == [0, 1, 2, 3]
