@@ -12,6 +12,7 @@ import dataclasses
 from pathlib import Path
 
 from drowsy.config import Params, load_yaml
+from drowsy.demo_data import parse_size
 from drowsy.errors import DrowsyError
 from drowsy.paths import resolve
 
@@ -271,9 +272,12 @@ class DriverMonitorParams(Params):
     prepared_dir: str = "data/prepared/demo"
     out_dir: str = "outputs/demo"
     clip_seconds: float = 90.0
+    protocol_seconds: float = 200.0
+    alert_seconds: float = 120.0
+    clip_size: str = "400x640"
     clip_fps: float = 15.0
     seed: int = 0
-    monitor_img_size: int = 416
+    monitor_img_size: int = 320
     monitor_config: str = "data/monitor.yaml"
     backend: str = "torch"
     device: str = "auto"
@@ -282,6 +286,14 @@ class DriverMonitorParams(Params):
     def __post_init__(self):
         if self.backend not in ("torch", "onnx"):
             raise DrowsyError(f"parameters: field 'backend' must be 'torch' or 'onnx', got {self.backend!r}")
-        if not (self.clip_seconds > 0 and self.clip_fps > 0 and self.monitor_img_size > 0):
-            raise DrowsyError("parameters: fields 'clip_seconds', 'clip_fps', 'monitor_img_size' must be > 0, got "
-                              f"{self.clip_seconds}, {self.clip_fps}, {self.monitor_img_size}")
+        if not (min(self.clip_seconds, self.protocol_seconds, self.alert_seconds, self.clip_fps) > 0
+                and self.monitor_img_size > 0):
+            raise DrowsyError("parameters: fields 'clip_seconds', 'protocol_seconds', 'alert_seconds', 'clip_fps', "
+                              f"'monitor_img_size' must be > 0, got {self.clip_seconds}, {self.protocol_seconds}, "
+                              f"{self.alert_seconds}, {self.clip_fps}, {self.monitor_img_size}")
+        parse_size(self.clip_size, field="clip_size", minimum=64)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """clip_size as (width, height)."""
+        return parse_size(self.clip_size, field="clip_size", minimum=64)

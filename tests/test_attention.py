@@ -164,3 +164,23 @@ def test_monitor_reports_the_ladder_level_per_frame():
     levels = [s.level for s in states]
     assert max(levels) == 3 and levels[-1] == 0 and levels[5 * FPS] == 0
     assert sorted(set(levels)) == [0, 1, 2, 3]
+
+
+def test_benchmark_tables_on_short_protocol_and_alert_clips_with_their_true_boxes(tmp_path):
+    from drowsy.monitor.benchmark import ClipSpec, false_alerts, hard_cases_table, run_clips, scores_table
+
+    specs = [ClipSpec("protocol", 150.0, 7, (240, 384)), ClipSpec("alert", 60.0, 1, (240, 384))]
+    runs = run_clips(specs, tmp_path, {"truth": {}}, fps=10.0, progress=False)
+    truth = [e for e in runs[0]["truth"] if e.type != "blink"]
+    scores = scores_table(runs, "truth")
+    assert set(scores.index) == {e.type for e in truth} and scores["events"].sum() == len(truth)
+    timed = scores.drop(index="degraded")["latency_median"]  # a degraded event's truth alert is the 10 s deadline
+    assert (scores["f1"] == 1.0).all() and (timed.dropna().abs() <= 0.1).all() and len(timed.dropna()) >= 3
+    assert -6.0 < scores.loc["degraded", "latency_worst"] < 0  # told 5 s in: before the deadline
+    hard = hard_cases_table(runs, ["truth"])
+    assert hard["events"].sum() >= 3 and (hard["recall (truth)"].dropna() == 1.0).all()
+    alerts = false_alerts(runs, "truth")
+    assert alerts["hours"] == pytest.approx(60 / 3600) and alerts["per_hour"] == 0.0
+    assert alerts["yawns_while_talking"] == 0
+    runs[1]["found"]["truth"].append(Event("yawn", 10.0, 12.0, 11.0))  # one false alert in a minute
+    assert false_alerts(runs, "truth")["per_hour"] == pytest.approx(60.0)

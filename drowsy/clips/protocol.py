@@ -17,15 +17,10 @@ least 6 s apart), talking, laughing, eye rubbing; the whole clip is an alert-fre
 import numpy as np
 
 from drowsy.clips.script import Action, Script, away_interval, plan_blinks, puffs, stamp, truth_event
+from drowsy.synth.scene import GAZE_POSES
 
-# Where a driver looks, as the head's (yaw, pitch) in degrees from straight ahead; yaw + = towards the
-# image's right (the driver's left: the camera faces the driver), pitch + = down. Left-hand drive.
-GAZE_TARGETS = {
-    "left mirror": (45.0, 5.0), "left window": (60.0, 0.0), "rear-view mirror": (-35.0, -22.0),
-    "right mirror": (-55.0, 5.0), "passenger": (-60.0, 5.0), "infotainment": (-35.0, 25.0),
-    "instrument cluster": (0.0, 28.0), "glovebox": (-45.0, 35.0), "footwell": (-10.0, 40.0),
-}
-MIRRORS = ("left mirror", "rear-view mirror", "right mirror")
+GAZE_TARGETS = {name: pose for name, pose in GAZE_POSES.items() if name != "ahead"}  # the protocol's locations
+MIRRORS = ("left side mirror", "rear-view mirror", "right side mirror")
 ITEMS = ("glance", "distraction", "unresponsive_gaze", "vats", "microsleep", "sleep", "unresponsive_eyes",
          "yawn", "talk", "laugh", "rub", "phone", "smoking", "sunglasses", "glare", "out")
 LEAD_S = 6.0  # plain driving before the first item

@@ -3,7 +3,8 @@ frames, one label JSON per image in AIHub's schema (see drowsy.aihub), names in 
 
 A recording is one (subject, scenario, lighting, gaze target, behaviour) and `frames` consecutive
 frames of it: the driver moves smoothly, so frames of one recording are near duplicates, as in the
-real videos. The behaviour in the name drives the content (drowsy -> eyes closed, yawning -> mouth
+real videos. The gaze target in the name turns the head towards it (`GAZE_POSES`); the behaviour in
+the name drives the content (drowsy -> eyes closed, yawning -> mouth
 open, phone call -> phone, smoking -> cigarette) at the rates that give the real class table
 (`CLASS_RATES`); the lighting condition sets the light's direction and strength. Each subject keeps
 one identity and one cabin across its recordings. Recording r, frame f depend only on (seed, r, f).
@@ -19,8 +20,8 @@ from drowsy.files import write_json
 from drowsy.meta import GAZE_TARGET, LIGHTING
 from drowsy.synth.dataset import encode_jpeg, run_chunks
 from drowsy.synth.render import render_scene
-from drowsy.synth.scene import CLASS_RATES, EYES_CLOSED_RATE, MOUTH_OPEN_RATE, MOUTH_VISIBLE_RATE, SceneState, \
-    accessories, hands_in_frame, sample_scene
+from drowsy.synth.scene import CLASS_RATES, EYES_CLOSED_RATE, GAZE_POSES, MOUTH_OPEN_RATE, MOUTH_VISIBLE_RATE, \
+    SceneState, accessories, hands_in_frame, sample_scene
 
 ENVIRONMENT_FOLDER = "bbox(통제환경)"
 YAWN_RATE = MOUTH_OPEN_RATE * MOUTH_VISIBLE_RATE  # images with an open mouth
@@ -84,10 +85,13 @@ def _recording(seed: int, size: tuple[int, int], recording: int, subject: int) -
     lighting = str(rng.choice(list(LIGHTING)))
     gains, angle, strength = LIGHTING_LOOK[lighting]
     base = _act(sample_scene(rng, *size), behaviour, rng, size[0])
+    gaze_target = str(rng.choice(list(GAZE_TARGET)))
+    yaw, pitch = GAZE_POSES[GAZE_TARGET[gaze_target]]
     base = dataclasses.replace(base, identity_seed=int(who.integers(2**31)), clutter_seed=int(who.integers(2**31)),
                                brightness=rng.uniform(*gains), light_angle=angle + rng.uniform(-15, 15),
-                               light_strength=strength, **accessories(rng))
-    return _Recording(behaviour, lighting, str(rng.choice(list(GAZE_TARGET))), base)
+                               light_strength=strength, yaw=yaw + rng.uniform(-6, 6), pitch=pitch + rng.uniform(-5, 5),
+                               **accessories(rng, covers=True))
+    return _Recording(behaviour, lighting, gaze_target, base)
 
 
 def _act(state: SceneState, behaviour: str, rng: np.random.Generator, width: int) -> SceneState:
@@ -115,6 +119,7 @@ def _frame_state(seed, size, recording: int, frame: int, subject: int, per_subje
         face_x=base.face_x + 0.03 * base.face_height * math.sin(2 * math.pi * 0.3 * t + phase),
         face_y=base.face_y + 0.02 * base.face_height * math.sin(2 * math.pi * 0.2 * t + 2 * phase),
         roll=base.roll + 3.0 * math.sin(2 * math.pi * 0.25 * t + phase),
+        yaw=base.yaw + 2.0 * math.sin(2 * math.pi * 0.15 * t + phase),
         gaze=(float(np.clip(base.gaze[0] + 0.3 * math.sin(t + phase), -1, 1)), base.gaze[1]))
     stem = (f"{subject:03d}_G1_{recording % per_subject + 1:02d}_{take.lighting}_{take.gaze_target}_{take.behaviour}"
             f"_20201101_{(recording * 7) % 24:02d}{(recording * 13) % 60:02d}00_{frame:05d}")
@@ -127,10 +132,14 @@ def _label(file_name: str, size: tuple[int, int], objects: list[dict], state: Sc
     """The AIHub label document of one rendered frame."""
     boxes = {key: {"isVisible": False, "Position": [0, 0, 0, 0]} for key in ("Face", "Leye", "Reye", "Mouth",
                                                                            "Cigar", "Phone")}
+    eyes = sorted((obj for obj in objects if obj["class"].startswith("eye")), key=lambda o: o["position"][0])
+    # two eyes: by their order across the image (a turned head can put both on one side of the face's
+    # centre); one: the side that is not behind a hand
+    sides = {id(obj): side for obj, side in zip(eyes, (-1, 1) if len(eyes) == 2 else (-state.hidden_eye or -1,))}
     for obj in objects:
         cls, position = obj["class"], obj["position"]
         if cls.startswith("eye"):
-            key = _EYE_KEYS[(position[0] + position[2]) / 2 > state.face_x]
+            key = _EYE_KEYS[sides[id(obj)] > 0]
         else:
             key = {"face": "Face", "phone": "Phone", "cigar": "Cigar"}.get(cls, "Mouth")
         boxes[key] = {"isVisible": True, "Position": position}
@@ -139,7 +148,8 @@ def _label(file_name: str, size: tuple[int, int], objects: list[dict], state: Sc
     return {
         "FileInfo": {"FileName": file_name, "Width": size[0], "Height": size[1], "Channel": 1},
         "UserInfo": user,
-        "Accessory": {"Mask": state.mouth_cover == "mask", "Glasses": state.glasses, "Cap": state.cap},
+        "Accessory": {"Mask": state.mouth_cover == "mask", "Glasses": state.glasses or state.sunglasses,
+                      "Cap": state.cap},
         "ObjectInfo": {"KeyPoints": {}, "BoundingBox": boxes},
     }
 

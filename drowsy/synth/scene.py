@@ -25,6 +25,19 @@ MOUTH_OPEN_RATE = CLASS_RATES["mouth_opened"] / MOUTH_VISIBLE_RATE  # among visi
 # Accessories (our choice: the public data's rates are not published); they hide nothing that is labelled
 GLASSES_RATE = 0.25
 CAP_RATE = 0.15
+# Sunglasses and a glare hide the eyes, which are then not labelled (AIHub tree only, our choice: enough
+# for the detector to learn that covered eyes are no eyes; they put the eye classes ~5 % under the table)
+SUNGLASSES_RATE = 0.03
+GLARE_RATE = 0.02
+# Where a driver looks, as the head's (yaw, pitch) in degrees from straight ahead; yaw + = towards the
+# image's right (the driver's left: the camera faces the driver), pitch + = down. Left-hand drive. The
+# AIHub gaze targets (drowsy.meta.GAZE_TARGET) and the protocol's gaze locations.
+GAZE_POSES = {
+    "ahead": (0.0, 0.0), "left side mirror": (45.0, 5.0), "left window": (60.0, 0.0),
+    "rear-view mirror": (-35.0, -22.0), "sun visor": (-10.0, -30.0), "right side mirror": (-55.0, 5.0),
+    "passenger": (-60.0, 5.0), "navigation": (-35.0, 25.0), "instrument cluster": (0.0, 28.0),
+    "glovebox": (-45.0, 35.0), "footwell": (-10.0, 40.0),
+}
 
 
 
@@ -120,9 +133,14 @@ def identity(seed: int) -> Identity:
     )
 
 
-def accessories(rng: np.random.Generator) -> dict:
-    """Glasses and cap at `GLASSES_RATE` and `CAP_RATE`: the `SceneState` fields, for `dataclasses.replace`."""
-    return {"glasses": bool(rng.random() < GLASSES_RATE), "cap": bool(rng.random() < CAP_RATE)}
+def accessories(rng: np.random.Generator, covers: bool = False) -> dict:
+    """Glasses and cap at `GLASSES_RATE` and `CAP_RATE` and, with `covers`, sunglasses and a glare over
+    the eyes at `SUNGLASSES_RATE` and `GLARE_RATE`: the `SceneState` fields, for `dataclasses.replace`."""
+    fields = {"glasses": bool(rng.random() < GLASSES_RATE), "cap": bool(rng.random() < CAP_RATE)}
+    if covers:
+        fields["sunglasses"] = bool(rng.random() < SUNGLASSES_RATE)
+        fields["glare"] = float(rng.uniform(0.6, 1.0)) if rng.random() < GLARE_RATE else 0.0
+    return fields
 
 
 HAND_REACH = 0.85  # face units from the face centre that a hand at the ear or holding a cigarette needs
