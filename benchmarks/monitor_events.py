@@ -11,7 +11,7 @@ hard cases. Goals (issue 13): F1 >= 0.9 for every type over >= 20 events each, o
 the protocol's time, <= 1 false alert per hour, no yawn alert while talking.
 
     python benchmarks/monitor_events.py [--weights weights/demo/finetune/best.pt] [--truth-boxes-only]
-        [--story 20] [--protocol-minutes 25] [--alert-minutes 60] [--small-faces-minutes 10] [--img 320]
+        [--story 20] [--protocol-minutes 60] [--alert-minutes 60] [--small-faces-minutes 10] [--img 320]
 
 Clips are kept in --out (default outputs/benchmarks/monitor_events) and reused by later runs; the
 tables are written there as scores.csv, hard_cases.csv and false_alerts.json.
@@ -34,7 +34,8 @@ def main() -> None:
     parser.add_argument("--calibrate", default="data/prepared/demo/val.json", help="labelled split to calibrate on")
     parser.add_argument("--truth-boxes-only", action="store_true", help="score the state machine alone")
     parser.add_argument("--story", type=int, default=20, help="story clips of 150 s (default 20)")
-    parser.add_argument("--protocol-minutes", type=float, default=25.0, help="protocol clips, minutes (default 25)")
+    parser.add_argument("--protocol-minutes", type=float, default=60.0,
+                        help="protocol clips, minutes (default 60: about 20 rounds of every item)")
     parser.add_argument("--alert-minutes", type=float, default=60.0, help="alert driving, minutes (default 60)")
     parser.add_argument("--small-faces-minutes", type=float, default=10.0,
                         help="protocol clips at 640x360, minutes (default 10)")

@@ -8,6 +8,8 @@ from drowsy.errors import DrowsyError
 from drowsy.events import (
     Event,
     event_table,
+    false_alerts_per_hour,
+    load_alert_free,
     load_events,
     match_events,
     score_events,
@@ -101,3 +103,37 @@ def test_event_table_lists_matches_misses_and_false_alarms():
     assert table[["type", "outcome"]].values.tolist() == [
         ["yawn", "match"], ["yawn", "false alarm"], ["phone", "missed"]]
     assert table.loc[0, "iou"] == pytest.approx(0.95)
+
+
+def test_alert_times_round_trip_and_give_onset_latencies(tmp_path):
+    truth = [Event("distraction", 10.0, 14.0, 13.0), Event("sleep", 20.0, 24.0, 23.0), Event("blink", 1.0, 1.2)]
+    found = [Event("distraction", 10.1, 14.0, 13.05), Event("sleep", 19.9, 24.1, 22.9), Event("blink", 1.0, 1.2)]
+    path = write_events(tmp_path / "events.json", found, fps=15, frames=600, alert_free=[(30.0, 60.0)])
+    document = json.loads(path.read_text())
+    assert "alert" not in document["events"][0] and document["alert_free"] == [[30.0, 60.0]]
+    assert load_events(path) == sorted(found, key=lambda e: e.start)
+    assert load_alert_free(path) == [(30.0, 60.0)]
+    scores = score_events(load_events(path), truth)
+    assert scores["distraction"]["latency_median"] == pytest.approx(0.05)
+    assert scores["sleep"]["latency_worst"] == pytest.approx(-0.1) and scores["blink"]["latency_median"] is None
+    scores = score_events([Event("yawn", 0, 2, 1.3), Event("yawn", 5, 7, 5.9)], [Event("yawn", 0, 2, 1.0),
+                                                                                Event("yawn", 5, 7, 6.0)])
+    assert scores["yawn"]["latency_median"] == pytest.approx(0.1) and scores["yawn"]["latency_worst"] == pytest.approx(0.3)
+
+
+def test_false_alerts_per_hour_counts_alerts_inside_the_alert_free_stretches():
+    found = [Event("yawn", 100.0, 102.0, 101.0), Event("blink", 200, 200.2), Event("phone", 3500, 3510, 3502),
+             Event("distraction", 3599, 3605, 3602)]  # alerts at 101, 3502, 3602 s; the blink is no alert
+    assert false_alerts_per_hour(found, [(0.0, 3600.0)]) == pytest.approx(2.0)  # 3602 s lies outside
+    assert false_alerts_per_hour(found, [(0.0, 1800.0)]) == pytest.approx(2.0)  # one in half an hour
+    assert false_alerts_per_hour(found, []) is None
+
+
+def test_a_bad_alert_field_or_alert_free_stretch_is_one_line(tmp_path):
+    path = tmp_path / "events.json"
+    path.write_text(json.dumps({"events": [{"type": "sleep", "start": 1, "end": 5, "alert": "soon"}]}))
+    with pytest.raises(DrowsyError, match=r"record 0: field 'alert': must be a number of seconds, got 'soon'"):
+        load_events(path)
+    path.write_text(json.dumps({"events": [], "alert_free": [[5, 1]]}))
+    with pytest.raises(DrowsyError, match=r"alert_free record 0: expected \[start, end\] with start <= end"):
+        load_alert_free(path)

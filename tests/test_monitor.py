@@ -408,3 +408,17 @@ def test_malformed_calibration_is_one_line_error(tmp_path):
     path.write_text(json.dumps({"img_size": 416, "signals": {"eyes": {"offset": 1.0}}}))
     with pytest.raises(DrowsyError, match="record 'eyes': unknown signal"):
         load_offsets(path, 416)
+
+
+def test_cli_renders_an_alert_clip_and_reports_its_false_alerts_per_hour(tmp_path, capsys):
+    clip = tmp_path / "alert"
+    assert cli_main(["synth", "--video", str(clip), "--script", "alert", "--seconds", "40", "--fps", "10",
+                     "--size", "160x256"]) == 0
+    assert json.loads((clip / "events.json").read_text())["alert_free"] == [[0.0, 40.0]]
+    capsys.readouterr()
+    code = cli_main(["monitor", "--truth-frames", str(clip / "frames.json"), "--out", str(tmp_path / "out"),
+                     "--truth", str(clip / "events.json"), "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0 and "false alerts per hour of alert driving: 0.00" in out
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["false_alerts_per_hour"] == 0.0 and set(summary["scores"]) == {"blink"}
