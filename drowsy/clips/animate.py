@@ -115,7 +115,7 @@ def _animate(base: synth.SceneState, t: float, near: list[Action], drift: np.nda
     gape = 0.5
     if "yawn" in active:
         yawn = active["yawn"]
-        gape = float(0.55 + 0.3 * np.sin(np.pi * (t - yawn.start) / (yawn.end - yawn.start)))
+        gape = float(0.7 + 0.2 * np.sin(np.pi * (t - yawn.start) / (yawn.end - yawn.start)))
     elif "syllable" in active:
         gape = active["syllable"].value
     face_height = base.face_height * (1 + scale)

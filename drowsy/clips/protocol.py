@@ -108,7 +108,7 @@ def _vats(t: float, rng: np.random.Generator) -> tuple[list, list[Action], float
 
 def syllables(rng: np.random.Generator, start: float, end: float, kind: str) -> list[Action]:
     """Mouth openings of talking (0.1-0.25 s, gape 0.12-0.3, 0.08-0.2 s closed between) or laughing
-    (0.2-0.45 s, gape 0.25-0.33, 0.05-0.15 s closed): never as wide as a yawn (gape 0.55 and more)."""
+    (0.2-0.45 s, gape 0.25-0.33, 0.05-0.15 s closed): never as wide as a yawn (gape 0.7 and more)."""
     opened, gape, closed = (((0.1, 0.25), (0.12, 0.3), (0.08, 0.2)) if kind == "talk" else
                             ((0.2, 0.45), (0.25, 0.33), (0.05, 0.15)))
     actions, t = [], start

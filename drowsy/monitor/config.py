@@ -34,7 +34,7 @@ class MonitorConfig(Params):
     mouth_open_off: float = 0.4
     mouth_max_gap_s: float = 0.3
     yawn_min_s: float = 1.0
-    yawn_min_height: float = 0.12
+    yawn_min_height: float = 0.15
     phone_on: float = 0.5
     phone_off: float = 0.3
     phone_max_gap_s: float = 1.0
