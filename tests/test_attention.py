@@ -157,6 +157,9 @@ def test_ladder_climbs_while_an_alert_lasts_and_recovers_after_attention():
     assert AlertLadder(1.5, 3.0, 1.0, 10.0).update(0.0, ("sleep",), False) == 2
     advisory = AlertLadder(1.5, 3.0, 1.0, 10.0)
     assert max(advisory.update(t / 10, ("yawn",), False) for t in range(100)) == 1  # advisories do not climb
+    drowsy = AlertLadder(1.5, 3.0, 1.0, 10.0)  # an advisory still on does not hold the final alert up
+    assert [drowsy.update(t / 10, ("drowsy", "distraction"), False) for t in range(40)][-1] == 3
+    assert drowsy.update(4.0, ("drowsy",), True) == 3 and drowsy.update(5.0, ("drowsy",), True) == 1
 
 
 def test_monitor_reports_the_ladder_level_per_frame():

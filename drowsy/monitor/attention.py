@@ -7,9 +7,10 @@ event runs from the start of its sequence's first glance to the end of its last 
 
 The ladder (in the spirit of openpilot's driver monitoring): every live alert has a level (1 pre-alert,
 2 prompt, 3 final alert). Alerts that ask the driver to act (distraction, VATS, phone, microsleep,
-sleep) escalate while they last: one level up after `prompt_after_s`, the final alert after
-`final_after_s` from the first alert. The level holds until the driver has been attentive (eyes seen,
-open, on the road, no alert) for `recovery_s`; within `cooldown_s` after that, a new alert starts at
+sleep, unresponsive) escalate while they last: one level up after `prompt_after_s`, the final alert
+after `final_after_s` from the first alert. When they end, the level holds until the driver has been
+attentive (eyes seen, open, on the road) for `recovery_s`, then drops to that of the advisories still
+on (drowsy, yawn, smoking, degraded: 1) or to 0; within `cooldown_s` after that, a new alert starts at
 the level the last one reached, so a driver who looks away again at once is not led up the ladder
 from its first step again.
 """
@@ -18,7 +19,7 @@ from drowsy.events import Event
 
 LEVELS = {"microsleep": 1, "drowsy": 1, "yawn": 1, "distraction": 1, "vats": 1, "phone": 1, "smoking": 1,
           "degraded": 1, "sleep": 2, "unresponsive": 3}
-ESCALATING = ("microsleep", "sleep", "distraction", "vats", "phone")
+ESCALATING = ("microsleep", "sleep", "unresponsive", "distraction", "vats", "phone")
 LEVEL_NAMES = ("none", "pre-alert", "prompt", "final alert")
 
 
@@ -79,23 +80,25 @@ class AlertLadder:
         self.last_level, self.cooldown_until = 0, -1.0
 
     def update(self, time_s: float, alerts: tuple[str, ...], attentive: bool) -> int:
-        if alerts:
+        advisory = max((LEVELS.get(kind, 1) for kind in alerts), default=0)
+        if any(kind in ESCALATING for kind in alerts):
             self.attentive_since = None
-            level = max(LEVELS.get(kind, 1) for kind in alerts)
-            if any(kind in ESCALATING for kind in alerts):
-                self.since = time_s if self.since is None else self.since
-                held = time_s - self.since
-                level = max(level, 1 + (held >= self.prompt_after_s) + (held >= self.final_after_s))
-            if self.level == 0 and time_s <= self.cooldown_until:
-                level = max(level, self.last_level)
+            if self.since is None:
+                self.since = time_s
+                if time_s <= self.cooldown_until:  # a repeat within the cool-down resumes where the last one was
+                    advisory = max(advisory, self.last_level)
+            held = time_s - self.since
+            level = max(advisory, 1 + (held >= self.prompt_after_s) + (held >= self.final_after_s))
             self.level = max(self.level, min(level, 3))
             return self.level
         self.since = None
-        if self.level and attentive:
+        if self.level <= advisory:  # only advisories (drowsy, yawn, smoking, degraded) or nothing
+            self.level = advisory
+        elif attentive:
             self.attentive_since = time_s if self.attentive_since is None else self.attentive_since
             if time_s - self.attentive_since >= self.recovery_s:
                 self.last_level, self.cooldown_until = self.level, time_s + self.cooldown_s
-                self.level, self.attentive_since = 0, None
-        elif not attentive:
+                self.level, self.attentive_since = advisory, None
+        else:
             self.attentive_since = None
         return self.level
