@@ -24,7 +24,7 @@ import time
 import pandas as pd
 
 from drowsy.monitor import MonitorConfig, build_detector, calibrate, calibration_offsets
-from drowsy.monitor.benchmark import clip_set, false_alerts, hard_cases_table, run_clips, scores_table
+from drowsy.monitor.benchmark import clip_set, false_alert_counts, hard_cases_table, run_clips, scores_table
 from drowsy.paths import resolve
 
 
@@ -60,7 +60,7 @@ def main() -> None:
     names = list(detectors)
     scores = pd.concat({name: scores_table(runs, name) for name in names}, axis=1)
     hard = hard_cases_table(runs, names)
-    alerts = {name: false_alerts(runs, name) for name in names}
+    alerts = {name: false_alert_counts(runs, name) for name in names}
     pd.set_option("display.width", 200)
     print("\nper event type (latency: alert time minus the protocol's, seconds):")
     print(scores.round(3).to_string())

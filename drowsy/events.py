@@ -20,6 +20,7 @@ which loads OpenCV, is imported inside the two functions that read or write a fi
 
 import dataclasses
 import math
+import statistics
 from pathlib import Path
 
 from drowsy.errors import DrowsyError
@@ -96,14 +97,17 @@ def load_alert_free(path: str | Path) -> list[tuple[float, float]]:
     return [(float(a), float(b)) for a, b in stretches]
 
 
+def false_alerts(predicted, alert_free: list[tuple[float, float]]) -> list[Event]:
+    """The alerts (events of ALERT_EVENTS, at their alert time, else their start) inside the alert-free
+    stretches."""
+    return [e for e in as_events(predicted) if e.type in ALERT_EVENTS
+            and any(a <= (e.alert if e.alert is not None else e.start) < b for a, b in alert_free)]
+
+
 def false_alerts_per_hour(predicted, alert_free: list[tuple[float, float]]) -> float | None:
-    """Alerts (events of ALERT_EVENTS, counted at their alert time, else their start) inside the
-    alert-free stretches, per hour of them; None when there are none."""
+    """`false_alerts` per hour of the alert-free stretches; None when there are none."""
     hours = sum(end - start for start, end in alert_free) / 3600
-    if hours <= 0:
-        return None
-    alerts = [e.alert if e.alert is not None else e.start for e in as_events(predicted) if e.type in ALERT_EVENTS]
-    return sum(any(a <= t < b for a, b in alert_free) for t in alerts) / hours
+    return len(false_alerts(predicted, alert_free)) / hours if hours > 0 else None
 
 
 def write_events(path: str | Path, events: list[Event], fps: float, frames: int,
@@ -175,8 +179,8 @@ def score_events(predicted, truth, min_overlap: float = MIN_OVERLAP, types=None)
     matched_types = [predicted[p].type for p, _, _ in matches]
     scores = {}
     for kind in types:
-        latencies = sorted(predicted[p].alert - truth[t].alert for p, t, _ in matches if predicted[p].type == kind
-                           and predicted[p].alert is not None and truth[t].alert is not None)
+        latencies = [predicted[p].alert - truth[t].alert for p, t, _ in matches if predicted[p].type == kind
+                     and predicted[p].alert is not None and truth[t].alert is not None]
         tp = matched_types.count(kind)
         fp = sum(e.type == kind for e in predicted) - tp
         fn = sum(e.type == kind for e in truth) - tp
@@ -184,15 +188,8 @@ def score_events(predicted, truth, min_overlap: float = MIN_OVERLAP, types=None)
         recall = tp / (tp + fn) if tp + fn else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         scores[kind] = {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp, "fn": fn,
-                        "latency_median": _median(latencies), "latency_worst": max(latencies, key=abs) if latencies else None}
+                        "latency_median": statistics.median(latencies) if latencies else None, "latency_worst": max(latencies, key=abs) if latencies else None}
     return scores
-
-
-def _median(values: list[float]) -> float | None:
-    if not values:
-        return None
-    middle = len(values) // 2
-    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
 
 
 def event_table(predicted, truth, min_overlap: float = MIN_OVERLAP):

@@ -100,9 +100,9 @@ def _print_summary(summary: dict) -> None:
     perclos = "--" if metrics["perclos_mean"] is None else f"{metrics['perclos_mean']:.3f}"
     print(f"PERCLOS mean {perclos}, max {metrics['perclos_max']:.3f}; {metrics['blinks_per_min']:.1f} blinks/min; "
           f"longest closure {metrics['longest_closure_s']:.2f} s; {metrics['yawns']} yawns")
-    from drowsy.monitor import ALERT_TYPES
+    from drowsy.events import ALERT_EVENTS
 
-    print("events: " + ", ".join(f"{kind} {metrics[f'{kind}_events']}" for kind in ALERT_TYPES))
+    print("events: " + ", ".join(f"{kind} {metrics[f'{kind}_events']}" for kind in ALERT_EVENTS))
     if "scores" in summary:
         print(f"{'type':<14}{'precision':>10}{'recall':>8}{'f1':>7}{'tp':>5}{'fp':>5}{'fn':>5}"
               f"{'latency median':>16}{'worst':>8}")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from drowsy.clips import make_script, write_clip
-from drowsy.events import ALERT_EVENTS, load_alert_free, load_events, match_events
+from drowsy.events import ALERT_EVENTS, false_alerts, load_alert_free, load_events, match_events, score_events
 from drowsy.monitor.runner import run_monitor
 from drowsy.progress import log
 
@@ -80,41 +80,38 @@ def run_clips(specs: list[ClipSpec], out_dir: str | Path, detectors: dict, fps: 
 
 
 def scores_table(runs: list[dict], name: str) -> pd.DataFrame:
-    """Per event type, over every clip that scores it: truth events, precision, recall, F1, onset
-    latency median and worst (seconds, prediction's alert minus the protocol's)."""
-    rows = []
-    for kind in ALERT_EVENTS:
-        tp = fp = fn = 0
-        latencies = []
-        for run in (r for r in runs if kind in SCORED[r["spec"].script]):
-            found = [e for e in run["found"][name] if e.type == kind]
-            truth = [e for e in run["truth"] if e.type == kind]
-            matches = match_events(found, truth)
-            tp, fp, fn = tp + len(matches), fp + len(found) - len(matches), fn + len(truth) - len(matches)
-            latencies += [found[p].alert - truth[t].alert for p, t, _ in matches
-                          if found[p].alert is not None and truth[t].alert is not None]
-        if tp + fn == 0:
-            continue
-        precision, recall = tp / (tp + fp) if tp + fp else 0.0, tp / (tp + fn)
-        latencies.sort()
-        rows.append({"type": kind, "events": tp + fn, "precision": precision, "recall": recall,
-                     "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
-                     "latency_median": latencies[len(latencies) // 2] if latencies else math.nan,
-                     "latency_worst": max(latencies, key=abs) if latencies else math.nan})
+    """Per event type, over every clip that scores it (`drowsy.events.score_events` on all clips at
+    once, each clip's events moved to a time span of its own): truth events, precision, recall, F1,
+    onset latency median and worst (seconds, prediction's alert minus the protocol's)."""
+    found, truth, offset = [], [], 0.0
+    for run in runs:
+        scored = SCORED[run["spec"].script]
+        for events, pooled in ((run["found"][name], found), (run["truth"], truth)):
+            pooled += [dataclasses.replace(e, start=e.start + offset, end=e.end + offset,
+                                           alert=None if e.alert is None else e.alert + offset)
+                       for e in events if e.type in scored]
+        offset += run["spec"].seconds + 3600.0  # far apart: no event matches one of another clip
+    kinds = [kind for kind in ALERT_EVENTS if any(e.type == kind for e in truth)]
+    scores = score_events(found, truth, types=kinds)
+    rows = [{"type": kind, "events": s["tp"] + s["fn"], "precision": s["precision"], "recall": s["recall"],
+             "f1": s["f1"], "latency_median": _or_nan(s["latency_median"]), "latency_worst": _or_nan(s["latency_worst"])}
+            for kind, s in scores.items()]
     return pd.DataFrame(rows).set_index("type")
 
 
-def false_alerts(runs: list[dict], name: str) -> dict:
-    """Alerts in the alert-free stretches: per hour, hours, and the count per type; and yawn alerts
-    found while the driver talks or laughs, in any clip."""
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def false_alert_counts(runs: list[dict], name: str) -> dict:
+    """Alerts in the alert-free stretches (`drowsy.events.false_alerts`): per hour, hours, and the
+    count per type; and yawn alerts found while the driver talks or laughs, in any clip."""
     alert_runs = [r for r in runs if r["alert_free"]]
     hours = sum(b - a for r in alert_runs for a, b in r["alert_free"]) / 3600
     counts = {}
     for run in alert_runs:
-        for event in run["found"][name]:
-            moment = event.alert if event.alert is not None else event.start
-            if event.type in ALERT_EVENTS and any(a <= moment < b for a, b in run["alert_free"]):
-                counts[event.type] = counts.get(event.type, 0) + 1
+        for event in false_alerts(run["found"][name], run["alert_free"]):
+            counts[event.type] = counts.get(event.type, 0) + 1
     return {"hours": hours, "per_hour": sum(counts.values()) / hours if hours else None, "by_type": counts,
             "yawns_while_talking": sum(_yawns_while_talking(r, name) for r in runs)}
 

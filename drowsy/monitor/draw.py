@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 
 from drowsy import CLASSES
-from drowsy.events import Event
-from drowsy.monitor.calibration import SIGNAL_CLASSES
+from drowsy.events import ALERT_EVENTS, Event
 from drowsy.monitor.attention import LEVEL_NAMES
+from drowsy.monitor.calibration import SIGNAL_CLASSES
 from drowsy.monitor.config import MonitorConfig
 from drowsy.monitor.sources import FOLDER_FPS
-from drowsy.monitor.state import ALERT_TYPES, DETECTOR_SIGNALS, SIGNALS, FrameState
+from drowsy.monitor.state import DETECTOR_SIGNALS, SIGNALS, FrameState
 from drowsy.paths import resolve
 
 # BGR colours per class id: open things green/cyan, closed eyes red, phone/cigarette magenta/yellow.
@@ -134,7 +134,7 @@ def _plot_perclos(axis, timeline, config: MonitorConfig) -> None:
 def _plot_events(axis, events: list[Event], truth: list[Event] | None) -> None:
     import matplotlib
 
-    kinds = ALERT_TYPES + ("blink",)
+    kinds = ALERT_EVENTS + ("blink",)
     palette = matplotlib.colormaps["tab20"]
     colours = {kind: palette(2 * i % 20 + 2 * i // 20) for i, kind in enumerate(kinds)}
     for row, kind in enumerate(kinds):
@@ -175,7 +175,7 @@ def plot_calibration(calibration: dict):
     return figure
 
 
-def plot_event_frames(video: str | Path, events: list[Event], types=ALERT_TYPES, columns: int = 3):
+def plot_event_frames(video: str | Path, events: list[Event], types=ALERT_EVENTS, columns: int = 3):
     """One frame of `video` (annotated.mp4) per event type in `types`, from the end of its first event
     (a quarter second before it, when the live alert has had time to fire). Returns a matplotlib
     Figure; types without an event are left out."""

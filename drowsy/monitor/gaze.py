@@ -17,8 +17,9 @@ out of reach of this estimate (see the README, "Driver monitor").
 numpy only, as the state machine.
 """
 
+import bisect
 import math
-from collections import deque
+import statistics
 
 import numpy as np
 
@@ -92,7 +93,9 @@ class HeadPose:
         self.size = max(round(baseline_s * fps), 1)
         self.min_size = max(round(min_baseline_s * fps), 1)
         self.limits = limits
-        self.samples = {"eyes": deque(), "mouth": deque()}
+        # per feature, the baseline samples' x and y, each kept sorted: the median of a growing sample
+        # without sorting it again every frame
+        self.samples = {"eyes": ([], []), "mouth": ([], [])}
         self.baseline: dict[str, np.ndarray | None] = {"eyes": None, "mouth": None}
 
     def update(self, features: dict | None) -> tuple[float, float] | None:
@@ -106,10 +109,12 @@ class HeadPose:
                 continue
             base = self.baseline[name]
             angle = None if base is None else _angles(np.asarray(point) - base)
-            if len(samples) < self.size and (angle is None or off_road_score(angle, *self.limits) < 1):
-                samples.append(point)
-                if len(samples) >= self.min_size:
-                    self.baseline[name] = np.median(np.asarray(samples), axis=0)
+            count = len(samples[0])
+            if count < self.size and (angle is None or off_road_score(angle, *self.limits) < 1):
+                for values, value in zip(samples, point):
+                    bisect.insort(values, value)
+                if count + 1 >= self.min_size:
+                    self.baseline[name] = np.array([statistics.median(values) for values in samples])
                     angle = _angles(np.asarray(point) - self.baseline[name])
             if angle is not None:
                 angles.append(angle)

@@ -20,7 +20,6 @@ from drowsy.monitor.gaze import HeadPose, face_features, off_road_score
 
 DETECTOR_SIGNALS = ("eyes_closed", "mouth_open", "phone", "cigarette")  # scored from class scores (`frame_scores`)
 SIGNALS = DETECTOR_SIGNALS + ("eyes_off_road", "eyes_unseen")
-ALERT_TYPES = ALERT_EVENTS
 # Events made from a finished run of a signal: (the shortest run's event, the config key of its
 # minimum duration), from the longest: an eye closure is a blink or, by its length, a microsleep, a
 # sleep or an unresponsive driver; a glance away a distraction or an unresponsive driver.
@@ -45,7 +44,7 @@ class FrameState:
     baseline, None when unknown. level: the alert ladder's level (0 none, 1 pre-alert, 2 prompt, 3 final).
     perclos: share of the last `perclos_window_s` the eyes were closed (None until
     `perclos_min_window_s` of seen eyes). blink_rate: blinks per minute over the same window (or None).
-    closure_s: length of the eye closure in progress (0 when open). alerts: ALERT_TYPES active now.
+    closure_s: length of the eye closure in progress (0 when open). alerts: ALERT_EVENTS active now.
     ended: events completed at this frame (they start earlier).
     """
 
@@ -310,7 +309,7 @@ class DriverStateMonitor:
         s = self.stats
         seconds = s["frames"] / self.fps
         longest = max(s["longest_closure_s"], self.signals["eyes_closed"].duration)
-        counts = {f"{kind}_events": sum(e.type == kind for e in self.events) for kind in ALERT_TYPES}
+        counts = {f"{kind}_events": sum(e.type == kind for e in self.events) for kind in ALERT_EVENTS}
         return {
             "frames": s["frames"], "seconds": seconds, "perclos_max": s["perclos_max"],
             "perclos_mean": s["perclos_sum"] / s["perclos_frames"] if s["perclos_frames"] else None,
@@ -362,7 +361,7 @@ class DriverStateMonitor:
             "smoking": s["cigarette"].duration >= c.smoking_min_s - _EPS,
             "degraded": s["eyes_unseen"].duration >= c.degraded_s - _EPS,
         }
-        return tuple(kind for kind in ALERT_TYPES if alerts[kind])
+        return tuple(kind for kind in ALERT_EVENTS if alerts[kind])
 
     def _count(self, scores: dict, perclos: float | None, pose) -> None:
         s = self.stats
