@@ -10,7 +10,14 @@ protocol's), the false alerts per hour of alert driving, yawn alerts while talki
 hard cases. Goals (issue 13): F1 >= 0.9 for every type over >= 20 events each, onset within 0.2 s of
 the protocol's time, <= 1 false alert per hour, no yawn alert while talking.
 
-    python benchmarks/monitor_events.py [--weights weights/demo/finetune/best.pt] [--truth-boxes-only]
+Beside drowsy, the landmark peer (MediaPipe Face Mesh: eye and mouth aspect ratios, head pose from the
+mesh; `drowsy.monitor.benchmark.PeerRules`) on the same clips, through drowsy's own state machine and
+scorer, twice: with the open Driver-State-Detection project's thresholds, and with thresholds and pose
+gains fitted to two clips of their own (a protocol and an alert clip, seeds 900 and 901). Its
+environment (mediapipe==0.10.21, numpy<2, protobuf<5, opencv-python; about 1.1 GB) is created in
+--peer-venv on the first run, from the package index; --no-peer leaves the peer out.
+
+    python benchmarks/monitor_events.py [--weights weights/demo/finetune/best.pt] [--truth-boxes-only] [--no-peer]
         [--story 20] [--protocol-minutes 60] [--alert-minutes 60] [--small-faces-minutes 10] [--img 320]
 
 Clips are kept in --out (default outputs/benchmarks/monitor_events) and reused by later runs; the
@@ -19,13 +26,33 @@ tables are written there as scores.csv, hard_cases.csv and false_alerts.json.
 
 import argparse
 import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 
 from drowsy.monitor import MonitorConfig, build_detector, calibrate, calibration_offsets
-from drowsy.monitor.benchmark import clip_set, false_alert_counts, hard_cases_table, run_clips, scores_table
+from drowsy.monitor.benchmark import (ClipSpec, PeerRules, clip_set, false_alert_counts, fit_peer_rules,
+                                      hard_cases_table, render_clip, run_clips, scores_table)
 from drowsy.paths import resolve
+
+PEER_REQUIREMENTS = ("mediapipe==0.10.21", "numpy<2", "protobuf<5", "opencv-python")
+
+
+def peer_python(venv: Path) -> Path:
+    """The peer environment's interpreter, the environment created first when it cannot import mediapipe."""
+    python = venv / "bin" / "python"
+    if python.is_file() and subprocess.run([str(python), "-c", "import mediapipe"], capture_output=True).returncode == 0:
+        return python
+    print(f"creating the peer's environment in {venv}: {' '.join(PEER_REQUIREMENTS)}", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    result = subprocess.run([str(python), "-m", "pip", "install", "-q", *PEER_REQUIREMENTS], capture_output=True, text=True)
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no message"])[-1]
+        raise SystemExit(f"{venv}: pip install {' '.join(PEER_REQUIREMENTS)} failed: {last} (run with --no-peer to skip the peer)")
+    return python
 
 
 def main() -> None:
@@ -41,6 +68,8 @@ def main() -> None:
                         help="protocol clips at 640x360, minutes (default 10)")
     parser.add_argument("--img", type=int, default=320, help="detector input size, pixels (default 320)")
     parser.add_argument("--out", default="outputs/benchmarks/monitor_events", help="clips and tables")
+    parser.add_argument("--no-peer", action="store_true", help="leave the MediaPipe Face Mesh peer out")
+    parser.add_argument("--peer-venv", default="outputs/benchmarks/facemesh-venv", help="the peer's environment")
     args = parser.parse_args()
 
     config = MonitorConfig.from_yaml("data/monitor.yaml")
@@ -51,8 +80,16 @@ def main() -> None:
         offsets = calibration_offsets(calibrate(detector, args.calibrate, config, args.img, progress=False))
         print(f"calibrated {args.weights} on {args.calibrate} in {time.perf_counter() - started:.0f} s")
         detectors["drowsy"] = {"config": config, "detector": detector, "img_size": args.img, "offsets": offsets}
-    specs = clip_set(args.story, args.protocol_minutes, args.alert_minutes, args.small_faces_minutes)
     out = resolve(args.out)
+    if not args.no_peer:
+        python = peer_python(resolve(args.peer_venv))
+        fitting = [render_clip(ClipSpec(script, 300.0, seed, (400, 640)), out / "peer-calibration")
+                   for script, seed in (("protocol", 900), ("alert", 901))]
+        fitted = fit_peer_rules(fitting, python)
+        print(f"peer rules fitted on {len(fitting)} clips of their own: {fitted}")
+        for label, rules in (("project thresholds", PeerRules()), ("fitted", fitted)):
+            detectors[f"facemesh ({label})"] = {"peer": rules, "python": python, "config": config}
+    specs = clip_set(args.story, args.protocol_minutes, args.alert_minutes, args.small_faces_minutes)
     started = time.perf_counter()
     runs = run_clips(specs, out, detectors)
     minutes = sum(s.seconds for s in specs) / 60
@@ -68,7 +105,8 @@ def main() -> None:
     print(hard.round(3).to_string())
     for name, numbers in alerts.items():
         print(f"\n{name}: {numbers['per_hour']:.2f} false alerts per hour over {numbers['hours']:.2f} h of alert "
-              f"driving {numbers['by_type']}; yawn alerts while talking or laughing: {numbers['yawns_while_talking']}")
+              f"driving {numbers['by_type']}; yawn alerts while talking or laughing: {numbers['yawns_while_talking']}; "
+              f"closure, yawn or degraded alerts while rubbing an eye: {numbers['alerts_while_rubbing']}")
     scores.to_csv(out / "scores.csv")
     hard.to_csv(out / "hard_cases.csv")
     (out / "false_alerts.json").write_text(json.dumps(alerts, indent=1))

@@ -6,18 +6,30 @@ driving) and by notebook 06 (a small set). Which types a clip scores follows its
 the storyline's types, protocol clips every alert type but `drowsy` (their 6-8 s closures lift PERCLOS
 over the drowsy threshold; drowsiness there follows from the script, it is not scripted), alert clips
 none: every alert in them is a false alert.
+
+The landmark peer (issue 13): MediaPipe Face Mesh measures (benchmarks/facemesh_peer.py, run in its own
+virtual environment) turned into drowsy's signals by `PeerRules` and monitored by drowsy's own state
+machine and event rules, so the two differ in what they see, not in how events are timed or scored.
 """
 
 import dataclasses
+import json
 import math
+import subprocess
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from drowsy.clips import make_script, write_clip
 from drowsy.events import ALERT_EVENTS, false_alerts, load_alert_free, load_events, match_events, score_events
+from drowsy.errors import DrowsyError
 from drowsy.monitor.runner import run_monitor
+from drowsy.monitor.state import DriverStateMonitor
+from drowsy.paths import REPO_ROOT
 from drowsy.progress import log
+
+PEER_SCRIPT = REPO_ROOT / "benchmarks" / "facemesh_peer.py"
 
 SCORED = {"story": ("microsleep", "drowsy", "yawn", "phone", "smoking"),
           "protocol": tuple(t for t in ALERT_EVENTS if t != "drowsy"), "alert": ()}
@@ -58,15 +70,17 @@ def run_clips(specs: list[ClipSpec], out_dir: str | Path, detectors: dict, fps: 
               progress: bool = True) -> list[dict]:
     """Render each clip (kept when already there) and monitor it with every detector of `detectors`
     ({name: run_monitor keyword arguments}, e.g. {"ground-truth boxes": {}, "drowsy": {"detector": ...}}).
-    Returns per clip {"spec", "truth", "alert_free", "found": {name: events}}."""
+    A detector may also be the landmark peer: {"peer": PeerRules, "python": the peer environment's
+    interpreter, "config": MonitorConfig}. Returns per clip {"spec", "truth", "alert_free", "found": {name: events}}."""
     out_dir = Path(out_dir)
     runs = []
     for number, spec in enumerate(specs, 1):
-        folder = out_dir / spec.name
-        if not (folder / "events.json").is_file():
-            write_clip(folder, spec.seconds, fps, spec.seed, spec.size, progress=False, script=spec.script)
+        folder = render_clip(spec, out_dir, fps)
         found = {}
         for name, kwargs in detectors.items():
+            if "peer" in kwargs:
+                found[name] = landmark_events(peer_measurements(folder, kwargs["python"]), kwargs["config"], kwargs["peer"])
+                continue
             source = None if "detector" not in kwargs else folder / "clip.mp4"
             truth_frames = folder / "frames.json" if "detector" not in kwargs else None
             summary = run_monitor(source, out_dir=folder / name.replace(" ", "_"), truth_frames=truth_frames,
@@ -77,6 +91,97 @@ def run_clips(specs: list[ClipSpec], out_dir: str | Path, detectors: dict, fps: 
         if progress:
             log(f"monitor benchmark: clip {number}/{len(specs)} {spec.name} done")
     return runs
+
+
+def render_clip(spec: ClipSpec, out_dir: Path, fps: float = 15.0) -> Path:
+    """The clip's folder under `out_dir`, rendered unless it is already there."""
+    folder = Path(out_dir) / spec.name
+    if not (folder / "events.json").is_file():
+        write_clip(folder, spec.seconds, fps, spec.seed, spec.size, progress=False, script=spec.script)
+    return folder
+
+
+@dataclasses.dataclass(frozen=True)
+class PeerRules:
+    """From the landmark peer's measures to drowsy's signals: eyes closed while the eye aspect ratio
+    is under `ear_closed`, a yawn's mouth while the mouth aspect ratio is over `mar_yawn`, the head's
+    yaw and pitch multiplied by the gains. The defaults are the open Driver-State-Detection project's
+    (--ear_thresh 0.15; its pose limits of 20 degrees are drowsy's yaw limit) and, as that project has
+    no yawn rule, MAR 0.6, a common yawn threshold of landmark monitors; `fit_peer_rules` fits them
+    to the synthetic faces instead."""
+
+    ear_closed: float = 0.15
+    mar_yawn: float = 0.6
+    yaw_gain: float = 1.0
+    pitch_gain: float = 1.0
+
+
+def peer_measurements(folder: Path, python: str | Path) -> dict:
+    """The clip's Face Mesh measures (facemesh.json, made by PEER_SCRIPT in the peer's environment
+    `python` unless already there): {"fps", "frames": per frame {"ear", "mar", "yaw", "pitch"} or None}."""
+    path = Path(folder) / "facemesh.json"
+    if not path.is_file():
+        result = subprocess.run([str(python), str(PEER_SCRIPT), str(Path(folder) / "clip.mp4"), str(path)],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            last = (result.stderr.strip().splitlines() or ["no message"])[-1]
+            raise DrowsyError(f"{PEER_SCRIPT}: failed on {folder / 'clip.mp4'}: {last}")
+    return json.loads(path.read_text())
+
+
+def landmark_events(measurements: dict, config, rules: PeerRules) -> list:
+    """The peer's measures through drowsy's state machine (`DriverStateMonitor.update_scores`, head
+    angles for the pose with the same per-driver baseline); the peer sees no phone or cigarette."""
+    monitor = DriverStateMonitor(config, measurements["fps"], head_features=("head",),
+                                 head_angles=lambda offset: (float(offset[0]), float(offset[1])))
+    for index, frame in enumerate(measurements["frames"]):
+        if frame is None:
+            monitor.update_scores(index, {"eyes_closed": None, "mouth_open": None, "phone": 0.0, "cigarette": 0.0}, None)
+            continue
+        scores = {"eyes_closed": float(frame["ear"] < rules.ear_closed), "mouth_open": float(frame["mar"] > rules.mar_yawn),
+                  "phone": 0.0, "cigarette": 0.0}
+        monitor.update_scores(index, scores, {"head": (frame["yaw"] * rules.yaw_gain, frame["pitch"] * rules.pitch_gain)})
+    return monitor.finish()
+
+
+def fit_peer_rules(folders: list[Path], python: str | Path) -> PeerRules:
+    """PeerRules fitted to clips with their truth (clips of their own, not the scored ones): the EAR
+    and MAR thresholds that best separate (balanced accuracy) closed from open eyes and yawns from a
+    mouth open to talk or laugh, over the frames where the mesh found a face; the gains as the inverse
+    of the peer's response per degree of the true head angle (least squares of peer on truth)."""
+    rows = []
+    for folder in folders:
+        truth = json.loads((Path(folder) / "frames.json").read_text())
+        yawns = [e for e in load_events(Path(folder) / "events.json") if e.type == "yawn"]
+        for frame, measured in zip(truth["frames"], peer_measurements(folder, python)["frames"]):
+            if measured is None or frame["yaw"] is None:
+                continue
+            yawning = any(e.start <= frame["time_s"] <= e.end for e in yawns)
+            rows.append((frame["eyes_closed"], yawning, frame["mouth_open"] and not yawning, frame["yaw"], frame["pitch"],
+                         measured["ear"], measured["mar"], measured["yaw"], measured["pitch"]))
+    if not rows:
+        raise DrowsyError(f"{folders[0] if folders else 'fit_peer_rules'}: no frame where the mesh found a face")
+    r = np.array(rows, dtype=float)
+    closed, yawning, talking = r[:, 0] == 1, r[:, 1] == 1, r[:, 2] == 1
+    return PeerRules(ear_closed=_best_threshold(r[closed, 5], r[~closed, 5]),
+                     mar_yawn=-_best_threshold(-r[yawning, 6], -r[talking, 6]),
+                     yaw_gain=1 / _response(r[:, 3], r[:, 7]), pitch_gain=1 / _response(r[:, 4], r[:, 8]))
+
+
+def _best_threshold(below: np.ndarray, above: np.ndarray) -> float:
+    """The threshold t that best separates `below` (< t) from `above` (>= t) by balanced accuracy."""
+    if not len(below) or not len(above):
+        raise DrowsyError("fit_peer_rules: the calibration clips need frames of both states")
+    values = np.unique(np.concatenate([below, above]))
+    candidates = (values[1:] + values[:-1]) / 2 if len(values) > 1 else values  # halfway between seen values
+    recall_below = np.searchsorted(np.sort(below), candidates, side="left") / len(below)
+    recall_above = 1 - np.searchsorted(np.sort(above), candidates, side="left") / len(above)
+    return float(candidates[np.argmax(recall_below + recall_above)])
+
+
+def _response(truth: np.ndarray, peer: np.ndarray) -> float:
+    """Degrees of the peer's angle per degree of the true one (slope of a least-squares line)."""
+    return float(np.polyfit(truth, peer, 1)[0])
 
 
 def scores_table(runs: list[dict], name: str) -> pd.DataFrame:
@@ -105,7 +210,8 @@ def _or_nan(value: float | None) -> float:
 
 def false_alert_counts(runs: list[dict], name: str) -> dict:
     """Alerts in the alert-free stretches (`drowsy.events.false_alerts`): per hour, hours, and the
-    count per type; and yawn alerts found while the driver talks or laughs, in any clip."""
+    count per type; in any clip, yawn alerts found while the driver talks or laughs, and closure, yawn
+    or degraded alerts found while a hand rubs an eye (Euro NCAP: neither counts as drowsiness)."""
     alert_runs = [r for r in runs if r["alert_free"]]
     hours = sum(b - a for r in alert_runs for a, b in r["alert_free"]) / 3600
     counts = {}
@@ -113,14 +219,19 @@ def false_alert_counts(runs: list[dict], name: str) -> dict:
         for event in false_alerts(run["found"][name], run["alert_free"]):
             counts[event.type] = counts.get(event.type, 0) + 1
     return {"hours": hours, "per_hour": sum(counts.values()) / hours if hours else None, "by_type": counts,
-            "yawns_while_talking": sum(_yawns_while_talking(r, name) for r in runs)}
+            "yawns_while_talking": sum(_found_during(r, name, "syllable", ("yawn",)) for r in runs),
+            "alerts_while_rubbing": sum(_found_during(r, name, "rub", RUBBING_ALERTS) for r in runs)}
 
 
-def _yawns_while_talking(run: dict, name: str) -> int:
+RUBBING_ALERTS = ("microsleep", "sleep", "unresponsive", "yawn", "degraded")
+
+
+def _found_during(run: dict, name: str, action: str, types: tuple[str, ...]) -> int:
+    """Events of `types` found by `name` that overlap an action of kind `action` of the clip's script."""
     spec = run["spec"]
-    syllables = [a for a in make_script(spec.script, spec.seconds, spec.seed, spec.size).actions if a.kind == "syllable"]
-    return sum(any(a.start < e.end and e.start < a.end for a in syllables)
-               for e in run["found"][name] if e.type == "yawn")
+    actions = [a for a in make_script(spec.script, spec.seconds, spec.seed, spec.size).actions if a.kind == action]
+    return sum(any(a.start < e.end and e.start < a.end for a in actions)
+               for e in run["found"][name] if e.type in types)
 
 
 def hard_cases_table(runs: list[dict], names: list[str]) -> pd.DataFrame:

@@ -89,17 +89,24 @@ class HeadPose:
     pitch up); once a feature has a baseline, only its samples inside that region still add to it, so
     glances away in the first minute do not drag the baseline towards where the driver glanced."""
 
-    def __init__(self, fps: float, baseline_s: float, min_baseline_s: float, limits: tuple[float, float, float]):
+    def __init__(self, fps: float, baseline_s: float, min_baseline_s: float, limits: tuple[float, float, float],
+                 features: tuple[str, ...] = ("eyes", "mouth"), angles=None):
         self.size = max(round(baseline_s * fps), 1)
         self.min_size = max(round(min_baseline_s * fps), 1)
         self.limits = limits
+        self.angles = angles or box_angles
         # per feature, the baseline samples' x and y, each kept sorted: the median of a growing sample
         # without sorting it again every frame
-        self.samples = {"eyes": ([], []), "mouth": ([], [])}
-        self.baseline: dict[str, np.ndarray | None] = {"eyes": None, "mouth": None}
+        self.samples = {name: ([], []) for name in features}
+        self.baseline: dict[str, np.ndarray] = {}
 
     def update(self, features: dict | None) -> tuple[float, float] | None:
-        """(yaw, pitch) of this frame, None when no feature with a usable baseline is seen."""
+        """(yaw, pitch) of this frame, None when no feature with a usable baseline is seen.
+
+        features: per feature named at construction its (x, y) this frame, or None when not seen (more
+        keys are ignored); None: no face. By default the offsets of `face_features` turned into angles
+        by `box_angles`; `angles` replaces that function, which takes a point minus its baseline (the
+        landmark peer of benchmarks/monitor_events.py passes head angles and the identity)."""
         if features is None:
             return None
         angles = []
@@ -107,15 +114,15 @@ class HeadPose:
             point = features[name]
             if point is None:
                 continue
-            base = self.baseline[name]
-            angle = None if base is None else _angles(np.asarray(point) - base)
+            base = self.baseline.get(name)
+            angle = None if base is None else self.angles(np.asarray(point) - base)
             count = len(samples[0])
             if count < self.size and (angle is None or off_road_score(angle, *self.limits) < 1):
                 for values, value in zip(samples, point):
                     bisect.insort(values, value)
                 if count + 1 >= self.min_size:
                     self.baseline[name] = np.array([statistics.median(values) for values in samples])
-                    angle = _angles(np.asarray(point) - self.baseline[name])
+                    angle = self.angles(np.asarray(point) - self.baseline[name])
             if angle is not None:
                 angles.append(angle)
         if not angles:
@@ -124,7 +131,7 @@ class HeadPose:
         return float(yaw), float(pitch)
 
 
-def _angles(offset: np.ndarray) -> tuple[float, float]:
+def box_angles(offset: np.ndarray) -> tuple[float, float]:
     """(yaw, pitch) in degrees of a feature's offset from its baseline, face heights."""
     dx, dy = np.clip(offset / FEATURE_DEPTH, -1.0, 1.0)
     return math.degrees(math.asin(dx)), math.degrees(math.asin(dy))

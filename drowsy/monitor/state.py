@@ -198,11 +198,13 @@ class DriverStateMonitor:
 
     Memory stays bounded by one PERCLOS window of per-frame eye states and one gaze baseline, however
     long the stream. offsets: per-signal log-odds offsets from `calibrate` (see `frame_scores`); None
-    uses the raw scores.
+    uses the raw scores. head_features, head_angles: what `update_scores` gets for the head pose
+    (`gaze.HeadPose`'s features and angles; by default the box offsets that `update` measures).
     """
 
     def __init__(self, config: MonitorConfig | None = None, fps: float = 15.0,
-                 offsets: dict[str, float] | None = None):
+                 offsets: dict[str, float] | None = None, head_features: tuple[str, ...] = ("eyes", "mouth"),
+                 head_angles=None):
         config = config or MonitorConfig()
         config.check()
         if not fps > 0:
@@ -222,7 +224,7 @@ class DriverStateMonitor:
             "eyes_unseen": _Signal(0.5, 0.5, c.min_state_s, c.degraded_max_gap_s, (c.degraded_s,)),
         }
         self.pose = HeadPose(fps, c.gaze_baseline_s, c.gaze_min_baseline_s,
-                             (c.yaw_limit, c.pitch_down_limit, c.pitch_up_limit))
+                             (c.yaw_limit, c.pitch_down_limit, c.pitch_up_limit), head_features, head_angles)
         self.vats = Vats(c.vats_total_s, c.vats_window_s, c.vats_reset_s, _EPS)
         self.ladder = AlertLadder(c.prompt_after_s, c.final_after_s, c.recovery_s, c.cooldown_s)
         self.window = _PerclosWindow(max(round(c.perclos_window_s * fps), 1),
@@ -241,12 +243,28 @@ class DriverStateMonitor:
 
         frame_index: position in the stream (time = frame_index / fps), increasing.
         """
+        rows = detection_rows(detections, self.config.min_score)
+        scores = frame_scores(rows, 0.0, self.offsets)
+        features = face_features(rows)
+        height = features["mouth_open_height"] if features is not None else None
+        if scores["mouth_open"] is not None and (height is None or height < self.config.yawn_min_height):
+            scores["mouth_open"] = 0.0  # open, but not as wide as a yawn (talking, laughing)
+        return self.update_scores(frame_index, scores, features)
+
+    def update_scores(self, frame_index: int, scores: dict, features: dict | None) -> FrameState:
+        """Take one frame's measurements from any perception: per signal of DETECTOR_SIGNALS its score
+        in [0, 1] (None: not measurable; mouth_open already 0 for a mouth not open as wide as a yawn's)
+        and the head features for `gaze.HeadPose` (None: no face). `update` measures both from detections.
+        """
         if frame_index <= self.last_index:
             raise ValueError(f"frame_index must increase: {frame_index} after {self.last_index}")
         self.last_index = frame_index
         time_s = frame_index / self.fps
-        rows = detection_rows(detections, self.config.min_score)
-        scores, pose = self._scores(rows)
+        c = self.config
+        pose = self.pose.update(features)
+        scores = {**{name: scores[name] for name in DETECTOR_SIGNALS},
+                  "eyes_off_road": off_road_score(pose, c.yaw_limit, c.pitch_down_limit, c.pitch_up_limit),
+                  "eyes_unseen": float(scores["eyes_closed"] is None)}
         ended = []
         for name, signal in self.signals.items():
             run = signal.update(time_s, self.step, scores[name])
@@ -271,19 +289,6 @@ class DriverStateMonitor:
             closure_s=eyes.duration if eyes.on_now else 0.0, pose=pose,
             level=self.ladder.update(time_s, alerts, attentive), alerts=alerts, ended=tuple(ended),
         )
-
-    def _scores(self, rows: np.ndarray) -> tuple[dict, tuple[float, float] | None]:
-        """Every signal's score of one frame and the head pose."""
-        c = self.config
-        scores = frame_scores(rows, 0.0, self.offsets)
-        features = face_features(rows)
-        height = features["mouth_open_height"] if features is not None else None
-        if scores["mouth_open"] is not None and (height is None or height < c.yawn_min_height):
-            scores["mouth_open"] = 0.0  # open, but not as wide as a yawn (talking, laughing)
-        pose = self.pose.update(features)
-        scores["eyes_off_road"] = off_road_score(pose, c.yaw_limit, c.pitch_down_limit, c.pitch_up_limit)
-        scores["eyes_unseen"] = float(scores["eyes_closed"] is None)
-        return scores, pose
 
     def finish(self) -> list[Event]:
         """End of stream: close every run in progress (the PERCLOS windows shrink to the last
