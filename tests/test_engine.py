@@ -126,7 +126,8 @@ def test_sigterm_saves_mid_epoch_and_resume_equals_uninterrupted(tiny_dataset, r
     assert (checkpoint["epoch"], checkpoint["batches_done"]) == (1, 2)  # stopped at the next optimizer step
     resumed = train(tiny_config(tiny_dataset, tmp_path, resume=True), progress=False)
     assert_same_weights(final_weights(reference_run[0]), final_weights(tmp_path))
-    assert not resumed["stopped"] and resumed["epochs_done"] == 3 and resumed["metrics"]["mAP75"] >= 0
+    assert not resumed["stopped"] and resumed["epochs_done"] == 3
+    assert resumed["metrics"] == reference_run[1]["metrics"]  # the same weights validate the same
 
 
 def test_checkpoint_loads_with_weights_only_and_holds_the_run(reference_run):

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import cv2
@@ -118,11 +119,16 @@ def test_parse_size_reads_width_by_height_and_rejects_garbage():
 
 
 def test_params_reject_bad_values_in_the_config_cell():
-    with pytest.raises(DrowsyError, match="synth_size"):
+    with pytest.raises(DrowsyError, match="expected WIDTHxHEIGHT .* got 'big'"):
         ExploreParams.from_dict({"synth_size": "big"})
-    with pytest.raises(DrowsyError, match="export"):
+    with pytest.raises(DrowsyError, match="field 'export' must be '', 'yolo' or 'coco', got 'voc'"):
         DietParams.from_dict({"export": "voc"})
-    assert DietParams.from_dict({"export": "yolo"}).export == "yolo"
+    with pytest.raises(DrowsyError, match="field 'val_size' must be int, got 'x'"):
+        DietParams.from_dict({"val_size": "x"})
+    with pytest.raises(DrowsyError, match="unknown key.* nope; known: export, group_by"):
+        DietParams.from_dict({"nope": 1})
+    for export in ("", "yolo", "coco"):  # every allowed value goes through, the other fields keep their defaults
+        assert DietParams.from_dict({"export": export}) == dataclasses.replace(DietParams(), export=export)
 
 
 def test_ensure_dataset_without_data_and_without_synthesis_is_one_line_error(tmp_path):
@@ -184,17 +190,30 @@ def image_root(tmp_path):
     return root
 
 
-def test_plots_return_figures_on_a_tiny_dataset(image_root, tmp_path):
+def test_plots_draw_the_numbers_of_the_tables(image_root, tmp_path):
     frame = explore.objects_frame(RECORDS)
-    axes = [explore.plot_class_counts(RECORDS), explore.plot_cooccurrence(RECORDS),
-            explore.plot_cooccurrence(RECORDS, share=True)]
-    figures = [explore.plot_objects_per_image(RECORDS), explore.plot_box_sizes(frame), explore.plot_box_centres(frame),
-               explore.plot_samples(image_root, RECORDS, n=3, seed=0),
-               explore.plot_split_distributions({"train": RECORDS, "diet": RECORDS[1:2], "val": RECORDS[:1]})]
-    assert all(isinstance(ax, matplotlib.axes.Axes) and ax.get_title() for ax in axes)
-    assert all(isinstance(figure, matplotlib.figure.Figure) for figure in figures)
-    path = save_figure(figures[0], tmp_path / "out", "01_test")
-    assert path == tmp_path / "out" / "figures" / "01_test.png" and path.stat().st_size > 0
+    counts = explore.class_table(RECORDS)[["objects", "images"]].to_numpy().ravel()
+    widths = [p.get_width() for p in explore.plot_class_counts(RECORDS).patches]
+    assert sorted(w for w in widths if w > 0) == sorted(c for c in counts if c > 0)  # zero bars vanish on the log axis
+    matrix = explore.cooccurrence(RECORDS).to_numpy()
+    drawn = np.asarray(explore.plot_cooccurrence(RECORDS).collections[0].get_array()).reshape(matrix.shape)
+    shares = np.asarray(explore.plot_cooccurrence(RECORDS, share=True).collections[0].get_array()).reshape(matrix.shape)
+    diagonal = np.diag(matrix)[:, None]
+    assert (drawn == matrix).all()
+    assert np.allclose(shares, np.where(diagonal > 0, 100 * matrix / np.maximum(diagonal, 1), 0))
+    by_count = explore.plot_objects_per_image(RECORDS).axes[0]  # images holding 4, 5, 0 and 4 objects
+    assert [p.get_height() for p in by_count.patches] == [1, 2, 1]
+    splits = explore.plot_split_distributions({"train": RECORDS, "diet": RECORDS[1:2], "val": RECORDS[:1]}).axes[1]
+    assert [round(sum(p.get_width() for p in bars), 6) for bars in splits.containers] == [100.0] * 3  # shares per split
+    samples = explore.plot_samples(image_root, RECORDS, n=3, seed=0)
+    assert sum(bool(ax.images) for ax in samples.axes) == 3
+    sizes = explore.plot_box_sizes(frame).axes[0]
+    assert [t.get_text() for t in sizes.get_yticklabels()] == list(CLASSES)
+    per_class = frame["class"].value_counts()
+    titles = [ax.get_title() for ax in explore.plot_box_centres(frame).axes if ax.get_title()]
+    assert titles == [f"all classes ({len(frame)} boxes)"] + [f"{c} ({per_class[c]} boxes)" for c in CLASSES if c in per_class]
+    path = save_figure(samples, tmp_path / "out", "01_test")
+    assert path == tmp_path / "out" / "figures" / "01_test.png" and cv2.imread(str(path)).shape[0] > 100
 
 
 def test_plot_samples_names_a_missing_image(tmp_path):

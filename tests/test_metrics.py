@@ -14,9 +14,6 @@ from drowsy.metrics import (confusion_matrix, evaluate_arrays, evaluate_detectio
                             pr_curves)
 from drowsy.postprocess import to_records
 
-pycocotools_coco = pytest.importorskip("pycocotools.coco")
-pycocotools_eval = pytest.importorskip("pycocotools.cocoeval")
-
 
 def obj(cls: str, box, score: float | None = None) -> dict:
     entry = {"class": cls, "position": [float(v) for v in box]}
@@ -96,6 +93,9 @@ def reference(ground_truth, predictions, category_ids=None, max_dets: int = 100)
          "area": xywh(o["position"])[2] * xywh(o["position"])[3], "iscrowd": 0}
         for k, (image, o) in enumerate(objects)
     ]
+    # skipped without pycocotools: only the tests that compare with it (the others do not need it)
+    pycocotools_coco = pytest.importorskip("pycocotools.coco")
+    pycocotools_eval = pytest.importorskip("pycocotools.cocoeval")
     truth = pycocotools_coco.COCO()
     truth.dataset = {
         "images": [{"id": i, "width": 640, "height": 480} for i in image_ids.values()],

@@ -1,4 +1,5 @@
-"""Every notebook runs headless with the smoke preset, in order, so a notebook can never rot.
+"""Every notebook runs headless with the smoke preset, in order, so a notebook can never rot, and
+each is checked for what it promises, from the files it writes (`PROMISES`).
 
 The chain writes only under tmp_path: the preset's paths are overridden there.
 """
@@ -8,8 +9,12 @@ from pathlib import Path
 
 import papermill
 import pytest
+import torch
 
+from drowsy import CLASSES
+from drowsy.ablation import VARIANTS
 from drowsy.config import load_yaml
+from drowsy.events import load_events
 from drowsy.paths import REPO_ROOT
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -42,9 +47,78 @@ def test_notebook_runs_with_smoke_preset(notebook, smoke_parameters, tmp_path_fa
     out.parent.mkdir(parents=True, exist_ok=True)
     papermill.execute_notebook(str(notebook), str(out), parameters=smoke_parameters, kernel_name="python3",
                                progress_bar=False, cwd=str(tmp_path_factory.getbasetemp()))
-    executed = json.loads(out.read_text())
-    errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    assert not errors
+    PROMISES[notebook.stem](smoke_parameters)
+
+
+def manifest_names(path: Path) -> list[str]:
+    return [a["file_name"] for a in json.loads(path.read_text())["annotations"]]
+
+
+def explored(p: dict) -> None:
+    figures = {f.stem for f in (Path(p["out_dir"]) / "figures").glob("01_*.png") if f.stat().st_size > 0}
+    assert {"01_class_counts", "01_objects_per_image", "01_cooccurrence", "01_box_sizes", "01_samples"} <= figures
+
+
+def diet_built(p: dict) -> None:
+    prepared = Path(p["prepared_dir"])
+    train, val, diet = (manifest_names(prepared / f"{name}.json") for name in ("train", "val", "diet"))
+    report = json.loads((prepared / "report.json").read_text())
+    kept = report["totals"]["records"]["kept"]
+    assert report["totals"]["records"]["read"] == kept + report["totals"]["records"]["dropped"]
+    assert len(train) + len(val) == kept and not set(train) & set(val)  # every kept image in one split
+    assert diet and set(diet) <= set(train)  # the diet set is drawn from train only
+    for name, names in (("train", train), ("val", val), ("diet", diet)):
+        split = report["splits"][name]
+        assert split["images"] == len(names)
+        assert sum(split["objects_per_class"].values()) == split["objects"]
+    assert report["split"]["val_images"] == len(val) <= p["val_size"]
+
+
+def trained(stage: str, epochs_key: str):
+    def check(p: dict) -> None:
+        run = Path(p["weights_dir"]) / stage
+        config = json.loads((run / "config.json").read_text())["config"]
+        lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        assert config["epochs"] == p[epochs_key] and [m["epoch"] for m in lines] == list(range(p[epochs_key]))
+        assert all({"loss_box", "mAP75", "per_class"} <= set(m) for m in lines)
+        last, best = (torch.load(run / name, map_location="cpu", weights_only=True) for name in ("last.pt", "best.pt"))
+        assert last["epoch"] == p[epochs_key] and 1 <= best["epoch"] <= p[epochs_key]  # epochs done
+        assert last["model"].keys() == best["model"].keys() and last["class_names"] == list(CLASSES)
+        if stage == "finetune":  # starts from the baseline's weights
+            assert Path(config["weights"]).parent == Path(p["weights_dir"]) / "baseline"
+    return check
+
+
+def ensembled(p: dict) -> None:
+    out = Path(p["out_dir"])
+    table = json.loads((out / "ensemble_scores.json").read_text())
+    val_classes = {o["class"] for a in json.loads((Path(p["prepared_dir"]) / "val.json").read_text())["annotations"]
+                   for o in a["objects"]}
+    assert {f"val: {name}" for name in VARIANTS} <= set(table)
+    for name in VARIANTS:
+        assert set(table[f"val: {name}"]["per_class_AP75"]) == val_classes
+    tests = sorted(f.name for f in Path(p["test_dir"]).rglob("*.jpg"))
+    submission = json.loads((out / "submission.json").read_text())["annotations"]
+    assert sorted(Path(a["file_name"]).name for a in submission) == tests  # one entry per test image
+    for entry in submission:
+        assert set(entry) == {"file_name", "objects"}
+        assert all(o["class"] in CLASSES and len(o["position"]) == 4 for o in entry["objects"])
+
+
+def monitored(p: dict) -> None:
+    monitor = Path(p["out_dir"]) / "monitor"
+    truth = {e.type for e in load_events(monitor / "clip" / "events.json")}
+    for name in ("ground_truth_boxes", "detector"):
+        summary = json.loads((monitor / name / "summary.json").read_text())
+        load_events(summary["files"]["events"])
+        assert truth <= set(summary["scores"]), name  # every type of the truth scored
+    scores = json.loads((monitor / "ground_truth_boxes" / "summary.json").read_text())["scores"]
+    assert all(scores[kind]["f1"] == 1.0 for kind in truth - {"drowsy"})  # 30 s: shorter than PERCLOS's window
+
+
+PROMISES = {"01_explore_imbalance": explored, "02_build_diet": diet_built,
+            "03_train_baseline": trained("baseline", "epochs"), "04_finetune": trained("finetune", "finetune_epochs"),
+            "05_ensemble_predict": ensembled, "06_driver_monitor": monitored}
 
 
 def test_missing_input_names_the_notebook_that_makes_it(tmp_path):
