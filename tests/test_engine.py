@@ -209,3 +209,37 @@ def test_the_ranks_of_a_node_share_the_cache_budget(tiny_dataset, tmp_path, monk
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # as torchrun sets it for 4 ranks on this node: a quarter each
     train(dataclasses.replace(config, run_dir=str(tmp_path / "ranked")), progress=False)
     assert "too large, images are streamed from disk" in capsys.readouterr().out
+
+
+def test_resume_without_a_last_checkpoint_starts_from_scratch(tiny_dataset, reference_run, tmp_path):
+    summary = train(tiny_config(tiny_dataset, tmp_path, resume=True), progress=False)
+    assert summary["epochs_done"] == 3 and not summary["stopped"]
+    assert_same_weights(final_weights(reference_run[0]), final_weights(tmp_path))
+
+
+def test_resume_keeps_the_best_score_and_best_pt_of_the_epochs_before(tiny_dataset, tmp_path):
+    def crash():
+        raise RuntimeError("simulated crash")
+
+    every_epoch = {"val_every": 1}
+    reference = train(tiny_config(tiny_dataset, tmp_path / "a", **every_epoch), progress=False)
+    with pytest.raises(RuntimeError):  # call 10: epoch 3, after two validations
+        train(tiny_config(tiny_dataset, tmp_path / "b", **every_epoch), progress=False, loss_factory=InterruptAt(10, crash))
+    before = load_checkpoint(tmp_path / "b" / "last.pt")["best_map75"]
+    resumed = train(tiny_config(tiny_dataset, tmp_path / "b", resume=True, **every_epoch), progress=False)
+    assert before >= 0 and resumed["best_map75"] == reference["best_map75"] >= before
+    best = [torch.load(run / "best.pt", weights_only=True) for run in (tmp_path / "a", tmp_path / "b")]
+    assert best[0]["epoch"] == best[1]["epoch"]
+    assert_same_weights(best[0]["ema"], best[1]["ema"])
+
+
+def test_a_first_signal_asks_to_stop_a_second_stops_at_once_and_handlers_are_restored():
+    from drowsy.engine import StopRequest
+
+    before = signal.getsignal(signal.SIGTERM)
+    with StopRequest() as stop:
+        signal.raise_signal(signal.SIGTERM)
+        assert stop.requested
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGTERM)
+    assert signal.getsignal(signal.SIGTERM) is before

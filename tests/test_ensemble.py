@@ -62,6 +62,24 @@ def test_wbf_drops_low_scores_and_keeps_max_det_best():
     torch.testing.assert_close(scores, torch.tensor([0.9]))
 
 
+def test_wbf_keeps_a_score_equal_to_the_skip_threshold():
+    model = member([[0, 0, 10, 10], [40, 40, 50, 50]], [0.3, 0.29], [0, 0])
+    _, scores, _ = fuse([model], skip_thres=0.3)
+    torch.testing.assert_close(scores, torch.tensor([0.3]))
+
+
+def test_wbf_leaves_out_zero_area_boxes_and_zero_weight_members():
+    good = member([[0, 0, 10, 10]], [0.8], [1])
+    flat = member([[0, 0, 10, 10], [5, 5, 5, 20], [30, 30, 40, 30]], [0.8, 0.99, 0.99], [1, 1, 1])  # no width, no height
+    boxes, scores, _ = fuse([flat])
+    torch.testing.assert_close(boxes, torch.tensor([[0.0, 0, 10, 10]]))
+    torch.testing.assert_close(scores, torch.tensor([0.8]))
+    muted = member([[2, 2, 12, 12], [100, 100, 120, 120]], [0.9, 0.9], [1, 1])
+    boxes, scores, _ = fuse([good, muted], weights=[1, 0])  # the muted member moves no box and adds no box
+    torch.testing.assert_close(boxes, torch.tensor([[0.0, 0, 10, 10]]))
+    torch.testing.assert_close(scores, torch.tensor([0.8]))  # 0.8 * min(1, 2) / (1 + 0)
+
+
 def test_wbf_takes_float_labels_and_empty_members():
     empty = member(np.zeros((0, 4)), [], [])
     boxes, scores, labels = weighted_boxes_fusion(

@@ -218,6 +218,35 @@ def test_rejects_predictions_that_do_not_fit(predictions, message):
         evaluate_detections(ground_truth, predictions)
 
 
+def test_ground_truth_listing_an_image_twice_is_rejected_by_name():
+    ground_truth = [{"file_name": "a.jpg", "objects": [obj("face", [0, 0, 10, 10])]},
+                    {"file_name": "b.jpg", "objects": []}, {"file_name": "a.jpg", "objects": []}]
+    with pytest.raises(ValueError, match=r"^file name\(s\) listed more than once: a.jpg$"):
+        evaluate_detections(ground_truth, [])
+
+
+@pytest.mark.parametrize("max_dets", [0, -3])
+def test_max_dets_under_one_is_rejected(max_dets):
+    ground_truth = [{"file_name": "x.jpg", "objects": [obj("face", [0, 0, 10, 10])]}]
+    with pytest.raises(ValueError, match=f"max_dets must be >= 1, got {max_dets}"):
+        evaluate_detections(ground_truth, [], max_dets=max_dets)
+
+
+def test_a_class_list_of_its_own_names_and_orders_the_classes():
+    """A two-class dataset: only its classes are known and scored; a prediction of another class is
+    an unknown class, not silently one of CLASSES."""
+    classes = ("cat", "dog")
+    ground_truth = [{"file_name": "x.jpg", "objects": [obj("dog", [0, 0, 10, 10]), obj("cat", [20, 20, 40, 40])]}]
+    predictions = [{"file_name": "x.jpg", "objects": [obj("dog", [0, 0, 10, 10], 0.9), obj("cat", [60, 60, 70, 70], 0.8)]}]
+    result = evaluate_detections(ground_truth, predictions, classes=classes)
+    assert list(result["per_class"]) == ["cat", "dog"]
+    assert result["per_class"]["dog"]["AP50"] == 1.0 and result["per_class"]["cat"]["AP50"] == 0.0
+    assert result["mAP50"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="unknown class 'face'; known: cat, dog"):
+        evaluate_detections(ground_truth, [{"file_name": "x.jpg", "objects": [obj("face", [0, 0, 1, 1], 0.5)]}],
+                            classes=classes)
+
+
 def test_ground_truth_without_objects_raises():
     with pytest.raises(ValueError, match="no objects"):
         evaluate_detections([{"file_name": "x.jpg", "objects": []}], [])

@@ -302,6 +302,85 @@ def test_config_file_matches_defaults_and_rejects_unknown_keys(tmp_path):
         dataclasses.replace(MonitorConfig(), blink_max_s=3.0).check()
 
 
+def test_a_cigarette_held_2_s_is_a_smoking_event_alerted_when_it_completes():
+    smoking = [frame(cigarette=i % 15 != 7) for i in range(3 * FPS)]  # missed once a second: bridged
+    states, events = run([frame()] * 15 + smoking + [frame()] * 30)
+    assert [(e.type, round(e.start, 2), round(e.end, 2)) for e in events] == [("smoking", 0.97, 3.97)]
+    alerted = [s.index for s in states if "smoking" in s.alerts]
+    assert alerted[0] == 15 + 2 * FPS - 1 and events[0].alert == pytest.approx(alerted[0] / FPS)
+    assert states[alerted[0]].level == 1  # an advisory: a pre-alert, no escalation
+    _, events = run([frame()] * 15 + [frame(cigarette=True)] * (2 * FPS - 2) + [frame()] * 30)
+    assert events == []  # under smoking_min_s
+
+
+def test_metrics_summarise_blinks_closures_perclos_and_unseen_eyes():
+    fps = 10
+    blink = [frame(eyes_closed=True)] * 2 + [frame()] * 48  # a 0.2 s blink every 5 s
+    frames = blink * 6 + [frame(eyes_closed=True)] * 15 + [frame(eyes_seen=False)] * 30 + [frame()] * 55
+    monitor = DriverStateMonitor(MonitorConfig(), fps)
+    states = [monitor.update(i, f) for i, f in enumerate(frames)]
+    monitor.finish()
+    metrics = monitor.metrics()
+    perclos = [s.perclos for s in states if s.perclos is not None]
+    assert metrics["frames"] == 400 and metrics["seconds"] == pytest.approx(40.0)
+    assert metrics["blinks"] == 6 and metrics["blinks_per_min"] == pytest.approx(6 / 40 * 60)
+    assert metrics["longest_closure_s"] == pytest.approx(1.5) and metrics["microsleep_events"] == 1
+    assert metrics["eyes_unseen_share"] == pytest.approx(30 / 400)
+    assert len(perclos) == 400 - (20 * fps - 1)  # from 20 s of seen eyes on
+    assert metrics["perclos_mean"] == pytest.approx(np.mean(perclos)) and metrics["perclos_max"] == pytest.approx(max(perclos))
+    # at its peak, the last frame of the 1.5 s closure: every closed frame so far, of the 315 seen
+    assert metrics["perclos_max"] == pytest.approx((6 * 2 + 15) / 315)
+
+
+class BrightSquareDetector:
+    """A stand-in detector that "detects" the bright square of its network input as a face, in
+    network pixels, so the test sees whether detect_frames maps boxes back to the frame's own pixels."""
+
+    stride, in_channels = 32, 1
+
+    def decoded_predictions(self, pixels):
+        out = torch.zeros(len(pixels), 1, 5 + len(CLASSES))
+        for i, image in enumerate(pixels[:, 0]):
+            ys, xs = torch.nonzero(image > 0.5, as_tuple=True)
+            x1, y1, x2, y2 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+            out[i, 0, :5] = torch.tensor([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1, 1.0])
+            out[i, 0, 5 + CLASS_IDS["face"]] = 1.0
+        return out
+
+
+@pytest.mark.parametrize("height, width", [(360, 640), (640, 400)])
+def test_detect_frames_returns_boxes_in_the_frames_own_pixels(height, width):
+    from drowsy.monitor.detect import detect_frames
+
+    frames = []
+    for x1, y1 in ((100, 50), (220, 180)):
+        image = np.zeros((height, width), np.uint8)
+        image[y1:y1 + 96, x1:x1 + 128] = 255
+        frames.append(image)
+    found = detect_frames(BrightSquareDetector(), frames, img_size=320, conf=0.25, iou=0.5)
+    for detections, (x1, y1) in zip(found, ((100, 50), (220, 180))):
+        assert detections.shape == (1, 6) and int(detections[0, 5]) == CLASS_IDS["face"]
+        assert np.asarray(detections[0, :4]) == pytest.approx([x1, y1, x1 + 128, y1 + 96], abs=2.5)  # 2x downscale
+
+
+def test_an_unreadable_video_is_one_line_error(tmp_path):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all" * 100)
+    with pytest.raises(DrowsyError, match="broken.mp4: not a readable video") as err:
+        FrameSource(broken)
+    assert "\n" not in str(err.value)
+
+
+def test_frames_of_another_size_end_the_stream_with_one_line(tmp_path):
+    cv2.imwrite(str(tmp_path / "frame_000.png"), np.zeros((36, 64), np.uint8))
+    cv2.imwrite(str(tmp_path / "frame_001.png"), np.zeros((48, 64), np.uint8))
+    with FrameSource(tmp_path) as source:
+        assert source.read().shape == (36, 64)
+        with pytest.raises(DrowsyError, match="frame_001.png: 64x48 pixels, but the first frame is 64x36") as err:
+            source.read()
+    assert "\n" not in str(err.value)
+
+
 def test_unavailable_camera_is_one_line_error():
     with pytest.raises(DrowsyError, match=r"^camera 63: not available") as err:
         FrameSource(63)
@@ -377,6 +456,24 @@ def test_detector_path_runs_on_video_frames(short_clip, tmp_path):
     video = cv2.VideoCapture(str(tmp_path / "out" / "annotated.mp4"))
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 10
     video.release()
+
+
+def test_onnx_backend_exports_once_and_rebuilds_a_stale_export(short_clip, tmp_path):
+    import os
+
+    weights = random_weights(tmp_path / "random.pt")
+    detector = build_detector(weights, "onnx", img_size=64)
+    exported = tmp_path / "random.dynamic.onnx"
+    assert detector.backend == "onnx" and exported.is_file()
+    summary = run_monitor(short_clip, detector, tmp_path / "out", img_size=64, batch=3, max_frames=6, annotate=False,
+                          progress=False)
+    assert summary["frames"] == 6 and summary["backend"] == "onnxruntime fp32"
+    os.utime(exported, (1_000_000, 1_000_000))  # an export older than its weights: stale
+    build_detector(weights, "onnx", img_size=64)
+    rebuilt = exported.stat().st_mtime
+    assert rebuilt > os.stat(weights).st_mtime - 1
+    build_detector(weights, "onnx", img_size=64)  # up to date: reused, not exported again
+    assert exported.stat().st_mtime == rebuilt
 
 
 def test_cli_calibrates_then_reuses_the_calibration(short_clip, tmp_path, capsys):
