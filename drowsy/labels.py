@@ -146,10 +146,17 @@ def read_image_header(path: str | Path) -> tuple[int, int, int, int] | str:
     return _decoded_header(path)
 
 
-def _ends_with(fd: int, marker: bytes) -> bool:
+_TRAILER = 64 * 1024  # bytes at a file's end searched for its end marker
+
+
+def _ends_with(fd: int, marker: bytes, after: int) -> bool:
+    """Whether the end marker is in the file's last `_TRAILER` bytes past offset `after` (the frame
+    header: an EXIF thumbnail's own end marker comes before it). Encoders and cameras may pad or
+    append data after the end marker (block padding, maker trailers), which decoders ignore; a file
+    cut off in its image data has no end marker at all."""
     size = os.fstat(fd).st_size
-    # Some encoders pad after the end marker; padding with zero bytes is harmless.
-    return os.pread(fd, 32, max(0, size - 32)).rstrip(b"\0").endswith(marker)
+    begin = max(after, size - _TRAILER)
+    return marker in os.pread(fd, size - begin, begin)
 
 
 def _exif_orientation(segment: bytes) -> int:
@@ -190,7 +197,7 @@ def _jpeg_header(fd: int, head: bytes) -> tuple[int, int, int, int] | str:
             channels = buffer[at + 9]
             if not (width and height and channels):
                 return f"corrupt JPEG: frame header says {width}x{height}x{channels}"
-            if not _ends_with(fd, _JPEG_EOI):
+            if not _ends_with(fd, _JPEG_EOI, start + at + 10):
                 return "truncated JPEG: no end-of-image marker"
             return width, height, channels, orientation
         if marker in (0xD9, 0xDA):  # end of image or start of scan before any frame header
@@ -212,7 +219,7 @@ def _png_header(fd: int, head: bytes) -> tuple[int, int, int, int] | str:
     channels = _PNG_CHANNELS.get(head[25])
     if not (width and height and channels):
         return f"corrupt PNG: header says {width}x{height}, colour type {head[25]}"
-    if not _ends_with(fd, _PNG_IEND):
+    if not _ends_with(fd, _PNG_IEND, 33):
         return "truncated PNG: no IEND chunk"
     return width, height, channels, 1
 

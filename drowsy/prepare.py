@@ -23,7 +23,7 @@ from drowsy.files import gc_paused, link_image, write_json
 from drowsy.labels import Validation, read_labels, validate_records
 from drowsy.paths import resolve
 from drowsy.progress import progress as progress_bar
-from drowsy.resize import resize_images
+from drowsy.resize import MIN_LONG_SIDE, resize_images
 
 EXPORTS = ("yolo", "coco")
 FORMATS = ("auto", "competition", "aihub")
@@ -317,11 +317,13 @@ def prepare_dataset(
     side is at most `resize` (drowsy.resize; one process per CPU). Returns the report (see `build_report`).
     """
     if export not in (None, *EXPORTS):
-        raise ValueError(f"export must be one of {EXPORTS} or None, got {export!r}")
+        raise DrowsyError(f"export: must be one of {', '.join(EXPORTS)} or None, got {export!r}")
     if raw_format not in FORMATS:
         raise DrowsyError(f"format: must be one of {', '.join(FORMATS)}, got {raw_format!r}")
     if val_size < 0:
-        raise ValueError(f"val_size must be >= 0, got {val_size}")
+        raise DrowsyError(f"val_size: must be >= 0, got {val_size}")
+    if resize and resize < MIN_LONG_SIDE:
+        raise DrowsyError(f"resize: the long side must be 0 (keep the images) or >= {MIN_LONG_SIDE} pixels, got {resize}")
     raw_dir, out_dir = resolve(raw_dir), resolve(out_dir)
     if out_dir.is_relative_to(raw_dir):
         raise DrowsyError(f"{out_dir}: output folder must be outside the raw data folder (raw data is read-only)")
@@ -389,7 +391,12 @@ def read_raw(raw_dir: str | Path, raw_format: str = "auto", images_dir: str | Pa
 
 def _prepare(raw: RawData, out_dir: Path, val_size: int, seed: int, group_by: str | None, export: str | None,
              progress: bool, resized: dict | None = None) -> dict:
-    train, val = split_records(raw.validation.records, val_size, seed, group_by)
+    records = raw.validation.records
+    if group_by is not None and records and not any(group_by in r.get("meta", {}) for r in records):
+        keys = sorted({k for r in records for k in r.get("meta", {})})
+        raise DrowsyError(f"{raw.labels}: group_by {group_by!r}: no record's meta has this key "
+                          f"(keys: {', '.join(keys) or 'none'}), so no group can be held out; group_by \"\" splits by random images")
+    train, val = split_records(records, val_size, seed, group_by)
     diet, diet_counts = select_diet(train)
     splits = {"train": train, "val": val, "diet": diet}
 

@@ -18,6 +18,7 @@ from drowsy.parallel import map_chunks
 
 JPEG_QUALITY = 95
 _CHUNK = 64  # images per task handed to a worker process
+MIN_LONG_SIDE = 32  # pixels: the detector's largest stride
 
 
 def resize_images(records: list[dict], image_root: Path, out_root: Path, long_side: int, workers: int = 1,
@@ -28,8 +29,8 @@ def resize_images(records: list[dict], image_root: Path, out_root: Path, long_si
     Returns the records with their new `width`, `height`, `channels` (1) and boxes scaled alike, in
     order, and counts `{"long_side", "resized", "linked"}`. The output is the same for any `workers`.
     """
-    if long_side < 32 or workers < 1:
-        raise ValueError(f"long_side must be >= 32 and workers >= 1, got {long_side} and {workers}")
+    if long_side < MIN_LONG_SIDE or workers < 1:
+        raise ValueError(f"long_side must be >= {MIN_LONG_SIDE} and workers >= 1, got {long_side} and {workers}")
     tasks = [([(r["file_name"], r["width"], r["height"]) for r in records[i : i + _CHUNK]],)
              for i in range(0, len(records), _CHUNK)]
     work = functools.partial(_resize_chunk, str(image_root), str(out_root), long_side)

@@ -296,3 +296,212 @@ def test_image_checks_and_box_clipping(tmp_path):
     assert len(validation.issues) == 5
     counts = validation.counts
     assert (counts["records_dropped"], counts["objects_dropped"], counts["objects_repaired"]) == (3, 4, 1)
+
+
+# --- image headers: hand-made JPEG and PNG bytes ----------------------------------------------
+
+SOI, EOI = b"\xff\xd8", b"\xff\xd9"
+
+
+def jpeg_segment(marker: int, payload: bytes = b"") -> bytes:
+    """FF `marker`, a big-endian length that counts itself, then `payload`."""
+    return bytes([0xFF, marker]) + (len(payload) + 2).to_bytes(2, "big") + payload
+
+
+def jpeg_frame(width: int, height: int, channels: int = 1, marker: int = 0xC0) -> bytes:
+    """A start-of-frame segment (8-bit samples) with one component entry per channel."""
+    components = b"".join(bytes([i + 1, 0x11, 0]) for i in range(channels))
+    size = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return jpeg_segment(marker, b"\x08" + size + bytes([channels]) + components)
+
+
+JFIF = jpeg_segment(0xE0, b"JFIF\0\x01\x01\0\0\x01\0\x01\0\0")
+SCAN = jpeg_segment(0xDA, bytes([1, 1, 0, 0, 63, 0])) + b"\x12\x34\x56"
+
+
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        (JFIF + jpeg_frame(40, 30, 3) + SCAN, (40, 30, 3, 1)),
+        (JFIF + jpeg_segment(0xC4, bytes(29)) + jpeg_frame(40, 30) + SCAN, (40, 30, 1, 1)),  # DHT is no frame
+        (JFIF + jpeg_segment(0xCC, bytes(4)) + jpeg_frame(41, 31) + SCAN, (41, 31, 1, 1)),  # nor is DAC
+        (JFIF + jpeg_frame(640, 480, 3, marker=0xC2) + SCAN, (640, 480, 3, 1)),  # progressive
+        (b"\xff\xff\xff" + JFIF + b"\xff\xff" + jpeg_frame(40, 30) + SCAN, (40, 30, 1, 1)),  # fill bytes
+        (JFIF + b"\xff\x01" + jpeg_frame(40, 30) + SCAN, (40, 30, 1, 1)),  # TEM has no length field
+        (JFIF + jpeg_frame(65535, 258) + SCAN, (65535, 258, 1, 1)),  # sizes are big-endian
+    ],
+    ids=["baseline", "dht-first", "dac-first", "progressive", "fill-bytes", "tem-marker", "big-endian"],
+)
+def test_hand_made_jpeg_header_is_read_from_its_frame_segment(tmp_path, body, expected):
+    (tmp_path / "a.jpg").write_bytes(SOI + body + EOI)
+    assert read_image_header(tmp_path / "a.jpg") == expected
+
+
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (SOI + JFIF + b"\x00\x00" + jpeg_frame(40, 30) + SCAN + EOI, "corrupt JPEG: bad marker"),
+        (SOI + JFIF + SCAN + jpeg_frame(40, 30) + EOI, "corrupt JPEG: no frame header before the image data"),
+        (SOI + JFIF + EOI + jpeg_frame(40, 30) + SCAN + EOI, "corrupt JPEG: no frame header before the image data"),
+        (SOI + JFIF + jpeg_frame(0, 30) + SCAN + EOI, "corrupt JPEG: frame header says 0x30x1"),
+        (SOI + JFIF + jpeg_frame(40, 0) + SCAN + EOI, "corrupt JPEG: frame header says 40x0x1"),
+        (SOI + JFIF + jpeg_frame(40, 30, 0) + SCAN + EOI, "corrupt JPEG: frame header says 40x30x0"),
+        (SOI, "truncated JPEG: no frame header"),
+        (SOI + JFIF[:3], "truncated JPEG: no frame header"),
+        (SOI + b"\xff\xe0\x00\x40" + bytes(12), "truncated JPEG: no frame header"),  # length runs past the end
+        (SOI + JFIF + jpeg_frame(40, 30)[:7], "truncated JPEG: frame header cut off"),
+        (SOI + JFIF + jpeg_frame(40, 30) + SCAN, "truncated JPEG: no end-of-image marker"),
+    ],
+    ids=["bad-marker", "scan-first", "end-first", "zero-width", "zero-height", "zero-channels", "soi-only",
+         "cut-in-marker", "segment-past-end", "frame-cut-off", "no-end-marker"],
+)
+def test_corrupt_jpeg_is_dropped_with_one_line_reason(tmp_path, data, reason):
+    (tmp_path / "bad.jpg").write_bytes(data)
+    assert read_image_header(tmp_path / "bad.jpg") == reason and "\n" not in reason
+    validation = validate_records([{"file_name": "bad.jpg", "objects": [obj("face", 1, 1, 5, 5)]}], tmp_path)
+    issue = only_issue(validation, "dropped")
+    assert (issue["file_name"], issue["field"], issue["reason"]) == ("bad.jpg", "file_name", reason)
+    assert validation.records == [] and validation.counts["objects_dropped"] == 1
+
+
+def encoded(suffix: str, width: int, height: int, channels: int = 1, params=()) -> bytes:
+    shape = (height, width) if channels == 1 else (height, width, channels)
+    ok, data = cv2.imencode(suffix, np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8), list(params))
+    assert ok
+    return data.tobytes()
+
+
+def decoded_size(path) -> tuple[int, int, int]:
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert image is not None
+    return image.shape[1], image.shape[0], 1 if image.ndim == 2 else image.shape[2]
+
+
+def baseline_with_fill_bytes() -> bytes:
+    data = encoded(".jpg", 37, 23, 3)
+    frame = data.index(b"\xff\xc0")
+    return data[:frame] + b"\xff" * 5 + data[frame:]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        baseline_with_fill_bytes,
+        lambda: encoded(".jpg", 37, 23, 3, (cv2.IMWRITE_JPEG_PROGRESSIVE, 1)),
+        lambda: encoded(".jpg", 37, 23) + bytes(16),  # zero padding after EOI
+        lambda: encoded(".png", 37, 23, 4) + bytes(16),  # zero padding after IEND
+        lambda: encoded(".jpg", 37, 23) + bytes(4096),  # padded to a block
+        lambda: encoded(".jpg", 37, 23) + b"\xff" * 4 + b"maker trailer" * 50,  # a camera's data after EOI
+        lambda: encoded(".png", 37, 23) + b"\x01" * 3000,
+    ],
+    ids=["fill-bytes-before-frame", "progressive", "jpeg-zero-padding", "png-zero-padding", "jpeg-block-padding",
+         "jpeg-trailer", "png-trailer"],
+)
+def test_opencv_images_with_unusual_layout_match_decoded_size(tmp_path, make):
+    path = tmp_path / "image.bin"
+    path.write_bytes(make())
+    header = read_image_header(path)
+    assert header == (*decoded_size(path), 1) and header[:2] == (37, 23)
+
+
+def png_with_header(width: int, height: int, colour_type: int) -> bytes:
+    """A real 5x3 PNG whose IHDR is rewritten (its CRC left stale: the header reader does not check it)."""
+    data = bytearray(encoded(".png", 5, 3))
+    data[16:24] = width.to_bytes(4, "big") + height.to_bytes(4, "big")
+    data[25] = colour_type
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (png_with_header(0, 3, 0), "corrupt PNG: header says 0x3, colour type 0"),
+        (png_with_header(5, 0, 0), "corrupt PNG: header says 5x0, colour type 0"),
+        (png_with_header(5, 3, 5), "corrupt PNG: header says 5x3, colour type 5"),  # no colour type 5 exists
+        (b"\x89PNG\r\n\x1a\n", "corrupt PNG: no IHDR chunk"),
+        (b"\x89PNG\r\n\x1a\n" + bytes(4) + b"IDAT" + bytes(30), "corrupt PNG: no IHDR chunk"),
+        (b"\x89PNG\r\n\x1a\x0b" + encoded(".png", 5, 3)[8:], "unreadable image (not a format OpenCV can decode)"),
+    ],
+    ids=["zero-width", "zero-height", "bad-colour-type", "signature-only", "idat-first", "bad-signature"],
+)
+def test_corrupt_png_gives_one_line_reason(tmp_path, data, reason):
+    (tmp_path / "bad.png").write_bytes(data)
+    assert read_image_header(tmp_path / "bad.png") == reason and "\n" not in reason
+
+
+def test_png_colour_types_give_decoded_channels(tmp_path):
+    for channels in (1, 3, 4):
+        (tmp_path / "a.png").write_bytes(encoded(".png", 6, 4, channels))
+        assert read_image_header(tmp_path / "a.png") == (*decoded_size(tmp_path / "a.png"), 1)
+    (tmp_path / "gray_alpha.png").write_bytes(png_with_header(5, 3, 4))
+    assert read_image_header(tmp_path / "gray_alpha.png") == (5, 3, 2, 1)  # gray + alpha
+
+
+def tiff_app1(entries: list[tuple[int, int]], byte_order: str = "II", ifd_offset: int = 8, pad: bool = True) -> bytes:
+    """An EXIF APP1 segment whose first IFD holds (tag, SHORT value) `entries`, at `ifd_offset` (or, without
+    `pad`, right after the TIFF header whatever the offset says)."""
+    order = "little" if byte_order == "II" else "big"
+    ifd = len(entries).to_bytes(2, order) + b"".join(
+        tag.to_bytes(2, order) + (3).to_bytes(2, order) + (1).to_bytes(4, order) + value.to_bytes(2, order) + bytes(2)
+        for tag, value in entries
+    )
+    tiff = byte_order.encode() + (42).to_bytes(2, order) + ifd_offset.to_bytes(4, order)
+    return jpeg_segment(0xE1, b"Exif\0\0" + tiff + bytes(ifd_offset - 8 if pad else 0) + ifd + bytes(4))
+
+
+@pytest.mark.parametrize(
+    "app1, orientation",
+    [
+        (tiff_app1([(0x010F, 7), (0x0110, 2), (0x0112, 8)], "MM"), 8),  # after other tags
+        (tiff_app1([(0x0112, 3)], "II", ifd_offset=20), 3),  # IFD not right after the TIFF header
+        (tiff_app1([(0x0112, 0)]), 1),  # out of range: as stored
+        (tiff_app1([(0x0112, 9)]), 1),
+        (tiff_app1([(0x0110, 6)]), 1),  # the value 6 under another tag
+        (tiff_app1([(0x0112, 6)], "XX"), 1),  # no byte order mark
+        (tiff_app1([(0x0112, 6)], "II", ifd_offset=4000, pad=False), 1),  # IFD offset past the segment
+        (jpeg_segment(0xE1, b"http://ns.adobe.com/xap/1.0/\0<x:xmpmeta/>"), 1),  # XMP, not EXIF
+    ],
+    ids=["after-other-tags", "ifd-further-on", "zero", "nine", "other-tag", "no-byte-order", "ifd-past-segment",
+         "xmp"],
+)
+def test_exif_orientation_read_only_from_a_valid_orientation_tag(tmp_path, app1, orientation):
+    data = encoded(".jpg", 30, 20)
+    (tmp_path / "a.jpg").write_bytes(data[:2] + app1 + data[2:])
+    assert read_image_header(tmp_path / "a.jpg") == (30, 20, 1, orientation)
+
+
+def test_header_workers_below_one_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="workers must be >= 1, got 0"):
+        read_image_headers(tmp_path, ["a.jpg"], workers=0)
+
+
+@pytest.mark.parametrize(
+    "position, action, kept",
+    [
+        ([32, 1, 40, 5], "dropped", None),  # starts on the right edge
+        ([1, 18, 5, 25], "dropped", None),  # starts on the bottom edge
+        ([-6, 1, 0, 5], "dropped", None),  # ends on the left edge
+        ([1, -6, 5, 0], "dropped", None),  # ends on the top edge
+        ([-2, -3, 40, 25], "repaired", [0, 0, 32, 18]),  # out on all four sides
+        ([31.5, 17.5, 32.5, 18.5], "repaired", [31.5, 17.5, 32, 18]),
+    ],
+    ids=["right-edge", "bottom-edge", "left-edge", "top-edge", "all-sides", "corner"],
+)
+def test_box_on_the_image_edge_is_dropped_and_one_across_it_clipped(tmp_path, position, action, kept):
+    write_image(tmp_path / "a.jpg", 32, 18)
+    validation = validate_records([{"file_name": "a.jpg", "objects": [obj("face", *position)]}], tmp_path)
+    issue = only_issue(validation, action)
+    assert (issue["file_name"], issue["field"]) == ("a.jpg", "objects[0].position") and "\n" not in issue["reason"]
+    assert [o["position"] for o in validation.records[0]["objects"]] == ([kept] if kept else [])
+    check_counts(validation)
+
+
+def test_a_thumbnails_end_marker_does_not_hide_a_truncated_jpeg(tmp_path):
+    data = encoded(".jpg", 37, 23)
+    thumbnail = b"Exif\0\0" + b"\xff\xd8 a thumbnail \xff\xd9"  # its own end marker, before the frame header
+    app1 = b"\xff\xe1" + (len(thumbnail) + 2).to_bytes(2, "big") + thumbnail
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(data[:2] + app1 + data[2:-40])  # cut off in the image data
+    assert read_image_header(path) == "truncated JPEG: no end-of-image marker"
+    path.write_bytes(data[:2] + app1 + data[2:])
+    assert read_image_header(path)[:2] == (37, 23)

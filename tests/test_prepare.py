@@ -14,7 +14,8 @@ from drowsy import CLASSES
 from drowsy.cli import main
 from drowsy.errors import DrowsyError
 from drowsy.labels import load_manifest
-from drowsy.prepare import diet_rule, prepare_dataset, select_diet, split_records, val_count
+from drowsy.files import link_image
+from drowsy.prepare import diet_rule, prepare_dataset, select_diet, split_records, split_stats, val_count
 
 
 def record(name, *classes, size=(32, 18)):
@@ -294,3 +295,153 @@ def test_resize_copies_large_images_once_and_scales_their_boxes(tmp_path, capsys
     with pytest.raises(SystemExit, match="2"):  # below 32 px: refused by the argument parser
         main(["prepare", str(raw), str(tmp_path / "again"), "--resize", "8"])
     assert "--resize: must be an integer >= 32, got '8'" in capsys.readouterr().err
+
+
+# --- argument checks --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argument, message",
+    [
+        ({"export": "yaml"}, "export: must be one of yolo, coco or None, got 'yaml'"),
+        ({"export": "YOLO"}, "got 'YOLO'"),
+        ({"raw_format": "yolo"}, "format: must be one of auto, competition, aihub, got 'yolo'"),
+        ({"val_size": -1}, "val_size: must be >= 0, got -1"),
+        ({"resize": 31}, "resize: the long side must be 0 (keep the images) or >= 32 pixels, got 31"),
+        ({"resize": -1}, "got -1"),
+    ],
+)
+def test_bad_prepare_argument_is_one_line_before_reading_anything(tmp_path, argument, message):
+    # RAW does not exist: a check made only after reading it would fail on the folder instead.
+    with pytest.raises(DrowsyError) as err:
+        prepare_dataset(tmp_path / "nowhere", tmp_path / "out", progress=False, **argument)
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_group_by_key_no_record_has_is_refused_not_a_silent_random_split(raw, tmp_path):
+    with pytest.raises(DrowsyError, match=r"group_by 'subjekt': no record's meta has this key \(keys: ") as err:
+        prepare_dataset(raw, tmp_path / "out", val_size=6, group_by="subjekt", progress=False)
+    assert "\n" not in str(err.value) and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--val-size", "-1", "argument --val-size: must be an integer >= 0, got '-1'"),
+        ("--val-size", "1.5", "argument --val-size: must be an integer >= 0, got '1.5'"),
+        ("--workers", "0", "argument --workers: must be an integer >= 1, got '0'"),
+        ("--resize", "31", "argument --resize: must be an integer >= 32, got '31'"),
+        ("--export", "yaml", "argument --export: invalid choice: 'yaml'"),
+        ("--format", "yolo", "argument --format: invalid choice: 'yolo'"),
+    ],
+)
+def test_cli_bad_prepare_option_ends_in_one_line_naming_it(tmp_path, capsys, option, value, message):
+    with pytest.raises(SystemExit) as exit_:
+        main(["prepare", str(tmp_path / "nowhere"), str(tmp_path / "out"), option, value])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error" in line]
+    assert errors == [err.splitlines()[-1]]  # usage first, then the error alone on the last line
+    assert errors[0].startswith("drowsy prepare: error: ") and message in errors[0]
+    assert not (tmp_path / "out").exists()
+
+
+# --- exports of nested file names -------------------------------------------------------------
+
+
+def make_nested_raw(root, labels):
+    """A competition folder whose `labels` (file name -> classes) name images in sub-folders."""
+    image = np.random.default_rng(0).integers(0, 256, (18, 32), dtype=np.uint8)
+    for name in labels:
+        (root / "images" / name).parent.mkdir(parents=True, exist_ok=True)
+        assert cv2.imwrite(str(root / "images" / name), image)
+    annotations = [record(name, *classes) for name, classes in labels.items()]
+    (root / "labels.json").write_text(json.dumps({"annotations": annotations}), encoding="utf-8")
+    return root
+
+
+def test_yolo_export_mirrors_nested_file_names_without_collisions(tmp_path):
+    labels = {
+        "[원천]졸음운전/R_216_60_M/r_216_60_m_01_0001.jpg": ("phone",),
+        "[원천]졸음운전/R_217_60_F/r_216_60_m_01_0001.jpg": ("face", "eye_closed"),
+        "other/r_216_60_m_01_0001.jpg": ("cigar",),
+        "top.jpg": (),
+    }
+    raw = make_nested_raw(tmp_path / "raw", labels)
+    out = tmp_path / "out"
+    prepare_dataset(raw, out, val_size=0, export="yolo", progress=False)
+    split = out / "yolo" / "train"
+    written = {path.relative_to(split / "labels").as_posix() for path in (split / "labels").rglob("*.txt")}
+    assert written == {name[: -len(".jpg")] + ".txt" for name in labels}
+    for name, classes in labels.items():
+        lines = (split / "labels" / name).with_suffix(".txt").read_text().splitlines()
+        assert [int(line.split()[0]) for line in lines] == [CLASSES.index(c) for c in classes]
+        image = split / "images" / name
+        assert os.path.samefile(image, raw / "images" / name) and not image.is_symlink()
+    diet = out / "yolo" / "diet" / "labels"
+    assert {path.relative_to(diet).as_posix() for path in diet.rglob("*.txt")} == {
+        "[원천]졸음운전/R_216_60_M/r_216_60_m_01_0001.txt", "other/r_216_60_m_01_0001.txt"
+    }
+
+
+def test_yolo_export_refuses_two_images_sharing_a_nested_label_file(tmp_path):
+    raw = make_nested_raw(tmp_path / "raw", {"R_216/a.jpg": ("face",), "R_216/a.png": ("phone",)})
+    with pytest.raises(DrowsyError) as err:
+        prepare_dataset(raw, tmp_path / "out", val_size=0, export="yolo", progress=False)
+    message = str(err.value)
+    assert "'R_216/a.jpg' and 'R_216/a.png' would share the YOLO label file a.txt" in message
+    assert message.startswith(str(raw / "images")) and "\n" not in message
+
+
+# --- hard links -------------------------------------------------------------------------------
+
+
+def refusing_link(code):
+    def link(source, target):
+        raise OSError(code, os.strerror(code))
+    return link
+
+
+@pytest.mark.parametrize("code", [errno.EPERM, errno.EMLINK])
+def test_yolo_export_falls_back_to_symlinks_when_hard_links_are_refused(tmp_path, monkeypatch, code):
+    raw = make_raw(tmp_path / "raw", [record("a.jpg", "face")])
+    monkeypatch.setattr(os, "link", refusing_link(code))
+    prepare_dataset(raw, tmp_path / "out", val_size=0, export="yolo", progress=False)
+    image = tmp_path / "out" / "yolo" / "train" / "images" / "a.jpg"
+    assert image.is_symlink() and os.path.samefile(image, raw / "images" / "a.jpg")
+    assert (tmp_path / "out" / "yolo" / "train" / "labels" / "a.txt").read_text().startswith("4 ")
+
+
+@pytest.mark.parametrize("code", [errno.EACCES, errno.ENOSPC, errno.EEXIST, errno.ENOENT])
+def test_link_image_reraises_other_link_errors(tmp_path, monkeypatch, code):
+    source = tmp_path / "a.jpg"
+    source.write_bytes(b"image")
+    monkeypatch.setattr(os, "link", refusing_link(code))
+    with pytest.raises(OSError) as err:
+        link_image(source, tmp_path / "b.jpg")
+    assert err.value.errno == code and not os.path.lexists(tmp_path / "b.jpg")
+
+
+# --- per-split statistics ---------------------------------------------------------------------
+
+
+def test_split_stats_counts_negatives_and_each_image_once_per_class():
+    records = [
+        record("a", "face", "face", "eye_opened", "eye_opened"),
+        record("b"),
+        record("c", "face", "phone"),
+        record("d"),
+        record("e", "phone", "phone", "phone"),
+    ]
+    stats = split_stats(records)
+    assert (stats["images"], stats["negatives"], stats["objects"]) == (5, 2, 9)
+    assert list(stats["objects_per_class"]) == list(stats["images_per_class"]) == list(CLASSES)
+    assert {c: n for c, n in stats["objects_per_class"].items() if n} == {"face": 3, "eye_opened": 2, "phone": 4}
+    assert {c: n for c, n in stats["images_per_class"].items() if n} == {"face": 2, "eye_opened": 1, "phone": 2}
+
+
+def test_split_stats_of_an_empty_split():
+    stats = split_stats([])
+    assert (stats["images"], stats["negatives"], stats["objects"]) == (0, 0, 0)
+    assert set(stats["images_per_class"].values()) == set(stats["objects_per_class"].values()) == {0}
