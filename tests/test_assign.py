@@ -1,6 +1,7 @@
 """Target assignment: the anchor ratio rule, the own + neighbour cells, empty/crowded/batched inputs."""
 
 import math
+import re
 
 import pytest
 import torch
@@ -159,3 +160,18 @@ def test_batched_assignment_equals_one_image_at_a_time():
 def test_mismatched_levels_are_rejected():
     with pytest.raises(ValueError, match="levels disagree"):
         assign_targets(torch.zeros(0, 6), P5_ANCHORS, P5_STRIDES[:2], grids_for(64), ANCHOR_T)
+
+
+@pytest.mark.parametrize("shape", [(4, 5), (6,), (2, 6, 1)])
+def test_targets_of_another_shape_are_rejected_with_their_shape(shape):
+    with pytest.raises(ValueError, match=rf"^targets must be \[M, 6\], got {re.escape(str(shape))}$"):
+        assign_targets(torch.zeros(shape), P5_ANCHORS, P5_STRIDES, grids_for(64), ANCHOR_T)
+
+
+def test_integer_strides_and_float64_anchors_assign_as_float32():
+    targets = torch.tensor([[0.0, 1.0, 28.0, 44.0, 20.0, 20.0]])
+    expected = assign_targets(targets, P5_ANCHORS, P5_STRIDES, grids_for(64), ANCHOR_T)
+    got = assign_targets(targets, P5_ANCHORS.double(), [int(s) for s in P5_STRIDES], grids_for(64), ANCHOR_T)
+    for a, b in zip(expected, got):
+        assert a.box.dtype == b.box.dtype == torch.float32 and torch.equal(a.box, b.box)
+        assert all(torch.equal(x, y) for x, y in zip(a.indices, b.indices))
