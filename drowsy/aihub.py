@@ -27,11 +27,11 @@ from pathlib import Path
 
 from drowsy import meta as meta_names
 from drowsy.errors import DrowsyError
+from drowsy.files import IMAGE_SUFFIXES
 from drowsy.labels import Validation
 from drowsy.progress import progress as progress_bar
 
 LABEL_MARK, IMAGE_MARK = "라벨", "원천"  # "[라벨]" label folders, "[원천]" source (image) folders
-IMAGE_SUFFIXES = frozenset((".jpg", ".jpeg", ".png"))
 BOXES = ("Face", "Leye", "Reye", "Mouth", "Cigar", "Phone")
 _CLASS = {"Face": "face", "Cigar": "cigar", "Phone": "phone"}
 _OPENABLE = {"Leye": ("eye_opened", "eye_closed"), "Reye": ("eye_opened", "eye_closed"),

@@ -273,3 +273,43 @@ def test_plot_titles_get_english_names():
     assert meta.english_name(f"{CONTROLLED_IMAGES}/001_G1/{controlled_stem(1, 4, '좌측광원', '하품재현')}.jpg") == \
         "001_G1_01_left_instrument cluster_yawning_20200917_182234_00004.jpg"
     assert meta.english_name("운전자_x.jpg") == "???_x.jpg"
+
+
+# --- which image a label file names -------------------------------------------------------------
+
+LABEL = "Training/[라벨]bbox/R_216/a.json"
+
+
+def find(document: dict, images: dict, claimed: dict | None = None):
+    from drowsy.aihub import _find_image
+
+    return _find_image(document, LABEL, images, claimed or {})
+
+
+def test_the_image_is_found_by_the_base_name_of_its_fileinfo_name_even_a_windows_path():
+    images = {"a.jpg": ["Training/[원천]bbox/R_216/a.jpg"]}
+    assert find({"FileInfo": {"FileName": " C:\\data\\R_216\\a.jpg "}}, images) == ("Training/[원천]bbox/R_216/a.jpg", None)
+
+
+def test_without_a_file_name_the_label_files_stem_with_any_image_suffix_is_used():
+    images = {"a.png": ["Training/[원천]bbox/R_216/a.png"], "b.jpg": ["Training/[원천]bbox/R_216/b.jpg"]}
+    for document in ({}, {"FileInfo": {"FileName": "  "}}, {"FileInfo": "a.png"}):
+        assert find(document, images) == ("Training/[원천]bbox/R_216/a.png", None)
+    assert find({}, {"b.jpg": images["b.jpg"]}) == (None, "no image named a.* under the image folder")
+    assert find({"FileInfo": {"FileName": "c.jpg"}}, images) == (None, "no image named c.jpg under the image folder")
+
+
+def test_of_several_images_of_one_name_the_one_mirroring_the_label_folder_wins():
+    mirrored, other = "Training/[원천]bbox/R_216/a.jpg", "Validation/[원천]bbox/R_216/a.jpg"
+    named = {"FileInfo": {"FileName": "a.jpg"}}
+    assert find(named, {"a.jpg": [other, mirrored]}) == (mirrored, None)
+    same_folder_name = "Elsewhere/R_216/a.jpg"  # no mirror: the one in a folder of the label folder's name
+    assert find(named, {"a.jpg": ["Elsewhere/R_217/a.jpg", same_folder_name]}) == (same_folder_name, None)
+    ambiguous = ["X/R_1/a.jpg", "Y/R_2/a.jpg", "Z/R_3/a.jpg", "W/R_4/a.jpg"]
+    assert find(named, {"a.jpg": ambiguous}) == (None, "4 images named a.jpg: W/R_4/a.jpg, X/R_1/a.jpg, Y/R_2/a.jpg")
+
+
+def test_an_image_another_label_file_claimed_is_reported_as_a_duplicate():
+    image = "Training/[원천]bbox/R_216/a.jpg"
+    found = find({"FileInfo": {"FileName": "a.jpg"}}, {"a.jpg": [image]}, {image: "Training/[라벨]bbox/R_216/a_copy.json"})
+    assert found == (image, f"image {image} already labelled by Training/[라벨]bbox/R_216/a_copy.json: duplicate dropped")
