@@ -61,22 +61,22 @@ def decode(logits: list[torch.Tensor], anchors: torch.Tensor, strides: torch.Ten
     logits: list over levels of [B, na, H_l, W_l, 5 + nc] logits (any float dtype); anchors: [nl, na, 2] (w, h)
     pixels; strides: [nl]. Returns [B, N, 5 + nc] float32 with N = sum of na * H_l * W_l, ordered level,
     anchor, row, column: (cx, cy, w, h) pixels, objectness probability, class probabilities.
-    Computed in float32 even under autocast, where exp-like terms would lose precision.
+    Computed in float32 whatever the logits' dtype: they are cast first, and autocast leaves these
+    elementwise ops in their inputs' dtype.
     """
     levels = []
-    with torch.autocast(device_type=logits[0].device.type, enabled=False):
-        for level, prediction in enumerate(logits):
-            prediction = prediction.float()
-            batch, num_anchors, height, width, _ = prediction.shape
-            grid = _cell_grid(height, width, prediction.device)
-            stride = strides[level].float()
-            anchor_wh = anchors[level].float().view(1, num_anchors, 1, 1, 2)
-            sigmoid = prediction.sigmoid()
-            # The 2x-scaled sigmoids let centres reach past their cell and sizes span 0-4x the anchor,
-            # the range the loss's anchor_t matching assumes.
-            xy = (sigmoid[..., :2] * 2 - 0.5 + grid) * stride
-            wh = (sigmoid[..., 2:4] * 2) ** 2 * anchor_wh
-            levels.append(torch.cat((xy, wh, sigmoid[..., 4:]), dim=-1).view(batch, -1, prediction.shape[-1]))
+    for level, prediction in enumerate(logits):
+        prediction = prediction.float()
+        batch, num_anchors, height, width, _ = prediction.shape
+        grid = _cell_grid(height, width, prediction.device)
+        stride = strides[level].float()
+        anchor_wh = anchors[level].float().view(1, num_anchors, 1, 1, 2)
+        sigmoid = prediction.sigmoid()
+        # The 2x-scaled sigmoids let centres reach past their cell and sizes span 0-4x the anchor,
+        # the range the loss's anchor_t matching assumes.
+        xy = (sigmoid[..., :2] * 2 - 0.5 + grid) * stride
+        wh = (sigmoid[..., 2:4] * 2) ** 2 * anchor_wh
+        levels.append(torch.cat((xy, wh, sigmoid[..., 4:]), dim=-1).view(batch, -1, prediction.shape[-1]))
     return torch.cat(levels, dim=1)
 
 

@@ -126,6 +126,17 @@ def test_neighbours_never_leave_the_grid():
     assert sorted(zip(level.grid_x.tolist(), level.grid_y.tolist())) == [(0, 0), (7, 7)]
 
 
+def test_a_centre_on_the_far_image_edge_is_learnt_inside_the_grid():
+    anchors = torch.tensor([[[8.0, 8.0]]])
+    corner = torch.tensor([[0, 2, 64.0, 64.0, 8.0, 8.0]])  # centre (8, 8) on an 8 x 8 grid: past the last cell
+
+    (level,) = assign_targets(corner, anchors, torch.tensor([8.0]), [(8, 8)], ANCHOR_T)
+
+    cells = sorted(zip(level.grid_x.tolist(), level.grid_y.tolist()))
+    assert (7, 7) in cells  # its own cell is the last one, as YOLOv5 clamps
+    assert all(0 <= gx < 8 and 0 <= gy < 8 for gx, gy in cells)  # every index fits raw[B, na, 8, 8, 5 + nc]
+
+
 def test_crowded_image_matches_the_reference_loop():
     generator = torch.Generator().manual_seed(0)
     targets = crowded_targets(generator, batch_index=0, count=50, image_size=320)
@@ -174,4 +185,5 @@ def test_integer_strides_and_float64_anchors_assign_as_float32():
     got = assign_targets(targets, P5_ANCHORS.double(), [int(s) for s in P5_STRIDES], grids_for(64), ANCHOR_T)
     for a, b in zip(expected, got):
         assert a.box.dtype == b.box.dtype == torch.float32 and torch.equal(a.box, b.box)
+        assert a.anchor_wh.dtype == b.anchor_wh.dtype == torch.float32 and torch.equal(a.anchor_wh, b.anchor_wh)
         assert all(torch.equal(x, y) for x, y in zip(a.indices, b.indices))

@@ -63,9 +63,34 @@ def test_wbf_drops_low_scores_and_keeps_max_det_best():
 
 
 def test_wbf_keeps_a_score_equal_to_the_skip_threshold():
-    model = member([[0, 0, 10, 10], [40, 40, 50, 50]], [0.3, 0.29], [0, 0])
-    _, scores, _ = fuse([model], skip_thres=0.3)
-    torch.testing.assert_close(scores, torch.tensor([0.3]))
+    model = member([[0, 0, 10, 10], [40, 40, 50, 50]], [0.25, 0.24], [0, 0])  # 0.25 is exact in float32
+    _, scores, _ = fuse([model], skip_thres=0.25)
+    torch.testing.assert_close(scores, torch.tensor([0.25]))
+
+
+def test_wbf_fuses_only_boxes_overlapping_more_than_the_iou_threshold():
+    square = member([[0, 0, 10, 10]], [0.8], [0])
+    half = member([[0, 0, 10, 5]], [0.8], [0])  # IoU 50 / 100 = 0.5 exactly
+    assert len(fuse([square, half], iou_thres=0.5)[0]) == 2  # not more than 0.5: apart, as the reference
+    assert len(fuse([square, half], iou_thres=0.49)[0]) == 1
+    corner = member([[9, 9, 19, 19]], [0.8], [0])  # IoU 1 / 199
+    assert len(fuse([square, corner], iou_thres=0)[0]) == 1  # 0: any overlap fuses
+    _, scores, _ = fuse([square, square], iou_thres=1)  # 1: not even identical boxes fuse
+    torch.testing.assert_close(scores, torch.tensor([0.4, 0.4]))  # each 0.8 * 1 / 2 members
+
+
+def test_wbf_orders_equal_scores_by_class_then_input_and_keeps_300_by_default():
+    # 301 disjoint boxes, many sharing a score: ties come out by class id, then in input order, so the
+    # max_det cut is the same on every run (an unstable sort would reshuffle them).
+    count = 301
+    boxes = [[20 * (i % 20), 20 * (i // 20), 20 * (i % 20) + 10, 20 * (i // 20) + 10] for i in range(count)]
+    scores = [(0.5, 0.5, 0.75, 0.5)[i % 4] for i in range(count)]
+    labels = [(i // 3) % 2 for i in range(count)]
+    fused, fused_scores, fused_labels = fuse([member(boxes, scores, labels)])
+    expected = sorted(range(count), key=lambda i: (-scores[i], labels[i], i))[:300]
+    torch.testing.assert_close(fused, torch.tensor([boxes[i] for i in expected], dtype=torch.float32))
+    torch.testing.assert_close(fused_scores, torch.tensor([scores[i] for i in expected]))
+    assert fused_labels.tolist() == [labels[i] for i in expected]
 
 
 def test_wbf_leaves_out_zero_area_boxes_and_zero_weight_members():
@@ -125,19 +150,23 @@ def test_wbf_equals_the_reference_implementation():
     ("arguments", "message"),
     [
         (dict(labels_list=[torch.tensor([0]), torch.tensor([1])]), "one entry per member"),
-        (dict(boxes_list=[], scores_list=[], labels_list=[]), "no members"),
-        (dict(boxes_list=[torch.zeros(1, 5)]), r"boxes must have shape \[n, 4\]"),
-        (dict(scores_list=[torch.tensor([0.5, 0.4])]), "scores and labels must have shape"),
+        (dict(boxes_list=[], scores_list=[], labels_list=[]), "^no members: boxes_list is empty$"),
+        (dict(boxes_list=[torch.zeros(1, 5)]), r"^member 0: boxes must have shape \[n, 4\], got \[1, 5\]$"),
+        (dict(scores_list=[torch.tensor([0.5, 0.4])]), "member 0: scores and labels must have shape"),
         (dict(boxes_list=[torch.tensor([[0.0, 0, float("nan"), 10]])]), "finite"),
         (dict(scores_list=[torch.tensor([float("inf")])]), "finite"),
         (dict(boxes_list=[torch.tensor([[10.0, 0, 0, 10]])]), "x2 >= x1"),
         (dict(labels_list=[torch.tensor([1.5])]), "whole numbers"),
         (dict(labels_list=[torch.tensor([-1])]), "whole numbers"),
+        (dict(labels_list=[torch.tensor([-1.0])]), "whole numbers"),
         (dict(weights=[1, 2]), "one number per member"),
         (dict(weights=[-1]), "non-negative"),
         (dict(weights=[0]), "not all zero"),
-        (dict(iou_thres=1.5), "iou_thres"),
-        (dict(conf_type="median"), "conf_type"),
+        (dict(weights=[float("inf")]), "must be finite"),
+        (dict(weights=[None]), "must be finite"),  # a `null` weight in a preset
+        (dict(iou_thres=1.5), r"^iou_thres must be in \[0, 1\], got 1.5$"),
+        (dict(conf_type="median"), "^conf_type must be one of avg, max, got 'median'$"),
+        (dict(skip_thres=float("nan")), "^skip_thres must be a finite number, got nan$"),
         (dict(max_det=0), "max_det"),
     ],
 )
