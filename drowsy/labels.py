@@ -153,10 +153,10 @@ def _ends_with(fd: int, marker: bytes, after: int) -> bool:
     """Whether the end marker is in the file's last `_TRAILER` bytes past offset `after` (the frame
     header: an EXIF thumbnail's own end marker comes before it). Encoders and cameras may pad or
     append data after the end marker (block padding, maker trailers), which decoders ignore; a file
-    cut off in its image data has no end marker at all."""
+    cut off in its image data has no end marker at all (nor one cut off before `after`)."""
     size = os.fstat(fd).st_size
     begin = max(after, size - _TRAILER)
-    return marker in os.pread(fd, size - begin, begin)
+    return begin < size and marker in os.pread(fd, size - begin, begin)
 
 
 def _exif_orientation(segment: bytes) -> int:

@@ -3,12 +3,14 @@
 import codecs
 import json
 import os
+import re
 
 import cv2
 import numpy as np
 import pytest
 
 from drowsy import meta
+from drowsy.aihub import is_aihub_tree, read_tree
 from drowsy.cli import main
 from drowsy.errors import DrowsyError
 from drowsy.labels import load_manifest
@@ -123,6 +125,9 @@ def test_a_clean_tree_maps_every_box_to_its_class(tmp_path):
     assert (second["width"], second["height"], second["channels"]) == (W, H, 1)
 
 
+CP949_PREFIX = b'{"FileInfo": {"FileName": "'  # a label saved in the Korean code page: its name is not UTF-8
+
+
 @pytest.fixture
 def defects(tmp_path):
     """A tree with one good image per subject (5 subjects x 4 frames) and one of every defect."""
@@ -130,12 +135,12 @@ def defects(tmp_path):
     for subject in range(1, 6):
         for frame in range(4):
             tree.add(f"{subject:03d}_G1", controlled_stem(subject, frame))
-    folder = f"{CONTROLLED}/009_G1"
+    folder, images = f"{CONTROLLED}/009_G1", f"{CONTROLLED_IMAGES}/009_G1"
     cases = {}
 
     def bad(stem, document=None, image=True, **kwargs):
         if image:
-            tree.image_at(folder.replace("라벨", "원천"), f"{stem}.jpg")
+            tree.image_at(images, f"{stem}.jpg")
         cases[stem] = tree.label_at(folder, stem, document, **kwargs)
 
     bad("not_json", text='{"FileInfo": ')
@@ -152,10 +157,28 @@ def defects(tmp_path):
     bad("wrong_size", label("wrong_size.jpg", size=(H, W)))
     bad("no_image", label("no_image.jpg"), image=False)
     bad("names_bom_image", label("bom.jpg"), image=False)  # a second label file for bom.jpg
-    tree.image_at(folder.replace("라벨", "원천"), "unlabelled.jpg")
-    bad_name = os.fsencode(tree.root / folder) + b"/\xc0\xaf.json"  # CP949 bytes, not UTF-8
-    with open(bad_name, "wb") as f:
-        f.write(json.dumps(label("x.jpg")).encode())
+    bad("cp949", data=CP949_PREFIX + "운전자.jpg\"}}".encode("cp949"))
+    bad("top_list", text="[]")
+    bad("objectinfo_text", {"FileInfo": {"FileName": "objectinfo_text.jpg"}, "ObjectInfo": "none"})
+    odd = {"Leye": box(28, 45, 38, 52, opened=True), "Reye": {"isVisible": "true", "Position": [42, 45, 52, 52]},
+           "Mouth": box(32, 70, 48, 80, opened=True), "Cigar": hidden(), "Phone": "n/a"}  # and no Face at all
+    bad("odd_boxes", label("odd_boxes.jpg", boxes=odd))
+    thin = {"Cigar": box(45, 75, 45, 80), "Phone": box(60, 40, 78, 40)}  # no width; no height
+    bad("thin_boxes", label("thin_boxes.jpg", boxes=boxes | thin))
+    bad("all_hidden", label("all_hidden.jpg", boxes={key: hidden() for key in boxes}))
+    no_size = label("no_size.jpg")
+    del no_size["FileInfo"]["Width"]
+    bad("no_size", no_size)
+    bad("broken_image", label("broken_image.jpg"), image=False)
+    (tree.root / images / "broken_image.jpg").write_bytes(b"not an image")
+    cases["dangling"] = tree.root / folder / "dangling.json"
+    cases["dangling"].symlink_to(tree.root / "gone.json")  # a link whose target was not unpacked
+    tree.image_at(images, "unlabelled.jpg")
+    for subject_images in {path.parent for path in tree.root.rglob("*.jpg")}:
+        (subject_images / "Thumbs.db").write_bytes(b"")  # not an image: ignored
+    for where, suffix in ((folder, b".json"), (images, b".jpg")):
+        with open(os.fsencode(tree.root / where) + b"/\xc0\xaf" + suffix, "wb") as f:  # CP949 bytes, not UTF-8
+            f.write(json.dumps(label("x.jpg")).encode())
     return tree.root, cases
 
 
@@ -168,25 +191,8 @@ def test_every_defect_is_named_and_nothing_good_is_lost(defects, tmp_path):
     kept = {r["file_name"].rsplit("/", 1)[-1] for r in load_manifest(tmp_path / "out" / "train.json").records}
     good = {f"{controlled_stem(s, f)}.jpg" for s in range(1, 6) for f in range(4)}
     assert good | {"bom.jpg", "bad_position.jpg", "no_opened.jpg", "zero_box.jpg", "inverted_box.jpg",
-                   "past_edge.jpg"} == kept
-    issues = {}
-    for issue in report["issues"]:
-        name = (issue["label_file"] or issue["file_name"]).rsplit("/", 1)[-1]
-        issues.setdefault(name, []).append((issue["field"], issue["action"]))
-    assert issues["not_json.json"] == [("file", "dropped")]
-    assert issues["bom.json"] == [("file", "repaired")]
-    assert issues["no_objectinfo.json"] == [("ObjectInfo", "dropped")]
-    assert issues["no_boundingbox.json"] == [("ObjectInfo.BoundingBox", "dropped")]
-    assert issues["bad_position.json"] == [("ObjectInfo.BoundingBox.Face.Position", "dropped")]
-    assert issues["no_opened.json"] == [("ObjectInfo.BoundingBox.Leye.Opened", "dropped")]
-    assert issues["zero_box.json"] == [("ObjectInfo.BoundingBox.Mouth.Position", "dropped")]
-    assert issues["inverted_box.json"] == [("ObjectInfo.BoundingBox.Reye.Position", "dropped")]
-    assert issues["past_edge.json"] == [("ObjectInfo.BoundingBox.Face.Position", "repaired")]
-    assert issues["wrong_size.json"] == [("FileInfo.Width/Height", "dropped")]
-    assert issues["no_image.json"] == [("FileInfo.FileName", "dropped")]
-    assert issues["names_bom_image.json"] == [("FileInfo.FileName", "dropped")]
-    assert issues["unlabelled.jpg"] == [("image", "info")]
-    assert issues["\ufffd\ufffd.json"] == [("path", "dropped")]
+                   "past_edge.jpg", "odd_boxes.jpg", "thin_boxes.jpg", "all_hidden.jpg", "no_size.jpg"} == kept
+    assert _issues_by_file(report["issues"]) == _expected_defect_issues(cases)
     past_edge = next(r for r in load_manifest(tmp_path / "out" / "train.json").records
                      if r["file_name"].endswith("past_edge.jpg"))
     assert next(o for o in past_edge["objects"] if o["class"] == "face")["position"] == [0, 30, W, 90]
@@ -194,7 +200,68 @@ def test_every_defect_is_named_and_nothing_good_is_lost(defects, tmp_path):
                     if r["file_name"].endswith("zero_box.jpg"))
     assert "mouth_closed" not in {o["class"] for o in zero_box["objects"]}
     assert records["read"] == len(cases) + 20 + 1  # every label file, the undecodable name included
-    assert report["meta"]["unrecognised_names"] == 7  # the defect cases that reached an image (named off-scheme)
+    assert report["meta"]["unrecognised_names"] == 12  # the defect cases that reached an image (named off-scheme)
+
+
+def _issues_by_file(issues: list[dict]) -> dict[str, list[dict]]:
+    """Issues grouped by the label file they name (else the image), in the order they were raised."""
+    grouped = {}
+    for issue in issues:
+        grouped.setdefault(issue["label_file"] or issue["file_name"], []).append(issue)
+    return grouped
+
+
+def _expected_defect_issues(cases: dict) -> dict[str, list[dict]]:
+    """Every issue the `defects` tree must raise: record = position among the label files sorted by path."""
+    folder, images = f"{CONTROLLED}/009_G1", f"{CONTROLLED_IMAGES}/009_G1"
+    good = [f"{CONTROLLED}/{s:03d}_G1/{controlled_stem(s, f)}.json" for s in range(1, 6) for f in range(4)]
+    label_files = sorted(good + [f"{folder}/{stem}.json" for stem in cases])
+    not_utf8 = "path is not valid UTF-8 (a zip unpacked with the wrong encoding? try 'unzip -O cp949')"
+
+    def at(stem, field, reason, action="dropped", image=None):
+        label_file = f"{folder}/{stem}.json"
+        return {"record": label_files.index(label_file), "label_file": label_file,
+                "file_name": image and f"{images}/{image}", "field": field, "reason": reason, "action": action}
+
+    def empty(stem, key, position):
+        return at(stem, f"ObjectInfo.BoundingBox.{key}.Position",
+                  f"isVisible is true but the box {position} is empty or inverted")
+
+    expected = [
+        at("not_json", "file", "not valid JSON: Expecting value (line 1 column 14)"),  # 13 characters, then nothing
+        at("bom", "file", "UTF-8 byte-order mark removed", "repaired"),
+        at("cp949", "file", f"not UTF-8 text (byte {len(CP949_PREFIX)})"),
+        at("top_list", "file", "top level must be an object, got list"),
+        at("dangling", "file", "cannot read (No such file or directory)"),
+        at("no_objectinfo", "ObjectInfo", "missing or not an object"),
+        at("objectinfo_text", "ObjectInfo", "missing or not an object"),
+        at("no_boundingbox", "ObjectInfo.BoundingBox", "missing or not an object"),
+        at("bad_position", "ObjectInfo.BoundingBox.Face.Position", "must be 4 numbers [x1, y1, x2, y2], got [1, 2, 3]"),
+        at("no_opened", "ObjectInfo.BoundingBox.Leye.Opened", "must be true or false on a visible Leye, got None"),
+        at("odd_boxes", "ObjectInfo.BoundingBox.Reye.isVisible", "must be true or false, got 'true'"),
+        at("odd_boxes", "ObjectInfo.BoundingBox.Phone", "must be an object, got str"),
+        empty("zero_box", "Mouth", [0, 0, 0, 0]),
+        empty("inverted_box", "Reye", [52, 45, 42, 52]),
+        empty("thin_boxes", "Cigar", [45, 75, 45, 80]),  # no width
+        empty("thin_boxes", "Phone", [60, 40, 78, 40]),  # no height
+        at("no_image", "FileInfo.FileName", "no image named no_image.jpg under the image folder"),
+        at("names_bom_image", "FileInfo.FileName",
+           f"image {images}/bom.jpg already labelled by {folder}/bom.json: duplicate dropped", image="bom.jpg"),
+        at("past_edge", "ObjectInfo.BoundingBox.Face.Position",
+           f"box [-5, 30, {W + 10}, 90] clipped to the {W}x{H} image: [0, 30, {W}, 90]", "repaired", "past_edge.jpg"),
+        at("wrong_size", "FileInfo.Width/Height", f"the label says {H}x{W} but the image is {W}x{H}",
+           image="wrong_size.jpg"),
+        at("all_hidden", "objects", "no objects: kept as a negative example", "info", "all_hidden.jpg"),
+        at("broken_image", "image", "unreadable image (not a format OpenCV can decode)", image="broken_image.jpg"),
+        {"record": None, "label_file": f"{folder}/\ufffd\ufffd.json", "file_name": None, "field": "path",
+         "reason": not_utf8, "action": "dropped"},
+        {"record": None, "label_file": None, "file_name": f"{images}/\ufffd\ufffd.jpg", "field": "path",
+         "reason": not_utf8, "action": "dropped"},
+    ] + [{"record": None, "label_file": None, "file_name": f"{images}/{stem}.jpg", "field": "image",
+          "reason": "no label file names this image: not used", "action": "info"}  # their label files were dropped
+         for stem in ("cp949", "no_boundingbox", "no_objectinfo", "not_json", "objectinfo_text", "top_list",
+                      "unlabelled")]
+    return _issues_by_file(expected)
 
 
 def test_grouped_split_puts_no_subject_on_both_sides(defects, tmp_path):
@@ -236,19 +303,25 @@ def test_grouped_split_gives_a_rare_class_its_share(seed):
 
 def test_images_elsewhere_and_forced_format(tmp_path):
     tree = Tree(tmp_path / "labels_only")
-    stem = controlled_stem(1, 1)
-    tree.label_at(f"{CONTROLLED}/001_G1", stem, label(f"{stem}.jpg"))
-    Tree(tmp_path / "images").image_at("001_G1", f"{stem}.jpg")
-    with pytest.raises(DrowsyError, match="no image found"):
+    in_folder, at_top = controlled_stem(1, 1), controlled_stem(1, 2)
+    for stem in (in_folder, at_top):
+        tree.label_at(f"{CONTROLLED}/001_G1", stem, label(f"{stem}.jpg"))
+    images = Tree(tmp_path / "images")
+    images.image_at("001_G1", f"{in_folder}.jpg")
+    images.image_at(".", f"{at_top}.jpg")
+    hint = "(expected AIHub image folders like '[원천]bbox(통제환경)/<subject>/*.jpg'; or point --images at them)"
+    with pytest.raises(DrowsyError, match=re.escape(f": no image found {hint}") + "$"):
         prepare_dataset(tree.root, tmp_path / "out", val_size=0, progress=False)
     report = prepare_dataset(tree.root, tmp_path / "out", val_size=0, images_dir=tmp_path / "images", progress=False)
-    assert report["totals"]["records"]["kept"] == 1
-    assert load_manifest(tmp_path / "out" / "train.json").records[0]["file_name"] == f"001_G1/{stem}.jpg"
+    assert report["totals"]["records"]["kept"] == 2
+    assert {r["file_name"] for r in load_manifest(tmp_path / "out" / "train.json").records} == {
+        f"001_G1/{in_folder}.jpg", f"{at_top}.jpg"}
 
 
 @pytest.mark.parametrize("layout, message", [
     ("empty", "neither a competition folder"),
-    ("labels_without_json", "no label JSON found"),
+    ("labels_without_json", "no label JSON found (expected AIHub label folders like "
+                            "'[라벨]bbox(통제환경)/<subject>/*.json'; or use --format competition)"),
 ])
 def test_unusable_root_is_one_line_exit_2(tmp_path, capsys, layout, message):
     raw = tmp_path / "raw"
@@ -258,6 +331,30 @@ def test_unusable_root_is_one_line_exit_2(tmp_path, capsys, layout, message):
     assert main(["prepare", str(raw), str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err
+
+
+def test_an_aihub_tree_has_a_label_folder_within_three_levels(tmp_path):
+    (tmp_path / "near" / "AIHub" / "Training" / "[라벨]bbox(통제환경)").mkdir(parents=True)
+    (tmp_path / "far" / "downloads" / "AIHub" / "Training" / "[라벨]bbox(통제환경)").mkdir(parents=True)
+    assert is_aihub_tree(tmp_path / "near")
+    assert not is_aihub_tree(tmp_path / "far")
+
+
+def test_read_tree_counts_every_label_file_and_reports_progress_only_when_asked(tmp_path, capsys, monkeypatch):
+    tree = Tree(tmp_path / "raw")
+    for frame in (1, 2):
+        tree.add("001_G1", controlled_stem(1, frame))
+    tree.label_at(f"{CONTROLLED}/001_G1", "orphan", label("orphan.jpg"))  # its image is missing
+    reading = read_tree(tree.root)
+    assert capsys.readouterr().out == ""
+    assert reading.counts == {"records_read": 3, "records_dropped": 1, "objects_read": 12, "objects_dropped": 4,
+                              "unrecognised_names": 0}  # 4 visible boxes per label file
+    monkeypatch.setenv("DROWSY_PROGRESS", "lines")
+    read_tree(tree.root, progress=True)
+    assert capsys.readouterr().out.startswith("label files: 3 file in ")
+    monkeypatch.setenv("DROWSY_PROGRESS", "bars")
+    read_tree(tree.root, progress=True)
+    assert "label files: 100%|" in capsys.readouterr().err  # the bar knows the total
 
 
 def test_cli_groups_by_subject(defects, tmp_path, capsys):
@@ -280,10 +377,10 @@ def test_plot_titles_get_english_names():
 LABEL = "Training/[라벨]bbox/R_216/a.json"
 
 
-def find(document: dict, images: dict, claimed: dict | None = None):
+def find(document: dict, images: dict, claimed: dict | None = None, label_file: str = LABEL):
     from drowsy.aihub import _find_image
 
-    return _find_image(document, LABEL, images, claimed or {})
+    return _find_image(document, label_file, images, claimed or {})
 
 
 def test_the_image_is_found_by_the_base_name_of_its_fileinfo_name_even_a_windows_path():
@@ -303,10 +400,14 @@ def test_of_several_images_of_one_name_the_one_mirroring_the_label_folder_wins()
     mirrored, other = "Training/[원천]bbox/R_216/a.jpg", "Validation/[원천]bbox/R_216/a.jpg"
     named = {"FileInfo": {"FileName": "a.jpg"}}
     assert find(named, {"a.jpg": [other, mirrored]}) == (mirrored, None)
-    same_folder_name = "Elsewhere/R_216/a.jpg"  # no mirror: the one in a folder of the label folder's name
-    assert find(named, {"a.jpg": ["Elsewhere/R_217/a.jpg", same_folder_name]}) == (same_folder_name, None)
+    same_folder_name = "Elsewhere/2020/R_216/a.jpg"  # no mirror: the one in a folder of the label folder's name
+    assert find(named, {"a.jpg": ["Elsewhere/2020/R_217/a.jpg", same_folder_name]}) == (same_folder_name, None)
+    assert find(named, {"a.jpg": ["R_217/a.jpg", "R_216/a.jpg"]}) == ("R_216/a.jpg", None)  # --images at subjects
     ambiguous = ["X/R_1/a.jpg", "Y/R_2/a.jpg", "Z/R_3/a.jpg", "W/R_4/a.jpg"]
     assert find(named, {"a.jpg": ambiguous}) == (None, "4 images named a.jpg: W/R_4/a.jpg, X/R_1/a.jpg, Y/R_2/a.jpg")
+    # label files right inside the label folder, no subject folders: two images of the name is one too many
+    assert find(named, {"a.jpg": ["B/a.jpg", "A/a.jpg"]}, label_file="[라벨]bbox/a.json") == (
+        None, "2 images named a.jpg: A/a.jpg, B/a.jpg")
 
 
 def test_an_image_another_label_file_claimed_is_reported_as_a_duplicate():

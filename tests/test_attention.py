@@ -11,8 +11,8 @@ from drowsy import CLASS_IDS
 from drowsy.clips import make_script
 from drowsy.events import Event
 from drowsy.monitor import DriverStateMonitor, MonitorConfig
-from drowsy.monitor.attention import AlertLadder
-from drowsy.monitor.gaze import FEATURE_DEPTH, HeadPose, face_features
+from drowsy.monitor.attention import AlertLadder, Vats
+from drowsy.monitor.gaze import FEATURE_DEPTH, HeadPose, box_angles, face_features
 
 FPS = 15
 FACE = (100.0, 100.0, 256.0, 300.0)  # x1, y1, x2, y2: 200 px tall, 156 wide, centre (178, 200)
@@ -42,6 +42,16 @@ def face(yaw=0.0, pitch=0.0, eyes="open", mouth_height=0.06, offset=(0.0, 0.0), 
     kind = "mouth_opened" if mouth_height >= 0.08 else "mouth_closed"
     rows.append([mx - 25, my - half, mx + 25, my + half, 0.9, CLASS_IDS[kind]])
     return np.array(rows, np.float32)
+
+
+def box(centre, size, kind: str, score: float = 0.9) -> list[float]:
+    """One detection row: a box of size (w, h) pixels around centre (x, y)."""
+    (x, y), (w, h) = centre, size
+    return [x - w / 2, y - h / 2, x + w / 2, y + h / 2, score, CLASS_IDS[kind]]
+
+
+def identity(offset) -> tuple[float, float]:  # head angles as features, as the landmark peer passes them
+    return float(offset[0]), float(offset[1])
 
 
 def run(frames, config: MonitorConfig | None = None):
@@ -79,6 +89,63 @@ def test_baseline_is_the_median_of_the_first_samples_then_frozen():
         pose.update(face_features(face(yaw=12)))
     assert pose.update(face_features(face(yaw=12)))[0] == pytest.approx(12, abs=0.5)
     assert len(pose.samples["eyes"][0]) == pose.size
+
+
+def test_face_features_are_offsets_in_face_heights_of_the_best_boxes_inside_the_best_face():
+    rows = np.array([[400.0, 100.0, 556.0, 300.0, 0.5, CLASS_IDS["face"]], [*FACE, 0.9, CLASS_IDS["face"]],
+                     box((158, 190), (20, 10), "eye_opened"), box((218, 190), (20, 10), "eye_opened"),
+                     box((178, 250), (50, 20), "mouth_opened", 0.6), box((178, 270), (50, 10), "mouth_closed", 0.5),
+                     box((188, 260), (50, 40), "mouth_opened")], np.float32)
+    features = face_features(rows)  # face centre (178, 200), 200 px tall
+    assert features["eyes"] == pytest.approx((10 / 200, -10 / 200))  # the eyes' midpoint (188, 190)
+    assert features["mouth"] == pytest.approx((10 / 200, 60 / 200))  # the best mouth, (188, 260)
+    assert features["mouth_open_height"] == pytest.approx(40 / 200)
+
+
+def test_only_features_centred_inside_the_face_box_count_its_edges_included():
+    others = [box(centre, (50, 12), "mouth_opened", 0.95) for centre in ((60, 200), (300, 200), (178, 60), (178, 340))]
+    features = face_features(np.array([*face(), *others], np.float32))  # a passenger's mouths all around
+    assert features["mouth"] == pytest.approx((0.0, 0.26)) and features["mouth_open_height"] is None
+    edges = {(100, 200): (-78 / 200, 0.0), (256, 200): (78 / 200, 0.0), (178, 100): (0.0, -0.5), (178, 300): (0.0, 0.5)}
+    for centre, expected in edges.items():
+        rows = np.array([[*FACE, 0.9, CLASS_IDS["face"]], box(centre, (50, 12), "mouth_closed")], np.float32)
+        assert face_features(rows)["mouth"] == pytest.approx(expected), centre
+
+
+@pytest.mark.parametrize("shift, corner", [((0, 0), (0, 1)), ((160, -100), (2, 3))])
+def test_an_eye_seen_as_both_open_and_closed_is_one_eye(shift, corner):
+    """The other-class box of the left eye, centred on a corner of the better box, scores between
+    the two eyes: the eyes are still the left and the right one (the face also placed where x > y)."""
+    rows = face()
+    rows[2, 4] = 0.7  # the right eye
+    left = rows[1, :4]
+    rows = np.vstack([rows, box((left[corner[0]], left[corner[1]]), (20, 10), "eye_closed", 0.8)])
+    rows[:, :4] += np.array(shift * 2, np.float32)
+    assert face_features(rows)["eyes"] == pytest.approx((0.0, -0.08))  # the midpoint of (146, 184) and (210, 184)
+
+
+def test_an_offset_past_the_feature_depth_reads_as_a_quarter_turn():
+    assert box_angles(np.array([FEATURE_DEPTH / 2, 0.0])) == pytest.approx((30.0, 0.0))  # asin(1/2)
+    assert box_angles(np.array([0.45, -0.6])) == pytest.approx((90.0, -90.0))
+    assert box_angles(np.array([-0.45, 0.6])) == pytest.approx((-90.0, 90.0))
+
+
+def test_the_mouth_alone_gives_the_pose_while_the_eyes_are_not_seen():
+    pose = HeadPose(FPS, baseline_s=2.0, min_baseline_s=1.0, limits=(20, 15, 15))
+    for _ in range(30):
+        pose.update(face_features(face()))
+    assert pose.update(face_features(face(yaw=30, eyes=None))) == pytest.approx((30, 0), abs=0.5)
+
+
+def test_baseline_is_used_from_its_minimum_length_on_and_ignores_samples_off_the_road():
+    pose = HeadPose(1.0, baseline_s=10.0, min_baseline_s=3.0, limits=(20, 15, 15), features=("head",), angles=identity)
+    assert [pose.update({"head": head}) for head in ((0, 0), (2, -2), (1, 0))] == [None, None, (0.0, 0.0)]
+    assert pose.update({"head": (21, 0)}) == (20.0, 0.0)  # on the region's edge: not a baseline sample
+    assert pose.update({"head": (31, 0)}) == (30.0, 0.0)  # beyond it
+    assert pose.update({"head": (3, 0)}) == (1.5, 0.0)  # on the road: the median of 0, 1, 2, 3
+    short = HeadPose(FPS, baseline_s=1 / FPS, min_baseline_s=1 / FPS, limits=(20, 15, 15), features=("head",),
+                     angles=identity)  # a one-frame baseline: usable at its frame, frozen after it
+    assert short.update({"head": (5, 0)}) == (0.0, 0.0) and short.update({"head": (12, 3)}) == (7.0, 3.0)
 
 
 def test_a_two_second_glance_does_not_alert_and_one_of_3_2_s_does_on_time():
@@ -125,6 +192,32 @@ def test_vats_adds_short_glances_up_to_10_s_and_two_seconds_on_the_road_restarts
     assert of_type(events, "vats") == [] and not any("vats" in s.alerts for s in states)
 
 
+def feed_vats(vats: Vats, frames: str, step: float = 0.5):
+    """Feed `vats` one frame per character of `frames` ("x" eyes off the road, "." on it) as the monitor
+    does with no gap bridged: the run in progress while it lasts, the finished run at the first frame
+    back on the road. Returns the time the alert came on (None: never) and the events, finish's last."""
+    run, alert_s, events = None, None, []
+    for i, away in enumerate(frames):
+        time_s, ended = i * step, None
+        if away == "x":
+            run = [time_s - step / 2 if run is None else run[0], time_s + step / 2]
+        elif run is not None:
+            ended, run = (run[0], run[1], {}), None
+        events += [e for e in [vats.update(time_s, step, run, ended)] if e is not None]
+        alert_s = time_s if alert_s is None and vats.on_now else alert_s
+    return alert_s, events + [e for e in [vats.finish()] if e is not None]
+
+
+def test_vats_fires_when_glances_reach_exactly_10_s_and_exactly_2_s_on_the_road_restarts_the_sum():
+    glances = "...." + "xxxxx..." * 3 + "xxxxx"  # 4 glances of 2.5 s, 1.5 s on the road between them
+    alert_s, events = feed_vats(Vats(10.0, 30.0, 2.0, 0.0), glances + "..")  # the stream ends 1 s later
+    assert alert_s == 16.0 and events == [Event("vats", 1.75, 16.25, 16.0)]
+    alert_s, events = feed_vats(Vats(10.0, 30.0, 2.0, 0.0), "...." + "xxxxx...." * 3 + "xxxxx....")  # 2 s between
+    assert (alert_s, events) == (None, [])
+    alert_s, events = feed_vats(Vats(10.0, 30.0, 2.0, 0.0), "x..." * 20)  # 10 s away in 40 s, 7.5 s in any 30 s
+    assert (alert_s, events) == (None, [])
+
+
 def test_degraded_when_the_eyes_are_not_measurable_for_5_s_and_not_for_a_hand_passing():
     states, events = run(seconds(5) + seconds(8, eyes=None) + seconds(3))
     (event,) = of_type(events, "degraded")
@@ -161,6 +254,15 @@ def test_ladder_climbs_while_an_alert_lasts_and_recovers_after_attention():
     drowsy = AlertLadder(1.5, 3.0, 1.0, 10.0)  # an advisory still on does not hold the final alert up
     assert [drowsy.update(t / 10, ("drowsy", "distraction"), False) for t in range(40)][-1] == 3
     assert drowsy.update(4.0, ("drowsy",), True) == 3 and drowsy.update(5.0, ("drowsy",), True) == 1
+
+
+def test_ladder_starts_at_zero_and_a_repeat_on_the_cool_downs_last_instant_resumes_after_seconds_of_attention():
+    ladder = AlertLadder(1.5, 3.0, 1.0, 10.0)
+    assert ladder.update(0.0, (), True) == 0
+    assert [ladder.update(t / 2, ("distraction",), False) for t in range(1, 9)] == [1, 1, 1, 2, 2, 2, 3, 3]
+    assert [ladder.update(t / 2, (), True) for t in range(9, 31)] == [3, 3] + [0] * 20  # recovered at 5.5 s
+    assert ladder.update(15.5, ("distraction",), False) == 3  # the cool-down ends at 5.5 + 10 s
+    assert AlertLadder(1.5, 3.0, 1.0, 10.0).update(0.0, ("glare",), False) == 1  # a kind without a level: pre-alert
 
 
 def test_monitor_reports_the_ladder_level_per_frame():

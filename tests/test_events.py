@@ -1,13 +1,16 @@
 """Event files and event scoring: temporal IoU, one-to-one greedy matching, precision / recall / F1."""
 
 import json
+import math
 
+import pandas as pd
 import pytest
 
 from drowsy.errors import DrowsyError
 from drowsy.events import (
     Event,
     event_table,
+    false_alerts,
     false_alerts_per_hour,
     load_alert_free,
     load_events,
@@ -16,6 +19,12 @@ from drowsy.events import (
     temporal_iou,
     write_events,
 )
+
+
+def test_an_event_covers_its_half_open_interval():
+    event = Event("yawn", 1.0, 2.0)
+    assert event.covers(1.0) and event.covers(1.5)
+    assert not event.covers(2.0) and not event.covers(0.9)
 
 
 def test_temporal_iou():
@@ -40,9 +49,30 @@ def test_matching_is_one_to_one():
         "precision": 0.5, "recall": 1.0, "f1": pytest.approx(2 / 3), "tp": 1, "fp": 1, "fn": 0,
         "latency_median": None, "latency_worst": None}
     one_long = [Event("phone", 0, 10)]
-    two_truths = [Event("phone", 0, 6), Event("phone", 6.5, 10)]
+    two_truths = [Event("phone", 0, 6), Event("phone", 4, 10)]  # each IoU 0.6 with the one prediction
     scores = score_events(one_long, two_truths)["phone"]
     assert (scores["tp"], scores["fp"], scores["fn"]) == (1, 0, 1)
+    assert (scores["precision"], scores["recall"]) == (1.0, 0.5)
+    assert match_events(one_long, two_truths) == [(0, 0, pytest.approx(0.6))]  # tie: the earlier truth
+
+
+def test_matches_are_listed_in_truth_order():
+    truth = [Event("yawn", 0, 2), Event("yawn", 10, 12)]
+    predicted = [Event("yawn", 10, 11.5), Event("yawn", 0, 2)]  # IoU 0.75 with truth 1, 1.0 with truth 0
+    assert match_events(predicted, truth) == [(1, 0, 1.0), (0, 1, pytest.approx(0.75))]
+
+
+def test_an_overlap_of_exactly_min_overlap_is_a_match():
+    half = [Event("yawn", 0, 1)]  # IoU 1/2 with the truth
+    assert match_events(half, [Event("yawn", 0, 2)]) == [(0, 0, 0.5)]
+    exact, near = [Event("yawn", 0, 2), Event("yawn", 5, 7)], [Event("yawn", 0, 2), Event("yawn", 5, 6.9)]
+    assert match_events(exact, near, min_overlap=1) == [(0, 0, 1.0)]  # 1 asks for identical intervals
+
+
+@pytest.mark.parametrize("min_overlap", [0, -0.5, 1.5])
+def test_min_overlap_outside_zero_to_one_is_refused(min_overlap):
+    with pytest.raises(ValueError, match=rf"min_overlap must be in \(0, 1\], got {min_overlap}$"):
+        match_events([], [], min_overlap=min_overlap)
 
 
 def test_greedy_takes_the_largest_overlap_first():
@@ -77,11 +107,29 @@ def test_requested_type_without_events_scores_zero():
 
 
 def test_dicts_are_accepted_and_files_round_trip(tmp_path):
-    events = [{"type": "phone", "start": 2.0, "end": 4.5}, Event("blink", 0.5, 0.7)]
+    events = [{"type": "phone", "start": 2.0, "end": 4.5, "alert": 3}, Event("blink", 0.5, 0.7)]
     path = write_events(tmp_path / "events.json", events, fps=15, frames=150)
     document = json.loads(path.read_text())
     assert (document["fps"], document["frames"], document["seconds"]) == (15, 150, 10.0)
-    assert load_events(path) == [Event("blink", 0.5, 0.7), Event("phone", 2.0, 4.5)]  # sorted by start
+    assert load_events(path) == [Event("blink", 0.5, 0.7), Event("phone", 2.0, 4.5, 3.0)]  # sorted by start
+
+
+def test_written_times_are_rounded_to_a_millisecond(tmp_path):
+    path = write_events(tmp_path / "events.json", [Event("yawn", 1.23456, 2.34567, 2.00049)], fps=15,
+                        frames=100, alert_free=[(12.3456, 61.23456)])
+    assert json.loads(path.read_text()) == {
+        "fps": 15, "frames": 100, "seconds": 6.667,  # 100 / 15 s
+        "events": [{"type": "yawn", "start": 1.235, "end": 2.346, "alert": 2.0}],
+        "alert_free": [[12.346, 61.235]]}
+
+
+def test_zero_length_intervals_load_and_overlap_nothing(tmp_path):
+    path = tmp_path / "events.json"
+    path.write_text(json.dumps({"events": [{"type": "blink", "start": 1, "end": 1}], "alert_free": [[5, 5]]}))
+    instant = Event("blink", 1.0, 1.0)
+    assert load_events(path) == [instant] and load_alert_free(path) == [(5.0, 5.0)]
+    assert temporal_iou(instant, instant) == 0.0
+    assert false_alerts_per_hour([Event("yawn", 5, 6, 5)], [(5.0, 5.0)]) is None  # no alert-free time
 
 
 @pytest.mark.parametrize("record, field", [
@@ -97,12 +145,24 @@ def test_malformed_event_file_names_record_and_field(tmp_path, record, field):
 
 
 def test_event_table_lists_matches_misses_and_false_alarms():
-    truth = [Event("yawn", 0, 2), Event("phone", 5, 9)]
-    predicted = [Event("yawn", 0.1, 2), Event("yawn", 20, 21)]
-    table = event_table(predicted, truth)
-    assert table[["type", "outcome"]].values.tolist() == [
-        ["yawn", "match"], ["yawn", "false alarm"], ["phone", "missed"]]
-    assert table.loc[0, "iou"] == pytest.approx(0.95)
+    truth = [Event("yawn", 10, 12), Event("phone", 5, 9), Event("yawn", 0, 2)]
+    predicted = [Event("yawn", 11, 13), Event("yawn", 4, 5), Event("yawn", 0.5, 1.5)]  # IoU 1/3, -, 1/2
+    nan = float("nan")
+    expected = pd.DataFrame({  # by type in EVENT_TYPES order, then by time (the truth's, else the prediction's)
+        "type": ["yawn", "yawn", "yawn", "phone"], "outcome": ["match", "false alarm", "match", "missed"],
+        "truth_start": [0.0, nan, 10.0, 5.0], "truth_end": [2.0, nan, 12.0, 9.0],
+        "pred_start": [0.5, 4.0, 11.0, nan], "pred_end": [1.5, 5.0, 13.0, nan], "iou": [0.5, 0.0, 0.333, 0.0]})
+    pd.testing.assert_frame_equal(event_table(predicted, truth, min_overlap=0.3), expected)
+
+
+def test_event_table_of_false_alarms_only_or_of_nothing():
+    table = event_table([Event("phone", 3, 4), Event("yawn", 1, 2)], [])
+    assert table[["type", "outcome", "pred_start"]].values.tolist() == [["yawn", "false alarm", 1.0],
+                                                                        ["phone", "false alarm", 3.0]]
+    assert all(math.isnan(t) for t in table["truth_start"].tolist() + table["truth_end"].tolist())
+    empty = event_table([], [])
+    assert empty.empty and list(empty.columns) == ["type", "outcome", "truth_start", "truth_end", "pred_start",
+                                                   "pred_end", "iou"]
 
 
 def test_alert_times_round_trip_and_give_onset_latencies(tmp_path):
@@ -116,9 +176,11 @@ def test_alert_times_round_trip_and_give_onset_latencies(tmp_path):
     scores = score_events(load_events(path), truth)
     assert scores["distraction"]["latency_median"] == pytest.approx(0.05)
     assert scores["sleep"]["latency_worst"] == pytest.approx(-0.1) and scores["blink"]["latency_median"] is None
-    scores = score_events([Event("yawn", 0, 2, 1.3), Event("yawn", 5, 7, 5.9)], [Event("yawn", 0, 2, 1.0),
+    scores = score_events([Event("yawn", 0, 2, 1.3), Event("yawn", 5, 7, 5.6)], [Event("yawn", 0, 2, 1.0),
                                                                                 Event("yawn", 5, 7, 6.0)])
-    assert scores["yawn"]["latency_median"] == pytest.approx(0.1) and scores["yawn"]["latency_worst"] == pytest.approx(0.3)
+    # latencies +0.3 and -0.4 s: the worst is the one furthest from 0, not the largest
+    assert scores["yawn"]["latency_median"] == pytest.approx(-0.05)
+    assert scores["yawn"]["latency_worst"] == pytest.approx(-0.4)
 
 
 def test_false_alerts_per_hour_counts_alerts_inside_the_alert_free_stretches():
@@ -129,11 +191,35 @@ def test_false_alerts_per_hour_counts_alerts_inside_the_alert_free_stretches():
     assert false_alerts_per_hour(found, []) is None
 
 
+def test_an_alert_counts_from_the_start_of_an_alert_free_stretch_to_just_before_its_end():
+    found = [Event("phone", 1800, 1810, 1800.0), Event("yawn", 2000, 2005), Event("sleep", 3590, 3600, 3600.0),
+             Event("drowsy", 1000, 1900, 1000.0)]  # the yawn has no alert time: it alerts at its start
+    assert false_alerts(found, [(1800.0, 3600.0)]) == found[:2]
+    assert false_alerts_per_hour(found, [(1800.0, 3600.0)]) == pytest.approx(4.0)  # two in half an hour
+
+
 def test_a_bad_alert_field_or_alert_free_stretch_is_one_line(tmp_path):
     path = tmp_path / "events.json"
     path.write_text(json.dumps({"events": [{"type": "sleep", "start": 1, "end": 5, "alert": "soon"}]}))
     with pytest.raises(DrowsyError, match=r"record 0: field 'alert': must be a number of seconds, got 'soon'"):
         load_events(path)
+    path.write_text(json.dumps({"events": [{"type": "nap", "start": 0, "end": 1}]}))
+    with pytest.raises(DrowsyError, match=r"events.json: record 0: field 'type': must be one of blink, microsleep, "
+                                          r"sleep, unresponsive, drowsy, yawn, distraction, vats, phone, smoking, "
+                                          r"degraded, got 'nap'$"):
+        load_events(path)
     path.write_text(json.dumps({"events": [], "alert_free": [[5, 1]]}))
     with pytest.raises(DrowsyError, match=r"alert_free record 0: expected \[start, end\] with start <= end"):
         load_alert_free(path)
+
+
+@pytest.mark.parametrize("document, message", [
+    ([{"type": "yawn", "start": 0, "end": 1}], r"field 'events': expected a list of \{type, start, end\} records"),
+    ({"fps": 15}, r"field 'events': expected a list of \{type, start, end\} records"),
+    ({"events": [["yawn", 0, 1]]}, r"record 0: expected an object with type, start, end"),
+])
+def test_an_event_file_of_the_wrong_shape_is_one_line(tmp_path, document, message):
+    path = tmp_path / "events.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(DrowsyError, match=rf"events.json: {message}$"):
+        load_events(path)

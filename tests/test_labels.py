@@ -1,6 +1,7 @@
 """Labels and manifests: reading, image headers without decoding, and every bad-input case."""
 
 import json
+import re
 
 import cv2
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 from drowsy.dataset import DetectionDataset
 from drowsy.errors import DrowsyError
 from drowsy.files import read_gray
-from drowsy.labels import load_manifest, read_image_header, read_image_headers, read_labels, validate_records
+from drowsy.labels import load_manifest, read_image_header, read_image_headers, read_labels, spread, validate_records
 
 
 def write_image(path, width=32, height=18, channels=1):
@@ -51,6 +52,7 @@ def only_issue(validation, action):
         ("colour.png", 32, 18, 3),
         ("alpha.png", 8, 6, 4),
         ("fallback.bmp", 12, 7, 3),
+        ("fallback.pgm", 12, 7, 1),  # decoded to a 2-D array
     ],
 )
 def test_header_matches_decoded_image(tmp_path, name, width, height, channels):
@@ -94,7 +96,9 @@ def test_exif_orientation_is_reported_and_images_read_as_stored(tmp_path, byte_o
     result = validate_records(records, tmp_path)
     assert result.records[0]["objects"][0]["position"] == [20, 2, 30, 18]  # inside the stored 30x20 image
     (issue,) = result.issues
-    assert (issue["field"], issue["action"]) == ("file_name", "info") and "EXIF orientation 6" in issue["reason"]
+    assert issue == {"record": 0, "file_name": "rotated.jpg", "field": "file_name", "action": "info",
+                     "reason": "EXIF orientation 6 ignored: the image is read as stored, by this check and by every "
+                     "decoder of drowsy, and its boxes with it"}
     item = DetectionDataset(tmp_path, result.records, 32)[0]  # the decoder agrees with the header: no size error
     assert item[0].shape == (1, 32, 32)
 
@@ -110,7 +114,7 @@ def test_unusable_files_give_a_reason(tmp_path):
     (tmp_path / "text.jpg").write_text("not an image at all")
     (tmp_path / "empty.png").write_bytes(b"")
     assert "unreadable" in read_image_header(tmp_path / "text.jpg")
-    assert "empty" in read_image_header(tmp_path / "empty.png")
+    assert read_image_header(tmp_path / "empty.png") == "empty image file"
     assert "not found" in read_image_header(tmp_path / "missing.jpg")
 
 
@@ -119,6 +123,7 @@ def test_threaded_headers_match_one_by_one_in_order(tmp_path):
     write_image(tmp_path / "b.png", 20, 10, 3)
     names = ["a.jpg", "b.png", "missing.jpg"] * 900  # several chunks of work
     expected = [(32, 18, 1, 1), (20, 10, 3, 1), "image file not found"] * 900
+    assert read_image_headers(tmp_path, names[:3]) == expected[:3]  # one chunk
     assert read_image_headers(tmp_path, names, workers=3) == expected
     assert read_image_headers(tmp_path, names, workers=1) == expected
 
@@ -131,7 +136,7 @@ def test_threaded_headers_match_one_by_one_in_order(tmp_path):
     [
         (None, "not found"),
         ("{not json", "not valid JSON"),
-        ("[1, 2]", "top level must be an object"),
+        ("[1, 2]", "top level must be an object with an 'annotations' list, got list"),
         ('{"images": []}', "'annotations': must be a list of records, is missing"),
         ('{"annotations": {"file_name": "a.jpg"}}', "'annotations': must be a list of records, is a dict"),
         (b"\xff\xfe\x00garbage", "not valid JSON"),
@@ -170,6 +175,9 @@ def test_labels_file_is_not_a_manifest(tmp_path):
     path.write_text(json.dumps({"image_root": "/x", "annotations": [{"file_name": "a.jpg", "objects": []}]}))
     with pytest.raises(DrowsyError, match="record 0: field 'width'"):
         load_manifest(path)
+    path.write_text("[]")
+    with pytest.raises(DrowsyError, match=f"^{re.escape(str(path))}: top level must be an object"):
+        load_manifest(path)
 
 
 def test_load_manifest(tmp_path):
@@ -178,6 +186,14 @@ def test_load_manifest(tmp_path):
     path.write_text(json.dumps({"image_root": str(tmp_path), "annotations": [record]}), encoding="utf-8")
     manifest = load_manifest(path)
     assert manifest.path == path and manifest.image_root == tmp_path and manifest.records == [record]
+
+
+def test_spread_picks_evenly_from_first_to_last():
+    items = list("abcdefghij")
+    assert spread(items, 4) == ["a", "d", "g", "j"]  # every 9/3 = 3rd
+    assert spread(items, 2) == ["a", "j"]
+    assert spread(items, 1) == ["a"]
+    assert spread(items, 0) == items and spread(items, 10) == items and spread(items, 11) == items
 
 
 # --- record validation without images ---------------------------------------------------------
@@ -197,7 +213,8 @@ def test_load_manifest(tmp_path):
         ({"class": "face"}, "objects[1].position", "4 finite numbers"),
         (obj("face", 5, 1, 5, 5), "objects[1].position", "empty box"),
         (obj("face", 1, 6, 5, 5), "objects[1].position", "empty box"),
-        (["face", [1, 1, 5, 5]], "objects[1]", "must be an object"),
+        (obj("face", 1, 5, 5, 5), "objects[1].position", "empty box [1, 5, 5, 5] (needs x2 > x1 and y2 > y1)"),
+        (["face", [1, 1, 5, 5]], "objects[1]", "must be an object, got list"),
     ],
 )
 def test_bad_object_is_dropped_and_the_record_kept(bad_object, field, reason):
@@ -211,24 +228,31 @@ def test_bad_object_is_dropped_and_the_record_kept(bad_object, field, reason):
     check_counts(validation)
 
 
+NAME_MISSING = "missing or not a non-empty string"
+NAME_OUTSIDE = "must be a path inside the images folder"
+
+
 @pytest.mark.parametrize(
-    "bad_record, field, objects_read",
+    "bad_record, field, reason, objects_read",
     [
-        ("a.jpg", "record", 0),
-        ({"objects": [obj("face", 1, 1, 5, 5)]}, "file_name", 1),
-        ({"file_name": 7, "objects": []}, "file_name", 0),
-        ({"file_name": "", "objects": []}, "file_name", 0),
-        ({"file_name": "../secret.jpg", "objects": []}, "file_name", 0),
-        ({"file_name": "/etc/passwd", "objects": []}, "file_name", 0),
-        ({"file_name": "b.jpg"}, "objects", 0),
-        ({"file_name": "b.jpg", "objects": {"class": "face"}}, "objects", 0),
+        ("a.jpg", "record", "must be an object, got str", 0),
+        ({"objects": [obj("face", 1, 1, 5, 5)]}, "file_name", NAME_MISSING, 1),
+        ({"file_name": 7, "objects": []}, "file_name", NAME_MISSING, 0),
+        ({"file_name": "", "objects": []}, "file_name", NAME_MISSING, 0),
+        ({"file_name": "../secret.jpg", "objects": []}, "file_name", NAME_OUTSIDE, 0),
+        ({"file_name": "sub\\..\\..\\secret.jpg", "objects": []}, "file_name", NAME_OUTSIDE, 0),  # Windows separators
+        ({"file_name": "/etc/passwd", "objects": []}, "file_name", NAME_OUTSIDE, 0),
+        ({"file_name": "b.jpg"}, "objects", "missing or not a list", 0),
+        ({"file_name": "b.jpg", "objects": {"class": "face"}}, "objects", "missing or not a list", 0),
     ],
 )
-def test_bad_record_is_dropped(bad_record, field, objects_read):
+def test_bad_record_is_dropped(bad_record, field, reason, objects_read):
     good = {"file_name": "a.jpg" if bad_record != "a.jpg" else "c.jpg", "objects": [obj("face", 1, 1, 5, 5)]}
     validation = validate_records([good, bad_record])
     issue = only_issue(validation, "dropped")
-    assert (issue["record"], issue["field"]) == (1, field)
+    name = bad_record.get("file_name") if isinstance(bad_record, dict) else None
+    assert issue == {"record": 1, "file_name": name if isinstance(name, str) else None, "field": field,
+                     "reason": reason, "action": "dropped"}
     assert validation.counts["records_dropped"] == 1
     assert validation.counts["objects_read"] == 1 + objects_read
     assert validation.records == [good]
@@ -246,13 +270,21 @@ def test_duplicate_file_name_drops_the_later_record():
     check_counts(validation)
 
 
+def test_boxes_of_ints_floats_or_both_are_kept_as_is():
+    objects = [obj("face", 1, 2, 3, 4), obj("phone", 1.5, 2.5, 3.5, 4.5), obj("cigar", 1, 2.5, 3, 4.5)]
+    validation = validate_records([{"file_name": "a.jpg", "objects": objects}])
+    assert validation.records[0]["objects"] == objects and validation.issues == []
+
+
 def test_image_without_objects_is_kept_as_negative():
     records = [{"file_name": "a.jpg", "objects": []}, {"file_name": "b.jpg", "objects": [obj("dog", 1, 1, 2, 2)]}]
     validation = validate_records(records)
     assert [r["file_name"] for r in validation.records] == ["a.jpg", "b.jpg"]
     infos = [issue for issue in validation.issues if issue["action"] == "info"]
-    assert [(i["record"], i["field"]) for i in infos] == [(0, "objects"), (1, "objects")]
-    assert "no objects" in infos[0]["reason"] and "all 1 objects dropped" in infos[1]["reason"]
+    assert [(i["record"], i["file_name"], i["field"], i["reason"]) for i in infos] == [
+        (0, "a.jpg", "objects", "no objects: kept as a negative example"),
+        (1, "b.jpg", "objects", "all 1 objects dropped: kept as a negative example"),
+    ]
     check_counts(validation)
 
 
@@ -298,6 +330,62 @@ def test_image_checks_and_box_clipping(tmp_path):
     assert (counts["records_dropped"], counts["objects_dropped"], counts["objects_repaired"]) == (3, 4, 1)
 
 
+def test_every_decision_is_one_issue_and_every_object_counted(tmp_path):
+    write_image(tmp_path / "a.jpg", 32, 18)
+    write_image(tmp_path / "b.jpg", 32, 18)
+    face = obj("face", 1, 1, 5, 5)
+    records = [
+        {"file_name": "a.jpg", "objects": [face, obj("dog", 1, 1, 5, 5), {"class": "face"}]},
+        {"file_name": "a.jpg", "objects": [face, face]},
+        {"file_name": "../a.jpg", "objects": [face, face, face]},
+        {"file_name": "b.jpg", "objects": [obj("face", -1, 1, 5, 5), obj("eye_opened", 1, 1, 40, 5),
+                                           {**obj("phone", 1, 1, 5, 5), "attributes": {"occluded": True}}]},
+        {"file_name": "missing.jpg", "objects": [face]},
+    ]
+    validation = validate_records(records, tmp_path)
+    assert validation.counts == {"records_read": 5, "records_kept": 2, "records_dropped": 3, "objects_read": 12,
+                                 "objects_kept": 4, "objects_dropped": 8, "objects_repaired": 2}
+    assert [(i["record"], i["file_name"], i["field"], i["action"]) for i in validation.issues] == [
+        (1, "a.jpg", "file_name", "dropped"),
+        (2, "../a.jpg", "file_name", "dropped"),
+        (0, "a.jpg", "objects[1].class", "dropped"),
+        (0, "a.jpg", "objects[2].position", "dropped"),
+        (3, "b.jpg", "objects[0].position", "repaired"),
+        (3, "b.jpg", "objects[1].position", "repaired"),
+        (4, "missing.jpg", "file_name", "dropped"),
+    ]
+    assert validation.records[1]["objects"] == [  # objects keep only their class and position
+        obj("face", 0, 1, 5, 5), obj("eye_opened", 1, 1, 32, 5), obj("phone", 1, 1, 5, 5)
+    ]
+
+
+def test_image_whose_size_differs_from_the_declared_one_is_dropped(tmp_path):
+    write_image(tmp_path / "a.jpg", 32, 18)
+    write_image(tmp_path / "b.jpg", 32, 18)
+    records = [{"file_name": "a.jpg", "declared_size": [18, 32], "objects": [obj("face", 1, 1, 5, 5)]},
+               {"file_name": "b.jpg", "declared_size": [32, 18], "objects": []}]
+    validation = validate_records(records, tmp_path)
+    issue = only_issue(validation, "dropped")
+    assert issue == {"record": 0, "file_name": "a.jpg", "field": "declared_size", "action": "dropped",
+                     "reason": "the label says 18x32 but the image is 32x18"}
+    assert [r["file_name"] for r in validation.records] == ["b.jpg"]
+    check_counts(validation)
+
+
+def test_header_progress_is_off_by_default_and_counts_the_images(tmp_path, monkeypatch, capsys):
+    write_image(tmp_path / "a.jpg")
+    records = [{"file_name": "a.jpg", "objects": []}, {"file_name": "b.jpg", "objects": []}]
+    monkeypatch.setenv("DROWSY_PROGRESS", "lines")
+    validate_records(records, tmp_path)
+    read_image_headers(tmp_path, ["a.jpg"])
+    assert capsys.readouterr().out == ""
+    validate_records(records, tmp_path, progress=True)
+    assert capsys.readouterr().out.startswith("image headers: 2 img in ")  # one closing line in a log
+    monkeypatch.setenv("DROWSY_PROGRESS", "bars")
+    read_image_headers(tmp_path, ["a.jpg", "b.jpg", "c.jpg"], progress=True)
+    assert "image headers: 100%" in capsys.readouterr().err  # a watched bar knows its total
+
+
 # --- image headers: hand-made JPEG and PNG bytes ----------------------------------------------
 
 SOI, EOI = b"\xff\xd8", b"\xff\xd9"
@@ -329,8 +417,11 @@ SCAN = jpeg_segment(0xDA, bytes([1, 1, 0, 0, 63, 0])) + b"\x12\x34\x56"
         (b"\xff\xff\xff" + JFIF + b"\xff\xff" + jpeg_frame(40, 30) + SCAN, (40, 30, 1, 1)),  # fill bytes
         (JFIF + b"\xff\x01" + jpeg_frame(40, 30) + SCAN, (40, 30, 1, 1)),  # TEM has no length field
         (JFIF + jpeg_frame(65535, 258) + SCAN, (65535, 258, 1, 1)),  # sizes are big-endian
+        # 2 + 4084 bytes before the frame: its 10-byte header ends exactly at the end of the first 4096 read
+        (jpeg_segment(0xE0, bytes(4080)) + jpeg_frame(40, 30) + SCAN, (40, 30, 1, 1)),
     ],
-    ids=["baseline", "dht-first", "dac-first", "progressive", "fill-bytes", "tem-marker", "big-endian"],
+    ids=["baseline", "dht-first", "dac-first", "progressive", "fill-bytes", "tem-marker", "big-endian",
+         "frame-ends-at-4096"],
 )
 def test_hand_made_jpeg_header_is_read_from_its_frame_segment(tmp_path, body, expected):
     (tmp_path / "a.jpg").write_bytes(SOI + body + EOI)
@@ -350,10 +441,15 @@ def test_hand_made_jpeg_header_is_read_from_its_frame_segment(tmp_path, body, ex
         (SOI + JFIF[:3], "truncated JPEG: no frame header"),
         (SOI + b"\xff\xe0\x00\x40" + bytes(12), "truncated JPEG: no frame header"),  # length runs past the end
         (SOI + JFIF + jpeg_frame(40, 30)[:7], "truncated JPEG: frame header cut off"),
+        (SOI + JFIF + jpeg_frame(40, 30)[:4], "truncated JPEG: frame header cut off"),  # right after its length
         (SOI + JFIF + jpeg_frame(40, 30) + SCAN, "truncated JPEG: no end-of-image marker"),
+        # an EXIF thumbnail's end marker in the segment right before the frame header is not the image's
+        (SOI + JFIF + jpeg_segment(0xE1, b"Exif\0\0" + SOI + b"thumbnail" + EOI) + jpeg_frame(40, 30) + SCAN,
+         "truncated JPEG: no end-of-image marker"),
     ],
     ids=["bad-marker", "scan-first", "end-first", "zero-width", "zero-height", "zero-channels", "soi-only",
-         "cut-in-marker", "segment-past-end", "frame-cut-off", "no-end-marker"],
+         "cut-in-marker", "segment-past-end", "frame-cut-off", "frame-cut-after-length", "no-end-marker",
+         "thumbnail-end-before-frame"],
 )
 def test_corrupt_jpeg_is_dropped_with_one_line_reason(tmp_path, data, reason):
     (tmp_path / "bad.jpg").write_bytes(data)
@@ -421,8 +517,12 @@ def png_with_header(width: int, height: int, colour_type: int) -> bytes:
         (b"\x89PNG\r\n\x1a\n", "corrupt PNG: no IHDR chunk"),
         (b"\x89PNG\r\n\x1a\n" + bytes(4) + b"IDAT" + bytes(30), "corrupt PNG: no IHDR chunk"),
         (b"\x89PNG\r\n\x1a\x0b" + encoded(".png", 5, 3)[8:], "unreadable image (not a format OpenCV can decode)"),
+        (encoded(".png", 5, 3)[:-12], "truncated PNG: no IEND chunk"),
+        (encoded(".png", 5, 3)[:26], "truncated PNG: no IEND chunk"),  # cut right after the colour type
+        (encoded(".png", 5, 3)[:33], "truncated PNG: no IEND chunk"),  # cut right after the IHDR chunk
     ],
-    ids=["zero-width", "zero-height", "bad-colour-type", "signature-only", "idat-first", "bad-signature"],
+    ids=["zero-width", "zero-height", "bad-colour-type", "signature-only", "idat-first", "bad-signature", "no-iend",
+         "cut-after-colour-type", "cut-after-ihdr"],
 )
 def test_corrupt_png_gives_one_line_reason(tmp_path, data, reason):
     (tmp_path / "bad.png").write_bytes(data)
@@ -437,16 +537,33 @@ def test_png_colour_types_give_decoded_channels(tmp_path):
     assert read_image_header(tmp_path / "gray_alpha.png") == (5, 3, 2, 1)  # gray + alpha
 
 
-def tiff_app1(entries: list[tuple[int, int]], byte_order: str = "II", ifd_offset: int = 8, pad: bool = True) -> bytes:
-    """An EXIF APP1 segment whose first IFD holds (tag, SHORT value) `entries`, at `ifd_offset` (or, without
-    `pad`, right after the TIFF header whatever the offset says)."""
-    order = "little" if byte_order == "II" else "big"
-    ifd = len(entries).to_bytes(2, order) + b"".join(
+def test_png_sizes_are_four_byte_big_endian(tmp_path):
+    (tmp_path / "huge.png").write_bytes(png_with_header(2**24 + 5, 2**25 + 3, 2))
+    assert read_image_header(tmp_path / "huge.png") == (16_777_221, 33_554_435, 3, 1)
+
+
+def tiff_ifd(entries: list[tuple[int, int]], order: str = "little", next_ifd: int = 0) -> bytes:
+    """A TIFF IFD: its entry count, (tag, SHORT value) `entries`, the offset of the next IFD (0: none)."""
+    return len(entries).to_bytes(2, order) + b"".join(
         tag.to_bytes(2, order) + (3).to_bytes(2, order) + (1).to_bytes(4, order) + value.to_bytes(2, order) + bytes(2)
         for tag, value in entries
-    )
+    ) + next_ifd.to_bytes(4, order)
+
+
+def tiff_app1(entries: list[tuple[int, int]], byte_order: str = "II", ifd_offset: int = 8, pad: bool = True,
+              cut: int = 0) -> bytes:
+    """An EXIF APP1 segment whose first IFD holds (tag, SHORT value) `entries`, at `ifd_offset` (or, without
+    `pad`, right after the TIFF header whatever the offset says); `cut` bytes short at its end."""
+    order = "little" if byte_order == "II" else "big"
     tiff = byte_order.encode() + (42).to_bytes(2, order) + ifd_offset.to_bytes(4, order)
-    return jpeg_segment(0xE1, b"Exif\0\0" + tiff + bytes(ifd_offset - 8 if pad else 0) + ifd + bytes(4))
+    payload = b"Exif\0\0" + tiff + bytes(ifd_offset - 8 if pad else 0) + tiff_ifd(entries, order)
+    return jpeg_segment(0xE1, payload[: len(payload) - cut])
+
+
+# IFD0 (the image's) at offset 256 with one entry, and IFD1 (the thumbnail's) right after it at 274
+# (little-endian 274 reads as the orientation tag 0x0112 where IFD0's entries end).
+THUMBNAIL_IFD_TIFF = b"II" + (42).to_bytes(2, "little") + (256).to_bytes(4, "little") + bytes(248) + \
+    tiff_ifd([(0x0101, 20)], next_ifd=274) + tiff_ifd([(0x0112, 6)])
 
 
 @pytest.mark.parametrize(
@@ -460,9 +577,13 @@ def tiff_app1(entries: list[tuple[int, int]], byte_order: str = "II", ifd_offset
         (tiff_app1([(0x0112, 6)], "XX"), 1),  # no byte order mark
         (tiff_app1([(0x0112, 6)], "II", ifd_offset=4000, pad=False), 1),  # IFD offset past the segment
         (jpeg_segment(0xE1, b"http://ns.adobe.com/xap/1.0/\0<x:xmpmeta/>"), 1),  # XMP, not EXIF
+        (tiff_app1([(0x0100, 274), (0x0112, 6)]), 6),  # entries are 12 bytes apart: 274 is no tag
+        (tiff_app1([(0x0112, 6)], cut=4), 6),  # the segment ends right after the entry (no next-IFD offset)
+        (tiff_app1([(0x0112, 6)], cut=5), 1),  # the segment cuts the entry short
+        (jpeg_segment(0xE1, b"Exif\0\0" + THUMBNAIL_IFD_TIFF), 1),  # the thumbnail's orientation is not the image's
     ],
     ids=["after-other-tags", "ifd-further-on", "zero", "nine", "other-tag", "no-byte-order", "ifd-past-segment",
-         "xmp"],
+         "xmp", "value-274-before", "entry-ends-the-segment", "entry-cut-short", "thumbnail-ifd"],
 )
 def test_exif_orientation_read_only_from_a_valid_orientation_tag(tmp_path, app1, orientation):
     data = encoded(".jpg", 30, 20)
@@ -473,6 +594,8 @@ def test_exif_orientation_read_only_from_a_valid_orientation_tag(tmp_path, app1,
 def test_header_workers_below_one_are_refused(tmp_path):
     with pytest.raises(ValueError, match="workers must be >= 1, got 0"):
         read_image_headers(tmp_path, ["a.jpg"], workers=0)
+    with pytest.raises(ValueError, match="workers must be >= 1, got 0"):
+        validate_records([{"file_name": "a.jpg", "objects": []}], tmp_path, workers=0)
 
 
 @pytest.mark.parametrize(
@@ -484,8 +607,11 @@ def test_header_workers_below_one_are_refused(tmp_path):
         ([1, -6, 5, 0], "dropped", None),  # ends on the top edge
         ([-2, -3, 40, 25], "repaired", [0, 0, 32, 18]),  # out on all four sides
         ([31.5, 17.5, 32.5, 18.5], "repaired", [31.5, 17.5, 32, 18]),
+        ([-2, 1, 1, 5], "repaired", [0, 1, 1, 5]),  # ends one pixel in from the left edge
+        ([1, -2, 5, 1], "repaired", [1, 0, 5, 1]),  # ends one pixel below the top edge
     ],
-    ids=["right-edge", "bottom-edge", "left-edge", "top-edge", "all-sides", "corner"],
+    ids=["right-edge", "bottom-edge", "left-edge", "top-edge", "all-sides", "corner", "one-pixel-left",
+         "one-pixel-top"],
 )
 def test_box_on_the_image_edge_is_dropped_and_one_across_it_clipped(tmp_path, position, action, kept):
     write_image(tmp_path / "a.jpg", 32, 18)

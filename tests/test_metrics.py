@@ -3,6 +3,7 @@
 import contextlib
 import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -143,6 +144,25 @@ def test_equals_pycocotools_overall_and_per_class(fixture):
             assert values[key] == pytest.approx(expected["m" + key], abs=1e-9), (name, key)
 
 
+def test_degenerate_boxes_score_like_pycocotools():
+    """Boxes of zero width or height overlap nothing (even themselves), a box of a pixel or less
+    still matches itself, and an inverted box (x2 < x1) overlaps nothing and has a negative area,
+    outside the area range: an inverted object is not scored, an inverted prediction neither."""
+    objects = [obj("face", [10, 0, 10, 20]), obj("phone", [0, 30, 20, 30]), obj("eye_opened", [0, 0, 1, 1]),
+               obj("eye_closed", [5, 5, 5.8, 5.6]), obj("mouth_opened", [20, 0, 10, 10]),
+               obj("mouth_closed", [40, 40, 60, 50])]
+    ground_truth = [{"file_name": "thin.jpg", "objects": [*objects, obj("cigar", [0, 60, 10, 70])]}]
+    # inverted over the cigar: its signed "IoU" would be -100 / -100 = 1
+    inverted = obj("cigar", [10, 60, 0, 90], 0.9)
+    predictions = [{"file_name": "thin.jpg", "objects": [*(dict(o, confidence_score=0.9) for o in objects), inverted]}]
+    result = evaluate_detections(ground_truth, predictions)
+    assert {name: values["AP50"] for name, values in result["per_class"].items()} == {
+        "face": 0.0, "phone": 0.0, "eye_opened": 1.0, "eye_closed": 1.0, "mouth_closed": 1.0, "cigar": 0.0}
+    for name in result["per_class"]:
+        assert result["per_class"][name]["AP50_95"] == pytest.approx(
+            reference(ground_truth, predictions, category_ids=[name])["mAP50_95"], abs=1e-9), name
+
+
 def test_class_without_ground_truth_is_left_out():
     ground_truth, predictions = handmade_fixture()
     result = evaluate_detections(ground_truth, predictions)
@@ -161,9 +181,23 @@ def test_max_dets_caps_per_image_and_class_like_cocoeval():
     capped = evaluate_detections(ground_truth, predictions, max_dets=5)
     assert capped["per_class"]["face"]["AP50"] == 0.0  # the hit ranks 6th among the faces
     assert capped["mAP50"] == pytest.approx(reference(ground_truth, predictions, max_dets=5)["mAP50"], abs=1e-9)
+    assert evaluate_detections(ground_truth, predictions, max_dets=1)["mAP50"] == pytest.approx(
+        reference(ground_truth, predictions, max_dets=1)["mAP50"], abs=1e-9)  # one box per image and class is a cap
     uncapped = evaluate_detections(ground_truth, predictions, max_dets=6)  # the eye does not use up the cap
     assert uncapped["per_class"]["face"]["AP50"] == pytest.approx(1 / 6)
     assert uncapped["mAP50"] == pytest.approx(reference(ground_truth, predictions, max_dets=6)["mAP50"], abs=1e-9)
+
+
+def test_the_default_cap_is_100_boxes_per_image_and_class():
+    # 100 decoys outscore the one hit, so COCO's default of 100 detections leaves it out.
+    ground_truth = [{"file_name": "x.jpg", "objects": [obj("face", [0, 0, 10, 10])]}]
+    decoys = [[200 + 3 * k, 200, 201 + 3 * k, 201, 0.9, CLASSES.index("face")] for k in range(100)]
+    rows = torch.tensor([*decoys, [0, 0, 10, 10, 0.5, CLASSES.index("face")]])
+    predictions = to_records(["x.jpg"], [rows])
+    assert evaluate_detections(ground_truth, predictions)["mAP50"] == 0.0
+    assert evaluate_arrays(ground_truth, ["x.jpg"], [rows])["mAP50"] == 0.0
+    assert pr_curves(ground_truth, predictions, iou=0.5)["face"][1].max() == 0.0
+    assert evaluate_detections(ground_truth, predictions, max_dets=101)["mAP50"] > 0.0
 
 
 def test_perfect_predictions_score_one():
@@ -199,22 +233,27 @@ def test_pr_curve_mean_is_the_class_ap():
         assert recall[0] == 0.0 and recall[-1] == 1.0
         assert np.all(np.diff(precision) <= 0)  # interpolated precision never rises with recall
         assert precision.mean() == pytest.approx(result["per_class"][name]["AP75"], abs=1e-12)
-    with pytest.raises(ValueError, match="not on COCOeval's grid"):
+    grid = "[0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]"
+    with pytest.raises(ValueError, match=re.escape(f"IoU 0.77 is not on COCOeval's grid {grid}")):
         pr_curves(ground_truth, predictions, iou=0.77)
 
 
 @pytest.mark.parametrize(
     ("predictions", "message"),
     [
-        ([{"file_name": "ghost.jpg", "objects": []}], "not in the ground truth: ghost.jpg"),
-        ([{"file_name": "x.jpg", "objects": []}, {"file_name": "x.jpg", "objects": []}], "more than once: x.jpg"),
+        ([{"file_name": "ghost.jpg", "objects": []}, {"file_name": "phantom.jpg", "objects": []}],
+         "2 predicted image(s) not in the ground truth: ghost.jpg, phantom.jpg"),
+        ([{"file_name": name, "objects": []} for name in ("x.jpg", "y.jpg", "x.jpg", "y.jpg")],
+         "file name(s) listed more than once: x.jpg, y.jpg"),
         ([{"file_name": "x.jpg", "objects": [obj("dog", [0, 0, 1, 1], 0.5)]}], "unknown class 'dog'"),
+        ([{"file_name": "x.jpg", "objects": [obj("face", [0, 0, 1], 0.5)]}],
+         "every position must be 4 numbers [x1, y1, x2, y2]"),
     ],
-    ids=["unknown-image", "repeated-image", "unknown-class"],
+    ids=["unknown-images", "repeated-images", "unknown-class", "short-position"],
 )
 def test_rejects_predictions_that_do_not_fit(predictions, message):
     ground_truth = [{"file_name": "x.jpg", "objects": [obj("face", [0, 0, 10, 10])]}]
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
         evaluate_detections(ground_truth, predictions)
 
 
@@ -248,7 +287,7 @@ def test_a_class_list_of_its_own_names_and_orders_the_classes():
 
 
 def test_ground_truth_without_objects_raises():
-    with pytest.raises(ValueError, match="no objects"):
+    with pytest.raises(ValueError, match="^the ground truth has no objects: nothing to score$"):
         evaluate_detections([{"file_name": "x.jpg", "objects": []}], [])
 
 
@@ -285,6 +324,67 @@ def test_confusion_matrix_matches_greedily_by_iou():
     assert matrix.sum() == 2
 
 
+def test_confusion_matrix_defaults_match_at_iou_05_and_score_025_each_object_once():
+    ids = {name: k for k, name in enumerate(CLASSES)}
+    ground_truth = [
+        {"file_name": "missed.jpg", "objects": [obj("eye_closed", [200, 200, 220, 210])]},
+        {"file_name": "alarm.jpg", "objects": []},
+        {"file_name": "one.jpg", "objects": [obj("face", [0, 0, 10, 10])]},
+        {"file_name": "two.jpg", "objects": [obj("face", [0, 0, 10, 10]), obj("face", [50, 50, 60, 60])]},
+    ]
+    predictions = [  # no record for missed.jpg
+        # the same box as the object of missed.jpg, but another image: a false alarm, not a hit
+        {"file_name": "alarm.jpg", "objects": [obj("eye_closed", [200, 200, 220, 210], 0.9)]},
+        # IoU 50 / 100 = 0.5 and a score of 0.25: both exactly at the default thresholds
+        {"file_name": "one.jpg", "objects": [obj("face", [0, 0, 10, 5], 0.25)]},
+        # a duplicate of a matched prediction finds its object taken
+        {"file_name": "two.jpg", "objects": [obj("face", [0, 0, 10, 10], 0.9), obj("face", [0, 0, 10, 10], 0.8),
+                                             obj("face", [50, 50, 60, 60], 0.7)]},
+    ]
+    matrix = confusion_matrix(ground_truth, predictions)
+    background = len(CLASSES)
+    expected = np.zeros((background + 1, background + 1), dtype=np.int64)
+    expected[ids["face"], ids["face"]] = 3
+    expected[ids["face"], background] = 1
+    expected[ids["eye_closed"], background] = 1
+    expected[background, ids["eye_closed"]] = 1
+    assert matrix.dtype == np.int64
+    np.testing.assert_array_equal(matrix, expected)
+
+
+def test_confusion_matrix_gives_an_equal_iou_tie_to_the_prediction_listed_first():
+    """Ties are broken by the submission's order, whatever order the records come in, so the matrix
+    does not depend on the sorting algorithm (numpy's default sort is not stable beyond 16 items)."""
+    ids = {name: k for k, name in enumerate(CLASSES)}
+    ground_truth = [{"file_name": "ties.jpg", "objects": [obj("face", [0, 0, 100, 100])]},
+                    {"file_name": "other.jpg", "objects": [obj("phone", [0, 0, 10, 10])]}]
+    # 10 phones at IoU 0.8, then 10 exact boxes at IoU 1: the face first, then 9 open eyes
+    ties = [*[obj("phone", [0, 0, 100, 80], 0.9)] * 10, obj("face", [0, 0, 100, 100], 0.9),
+            *[obj("eye_opened", [0, 0, 100, 100], 0.9)] * 9]
+    predictions = [{"file_name": "other.jpg", "objects": [obj("phone", [0, 0, 10, 10], 0.9)]},
+                   {"file_name": "ties.jpg", "objects": ties}]
+    matrix = confusion_matrix(ground_truth, predictions)
+    background = len(CLASSES)
+    expected = np.zeros((background + 1, background + 1), dtype=np.int64)
+    expected[ids["face"], ids["face"]] = 1
+    expected[ids["phone"], ids["phone"]] = 1
+    expected[ids["eye_opened"], background] = 9
+    expected[ids["phone"], background] = 10
+    np.testing.assert_array_equal(matrix, expected)
+
+
+def test_confusion_matrix_is_quiet_unless_asked_then_shows_its_stage_over_the_images(capsys, monkeypatch):
+    ground_truth, predictions = handmade_fixture()  # 4 images
+    monkeypatch.setenv("DROWSY_PROGRESS", "lines")
+    confusion_matrix(ground_truth, predictions)
+    assert capsys.readouterr() == ("", "")
+    confusion_matrix(ground_truth, predictions, progress=True)
+    assert capsys.readouterr().out.startswith("confusion: 4 it in ")
+    monkeypatch.setenv("DROWSY_PROGRESS", "bars")
+    confusion_matrix(ground_truth, predictions, progress=True)
+    assert "4/4" in capsys.readouterr().err  # a bar that knows its total
+
+
 def test_plots_draw_one_line_per_class_and_one_cell_per_pair():
     import matplotlib
 
@@ -298,6 +398,55 @@ def test_plots_draw_one_line_per_class_and_one_cell_per_pair():
     shown = np.array([float(t.get_text()) for t in ax.texts]).reshape(matrix.shape)
     labelled = matrix.sum(axis=0) > 0
     np.testing.assert_allclose(shown[:, labelled].sum(axis=0), 1.0, atol=0.02)  # shares per true class
+
+
+def test_pr_curve_plot_shows_each_curve_labelled_with_its_ap():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    recall = np.linspace(0, 1, 101)
+    curves = {"face": (recall, np.where(recall <= 0.5, 1.0, 0.0)), "phone": (recall, np.zeros(101))}
+    figure, ax = plt.subplots()
+    assert plot_pr_curves(curves, ax=ax) is ax
+    for line, (recall_drawn, precision_drawn) in zip(ax.lines, curves.values(), strict=True):
+        np.testing.assert_array_equal(line.get_xdata(), recall_drawn)
+        np.testing.assert_array_equal(line.get_ydata(), precision_drawn)
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["face (AP 0.505)", "phone (AP 0.000)"]  # 51 / 101
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("recall", "precision")
+    assert ax.get_xlim() == (0, 1) and ax.get_ylim() == (0, 1.02)
+    # lower left even where the phone curve runs, which matplotlib's "best" place would avoid
+    figure.canvas.draw()
+    box, frame = legend.get_window_extent(), ax.get_window_extent()
+    assert box.x0 - frame.x0 < frame.width / 4 and box.y0 - frame.y0 < frame.height / 4
+    plt.close(figure)
+
+
+def test_confusion_matrix_plot_shows_shares_of_each_true_class_on_a_0_to_1_scale():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    classes = ("cat", "dog")
+    matrix = np.array([[3, 1, 2], [1, 2, 1], [1, 1, 1]])  # columns sum to 5, 4 and 4
+    figure, ax = plt.subplots()
+    other = plt.figure()  # the current figure is not the one asked for
+    assert plot_confusion_matrix(matrix, classes, ax=ax) is ax
+    assert [t.get_text() for t in ax.texts] == ["0.60", "0.25", "0.50", "0.20", "0.50", "0.25", "0.20", "0.25", "0.25"]
+    names = ["cat", "dog", "background"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [t.get_text() for t in ax.get_yticklabels()] == names
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("true", "predicted")
+    assert ax.collections[0].get_clim() == (0, 1)  # the colour of a share does not depend on the others
+    assert figure.axes == [ax] and not other.axes  # no colour bar, nothing drawn elsewhere
+    plt.close("all")
+
+    never_true = np.array([[2, 0, 0], [0, 0, 0], [2, 0, 0]])  # no dog, no background column total
+    ax = plot_confusion_matrix(never_true, classes)
+    assert [t.get_text() for t in ax.texts] == ["0.50", "0.00", "0.00", "0.00", "0.00", "0.00", "0.50", "0.00", "0.00"]
+    plt.close("all")
 
 
 def write_labels(path, records) -> str:
@@ -370,3 +519,24 @@ def test_arrays_score_exactly_as_their_submission_records():
     assert evaluate_arrays(one, ["a.jpg"], tied)["mAP75"] == 1.0
     with pytest.raises(ValueError, match="not in the ground truth: elsewhere.jpg"):
         evaluate_arrays(truth, ["elsewhere.jpg"], [detections[0]])
+
+
+def test_arrays_round_boxes_to_a_tenth_of_a_pixel_and_rank_by_the_score():
+    face = CLASSES.index("face")
+    ground_truth = [{"file_name": "a.jpg", "objects": [obj("face", [0, 0, 3.3, 1])]},
+                    {"file_name": "b.jpg", "objects": [obj("face", [0, 0, 10, 10])]}]
+    # a.jpg: x2 = 2.46 is submitted as 2.5, IoU 2.5 / 3.3 = 0.758, a hit at 0.75 (2.46 / 3.3 = 0.745 would miss).
+    # b.jpg: the hit listed first scores below a false alarm, so it ranks second: precision 1/2 for b alone.
+    detections = [torch.tensor([[0, 0, 2.46, 1, 0.9, face]]),
+                   torch.tensor([[0, 0, 10, 10, 0.3, face], [50, 50, 60, 60, 0.4, face]])]
+    result = evaluate_arrays(ground_truth, ["a.jpg", "b.jpg"], detections)
+    assert result == evaluate_detections(ground_truth, to_records(["a.jpg", "b.jpg"], detections))
+    assert evaluate_arrays(ground_truth[:1], ["a.jpg"], detections[:1])["mAP75"] == 1.0
+    assert evaluate_arrays(ground_truth[1:], ["b.jpg"], detections[1:])["mAP50"] == pytest.approx(0.5)
+
+
+def test_arrays_of_no_images_score_as_no_predictions():
+    ground_truth = [{"file_name": "x.jpg", "objects": [obj("face", [0, 0, 10, 10])]}]
+    result = evaluate_arrays(ground_truth, [], [])
+    assert result == evaluate_detections(ground_truth, [])
+    assert result["mAP50"] == 0.0 and result["predictions"] == 0

@@ -15,7 +15,8 @@ from drowsy.cli import main
 from drowsy.errors import DrowsyError
 from drowsy.labels import load_manifest
 from drowsy.files import link_image
-from drowsy.prepare import diet_rule, prepare_dataset, select_diet, split_records, split_stats, val_count
+from drowsy.prepare import (coco_instances, detect_format, diet_rule, export_coco, leakage, meta_stats, prepare_dataset,
+                            read_raw, select_diet, split_records, split_stats, summarize, val_count)
 
 
 def record(name, *classes, size=(32, 18)):
@@ -117,6 +118,84 @@ def test_split_is_seeded_disjoint_and_complete():
     assert names(train) == sorted(names(train))  # input order kept
 
 
+def driver(subject, frames, *classes):
+    """`frames` records of one driver (`meta` subject), each with one object per class."""
+    return [{**record(f"{subject}_{f}.jpg", *classes), "meta": {"subject": subject}} for f in range(frames)]
+
+
+def test_records_without_the_group_key_are_groups_of_their_own():
+    # 4 frames of driver "a" and 6 records that name no driver, the last without any meta
+    records = driver("a", 4, "face") + [{**record(f"x{i}.jpg", "face"), "meta": {}} for i in range(5)] + [
+        record("x5.jpg", "face")]
+    for seed in range(4):
+        train, val = split_records(records, val_size=2, seed=seed, group_by="subject")
+        assert len(val) == 2 and set(names(val)) <= {f"x{i}.jpg" for i in range(6)}  # "a" alone would overshoot
+        assert len(train) == 8 and {f"a_{f}.jpg" for f in range(4)} <= set(names(train))
+
+
+@pytest.mark.parametrize(
+    "records, val",
+    [
+        (driver("a", 10, "face"), []),  # one driver: validation would take every image
+        # val_count(10) = 2: "b" fills it best (1 face of the 2 due, "a" brings 7 too many), then "a" would
+        # leave train empty: validation stops short at 1 image
+        (driver("a", 9, "face") + driver("b", 1, "face"), ["b_0.jpg"]),
+    ],
+)
+def test_a_grouped_split_leaves_train_a_group_even_if_val_stays_short(records, val):
+    for seed in range(4):
+        train, got = split_records(records, val_size=2, seed=seed, group_by="subject")
+        assert names(got) == val and len(train) == len(records) - len(val)
+
+
+@pytest.mark.parametrize(
+    "records, val_size, val_classes",
+    [
+        # val_count(10) = 2; due: 9 faces x 2 / 10 = 1.8, 4 phones x 2 / 10 = 0.8 (each relative to max(due, 1)).
+        # 1st draw: a face+phone image fills 1/1.8 + 0.8 - 0.2 = 1.16 (two faces: 1 - 0.2/1.8 = 0.89, one: 0.56);
+        # then 0.8 faces and no phone lack: one face (0.6/1.8) beats two (-0.4/1.8) and a phone (-0.67)
+        ([{**record(f"{i}.jpg", *classes), "meta": {"subject": str(i)}} for i, classes in enumerate(
+            [()] * 3 + [("face",)] + [("face", "face")] * 2 + [("face", "phone")] * 4)],
+         2, [["face"], ["face", "phone"]]),
+        # val_count(4) = 1 image; driver "c" brings 4 cigars where 1 is due (-2), "f" 2 faces where 0.5 are (-1)
+        (driver("c", 2, "cigar", "cigar") + driver("f", 2, "face"), 1, [["face"], ["face"]]),
+    ],
+)
+def test_each_grouped_draw_takes_the_driver_that_best_fills_what_val_lacks(records, val_size, val_classes):
+    for seed in range(8):  # the outcome does not depend on the order the drivers are weighed in
+        _, val = split_records(records, val_size=val_size, seed=seed, group_by="subject")
+        assert sorted(sorted(obj["class"] for obj in r["objects"]) for r in val) == val_classes
+
+
+def test_leakage_counts_val_subjects_seen_in_each_other_split_and_their_val_images():
+    splits = {
+        "train": driver("a", 2) + driver("b", 1) + driver("c", 3) + [record("n1.jpg")],
+        "val": driver("a", 3) + driver("c", 1) + driver("d", 2) + [{**record("n2.jpg"), "meta": {"lighting": "left"}}],
+        "diet": driver("c", 1) + driver("e", 1),
+    }
+    assert leakage(splits) == {
+        "key": "subject", "val_values": 3,  # a, c, d
+        "records_without_key": 2,  # n1 (no meta), n2 (meta without a subject)
+        "train": {"shared_values": 2, "val_images": 4},  # a (3 val images) and c (1)
+        "diet": {"shared_values": 1, "val_images": 1},  # c
+    }
+
+
+def test_meta_stats_count_records_per_key_and_value_and_list_values_up_to_50():
+    # 51 drivers, 50 scenarios (the last two drivers share "49"); one meta dict per driver shared by its frames
+    metas = [{"subject": str(i), "scenario": str(min(i, 49)), "environment": "controlled"} for i in range(51)]
+    records = [{"file_name": f"{i}_{f}.jpg", "meta": m} for i, m in enumerate(metas) for f in range(2)]
+    records.append({"file_name": "other.jpg"})
+    stats = meta_stats(records, unrecognised_names=1)
+    assert stats == {
+        "unrecognised_names": 1,
+        "records_with": {"subject": 102, "scenario": 102, "environment": 102},
+        "distinct": {"subject": 51, "scenario": 50, "environment": 1},
+        "values": {"scenario": {**{str(i): 2 for i in range(49)}, "49": 4}, "environment": {"controlled": 102}},
+    }
+    assert list(stats["records_with"]) == ["subject", "scenario", "environment"]  # meta.META_KEYS order
+
+
 # --- prepare_dataset ----------------------------------------------------------------------------
 
 
@@ -134,7 +213,7 @@ def raw(tmp_path):
 
 
 def test_prepare_writes_consistent_manifests_and_report(raw, tmp_path):
-    out = tmp_path / "out"
+    out = tmp_path / "runs" / "out"  # parents made too
     report = prepare_dataset(raw, out, val_size=6, seed=0, progress=False)
     train, val, diet = (load_manifest(out / f"{split}.json") for split in ("train", "val", "diet"))
     assert train.image_root == val.image_root == diet.image_root == raw / "images"
@@ -165,6 +244,85 @@ def test_prepare_writes_consistent_manifests_and_report(raw, tmp_path):
     assert report["image_shapes"] == {"32x18x1": 40}
     assert json.loads((out / "report.json").read_text()) == report
 
+    assert (report["format"], report["labels"], report["image_root"]) == (
+        "competition", str(raw / "labels.json"), str(raw / "images"))
+    no_subjects = {"shared_values": 0, "val_images": 0}
+    assert report["split"] == {
+        "seed": 0, "group_by": None, "val_size_requested": 6, "val_images": 6, "train_images": 34,
+        "rule": "val = min(val_size, 20% of kept images, at least 1 when >= 2 images), drawn at random with the seed; "
+                "train = the rest",
+        "leakage": {"key": "subject", "val_values": 0, "records_without_key": 40 + len(diet.records),
+                    "train": no_subjects, "diet": no_subjects},
+    }
+    assert (report["diet"]["source"], report["diet"]["rules_in_order"]) == ("train split", [
+        "cigar_or_phone", "eye_closed_and_mouth_closed", "eye_closed_and_mouth_opened", "mouth_opened_every_3rd"])
+    assert report["outputs"] == {**{split: str(out / f"{split}.json") for split in ("train", "val", "diet")},
+                                 "report": str(out / "report.json")}
+    # "image_0000.jpg" fits no AIHub naming scheme: no meta, every name unrecognised
+    assert report["meta"] == {"unrecognised_names": 40, "records_with": {}, "distinct": {}, "values": {}}
+    assert summarize(report).splitlines()[:3] == [
+        "records: 43 read, 40 kept, 3 dropped",
+        "objects: 83 read, 82 kept (0 clipped), 1 dropped",  # 6 x (3+2+3+2+2+0) + 3+2+3+2 kept, missing.jpg's face
+        f"split: 34 train, 6 val images; diet set: {len(diet.records)} images from train",
+    ]
+
+
+def controlled_name(subject, frame, lighting="무광원"):
+    """An image name in AIHub's controlled scheme (drowsy.meta): subject, group G1, scenario 01, ..."""
+    return f"{subject:03d}_G1_01_{lighting}_계기판_정상주시_20200917_182234_{frame:05d}.jpg"
+
+
+@pytest.fixture
+def named_raw(tmp_path):
+    """A competition folder whose names tell the driver: 5 drivers x 4 frames, driver 6's one frame with
+    a lighting word no table knows, and 2 names that fit no scheme; one face each."""
+    files = [controlled_name(s, f) for s in range(1, 6) for f in range(4)]
+    files += [controlled_name(6, 0, lighting="달빛"), "extra_0.jpg", "extra_1.jpg"]
+    return make_raw(tmp_path / "named", [record(name, "face") for name in files])
+
+
+def test_competition_names_give_meta_for_a_split_by_driver_and_the_report(named_raw, tmp_path):
+    out = tmp_path / "out"
+    report = prepare_dataset(named_raw, out, val_size=4, seed=0, group_by="subject", progress=False)
+    train, val = (load_manifest(out / f"{split}.json").records for split in ("train", "val"))
+    by_name = {r["file_name"]: r.get("meta") for r in train + val}
+    assert by_name[controlled_name(2, 3)] == {
+        "subject": "002", "group": "G1", "scenario": "01", "environment": "controlled", "lighting": "none",
+        "gaze_target": "instrument cluster", "behaviour": "normal"}
+    assert "lighting" not in by_name[controlled_name(6, 0, lighting="달빛")] and by_name["extra_0.jpg"] is None
+    # val_count(23) = 4 images; a driver's 4 faces fill the 4 due exactly: validation is one whole driver
+    val_subjects = {r["meta"]["subject"] for r in val}
+    assert len(val) == 4 and len(val_subjects) == 1 and not val_subjects & {r.get("meta", {}).get("subject") for r in train}
+    nothing_shared = {"shared_values": 0, "val_images": 0}
+    assert report["split"] == {
+        "seed": 0, "group_by": "subject", "val_size_requested": 4, "val_images": 4, "train_images": 19,
+        "rule": "val = min(val_size, 20% of kept images, at least 1 when >= 2 images), whole groups drawn at random "
+                "until val_size with the seed; train = the rest",
+        "leakage": {"key": "subject", "val_values": 1, "records_without_key": 2,  # the extras; the diet set is empty
+                    "train": nothing_shared, "diet": nothing_shared},
+    }
+    assert report["meta"] == {
+        "unrecognised_names": 3,  # driver 6's frame and the two extras
+        "records_with": {"subject": 21, "group": 21, "scenario": 21, "lighting": 20, "gaze_target": 21,
+                         "behaviour": 21, "environment": 21},
+        "distinct": {"subject": 6, "group": 1, "scenario": 1, "lighting": 1, "gaze_target": 1, "behaviour": 1,
+                     "environment": 1},
+        "values": {"subject": {"001": 4, "002": 4, "003": 4, "004": 4, "005": 4, "006": 1}, "group": {"G1": 21},
+                   "scenario": {"01": 21}, "lighting": {"none": 20}, "gaze_target": {"instrument cluster": 21},
+                   "behaviour": {"normal": 21}, "environment": {"controlled": 21}},
+    }
+    assert summarize(report).splitlines()[3] == "subjects: 1 in val, 0 of them also in train (0 val images)"
+
+
+def test_prepare_defaults_to_seed_0_and_20000_val_images(raw, tmp_path):
+    split = prepare_dataset(raw, tmp_path / "out", progress=False)["split"]
+    assert (split["seed"], split["val_size_requested"], split["val_images"]) == (0, 20000, 8)  # 20% of 40
+
+
+def test_resize_to_the_smallest_long_side_is_accepted(raw, tmp_path):
+    report = prepare_dataset(raw, tmp_path / "out", val_size=0, resize=32, progress=False)
+    assert report["resize"] == {"long_side": 32, "resized": 0, "linked": 40}  # 32x18 images already fit
+
 
 def test_prepare_is_deterministic(raw, tmp_path):
     for out in ("a", "b"):
@@ -182,6 +340,44 @@ def test_missing_images_folder(tmp_path):
     (tmp_path / "labels.json").write_text('{"annotations": []}')
     with pytest.raises(DrowsyError, match="images folder not found"):
         prepare_dataset(tmp_path, tmp_path.parent / "out_missing_images", progress=False)
+
+
+def make_aihub_tree(root, stems):
+    """An AIHub tree (drowsy.aihub): per stem a 32x18 image under [원천] and its label JSON (one face) under [라벨]."""
+    image = np.zeros((18, 32), np.uint8)
+    for stem in stems:
+        for folder in ("[원천]bbox(통제환경)", "[라벨]bbox(통제환경)"):
+            (root / "Training" / folder / "001_G1").mkdir(parents=True, exist_ok=True)
+        assert cv2.imwrite(str(root / "Training" / "[원천]bbox(통제환경)" / "001_G1" / f"{stem}.jpg"), image)
+        document = {"FileInfo": {"FileName": f"{stem}.jpg", "Width": 32, "Height": 18, "Channel": 1},
+                    "ObjectInfo": {"BoundingBox": {"Face": {"isVisible": True, "Position": [1, 1, 5, 6]}}}}
+        (root / "Training" / "[라벨]bbox(통제환경)" / "001_G1" / f"{stem}.json").write_text(json.dumps(document))
+    return root
+
+
+def test_the_raw_format_is_told_from_what_the_folder_holds(raw, tmp_path):
+    tree = make_aihub_tree(tmp_path / "tree", ["a"])
+    assert detect_format(raw) == "competition" and detect_format(tree) == "aihub"
+    assert detect_format(tree, "competition") == "competition"  # a forced format is taken as given
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DrowsyError) as err:
+        detect_format(tmp_path / "empty")
+    assert str(err.value) == (f"{tmp_path / 'empty'}: neither a competition folder (labels.json + images/) nor an AIHub "
+                              "tree ('[라벨]...' label folders of per-image JSON); check the path or set --format")
+    # images given elsewhere: the folder is read as an AIHub tree even with no label folder in sight
+    with pytest.raises(DrowsyError, match="no label JSON found"):
+        read_raw(tmp_path / "empty", images_dir=tree)
+
+
+def test_an_aihub_tree_is_read_with_the_tree_as_labels_and_image_root(tmp_path):
+    tree = make_aihub_tree(tmp_path / "tree", ["a", "b"])
+    raw = read_raw(tree)
+    assert (raw.raw_format, raw.labels, raw.image_root) == ("aihub", tree, tree)
+    assert [r["file_name"] for r in raw.validation.records] == [
+        "Training/[원천]bbox(통제환경)/001_G1/a.jpg", "Training/[원천]bbox(통제환경)/001_G1/b.jpg"]
+    report = prepare_dataset(tree, tmp_path / "out", val_size=0, progress=False)
+    assert (report["format"], report["labels"], report["image_root"]) == ("aihub", str(tree), str(tree))
+    assert load_manifest(tmp_path / "out" / "train.json").image_root == tree
 
 
 # --- exports ----------------------------------------------------------------------------------
@@ -206,9 +402,12 @@ def test_yolo_export_links_images_and_normalises_boxes(tmp_path):
     assert (out / "yolo" / "train" / "labels" / "b.txt").read_text() == ""
     data = yaml.safe_load((out / "yolo" / "data.yaml").read_text())
     assert data["names"] == dict(enumerate(CLASSES)) and data["nc"] == 7
+    assert list(data) == ["path", "train", "val", "diet", "nc", "names"] and data["path"] == str(out / "yolo")
     assert all((out / "yolo" / data[split]).is_dir() for split in ("train", "val", "diet"))  # diet is empty
-    prepare_dataset(raw, out, val_size=0, export="yolo", progress=False)  # a second run replaces the links
+    assert sorted(path.name for path in (out / "yolo" / "diet").iterdir()) == ["images", "labels"]
+    report = prepare_dataset(raw, out, val_size=0, export="yolo", progress=False)  # a second run replaces the links
     assert os.path.samefile(image, raw / "images" / "a.jpg")
+    assert report["outputs"]["yolo"] == str(out / "yolo" / "data.yaml")
 
 
 def test_coco_export_loads_in_pycocotools(tmp_path):
@@ -218,12 +417,41 @@ def test_coco_export_loads_in_pycocotools(tmp_path):
     raw = make_raw(tmp_path / "raw", records)
     out = tmp_path / "out"
     prepare_dataset(raw, out, val_size=0, export="coco", progress=False)
+    report = prepare_dataset(raw, out, val_size=0, export="coco", progress=False)  # a second run overwrites
+    assert report["outputs"]["coco"] == str(out / "coco")
     coco = COCO(str(out / "coco" / "train.json"))
     assert len(coco.getImgIds()) == 4 and len(coco.getAnnIds()) == 6
     assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == list(CLASSES)
     first = coco.loadAnns(coco.getAnnIds(imgIds=[1]))[0]
     assert first["bbox"] == [1, 1, 4, 5] and first["category_id"] == CLASSES.index("face") + 1
     assert min(coco.getAnnIds()) == 1  # COCOeval reads id 0 as "no match"
+
+
+def test_coco_instances_number_images_annotations_and_categories_from_1():
+    records = [
+        {"file_name": "a.jpg", "width": 32, "height": 18, "objects": [
+            {"class": "phone", "position": [4, 3, 12, 9]}, {"class": "face", "position": [0, 1, 32, 18]}]},
+        {"file_name": "b/c.jpg", "width": 20, "height": 10, "objects": []},
+        {"file_name": "d.jpg", "width": 32, "height": 18, "objects": [{"class": "face", "position": [2, 2, 6, 10]}]},
+    ]
+    assert coco_instances(records) == {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 32, "height": 18},
+                   {"id": 2, "file_name": "b/c.jpg", "width": 20, "height": 10},
+                   {"id": 3, "file_name": "d.jpg", "width": 32, "height": 18}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 6, "bbox": [4, 3, 8, 6], "area": 48, "iscrowd": 0},
+            {"id": 2, "image_id": 1, "category_id": 5, "bbox": [0, 1, 32, 17], "area": 544, "iscrowd": 0},
+            {"id": 3, "image_id": 3, "category_id": 5, "bbox": [2, 2, 4, 8], "area": 32, "iscrowd": 0},
+        ],
+        "categories": [{"id": i, "name": name} for i, name in enumerate(CLASSES, start=1)],
+    }
+
+
+def test_export_coco_makes_its_folder_and_parents(tmp_path):
+    root = export_coco(tmp_path / "new" / "out", {"train": [record("a.jpg", "face")], "val": []})
+    assert root == tmp_path / "new" / "out" / "coco"
+    assert sorted(path.name for path in root.iterdir()) == ["train.json", "val.json"]
+    assert json.loads((root / "val.json").read_text())["images"] == []
 
 
 # --- command line -----------------------------------------------------------------------------
@@ -319,10 +547,17 @@ def test_bad_prepare_argument_is_one_line_before_reading_anything(tmp_path, argu
     assert not (tmp_path / "out").exists()
 
 
-def test_a_group_by_key_no_record_has_is_refused_not_a_silent_random_split(raw, tmp_path):
-    with pytest.raises(DrowsyError, match=r"group_by 'subjekt': no record's meta has this key \(keys: ") as err:
+@pytest.mark.parametrize("folder, keys", [
+    ("raw", "none"),
+    ("named_raw", "behaviour, environment, gaze_target, group, lighting, scenario, subject"),
+], ids=["no meta", "named"])
+def test_a_group_by_key_no_record_has_is_refused_not_a_silent_random_split(request, tmp_path, folder, keys):
+    raw = request.getfixturevalue(folder)
+    with pytest.raises(DrowsyError) as err:
         prepare_dataset(raw, tmp_path / "out", val_size=6, group_by="subjekt", progress=False)
-    assert "\n" not in str(err.value) and not (tmp_path / "out").exists()
+    assert str(err.value) == (f"{raw / 'labels.json'}: group_by 'subjekt': no record's meta has this key (keys: {keys}), "
+                              'so no group can be held out; group_by "" splits by random images')
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(
@@ -366,10 +601,12 @@ def test_yolo_export_mirrors_nested_file_names_without_collisions(tmp_path):
         "[원천]졸음운전/R_216_60_M/r_216_60_m_01_0001.jpg": ("phone",),
         "[원천]졸음운전/R_217_60_F/r_216_60_m_01_0001.jpg": ("face", "eye_closed"),
         "other/r_216_60_m_01_0001.jpg": ("cigar",),
+        "deep/er/x.jpg": (),  # makes deep/ before its own image needs it
+        "deep/y.jpg": (),
         "top.jpg": (),
     }
     raw = make_nested_raw(tmp_path / "raw", labels)
-    out = tmp_path / "out"
+    out = tmp_path / "출력"
     prepare_dataset(raw, out, val_size=0, export="yolo", progress=False)
     split = out / "yolo" / "train"
     written = {path.relative_to(split / "labels").as_posix() for path in (split / "labels").rglob("*.txt")}
@@ -383,6 +620,7 @@ def test_yolo_export_mirrors_nested_file_names_without_collisions(tmp_path):
     assert {path.relative_to(diet).as_posix() for path in diet.rglob("*.txt")} == {
         "[원천]졸음운전/R_216_60_M/r_216_60_m_01_0001.txt", "other/r_216_60_m_01_0001.txt"
     }
+    assert f"path: {out / 'yolo'}\n" in (out / "yolo" / "data.yaml").read_text(encoding="utf-8")  # readable, not escaped
 
 
 def test_yolo_export_refuses_two_images_sharing_a_nested_label_file(tmp_path):
