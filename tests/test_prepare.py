@@ -18,6 +18,8 @@ from drowsy.files import link_image
 from drowsy.prepare import (coco_instances, detect_format, diet_rule, export_coco, leakage, meta_stats, prepare_dataset,
                             read_raw, select_diet, split_records, split_stats, summarize, val_count)
 
+from aihub_tree import Tree, controlled_stem
+
 
 def record(name, *classes, size=(32, 18)):
     """A manifest record with one small box per class."""
@@ -268,8 +270,7 @@ def test_prepare_writes_consistent_manifests_and_report(raw, tmp_path):
 
 
 def controlled_name(subject, frame, lighting="무광원"):
-    """An image name in AIHub's controlled scheme (drowsy.meta): subject, group G1, scenario 01, ..."""
-    return f"{subject:03d}_G1_01_{lighting}_계기판_정상주시_20200917_182234_{frame:05d}.jpg"
+    return f"{controlled_stem(subject, frame, lighting)}.jpg"
 
 
 @pytest.fixture
@@ -342,21 +343,16 @@ def test_missing_images_folder(tmp_path):
         prepare_dataset(tmp_path, tmp_path.parent / "out_missing_images", progress=False)
 
 
-def make_aihub_tree(root, stems):
-    """An AIHub tree (drowsy.aihub): per stem a 32x18 image under [원천] and its label JSON (one face) under [라벨]."""
-    image = np.zeros((18, 32), np.uint8)
+def aihub_tree(root, stems):
+    """An AIHub tree with one subject folder holding an image and its label JSON per stem."""
+    tree = Tree(root)
     for stem in stems:
-        for folder in ("[원천]bbox(통제환경)", "[라벨]bbox(통제환경)"):
-            (root / "Training" / folder / "001_G1").mkdir(parents=True, exist_ok=True)
-        assert cv2.imwrite(str(root / "Training" / "[원천]bbox(통제환경)" / "001_G1" / f"{stem}.jpg"), image)
-        document = {"FileInfo": {"FileName": f"{stem}.jpg", "Width": 32, "Height": 18, "Channel": 1},
-                    "ObjectInfo": {"BoundingBox": {"Face": {"isVisible": True, "Position": [1, 1, 5, 6]}}}}
-        (root / "Training" / "[라벨]bbox(통제환경)" / "001_G1" / f"{stem}.json").write_text(json.dumps(document))
+        tree.add("001_G1", stem)
     return root
 
 
 def test_the_raw_format_is_told_from_what_the_folder_holds(raw, tmp_path):
-    tree = make_aihub_tree(tmp_path / "tree", ["a"])
+    tree = aihub_tree(tmp_path / "tree", ["a"])
     assert detect_format(raw) == "competition" and detect_format(tree) == "aihub"
     assert detect_format(tree, "competition") == "competition"  # a forced format is taken as given
     (tmp_path / "empty").mkdir()
@@ -370,7 +366,7 @@ def test_the_raw_format_is_told_from_what_the_folder_holds(raw, tmp_path):
 
 
 def test_an_aihub_tree_is_read_with_the_tree_as_labels_and_image_root(tmp_path):
-    tree = make_aihub_tree(tmp_path / "tree", ["a", "b"])
+    tree = aihub_tree(tmp_path / "tree", ["a", "b"])
     raw = read_raw(tree)
     assert (raw.raw_format, raw.labels, raw.image_root) == ("aihub", tree, tree)
     assert [r["file_name"] for r in raw.validation.records] == [
