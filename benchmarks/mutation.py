@@ -26,6 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 LISTED = re.compile(r"^- (drowsy\.\S+__mutmut_\d+):")
 MUTMUT = Path(sys.executable).with_name("mutmut")
+LET_THROUGH = ("survived", "no tests")  # mutmut's statuses of a mutant the tests did not kill (timeouts aside)
 
 
 def statuses() -> dict[str, str]:
@@ -54,17 +55,17 @@ def table(status_by_name: dict[str, str], listed: set[str]) -> list[tuple]:
     """Per module: mutants, killed, survived (a mutant no test runs counts as survived), of those the ones
     explained in MUTANTS.md, timeouts, not run, score = killed / checked."""
     counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    explained_in: collections.Counter = collections.Counter()
     for name, status in status_by_name.items():
-        status = "survived" if status == "no tests" else status
+        status = "survived" if status in LET_THROUGH else status
         counts[_module_of(name)][status] += 1
-        counts[_module_of(name)]["explained"] += status == "survived" and name in listed
+        explained_in[_module_of(name)] += status == "survived" and name in listed
     rows = []
     for module in sorted(counts):
         c = counts[module]
-        checked = c["killed"] + c["survived"] + c["timeout"]
-        rows.append((module.removeprefix("drowsy."), sum(c.values()) - c["explained"], c["killed"], c["survived"],
-                     c["explained"], c["timeout"], sum(c.values()) - c["explained"] - checked,
-                     c["killed"] / checked if checked else float("nan")))
+        mutants, checked = sum(c.values()), c["killed"] + c["survived"] + c["timeout"]
+        rows.append((module.removeprefix("drowsy."), mutants, c["killed"], c["survived"], explained_in[module],
+                     c["timeout"], mutants - checked, c["killed"] / checked if checked else float("nan")))
     return rows
 
 
@@ -84,7 +85,7 @@ def main() -> None:
     if not args.report_only:
         globs = [f"drowsy.{m}.*" for m in args.modules]
         if args.retest:
-            globs = [name for name, status in statuses().items() if status in ("survived", "timeout", "no tests")
+            globs = [name for name, status in statuses().items() if status in (*LET_THROUGH, "timeout")
                      and (not args.modules or _module_of(name).removeprefix("drowsy.") in args.modules)]
             if not globs:
                 raise SystemExit("nothing to re-test: every mutant of these modules was killed")
@@ -101,11 +102,11 @@ def main() -> None:
     totals = [sum(r[i] for r in rows) for i in range(1, 7)]
     checked = totals[1] + totals[2] + totals[4]
     print(f"{'all':<18}" + "".join(f"{n:>10}" for n in totals) + f"{totals[1] / checked if checked else float('nan'):>10.1%}")
-    stale = sorted(n for n in listed if status_by_name.get(n) not in ("survived", "no tests"))
+    stale = sorted(n for n in listed if status_by_name.get(n) not in LET_THROUGH)
     if stale:
         print(f"\n{len(stale)} mutants listed in tests/MUTANTS.md are killed now or gone: " + ", ".join(stale))
     if args.survivors:
-        left = sorted(n for n, s in status_by_name.items() if s in ("survived", "no tests") and n not in listed)
+        left = sorted(n for n, s in status_by_name.items() if s in LET_THROUGH and n not in listed)
         print(f"\n{len(left)} survivors not explained in tests/MUTANTS.md (mutmut show NAME for the change):")
         print("\n".join(left))
 
