@@ -20,6 +20,9 @@ _GAUSS_QUANTILES = np.array([NormalDist().inv_cdf((k + 0.5) / 256) for k in rang
 DEPTHS = {"eyes": 0.27, "nose": 0.4, "mouth": 0.3, "hand": 0.38}
 
 # Owner ids of the traced parts (tests check their boxes against the pixels they own).
+# how far an iris moves from the eye's centre at full gaze (state.gaze = +-1), in eye widths and heights:
+# 0.24 widths is a 12 mm eyeball radius turned about 35 degrees inside a 30 mm wide eye (`gaze.EYE_RADIUS`)
+IRIS_TRAVEL = (0.24, 0.08)
 OWNERS = {"face": 0, "eye_left": 1, "eye_right": 2, "mouth": 3, "phone": 4, "cigar": 5}
 
 
@@ -108,7 +111,7 @@ def _draw_eye(canvas: Canvas, ident: Identity, state: SceneState, head: Frame, s
                       canvas.paint([head.place(ribbon(lash, 1.6 * lash_width))], 25.0, owner=owner))
     box = canvas.paint([head.place(ellipse(cx, cy, ew / 2, eh / 2, n=32))], ident.sclera, owner=owner)
     radius = 0.38 * eh
-    ix, iy = cx + state.gaze[0] * 0.18 * ew, cy + state.gaze[1] * 0.08 * eh
+    ix, iy = cx + state.gaze[0] * IRIS_TRAVEL[0] * ew, cy + state.gaze[1] * IRIS_TRAVEL[1] * eh
     for scale, dx, tone, n in ((1.0, 0.0, ident.iris, 24), (0.45, 0.0, 12.0, 16), (0.2, -0.35, 250.0, 12)):
         disc = ellipse(ix + dx * radius, iy + dx * radius, scale * radius, scale * radius, n=n)  # iris, pupil, glint
         canvas.paint([head.place(inside_ellipse(disc, cx, cy, ew / 2, eh / 2))], tone, owner=owner)
