@@ -16,6 +16,8 @@ import math
 import numpy as np
 import torch
 
+from drowsy.boxes import iou_with
+
 CONF_TYPES = ("avg", "max")
 
 
@@ -94,7 +96,7 @@ def _fuse_class(
     count = 0
     for box, score in zip(boxes, weighted_scores):
         if count:
-            overlaps = _iou_with(box, fused[:count])
+            overlaps = iou_with(box, fused[:count])
             best = int(overlaps.argmax())
             if overlaps[best] > iou_thres:
                 box_sums[best] += score * box
@@ -112,15 +114,6 @@ def _fuse_class(
     else:
         scores = score_sums[:count] / sizes * np.minimum(sizes, len(member_weights)) / member_weights.sum()
     return fused[:count], scores
-
-
-def _iou_with(box: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """IoU [k] of one box [4] with others [k, 4] (xyxy)."""
-    width = np.minimum(others[:, 2], box[2]) - np.maximum(others[:, 0], box[0])
-    height = np.minimum(others[:, 3], box[3]) - np.maximum(others[:, 1], box[1])
-    intersection = np.clip(width, 0, None) * np.clip(height, 0, None)
-    areas = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
-    return intersection / (areas + (box[2] - box[0]) * (box[3] - box[1]) - intersection)
 
 
 def _joined(boxes_list, scores_list, labels_list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -45,8 +45,9 @@ def frame(eyes_closed=False, mouth_open=False, phone=False, cigarette=False, eye
     names = ["mouth_opened" if mouth_open else "mouth_closed", "face"]
     if eyes_seen:
         names += ["eye_closed" if eyes_closed else "eye_opened"] * 2
+    boxes = {"phone": (60, 10, 90, 60), "cigar": (40, 40, 55, 45)}  # apart: two objects, not one in two classes
     names += ["phone"] * phone + ["cigar"] * cigarette
-    return np.array([[10, 10, 50, 50, score, CLASS_IDS[n]] for n in names], np.float32)
+    return np.array([[*boxes.get(n, (10, 10, 50, 50)), score, CLASS_IDS[n]] for n in names], np.float32)
 
 
 def run(frames: list[np.ndarray], config: MonitorConfig | None = None, fps: float = FPS):
@@ -137,9 +138,81 @@ def test_fit_offset_maximises_balanced_accuracy():
 
 def test_image_states_from_labels():
     objects = [{"class": c} for c in ("eye_closed", "eye_opened", "mouth_opened", "cigar")]
-    assert image_states(objects) == {"eyes_closed": None, "mouth_open": True, "phone": False, "cigarette": True}
+    assert image_states(objects) == {"eyes_closed": None, "mouth_open": True, "phone": False, "cigarette": True,
+                                     "eyes_seen": True}
     assert image_states([{"class": "eye_closed"}] * 2)["eyes_closed"] is True
+    assert image_states([{"class": "eye_opened"}])["eyes_seen"] is True
     assert image_states([])["mouth_open"] is None
+    assert image_states([{"class": "face"}, {"class": "mouth_closed"}])["eyes_seen"] is False  # sunglasses, a glare
+
+
+def faint_eyes(score: float, closed: bool = False) -> np.ndarray:
+    """A face whose two eye boxes score `score` (a detector's faint guesses on sunglasses score low)."""
+    eye = CLASS_IDS["eye_closed" if closed else "eye_opened"]
+    return np.array([[10, 10, 50, 50, 0.9, CLASS_IDS["face"]], [20, 25, 28, 29, 0.9, CLASS_IDS["mouth_closed"]],
+                     [15, 20, 22, 24, score, eye], [30, 20, 37, 24, score, eye]], np.float32)
+
+
+def test_an_eyes_seen_offset_makes_faint_eye_boxes_unseen_and_sunglasses_degraded():
+    offsets = {"eyes_seen": float(logit(0.3))}
+    assert frame_scores(faint_eyes(0.2), offsets=offsets)["eyes_closed"] is None  # under the fitted boundary
+    assert frame_scores(faint_eyes(0.2))["eyes_closed"] is not None  # without the offset: any box is an eye
+    seen = frame_scores(faint_eyes(0.4, closed=True), offsets=offsets)
+    assert seen["eyes_seen"] > 0.5 and seen["eyes_closed"] == pytest.approx(1.0, abs=1e-5)
+    # 6 s of sunglasses that the detector reads as faint closed eyes: an unresponsive driver raw, degraded calibrated
+    frames = [faint_eyes(0.9)] * 15 + [faint_eyes(0.2, closed=True)] * 90 + [faint_eyes(0.9)] * 15
+    _, raw_events = run(frames)
+    assert [e.type for e in raw_events] == ["unresponsive"]
+    monitor = DriverStateMonitor(MonitorConfig(), FPS, offsets)
+    for i, detections in enumerate(frames):
+        monitor.update(i, detections)
+    events = monitor.finish()
+    assert [(e.type, e.start, e.end) for e in events] == [("degraded", pytest.approx(14.5 / FPS), pytest.approx(104.5 / FPS))]
+
+
+def test_a_phone_and_a_cigar_box_on_one_object_count_as_the_better_scoring_class_only():
+    def rows(*boxes):
+        return np.array([[*box, score, CLASS_IDS[name]] for name, box, score in boxes], np.float32)
+
+    same = rows(("phone", (10, 10, 40, 60), 0.7), ("cigar", (12, 10, 40, 62), 0.5))  # IoU 0.87
+    assert (frame_scores(same)["phone"], frame_scores(same)["cigarette"]) == (pytest.approx(0.7), 0.0)
+    assert frame_scores(same, exclusive=False)["cigarette"] == pytest.approx(0.5)  # what calibration fits on
+    # compared after calibration: a cigar offset that lifts 0.5 over the phone's 0.7 keeps the cigarette
+    lifted = frame_scores(same, offsets={"cigarette": float(logit(0.2))})
+    assert lifted["phone"] == 0.0 and lifted["cigarette"] == pytest.approx(0.8)
+    apart = rows(("phone", (10, 10, 40, 60), 0.7), ("cigar", (38, 50, 48, 54), 0.5))  # a cigarette by the phone
+    assert frame_scores(apart)["cigarette"] == pytest.approx(0.5)
+    half = rows(("phone", (0, 0, 10, 10), 0.7), ("cigar", (0, 0, 10, 20), 0.5))  # IoU exactly SAME_OBJECT_IOU
+    assert frame_scores(half)["cigarette"] == 0.0
+
+
+def labelled_split(tmp_path, objects: list[list[str]]) -> Path:
+    """A prepared split (manifest + blank images) whose images are labelled with `objects` (class names)."""
+    (tmp_path / "images").mkdir(parents=True)
+    records = []
+    for i, names in enumerate(objects):
+        cv2.imwrite(str(tmp_path / "images" / f"{i}.png"), np.zeros((16, 16), np.uint8))
+        records.append({"file_name": f"{i}.png", "width": 16, "height": 16, "channels": 1,
+                        "objects": [{"class": name, "bbox": [1, 1, 4, 4]} for name in names]})
+    path = tmp_path / "val.json"
+    path.write_text(json.dumps({"image_root": str(tmp_path / "images"), "annotations": records}))
+    return path
+
+
+def test_calibration_fits_eyes_seen_on_images_without_labelled_eyes(tmp_path, monkeypatch):
+    objects = [["face", "eye_opened", "eye_opened"]] * 4 + [["face"]] * 3  # three wear sunglasses
+    split = labelled_split(tmp_path, objects)
+    scores = iter([0.8, 0.6, 0.9, 0.7, 0.15, 0.3, 0.1])
+    monkeypatch.setattr(drowsy.monitor.calibration, "detect_frames",
+                        lambda detector, frames, *args: [faint_eyes(next(scores)) for _ in frames])
+    entry = calibrate(None, split, MonitorConfig(), img_size=64, batch=3, progress=False)["signals"]["eyes_seen"]
+    assert entry["fitted"] and entry["balanced_accuracy"] == 1.0 and entry["positives"] == 4
+    assert entry["offset"] == pytest.approx((logit(0.3) + logit(0.6)) / 2, abs=1e-5)
+    # every image with its eyes labelled: nothing to fit, any kept eye box counts as seen, as uncalibrated
+    split = labelled_split(tmp_path / "all", [["eye_opened"]] * 3)
+    scores = iter([0.8, 0.6, 0.9])
+    entry = calibrate(None, split, MonitorConfig(min_score=0.05), img_size=64, progress=False)["signals"]["eyes_seen"]
+    assert not entry["fitted"] and entry["offset"] == pytest.approx(logit(0.05))
 
 
 def test_calibration_turns_a_biased_detector_into_right_states(tmp_path, monkeypatch):

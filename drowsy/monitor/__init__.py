@@ -48,7 +48,7 @@ import importlib
 
 _MODULE_OF = {
     "MonitorConfig": "config",
-    "SIGNALS": "state", "DriverStateMonitor": "state", "FrameState": "state",
+    "SIGNALS": "state", "CALIBRATED": "state", "DriverStateMonitor": "state", "FrameState": "state",
     "frame_scores": "state",
     "FOLDER_FPS": "sources", "FrameSource": "sources", "truth_detections": "sources",
     "MAX_DETECTIONS": "detect", "build_detector": "detect", "detect_frames": "detect",

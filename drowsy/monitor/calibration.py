@@ -10,23 +10,27 @@ from drowsy.errors import DrowsyError
 from drowsy.files import read_gray, read_json, write_json
 from drowsy.monitor.config import MonitorConfig
 from drowsy.monitor.detect import detect_frames
-from drowsy.monitor.state import DETECTOR_SIGNALS, frame_scores, logit
+from drowsy.monitor.state import CALIBRATED, frame_scores, logit
 from drowsy.paths import resolve
 from drowsy.progress import progress as progress_bar
 
-# The classes whose boxes make each signal's true state in a labelled image (yes, no).
+# The classes whose boxes make each signal's true state in a labelled image (yes, no); with no "no"
+# class, the signal is true when any of the "yes" classes is labelled.
 SIGNAL_CLASSES = {"eyes_closed": ("eye_closed", "eye_opened"), "mouth_open": ("mouth_opened", "mouth_closed"),
-                  "phone": ("phone", None), "cigarette": ("cigar", None)}
+                  "phone": ("phone", None), "cigarette": ("cigar", None),
+                  "eyes_seen": (("eye_opened", "eye_closed"), None)}
 
 
 def image_states(objects: list[dict]) -> dict[str, bool | None]:
     """True per-signal state of a labelled image (objects as in labels.json): eyes / mouth None when
-    not labelled or labelled both ways (one eye open, one closed); phone, cigarette: any such box."""
+    not labelled or labelled both ways (one eye open, one closed); phone, cigarette: any such box;
+    eyes_seen: any eye box (the synthetic data, like AIHub's, labels no eye hidden by sunglasses,
+    a glare or a hand)."""
     names = [obj["class"] for obj in objects]
     states = {}
     for signal, (yes, no) in SIGNAL_CLASSES.items():
         if no is None:
-            states[signal] = yes in names
+            states[signal] = any(name in names for name in ((yes,) if isinstance(yes, str) else yes))
         else:
             has_yes, has_no = yes in names, no in names
             states[signal] = has_yes if has_yes != has_no else None
@@ -74,7 +78,7 @@ def calibrate(detector, split: str | Path, config: MonitorConfig | None = None, 
 
     config = config or MonitorConfig()
     manifest = load_manifest(split)
-    samples = {signal: ([], []) for signal in DETECTOR_SIGNALS}  # per signal: raw logits, true states
+    samples = {signal: ([], []) for signal in CALIBRATED}  # per signal: raw logits, true states
     records = spread(manifest.records, images)
     with progress_bar(desc="calibrate", total=len(records), unit="img", enabled=progress) as bar:
         for start in range(0, len(records), batch):
@@ -83,7 +87,8 @@ def calibrate(detector, split: str | Path, config: MonitorConfig | None = None, 
             for scores, record in zip(_raw_scores(detector, images, img_size, config.min_score, iou), chunk):
                 _add_samples(samples, scores, image_states(record["objects"]))
             bar.update(len(chunk))
-    signals = {signal: _fit_signal(logits, states) for signal, (logits, states) in samples.items()}
+    signals = {signal: _fit_signal(logits, states, float(logit(config.min_score)) if signal == "eyes_seen" else None)
+               for signal, (logits, states) in samples.items()}
     return {"split": str(manifest.path), "img_size": img_size, "min_score": config.min_score, "signals": signals}
 
 
@@ -93,7 +98,7 @@ def _raw_scores(detector, images: list[np.ndarray], img_size: int, min_score: fl
     for same in _same_shape_runs(images):  # detect_frames letterboxes one shape at a time
         detections = detect_frames(detector, [images[i] for i in same], img_size, min_score, iou)
         for i, frame_detections in zip(same, detections):
-            scores[i] = frame_scores(frame_detections, min_score)
+            scores[i] = frame_scores(frame_detections, min_score, exclusive=False)
     return scores
 
 
@@ -105,10 +110,15 @@ def _add_samples(samples: dict[str, tuple[list, list]], scores: dict, truth: dic
             states.append(truth[signal])
 
 
-def _fit_signal(logits: list[float], states: list[bool]) -> dict:
-    """One signal's entry of `calibrate`'s result: offset 0 ("fitted": false) unless both states occur."""
+def _fit_signal(logits: list[float], states: list[bool], floor: float | None = None) -> dict:
+    """One signal's entry of `calibrate`'s result: offset 0 ("fitted": false) unless both states occur.
+
+    floor: the lowest offset allowed, also the offset when not fitted (eyes_seen: logit(min_score),
+    where any eye box the monitor keeps counts as seen, as without calibration)."""
     fitted = 0 < sum(states) < len(states)
-    offset, balanced = fit_offset(logits, states) if fitted else (0.0, None)
+    offset, balanced = fit_offset(logits, states) if fitted else (floor or 0.0, None)
+    if floor is not None:
+        offset = max(offset, floor)
     return {"offset": offset, "balanced_accuracy": balanced, "images": len(states), "positives": int(sum(states)),
             "fitted": fitted, "logits": [round(v, 4) for v in logits], "states": states}
 
@@ -146,8 +156,8 @@ def load_offsets(path: str | Path, img_size: int) -> dict[str, float]:
         raise DrowsyError(f"{path}: field 'signals': expected a mapping of signal -> {{\"offset\": ...}}")
     offsets = {}
     for signal, entry in signals.items():
-        if signal not in DETECTOR_SIGNALS:
-            raise DrowsyError(f"{path}: record '{signal}': unknown signal (have {', '.join(DETECTOR_SIGNALS)})")
+        if signal not in CALIBRATED:
+            raise DrowsyError(f"{path}: record '{signal}': unknown signal (have {', '.join(CALIBRATED)})")
         offset = entry.get("offset") if isinstance(entry, dict) else None
         if not isinstance(offset, (int, float)) or not math.isfinite(offset):
             raise DrowsyError(f"{path}: record '{signal}': field 'offset': expected a finite number, got {offset!r}")

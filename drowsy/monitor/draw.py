@@ -12,7 +12,7 @@ from drowsy.monitor.attention import LEVEL_NAMES
 from drowsy.monitor.calibration import SIGNAL_CLASSES
 from drowsy.monitor.config import MonitorConfig
 from drowsy.monitor.sources import FOLDER_FPS
-from drowsy.monitor.state import DETECTOR_SIGNALS, SIGNALS, FrameState
+from drowsy.monitor.state import CALIBRATED, SIGNALS, FrameState
 from drowsy.paths import resolve
 
 # BGR colours per class id: open things green/cyan, closed eyes red, phone/cigarette magenta/yellow.
@@ -154,13 +154,14 @@ def plot_calibration(calibration: dict):
     fitted boundary (`calibrate`'s result). Returns a matplotlib Figure."""
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, len(DETECTOR_SIGNALS), figsize=(4 * len(DETECTOR_SIGNALS), 3))
-    for axis, signal in zip(axes, DETECTOR_SIGNALS):
+    figure, axes = plt.subplots(1, len(CALIBRATED), figsize=(4 * len(CALIBRATED), 3))
+    for axis, signal in zip(axes, CALIBRATED):
         entry = calibration["signals"][signal]
         # no box at all is log-odds -13.8; the plot clips at +-8 so the informative middle stays readable
         logits, states = np.clip(entry["logits"], -8, 8), np.asarray(entry["states"], bool)
         bins = np.linspace(logits.min(), logits.max(), 30) if len(logits) else 10
         yes, no = SIGNAL_CLASSES[signal]
+        yes = yes if isinstance(yes, str) else "eye box"
         for chosen, label, colour in ((~states, f"no {yes}" if no is None else no, "tab:blue"),
                                       (states, yes, "tab:red")):
             axis.hist(logits[chosen], bins=bins, color=colour, alpha=0.6, label=f"{label} ({chosen.sum()})")

@@ -13,12 +13,15 @@ from collections import deque
 import numpy as np
 
 from drowsy import CLASS_IDS, CLASSES
+from drowsy.boxes import iou_with
 from drowsy.events import ALERT_EVENTS, Event
 from drowsy.monitor.attention import AlertLadder, Vats
 from drowsy.monitor.config import MonitorConfig
 from drowsy.monitor.gaze import HeadPose, face_features, off_road_score
 
 DETECTOR_SIGNALS = ("eyes_closed", "mouth_open", "phone", "cigarette")  # scored from class scores (`frame_scores`)
+CALIBRATED = DETECTOR_SIGNALS + ("eyes_seen",)  # the scores `calibrate` fits an offset to
+SAME_OBJECT_IOU = 0.5  # a phone box and a cigar box overlapping this much are one object (`frame_scores`)
 SIGNALS = DETECTOR_SIGNALS + ("eyes_off_road", "eyes_unseen")
 # Events made from a finished run of a signal: (the shortest run's event, the config key of its
 # minimum duration), from the longest: an eye closure is a blink or, by its length, a microsleep, a
@@ -61,19 +64,31 @@ class FrameState:
     ended: tuple[Event, ...]
 
 
-def frame_scores(detections, min_score: float = 0.0, offsets: dict[str, float] | None = None) -> dict[str, float | None]:
-    """Per-signal scores of one frame.
+def frame_scores(detections, min_score: float = 0.0, offsets: dict[str, float] | None = None,
+                 exclusive: bool = True) -> dict[str, float | None]:
+    """Per-signal scores of one frame: DETECTOR_SIGNALS and eyes_seen.
 
     detections: [n, 6] (x1, y1, x2, y2, score, class_id with CLASSES ids): an array, a torch tensor
     (read through its `cpu()`, no torch import) or anything np.asarray takes; detections scoring under
     `min_score` are ignored. eyes_closed = c / (c + o) of the best eye_closed
     (c) and eye_opened (o) scores, so it passes 0.5 when the most confident eye box says closed, None
     when no eye is seen; mouth_open likewise from mouth_opened / mouth_closed; phone and cigarette:
-    the best phone / cigar score (0 when none).
-    offsets: per signal, a log-odds offset fitted by `calibrate`; a score s becomes
+    the best phone / cigar score (0 when none); eyes_seen: the best eye box's score (0 when none).
+    offsets: per signal of CALIBRATED, a log-odds offset fitted by `calibrate`; a score s becomes
     sigmoid(logit(s) - offset), which passes 0.5 at the decision boundary found on labelled images.
+    With an eyes_seen offset, eyes whose calibrated eyes_seen stays under 0.5 count as not seen
+    (eyes_closed None): the faint eye boxes a detector still draws on sunglasses or a glare.
+    exclusive: a phone box and a cigar box on the same object (IoU >= SAME_OBJECT_IOU) are one object
+    of the better-scoring class (after calibration): a phone held to the mouth is not also a cigarette.
     """
     rows = detection_rows(detections, min_score)
+    if offsets:
+        rows = rows.copy()
+        for signal, name in (("phone", "phone"), ("cigarette", "cigar")):
+            of_class = rows[:, 5] == CLASS_IDS[name]
+            rows[of_class, 4] = _sigmoid(logit(rows[of_class, 4]) - offsets.get(signal, 0.0))
+    if exclusive:
+        rows = _one_class_per_object(rows)
     best = np.zeros(len(CLASSES))
     np.maximum.at(best, rows[:, 5].astype(np.int64), rows[:, 4])
     ids = CLASS_IDS
@@ -82,11 +97,27 @@ def frame_scores(detections, min_score: float = 0.0, offsets: dict[str, float] |
         "mouth_open": _share(best[ids["mouth_opened"]], best[ids["mouth_closed"]]),
         "phone": float(best[ids["phone"]]),
         "cigarette": float(best[ids["cigar"]]),
+        "eyes_seen": float(max(best[ids["eye_closed"]], best[ids["eye_opened"]])),
     }
     if offsets:
-        scores = {name: None if score is None else _sigmoid(logit(score) - offsets.get(name, 0.0))
-                  for name, score in scores.items()}
+        scores.update({name: None if scores[name] is None else float(_sigmoid(logit(scores[name]) - offsets.get(name, 0.0)))
+                       for name in ("eyes_closed", "mouth_open", "eyes_seen")})
+        if "eyes_seen" in offsets and scores["eyes_seen"] < 0.5:
+            scores["eyes_closed"] = None
     return scores
+
+
+def _one_class_per_object(rows: np.ndarray) -> np.ndarray:
+    """Rows without the phone / cigar boxes that overlap a better-scoring box of the other of the two
+    classes at IoU >= SAME_OBJECT_IOU."""
+    ids = (CLASS_IDS["phone"], CLASS_IDS["cigar"])
+    objects = np.flatnonzero(np.isin(rows[:, 5], ids))
+    keep = np.ones(len(rows), bool)
+    for i in objects:
+        rivals = objects[(rows[objects, 5] != rows[i, 5]) & (rows[objects, 4] > rows[i, 4])]
+        if len(rivals) and (iou_with(rows[i, :4], rows[rivals, :4]) >= SAME_OBJECT_IOU).any():
+            keep[i] = False
+    return rows[keep]
 
 
 def detection_rows(detections, min_score: float = 0.0) -> np.ndarray:
@@ -107,8 +138,8 @@ def logit(score):
     return np.log(score / (1 - score))
 
 
-def _sigmoid(value: float) -> float:
-    return float(1 / (1 + math.exp(-value)))
+def _sigmoid(value):
+    return 1 / (1 + np.exp(-value))
 
 
 class _Signal:
