@@ -17,7 +17,11 @@ The measures follow the open-source Driver-State-Detection project (e-candeloro)
   frame width, principal point = frame centre): yaw (+ = towards the image's right) and pitch (+ = down)
   in degrees;
 - mouth aspect ratio (MAR) = inner-lip opening (13/14) / mouth width (61/291), for yawns (that project
-  has no yawn rule; MAR rules are the common landmark practice).
+  has no yawn rule; MAR rules are the common landmark practice);
+- iris offset (the mesh's refined iris points, `refine_landmarks=True`): per eye, the iris centre (468,
+  473) from the midpoint of the eye's corners along the line between them, in eye widths (+ = towards
+  the image's right), the mean of both eyes; drowsy's `gaze.eye_angle` turns it into the eyes' own yaw
+  (eyes-only glances).
 Only numpy and cv2 at import: the geometry is tested from the package's environment
 (tests/test_landmark_peer.py); mediapipe is imported by `main`.
 """
@@ -31,6 +35,7 @@ import numpy as np
 EYES = ((33, 133, 160, 144, 158, 153), (362, 263, 385, 380, 387, 373))  # corner, corner, (top, bottom) x 2
 MOUTH = (61, 291, 13, 14)  # corners, inner upper lip, inner lower lip
 POSE_POINTS = (1, 152, 33, 263, 61, 291)
+IRISES = ((468, 33, 133), (473, 362, 263))  # iris centre, the eye's two corners
 # A generic face (millimetres; x to the image's right, y up, z towards the camera), nose tip at the origin:
 # the six POSE_POINTS in order. Widely used approximate anthropometric values.
 FACE_MODEL = np.array([(0.0, 0.0, 0.0), (0.0, -63.6, -12.5), (-43.3, 32.7, -26.0), (43.3, 32.7, -26.0),
@@ -51,6 +56,18 @@ def mouth_aspect_ratio(points: np.ndarray) -> float:
     return float(np.linalg.norm(points[upper] - points[lower]) / max(np.linalg.norm(points[left] - points[right]), 1e-6))
 
 
+def iris_offset(points: np.ndarray) -> float:
+    """Mean over both eyes of the iris centre's offset from the midpoint of the eye's corners, along the
+    line from its left to its right corner in the image, in eye widths; points: [478, 2] pixels."""
+    offsets = []
+    for iris, corner_a, corner_b in IRISES:
+        left, right = sorted((points[corner_a], points[corner_b]), key=lambda p: p[0])
+        axis = right - left
+        width = max(float(np.linalg.norm(axis)), 1e-6)
+        offsets.append(float(np.dot(points[iris] - (left + right) / 2, axis / width) / width))
+    return float(np.mean(offsets))
+
+
 def head_pose(points: np.ndarray, width: int, height: int) -> tuple[float, float]:
     """(yaw, pitch) in degrees of the face whose mesh landmarks (pixels) are `points`."""
     camera = np.array([[width, 0.0, width / 2], [0.0, width, height / 2], [0.0, 0.0, 1.0]])
@@ -69,7 +86,8 @@ def head_pose(points: np.ndarray, width: int, height: int) -> tuple[float, float
 
 def measure(points: np.ndarray, width: int, height: int) -> dict:
     yaw, pitch = head_pose(points, width, height)
-    return {"ear": eye_aspect_ratio(points), "mar": mouth_aspect_ratio(points), "yaw": yaw, "pitch": pitch}
+    return {"ear": eye_aspect_ratio(points), "mar": mouth_aspect_ratio(points), "yaw": yaw, "pitch": pitch,
+            "iris": iris_offset(points)}
 
 
 def main(clip: str, out: str) -> None:
@@ -80,7 +98,7 @@ def main(clip: str, out: str) -> None:
         raise SystemExit(f"{clip}: cannot be read as a video")
     fps = capture.get(cv2.CAP_PROP_FPS) or 15.0
     frames = []
-    with mp.solutions.face_mesh.FaceMesh(max_num_faces=1, refine_landmarks=False, min_detection_confidence=0.5,
+    with mp.solutions.face_mesh.FaceMesh(max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.5,
                                          min_tracking_confidence=0.5) as mesh:
         while True:
             ok, frame = capture.read()

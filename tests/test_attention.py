@@ -2,17 +2,21 @@
 baseline, long distraction, VATS, unresponsive driver, degraded monitoring, talking against yawning,
 and the alert ladder."""
 
+import dataclasses
 import math
 
+import cv2
 import numpy as np
 import pytest
 
-from drowsy import CLASS_IDS
+from drowsy import CLASS_IDS, synth
 from drowsy.clips import make_script
+from drowsy.clips.animate import base_scene
 from drowsy.events import Event
 from drowsy.monitor import DriverStateMonitor, MonitorConfig
 from drowsy.monitor.attention import AlertLadder, Vats
-from drowsy.monitor.gaze import FEATURE_DEPTH, HeadPose, box_angles, face_features
+from drowsy.monitor.gaze import EYE_RADIUS, FEATURE_DEPTH, HeadPose, box_angles, eye_angle, face_features, iris_offset
+from drowsy.synth.render import IRIS_TRAVEL
 
 FPS = 15
 FACE = (100.0, 100.0, 256.0, 300.0)  # x1, y1, x2, y2: 200 px tall, 156 wide, centre (178, 200)
@@ -88,7 +92,7 @@ def test_baseline_is_the_median_of_the_first_samples_then_frozen():
     for _ in range(60):  # the baseline is frozen once full: a driver who now sits turned a little stays so
         pose.update(face_features(face(yaw=12)))
     assert pose.update(face_features(face(yaw=12)))[0] == pytest.approx(12, abs=0.5)
-    assert len(pose.samples["eyes"][0]) == pose.size
+    assert pose.baselines["eyes"].full and len(pose.baselines["eyes"].values[0]) == 2 * FPS
 
 
 def test_face_features_are_offsets_in_face_heights_of_the_best_boxes_inside_the_best_face():
@@ -157,6 +161,71 @@ def test_a_two_second_glance_does_not_alert_and_one_of_3_2_s_does_on_time():
     fired = next(s for s in states if "distraction" in s.alerts)
     assert fired.index == 5 * FPS + 3 * FPS - 1 and event.alert == pytest.approx(fired.time_s)
     assert fired.level == 1 and states[fired.index - 1].alerts == ()
+
+
+@pytest.mark.parametrize("size", [(400, 640), (640, 360)])  # the benchmark's close-ups and its small faces
+def test_the_iris_locator_finds_a_drawn_iris_within_0_03_eye_widths(size):
+    for seed in range(3):
+        base = dataclasses.replace(base_scene(seed, size), eyes_closed=False, yaw=0.0, pitch=0.0)
+        for gaze in (-1.0, -0.5, 0.0, 0.5, 1.0):
+            image, objects = synth.render_scene(np.random.default_rng(seed), *size, dataclasses.replace(base, gaze=(gaze, 0.0)))
+            rows = np.array([[*o["position"], 0.9, CLASS_IDS[o["class"]]] for o in objects], np.float32)
+            assert iris_offset(image, rows) == pytest.approx(gaze * IRIS_TRAVEL[0], abs=0.03), (seed, gaze)
+        closed, objects = synth.render_scene(np.random.default_rng(seed), *size, dataclasses.replace(base, eyes_closed=True))
+        rows = np.array([[*o["position"], 0.9, CLASS_IDS[o["class"]]] for o in objects], np.float32)
+        assert iris_offset(closed, rows) is None  # no open eye box: nothing to read
+
+
+def test_eye_angle_inverts_the_eyeballs_geometry():
+    assert eye_angle(EYE_RADIUS * math.sin(math.radians(30))) == pytest.approx(30)
+    assert eye_angle(-EYE_RADIUS * math.sin(math.radians(12))) == pytest.approx(-12)
+    assert eye_angle(1.0) == pytest.approx(90)  # beyond the eyeball's reach: clipped, not an error
+
+
+def test_the_pose_adds_the_eyes_own_turn_against_their_baseline():
+    pose = HeadPose(FPS, baseline_s=2.0, min_baseline_s=1.0, limits=(20, 15, 15))
+    for _ in range(30):  # this driver's eyes rest 0.02 eye widths right of the box centres
+        pose.update({**face_features(face()), "iris": 0.02})
+    turned = 0.02 + EYE_RADIUS * math.sin(math.radians(30))
+    assert pose.update({**face_features(face()), "iris": turned}) == pytest.approx((30, 0), abs=0.5)
+    assert pose.update({**face_features(face(yaw=10)), "iris": 0.02 - EYE_RADIUS * math.sin(math.radians(25))}) \
+        == pytest.approx((-15, 0), abs=0.5)  # head 10 right, eyes 25 left
+    assert pose.update(face_features(face())) == pytest.approx((0, 0), abs=1e-3)  # no iris read: the head alone
+
+
+def eyes_only(n: float, yaw: float = 0.0) -> list:
+    """`n` seconds of an open-eyed, still head whose eyes look `yaw` degrees aside (`update_scores` input)."""
+    scores = {"eyes_closed": 0.0, "mouth_open": 0.0, "phone": 0.0, "cigarette": 0.0}
+    features = {**face_features(face()), "iris": EYE_RADIUS * math.sin(math.radians(yaw))}
+    return [(scores, features)] * round(n * FPS)
+
+
+def test_an_eyes_only_glance_of_2_s_does_not_alert_and_one_of_3_2_s_does_on_time():
+    for length, alerted in ((2.0, False), (3.2, True)):
+        monitor = DriverStateMonitor(MonitorConfig(), FPS)
+        frames = eyes_only(5) + eyes_only(length, yaw=-30) + eyes_only(5)
+        states = [monitor.update_scores(i, *frame) for i, frame in enumerate(frames)]
+        events = of_type(monitor.finish(), "distraction")
+        assert any("distraction" in s.alerts for s in states) == alerted and len(events) == alerted
+        if alerted:
+            assert (events[0].start, events[0].end) == (pytest.approx(5 - 0.5 / FPS), pytest.approx(8.2 - 0.5 / FPS))
+            assert events[0].alert == pytest.approx((5 * FPS + 3 * FPS - 1) / FPS)
+
+
+def test_the_monitor_reads_the_iris_of_open_eyes_only():
+    def irises(at: float) -> np.ndarray:  # a bright frame, a dark iris `at` of the way across each eye box
+        image = np.full((400, 400), 230, np.uint8)
+        for x1, y1, x2, y2, *_ in face()[face()[:, 5] == CLASS_IDS["eye_opened"]]:
+            cv2.circle(image, (int(x1 + at * (x2 - x1)), int((y1 + y2) / 2)), 3, 20, -1)
+        return image
+
+    monitor = DriverStateMonitor(MonitorConfig(), FPS)
+    for i in range(3 * FPS):
+        monitor.update(i, face(), irises(0.5))  # the baseline: eyes ahead
+    looking = monitor.update(3 * FPS, face(), irises(0.7))
+    assert looking.pose[0] == pytest.approx(eye_angle(0.2), abs=4) and looking.pose[0] > 25
+    closed = monitor.update(3 * FPS + 1, face(eyes="closed"), irises(0.7))  # the same dark spots on closed lids
+    assert closed.pose == pytest.approx((0, 0), abs=1e-3)
 
 
 def test_looking_down_or_up_counts_and_small_head_movements_do_not():
@@ -281,7 +350,8 @@ def test_benchmark_tables_on_short_protocol_and_alert_clips_with_their_true_boxe
     scores = scores_table(runs, "truth")
     assert set(scores.index) == {e.type for e in truth} and scores["events"].sum() == len(truth)
     timed = scores.drop(index="degraded")["latency_median"]  # a degraded event's truth alert is the 10 s deadline
-    assert (scores["f1"] == 1.0).all() and (timed.dropna().abs() <= 0.1).all() and len(timed.dropna()) >= 3
+    # within the issue's 0.2 s (at 10 fps a VATS sum adds up half a frame's error per glance edge)
+    assert (scores["f1"] == 1.0).all() and (timed.dropna().abs() <= 0.2).all() and len(timed.dropna()) >= 3
     assert -6.0 < scores.loc["degraded", "latency_worst"] < 0  # told 5 s in: before the deadline
     hard = hard_cases_table(runs, ["truth"])
     assert hard["events"].sum() >= 3 and (hard["recall (truth)"].dropna() == 1.0).all()

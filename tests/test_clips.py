@@ -143,14 +143,22 @@ def test_protocol_script_plays_every_item_with_its_definitions():
     short = [g for g in glances if g.end - g.start < 2.5 and not any(e.start <= g.start < e.end for e in script.events
                                                                       if e.type == "vats")]
     assert short and all(1.5 - EPS <= g.end - g.start <= 2.3 + EPS for g in short)  # the glances that must not alert
+    eyes_only = [a for a in script.actions if a.kind == "eye_glance"]  # "lizard": the head still
+    assert eyes_only and all(27 <= abs(g.value[0]) <= 35 and g.value[1] == 0 for g in eyes_only)
+    distractions = {(e.start, e.end) for e in script.events if e.type == "distraction"}
+    for glance in eyes_only:
+        length = glance.end - glance.start
+        assert (1.5 - EPS <= length <= 2.3 + EPS and clips.away_interval(glance) not in distractions) or (
+            3.3 - EPS <= length <= 5.0 + EPS and clips.away_interval(glance) in distractions), glance
 
 
 def test_alert_script_has_only_blinks_and_is_alert_free():
     script = clips.alert_script(600.0, seed=1)
     assert {e.type for e in script.events} == {"blink"} and script.alert_free == [(0.0, 600.0)]
     kinds = {a.kind for a in script.actions}
-    assert {"glance", "syllable", "closure"} <= kinds <= {"glance", "syllable", "closure", "rub"}
-    assert all(a.end - a.start <= 1.5 + EPS for a in script.actions if a.kind == "glance")
+    assert {"glance", "eye_glance", "syllable", "closure"} <= kinds <= {"glance", "eye_glance", "syllable", "closure", "rub"}
+    assert all(a.end - a.start <= 1.5 + EPS for a in script.actions if a.kind in ("glance", "eye_glance"))
+    assert all(abs(a.value[0]) <= 35 for a in script.actions if a.kind == "eye_glance")  # within the eyes' reach
 
 
 def test_protocol_clip_frames_show_turns_covers_and_talking(tmp_path):

@@ -72,6 +72,26 @@ def test_landmark_events_time_closures_glances_yawns_and_a_lost_face_by_drowsys_
     assert events[1].alert == pytest.approx(18.6 + 3.0, abs=1 / FPS)  # the live alert 3 s into the glance
 
 
+def test_iris_offset_from_mesh_points_in_eye_widths_along_the_eye_line():
+    peer = peer_module()
+    points = np.zeros((478, 2))
+    for iris, corner_a, corner_b in peer.IRISES:  # eyes 30 px wide, both irises 6 px right of centre
+        x = 100 if iris == 468 else 200
+        points[corner_a], points[corner_b], points[iris] = (x + 30, 50), (x, 50), (x + 21, 53)
+    assert peer.iris_offset(points) == pytest.approx(0.2)  # the corners' order does not matter, nor a 3 px drop
+
+
+def test_the_peers_iris_turns_the_pose_when_the_eyes_are_open():
+    def glance(iris: float, ear: float = 0.3) -> list:
+        return [{"ear": ear, "mar": 0.05, "yaw": 2.0, "pitch": 8.0, "iris": iris}] * 4 * FPS
+
+    open_eyes = glance(0.0) * 3 + glance(-0.22) + glance(0.0)  # 4 s of the eyes alone ~33 degrees aside
+    events = landmark_events({"fps": FPS, "frames": open_eyes}, MonitorConfig(), PeerRules())
+    assert [e.type for e in events] == ["distraction"]
+    closed = glance(0.0) * 3 + glance(-0.22, ear=0.1) + glance(0.0)  # the iris points of shut eyes are not read
+    assert "distraction" not in [e.type for e in landmark_events({"fps": FPS, "frames": closed}, MonitorConfig(), PeerRules())]
+
+
 def test_peer_gains_scale_the_head_angles_before_the_on_road_limits():
     frames = frames_of(10) + frames_of(4, yaw=42.0) + frames_of(3)
     found = {gain: [e.type for e in landmark_events({"fps": FPS, "frames": frames}, MonitorConfig(),

@@ -5,12 +5,15 @@ yaw, pitch and iris) while the script's actions play (kinds: `drowsy.clips.scrip
 """
 
 import dataclasses
+import math
 from collections import defaultdict
 
 import numpy as np
 
 from drowsy import synth
 from drowsy.clips.script import TURN_S, Action, Script
+from drowsy.monitor.gaze import EYE_RADIUS
+from drowsy.synth.render import IRIS_TRAVEL
 from drowsy.synth.scene import accessories
 
 OUT_S = 0.4  # the face leaves the frame and comes back this fast, centred likewise
@@ -88,9 +91,10 @@ def clip_states(script: Script, seconds: float, fps: float, seed: int,
     base = base_scene(seed, size)
     rng = np.random.default_rng([seed, 3])
     nod_side = int(rng.choice([-1, 1]))  # where the head tips in a microsleep
-    # head drift: x, y (face units), scale, roll (deg), gaze x, gaze y, brightness, yaw, pitch (deg)
+    # head drift: x, y (face units), scale, roll (deg), gaze x, gaze y, brightness, yaw, pitch (deg); the
+    # eyes on the road wander by 0.1 of the iris's travel (about 3.5 degrees) across
     walk = _random_walk(rng, frames, fps, np.array([4.0, 4.0, 6.0, 3.0, 0.8, 0.8, 8.0, 2.0, 2.0]),
-                        np.array([0.08, 0.04, 0.04, 4.0, 0.5, 0.4, 0.05, 4.0, 3.0]))
+                        np.array([0.08, 0.04, 0.04, 4.0, 0.1, 0.4, 0.05, 4.0, 3.0]))
     lookup = _Lookup(script.actions)
     states = []
     for frame, drift in zip(truth, walk):
@@ -110,6 +114,12 @@ def _animate(base: synth.SceneState, t: float, near: list[Action], drift: np.nda
     for glance in (a for a in near if a.kind == "glance"):
         weight = _swing(t, glance, TURN_S)
         yaw, pitch = yaw + weight * glance.value[0], pitch + weight * glance.value[1]
+    for glance in (a for a in near if a.kind == "eye_glance"):
+        # the eyes fixate the target whatever the head's drift (the vestibulo-ocular reflex): turned by
+        # the target's yaw less the head's, the iris EYE_RADIUS * sin(that) eye widths off centre
+        weight = _swing(t, glance, TURN_S)
+        fixed = EYE_RADIUS * math.sin(math.radians(glance.value[0] - yaw)) / IRIS_TRAVEL[0]
+        gx = (1 - weight) * gx + weight * fixed
     out = sum(_swing(t, a, OUT_S) * a.value for a in near if a.kind == "out")
     mouth = active.get("yawn") or active.get("syllable")
     gape = 0.5

@@ -4,14 +4,16 @@ cites the thresholds) and long stretches of alert driving.
 `protocol_script`: after a few seconds of plain driving (the gaze baseline's first samples), scripted
 items one after another with 4-7 s of plain driving between them, each item once per round in a random
 order: head turns ("owl" glances) towards the protocol's gaze locations for 1.5-2.3 s (must NOT alert),
-3.3-5 s (a distraction) and 6.5-8 s (an unresponsive driver); VATS sequences (glances of 1.3-2.3 s
+3.3-5 s (a distraction) and 6.5-8 s (an unresponsive driver); eyes-only ("lizard") glances, the
+head still, 27-35 degrees towards a mirror or a side window for 1.5-2.3 s (no alert) and 3.3-5 s (a
+distraction); VATS sequences (glances of 1.3-2.3 s
 with 0.6-1.5 s on the road between them, adding up to 10.5-12 s); eye closures of 1.3-2.7 s
 (microsleep), 3.4-5.5 s (sleep) and 6.5-8.5 s (unresponsive); a yawn; talking and laughing (the mouth
 moving, no yawn); eye rubbing (a hand over one eye); phone use; smoking; and degraded monitoring:
 sunglasses, a glare over the eyes, the face out of frame (10.5-14 s). Blinks in the plain stretches.
 
 `alert_script`: alert driving and nothing to alert on: blinks, mirror checks (0.4-1.5 s glances at
-least 6 s apart), talking, laughing, eye rubbing; the whole clip is an alert-free stretch.
+least 6 s apart, 4 in 10 with the eyes alone), talking, laughing, eye rubbing; the whole clip is an alert-free stretch.
 """
 
 import numpy as np
@@ -21,10 +23,11 @@ from drowsy.synth.scene import GAZE_POSES
 
 GAZE_TARGETS = {name: pose for name, pose in GAZE_POSES.items() if name != "ahead"}  # the protocol's locations
 MIRRORS = ("left side mirror", "rear-view mirror", "right side mirror")
-ITEMS = ("glance", "distraction", "unresponsive_gaze", "vats", "microsleep", "sleep", "unresponsive_eyes",
+ITEMS = ("glance", "distraction", "unresponsive_gaze", "eye_glance", "eye_distraction", "vats", "microsleep", "sleep", "unresponsive_eyes",
          "yawn", "talk", "laugh", "rub", "phone", "smoking", "sunglasses", "glare", "out")
 LEAD_S = 6.0  # plain driving before the first item
 GAP_S = (4.0, 7.0)  # plain driving between items
+EYE_YAW = (27.0, 35.0)  # eyes-only glances: clear of the 20 degree on-road edge, within the eyes' easy range
 
 
 def protocol_script(seconds: float, seed: int) -> Script:
@@ -57,6 +60,10 @@ def _item(item: str, t: float, rng: np.random.Generator) -> tuple[list, list[Act
         glance = Action("glance", start, end, _target(rng))
         kind = {"distraction": "distraction", "unresponsive_gaze": "unresponsive"}.get(item)
         return ([truth_event(kind, *away_interval(glance))] if kind else []), [glance], end
+    if item in ("eye_glance", "eye_distraction"):
+        start, end = stamp(t, rng.uniform(*((1.5, 2.3) if item == "eye_glance" else (3.3, 5.0))))
+        glance = Action("eye_glance", start, end, (float(rng.choice([-1, 1]) * rng.uniform(*EYE_YAW)), 0.0))
+        return ([truth_event("distraction", *away_interval(glance))] if item == "eye_distraction" else []), [glance], end
     if item == "vats":
         return _vats(t, rng)
     if item in ("microsleep", "sleep", "unresponsive_eyes"):
@@ -127,7 +134,11 @@ def alert_script(seconds: float, seed: int) -> Script:
         choice = rng.random()
         if choice < 0.6:
             start, end = stamp(t, rng.uniform(0.4, 1.5))
-            actions.append(Action("glance", start, end, _target(rng, MIRRORS)))
+            yaw, pitch = _target(rng, MIRRORS)
+            if rng.random() < 0.4:  # the eyes alone (a mirror within their reach): horizontal, at most 35 degrees
+                actions.append(Action("eye_glance", start, end, (float(np.clip(yaw, -EYE_YAW[1], EYE_YAW[1])), 0.0)))
+            else:
+                actions.append(Action("glance", start, end, (yaw, pitch)))
         elif choice < 0.8:
             start, end = stamp(t, rng.uniform(3.0, 10.0))
             actions += syllables(rng, start, end, "talk")

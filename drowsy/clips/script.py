@@ -4,8 +4,9 @@ script (blinks, yawns, phone use, smoking, a drowsy phase ending in a microsleep
 Actions are what the driver does, frame by frame (`drowsy.clips.animate` draws them): "closure" (eyes
 closed), "yawn", "syllable" (the mouth open for one syllable of talking or laughing; value: gape),
 "phone" (value: "ear" | "hand"), "smoking" (cigarette in hand) and "puff" (at the mouth), "droop"
-(the slumped head of a drowsy phase), "nod" (the head tipping in a microsleep), "glance" (value: yaw,
-pitch in degrees), "rub" (a hand over one eye; value: side), "sunglasses", "glare" (value: strength)
+(the slumped head of a drowsy phase), "nod" (the head tipping in a microsleep), "glance" (the head
+turned; value: yaw, pitch in degrees), "eye_glance" (the eyes alone turned, the head still: Euro
+NCAP's "lizard"; value: yaw, pitch in degrees, pitch 0: the drawn iris travels across the eye), "rub" (a hand over one eye; value: side), "sunglasses", "glare" (value: strength)
 and "out" (the face out of frame; value: side). The truth events are what a monitor should report.
 """
 
@@ -77,8 +78,9 @@ def truth_event(kind: str, start: float, end: float, alert: float | None = None)
 
 
 def away_interval(glance: Action) -> tuple[float, float]:
-    """When a glance's head turn is beyond the on-road region (`ON_ROAD`): it crosses the edge part of
-    the way through the turn that begins TURN_S / 2 before the glance's start (and back likewise)."""
+    """When a glance (of the head or the eyes) is beyond the on-road region (`ON_ROAD`): it crosses the
+    edge part of the way through the turn that begins TURN_S / 2 before the glance's start (and back
+    likewise)."""
     yaw, pitch = glance.value
     reach = max(abs(yaw) / ON_ROAD["yaw"], pitch / ON_ROAD["pitch_down"], -pitch / ON_ROAD["pitch_up"])
     early = TURN_S / 2 - TURN_S / max(reach, 1.0)

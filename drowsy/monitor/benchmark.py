@@ -33,7 +33,8 @@ PEER_SCRIPT = REPO_ROOT / "benchmarks" / "facemesh_peer.py"
 
 SCORED = {"story": ("microsleep", "drowsy", "yawn", "phone", "smoking"),
           "protocol": tuple(t for t in ALERT_EVENTS if t != "drowsy"), "alert": ()}
-HARD_CASES = ("sunglasses", "glare", "face out of frame", "head turns", "eye closures", "small faces")
+HARD_CASES = ("sunglasses", "glare", "face out of frame", "head turns", "eyes-only glances", "eye closures",
+              "small faces")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,9 +82,8 @@ def run_clips(specs: list[ClipSpec], out_dir: str | Path, detectors: dict, fps: 
             if "peer" in kwargs:
                 found[name] = landmark_events(peer_measurements(folder, kwargs["python"]), kwargs["config"], kwargs["peer"])
                 continue
-            source = None if "detector" not in kwargs else folder / "clip.mp4"
-            truth_frames = folder / "frames.json" if "detector" not in kwargs else None
-            summary = run_monitor(source, out_dir=folder / name.replace(" ", "_"), truth_frames=truth_frames,
+            truth_frames = folder / "frames.json" if "detector" not in kwargs else None  # with the frames: irises
+            summary = run_monitor(folder / "clip.mp4", out_dir=folder / name.replace(" ", "_"), truth_frames=truth_frames,
                                   annotate=False, progress=False, **kwargs)
             found[name] = load_events(summary["files"]["events"])
         runs.append({"spec": spec, "truth": load_events(folder / "events.json"),
@@ -118,7 +118,7 @@ class PeerRules:
 
 def peer_measurements(folder: Path, python: str | Path) -> dict:
     """The clip's Face Mesh measures (facemesh.json, made by PEER_SCRIPT in the peer's environment
-    `python` unless already there): {"fps", "frames": per frame {"ear", "mar", "yaw", "pitch"} or None}."""
+    `python` unless already there): {"fps", "frames": per frame {"ear", "mar", "yaw", "pitch", "iris"} or None}."""
     path = Path(folder) / "facemesh.json"
     if not path.is_file():
         result = subprocess.run([str(python), str(PEER_SCRIPT), str(Path(folder) / "clip.mp4"), str(path)],
@@ -131,16 +131,19 @@ def peer_measurements(folder: Path, python: str | Path) -> dict:
 
 def landmark_events(measurements: dict, config, rules: PeerRules) -> list:
     """The peer's measures through drowsy's state machine (`DriverStateMonitor.update_scores`, head
-    angles for the pose with the same per-driver baseline); the peer sees no phone or cigarette."""
+    angles for the pose with the same per-driver baseline, plus the eyes' own turn from the iris offset
+    of open eyes, as drowsy's); the peer sees no phone or cigarette."""
     monitor = DriverStateMonitor(config, measurements["fps"], head_features=("head",),
                                  head_angles=lambda offset: (float(offset[0]), float(offset[1])))
     for index, frame in enumerate(measurements["frames"]):
         if frame is None:
             monitor.update_scores(index, {"eyes_closed": None, "mouth_open": None, "phone": 0.0, "cigarette": 0.0}, None)
             continue
-        scores = {"eyes_closed": float(frame["ear"] < rules.ear_closed), "mouth_open": float(frame["mar"] > rules.mar_yawn),
+        closed = frame["ear"] < rules.ear_closed
+        scores = {"eyes_closed": float(closed), "mouth_open": float(frame["mar"] > rules.mar_yawn),
                   "phone": 0.0, "cigarette": 0.0}
-        monitor.update_scores(index, scores, {"head": (frame["yaw"] * rules.yaw_gain, frame["pitch"] * rules.pitch_gain)})
+        monitor.update_scores(index, scores, {"head": (frame["yaw"] * rules.yaw_gain, frame["pitch"] * rules.pitch_gain),
+                                              "iris": None if closed else frame.get("iris")})
     return monitor.finish()
 
 
@@ -254,10 +257,10 @@ def hard_cases_table(runs: list[dict], names: list[str]) -> pd.DataFrame:
 
 def _cases(event, actions, spec: ClipSpec) -> list[str]:
     cases = ["small faces"] if spec.label == "small faces" else []
-    cause = min((a for a in actions if a.kind in ("sunglasses", "glare", "out", "glance", "closure")),
+    cause = min((a for a in actions if a.kind in ("sunglasses", "glare", "out", "glance", "eye_glance", "closure")),
                 key=lambda a: abs(a.start - event.start), default=None)
     if cause is None or abs(cause.start - event.start) > 0.2:
         return cases
     return cases + [{"sunglasses": "sunglasses", "glare": "glare", "out": "face out of frame", "glance": "head turns",
-                     "closure": "eye closures"}[cause.kind]]
+                     "eye_glance": "eyes-only glances", "closure": "eye closures"}[cause.kind]]
 

@@ -134,7 +134,7 @@ def _monitor_loop(monitor: DriverStateMonitor, batches, detections_of, annotated
     try:
         for frames in batches:
             for frame, frame_detections in zip(frames, detections_of(len(records), frames)):
-                state = monitor.update(len(records), frame_detections)
+                state = monitor.update(len(records), frame_detections, frame)
                 records.append(_record(state))
                 if annotated is not None:
                     writer = writer or _open_writer(annotated, frame.shape, monitor.fps)

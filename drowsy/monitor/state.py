@@ -17,7 +17,7 @@ from drowsy.boxes import iou_with
 from drowsy.events import ALERT_EVENTS, Event
 from drowsy.monitor.attention import AlertLadder, Vats
 from drowsy.monitor.config import MonitorConfig
-from drowsy.monitor.gaze import HeadPose, face_features, off_road_score
+from drowsy.monitor.gaze import HeadPose, face_features, iris_offset, off_road_score
 
 DETECTOR_SIGNALS = ("eyes_closed", "mouth_open", "phone", "cigarette")  # scored from class scores (`frame_scores`)
 CALIBRATED = DETECTOR_SIGNALS + ("eyes_seen",)  # the scores `calibrate` fits an offset to
@@ -269,10 +269,12 @@ class DriverStateMonitor:
         self.stats = {"frames": 0, "blinks": 0, "eyes_unseen": 0, "perclos_max": 0.0, "perclos_sum": 0.0,
                       "perclos_frames": 0, "longest_closure_s": 0.0, "off_road": 0, "pose_frames": 0}
 
-    def update(self, frame_index: int, detections) -> FrameState:
+    def update(self, frame_index: int, detections, image: np.ndarray | None = None) -> FrameState:
         """Take one frame's detections ([n, 6] x1, y1, x2, y2, score, class_id; as `frame_scores` takes them).
 
-        frame_index: position in the stream (time = frame_index / fps), increasing.
+        frame_index: position in the stream (time = frame_index / fps), increasing. image: the frame
+        itself (grey or BGR, in the detections' pixels), or None; with it, the irises of open eyes
+        (`gaze.iris_offset`) add the eyes' own turn to the head's pose.
         """
         rows = detection_rows(detections, self.config.min_score)
         scores = frame_scores(rows, 0.0, self.offsets)
@@ -280,12 +282,16 @@ class DriverStateMonitor:
         height = features["mouth_open_height"] if features is not None else None
         if scores["mouth_open"] is not None and (height is None or height < self.config.yawn_min_height):
             scores["mouth_open"] = 0.0  # open, but not as wide as a yawn (talking, laughing)
+        if features is not None and image is not None and scores["eyes_closed"] is not None \
+                and scores["eyes_closed"] < 0.5:
+            features["iris"] = iris_offset(image, rows)
         return self.update_scores(frame_index, scores, features)
 
     def update_scores(self, frame_index: int, scores: dict, features: dict | None) -> FrameState:
         """Take one frame's measurements from any perception: per signal of DETECTOR_SIGNALS its score
         in [0, 1] (None: not measurable; mouth_open already 0 for a mouth not open as wide as a yawn's)
-        and the head features for `gaze.HeadPose` (None: no face). `update` measures both from detections.
+        and the head features for `gaze.HeadPose` (None: no face; an "iris" entry adds the eyes' own
+        turn). `update` measures both from detections (and the frame).
         """
         if frame_index <= self.last_index:
             raise ValueError(f"frame_index must increase: {frame_index} after {self.last_index}")
