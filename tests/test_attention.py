@@ -357,7 +357,7 @@ def test_benchmark_tables_on_short_protocol_and_alert_clips_with_their_true_boxe
     assert hard["events"].sum() >= 3 and (hard["recall (truth)"].dropna() == 1.0).all()
     alerts = false_alert_counts(runs, "truth")
     assert alerts["hours"] == pytest.approx(60 / 3600) and alerts["per_hour"] == 0.0
-    assert alerts["yawns_while_talking"] == 0 and alerts["alerts_while_rubbing"] == 0
+    assert alerts["yawns_while_talking"] == 0 and alerts["alerts_while_rubbing"] == 0 and alerts["alerts_while_eating"] == 0
     runs[1]["found"]["truth"].append(Event("yawn", 10.0, 12.0, 11.0))  # one false alert in a minute
     assert false_alert_counts(runs, "truth")["per_hour"] == pytest.approx(60.0)
     rub = next(a for a in make_script("protocol", 150.0, 7, (240, 384)).actions if a.kind == "rub")

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from drowsy import clips
+from drowsy import clips, synth
 from drowsy.cli import main
 from drowsy.events import EVENT_TYPES, Event
 
@@ -140,8 +140,8 @@ def test_protocol_script_plays_every_item_with_its_definitions():
             assert max(gaps) < 2.0  # never long enough on the road to restart the sum
         if event.alert is not None and event.type != "vats":
             assert event.alert == pytest.approx(event.start + clips.ONSET_S[event.type], abs=1e-3)
-    short = [g for g in glances if g.end - g.start < 2.5 and not any(e.start <= g.start < e.end for e in script.events
-                                                                      if e.type == "vats")]
+    short = [g for g in glances if g.end - g.start < 2.5 and not any(e.start < g.end and g.start < e.end
+                                                                      for e in script.events if e.type == "vats")]
     assert short and all(1.5 - EPS <= g.end - g.start <= 2.3 + EPS for g in short)  # the glances that must not alert
     eyes_only = [a for a in script.actions if a.kind == "eye_glance"]  # "lizard": the head still
     assert eyes_only and all(27 <= abs(g.value[0]) <= 35 and g.value[1] == 0 for g in eyes_only)
@@ -156,7 +156,8 @@ def test_alert_script_has_only_blinks_and_is_alert_free():
     script = clips.alert_script(600.0, seed=1)
     assert {e.type for e in script.events} == {"blink"} and script.alert_free == [(0.0, 600.0)]
     kinds = {a.kind for a in script.actions}
-    assert {"glance", "eye_glance", "syllable", "closure"} <= kinds <= {"glance", "eye_glance", "syllable", "closure", "rub"}
+    assert {"glance", "eye_glance", "syllable", "closure"} <= kinds <= {"glance", "eye_glance", "syllable", "closure",
+                                                                       "rub", "eat", "bite"}
     assert all(a.end - a.start <= 1.5 + EPS for a in script.actions if a.kind in ("glance", "eye_glance"))
     assert all(abs(a.value[0]) <= 35 for a in script.actions if a.kind == "eye_glance")  # within the eyes' reach
 
@@ -189,3 +190,26 @@ def test_protocol_clip_frames_show_turns_covers_and_talking(tmp_path):
             assert frame["mouth_open"] and mouth and face
             (x1, y1, x2, y2), (_, fy1, _, fy2) = mouth[0]["position"], face[0]["position"]
             assert (y2 - y1) / (fy2 - fy1) < 0.12  # talking never opens the mouth as wide as a yawn
+
+
+def test_a_meal_is_bites_that_hide_the_mouth_and_chewing_narrower_than_talking():
+    from drowsy.clips.protocol import SYLLABLES, meal
+
+    actions = meal(np.random.default_rng(4), 1.0, 11.0)
+    (span,) = [a for a in actions if a.kind == "eat"]
+    bites = [a for a in actions if a.kind == "bite"]
+    chews = [a for a in actions if a.kind == "syllable"]
+    assert (span.start, span.end) == (1.0, 11.0) and len(bites) >= 2 and chews
+    assert all(span.start <= a.start and a.end <= span.end for a in bites + chews)
+    assert all(not (b.start < c.end and c.start < b.end) for b in bites for c in chews)  # no chewing mid-bite
+    assert max(c.value for c in chews) <= SYLLABLES["chew"][1][1] < SYLLABLES["talk"][1][1]
+    assert "eat" in clips.protocol.ITEMS and any(a.kind == "eat" for a in clips.protocol_script(900.0, seed=3).actions)
+    states, truth = clips.clip_states(clips.Script([], actions), 12.0, 5.0, seed=4, size=(320, 180))
+    for state, frame in zip(states, truth):
+        biting = any(b.start + 0.1 < frame["time_s"] < b.end - 0.1 for b in bites)
+        if biting:
+            assert state.mouth_cover == "hand" and state.food
+            _, objects = synth.render_scene(np.random.default_rng(0), 320, 180, state)
+            assert not {"mouth_opened", "mouth_closed"} & {o["class"] for o in objects}  # the snack hides it
+        elif not any(b.covers(frame["time_s"]) for b in bites):
+            assert state.mouth_cover == "none" and not state.food

@@ -141,6 +141,7 @@ def _animate(base: synth.SceneState, t: float, near: list[Action], drift: np.nda
         phone=active["phone"].value if "phone" in active else "none",
         cigarette=("mouth" if "puff" in active else "hand") if smoking else "none",
         hidden_eye=active["rub"].value if "rub" in active else 0,
+        mouth_cover="hand" if "bite" in active else "none", food="bite" in active,
         sunglasses="sunglasses" in active, glare=active["glare"].value if "glare" in active else 0.0,
         brightness=float(np.clip(base.brightness + light, 0.7, 1.25)),
     ), width)

@@ -9,11 +9,13 @@ head still, 27-35 degrees towards a mirror or a side window for 1.5-2.3 s (no al
 distraction); VATS sequences (glances of 1.3-2.3 s
 with 0.6-1.5 s on the road between them, adding up to 10.5-12 s); eye closures of 1.3-2.7 s
 (microsleep), 3.4-5.5 s (sleep) and 6.5-8.5 s (unresponsive); a yawn; talking and laughing (the mouth
-moving, no yawn); eye rubbing (a hand over one eye); phone use; smoking; and degraded monitoring:
+moving, no yawn); eating (bites of a snack held to the mouth, chewing between them); eye rubbing (a
+hand over one eye); phone use; smoking; and degraded monitoring:
 sunglasses, a glare over the eyes, the face out of frame (10.5-14 s). Blinks in the plain stretches.
 
 `alert_script`: alert driving and nothing to alert on: blinks, mirror checks (0.4-1.5 s glances at
-least 6 s apart, 4 in 10 with the eyes alone), talking, laughing, eye rubbing; the whole clip is an alert-free stretch.
+least 6 s apart, 4 in 10 with the eyes alone), talking, laughing, eating, eye rubbing; the whole
+clip is an alert-free stretch.
 """
 
 import numpy as np
@@ -24,7 +26,7 @@ from drowsy.synth.scene import GAZE_POSES
 GAZE_TARGETS = {name: pose for name, pose in GAZE_POSES.items() if name != "ahead"}  # the protocol's locations
 MIRRORS = ("left side mirror", "rear-view mirror", "right side mirror")
 ITEMS = ("glance", "distraction", "unresponsive_gaze", "eye_glance", "eye_distraction", "vats", "microsleep", "sleep", "unresponsive_eyes",
-         "yawn", "talk", "laugh", "rub", "phone", "smoking", "sunglasses", "glare", "out")
+         "yawn", "talk", "laugh", "eat", "rub", "phone", "smoking", "sunglasses", "glare", "out")
 LEAD_S = 6.0  # plain driving before the first item
 GAP_S = (4.0, 7.0)  # plain driving between items
 EYE_YAW = (27.0, 35.0)  # eyes-only glances: clear of the 20 degree on-road edge, within the eyes' easy range
@@ -74,6 +76,9 @@ def _item(item: str, t: float, rng: np.random.Generator) -> tuple[list, list[Act
     if item in ("talk", "laugh"):
         start, end = stamp(t, rng.uniform(*((3.0, 8.0) if item == "talk" else (1.5, 3.0))))
         return [], syllables(rng, start, end, item), end
+    if item == "eat":
+        start, end = stamp(t, rng.uniform(8.0, 14.0))
+        return [], meal(rng, start, end), end
     low, high = {"yawn": (1.5, 4.0), "rub": (1.5, 2.5), "phone": (5.0, 10.0), "smoking": (8.0, 15.0)}.get(
         item, (10.5, 14.0))
     start, end = stamp(t, rng.uniform(low, high))
@@ -113,16 +118,34 @@ def _vats(t: float, rng: np.random.Generator) -> tuple[list, list[Action], float
     return [truth_event("vats", first, last, alert)], actions, actions[-1].end
 
 
+# Mouth movements per kind: (seconds open, gape, seconds closed between); never as wide as a yawn (gape >= 0.7).
+SYLLABLES = {"talk": ((0.1, 0.25), (0.12, 0.3), (0.08, 0.2)), "laugh": ((0.2, 0.45), (0.25, 0.33), (0.05, 0.15)),
+             "chew": ((0.15, 0.3), (0.08, 0.18), (0.1, 0.25))}
+BITE_S = (0.6, 1.2)  # eating: a snack held to the mouth ...
+CHEW_S = (1.5, 3.5)  # ... then chewing
+
+
 def syllables(rng: np.random.Generator, start: float, end: float, kind: str) -> list[Action]:
-    """Mouth openings of talking (0.1-0.25 s, gape 0.12-0.3, 0.08-0.2 s closed between) or laughing
-    (0.2-0.45 s, gape 0.25-0.33, 0.05-0.15 s closed): never as wide as a yawn (gape 0.7 and more)."""
-    opened, gape, closed = (((0.1, 0.25), (0.12, 0.3), (0.08, 0.2)) if kind == "talk" else
-                            ((0.2, 0.45), (0.25, 0.33), (0.05, 0.15)))
+    """Mouth openings of talking, laughing or chewing (`SYLLABLES`)."""
+    opened, gape, closed = SYLLABLES[kind]
     actions, t = [], start
     while t < end:
         a, b = stamp(t, rng.uniform(*opened))
         actions.append(Action("syllable", a, min(b, end), float(rng.uniform(*gape))))
         t = b + rng.uniform(*closed)
+    return actions
+
+
+def meal(rng: np.random.Generator, start: float, end: float) -> list[Action]:
+    """Eating over [start, end): an "eat" span of bites (a hand holding a snack over the mouth), each
+    followed by chewing (`SYLLABLES["chew"]`)."""
+    actions, t = [Action("eat", start, end)], start
+    while t < end:
+        a, b = stamp(t, rng.uniform(*BITE_S))
+        actions.append(Action("bite", a, min(b, end)))
+        chew_end = min(b + rng.uniform(*CHEW_S), end)
+        actions += syllables(rng, b + 0.1, chew_end, "chew")
+        t = chew_end + 0.1
     return actions
 
 
@@ -132,19 +155,22 @@ def alert_script(seconds: float, seed: int) -> Script:
     actions, t = [], rng.uniform(3.0, 8.0)
     while t < seconds - 10.0:
         choice = rng.random()
-        if choice < 0.6:
+        if choice < 0.55:
             start, end = stamp(t, rng.uniform(0.4, 1.5))
             yaw, pitch = _target(rng, MIRRORS)
             if rng.random() < 0.4:  # the eyes alone (a mirror within their reach): horizontal, at most 35 degrees
                 actions.append(Action("eye_glance", start, end, (float(np.clip(yaw, -EYE_YAW[1], EYE_YAW[1])), 0.0)))
             else:
                 actions.append(Action("glance", start, end, (yaw, pitch)))
-        elif choice < 0.8:
+        elif choice < 0.75:
             start, end = stamp(t, rng.uniform(3.0, 10.0))
             actions += syllables(rng, start, end, "talk")
-        elif choice < 0.9:
+        elif choice < 0.84:
             start, end = stamp(t, rng.uniform(1.0, 3.0))
             actions += syllables(rng, start, end, "laugh")
+        elif choice < 0.92:
+            start, end = stamp(t, rng.uniform(4.0, 10.0))
+            actions += meal(rng, start, end)
         else:
             start, end = stamp(t, rng.uniform(1.0, 2.5))
             actions.append(Action("rub", start, end, int(rng.choice([-1, 1]))))

@@ -214,7 +214,8 @@ def _or_nan(value: float | None) -> float:
 def false_alert_counts(runs: list[dict], name: str) -> dict:
     """Alerts in the alert-free stretches (`drowsy.events.false_alerts`): per hour, hours, and the
     count per type; in any clip, yawn alerts found while the driver talks or laughs, and closure, yawn
-    or degraded alerts found while a hand rubs an eye (Euro NCAP: neither counts as drowsiness)."""
+    or degraded alerts found while a hand rubs an eye or while eating (Euro NCAP: none of these counts
+    as drowsiness)."""
     alert_runs = [r for r in runs if r["alert_free"]]
     hours = sum(b - a for r in alert_runs for a, b in r["alert_free"]) / 3600
     counts = {}
@@ -223,10 +224,11 @@ def false_alert_counts(runs: list[dict], name: str) -> dict:
             counts[event.type] = counts.get(event.type, 0) + 1
     return {"hours": hours, "per_hour": sum(counts.values()) / hours if hours else None, "by_type": counts,
             "yawns_while_talking": sum(_found_during(r, name, "syllable", ("yawn",)) for r in runs),
-            "alerts_while_rubbing": sum(_found_during(r, name, "rub", RUBBING_ALERTS) for r in runs)}
+            "alerts_while_rubbing": sum(_found_during(r, name, "rub", MISREAD_ALERTS) for r in runs),
+            "alerts_while_eating": sum(_found_during(r, name, "eat", MISREAD_ALERTS) for r in runs)}
 
 
-RUBBING_ALERTS = ("microsleep", "sleep", "unresponsive", "yawn", "degraded")
+MISREAD_ALERTS = ("microsleep", "sleep", "unresponsive", "yawn", "degraded")  # what rubbing or eating must not raise
 
 
 def _found_during(run: dict, name: str, action: str, types: tuple[str, ...]) -> int:

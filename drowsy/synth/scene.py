@@ -84,6 +84,7 @@ class SceneState:
     pitch: float = 0.0  # head nod, degrees (+ = down)
     sunglasses: bool = False  # dark lenses: the eyes are hidden (not labelled)
     glare: float = 0.0  # a saturated reflection over the eyes (0 none, 1 full): from 0.5 on they are not labelled
+    food: bool = False  # with mouth_cover "hand": the hand holds a snack to the mouth (a bite; not labelled)
 
 
 @dataclasses.dataclass(frozen=True)
