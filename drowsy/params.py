@@ -272,7 +272,7 @@ class DriverMonitorParams(Params):
     prepared_dir: str = "data/prepared/demo"
     out_dir: str = "outputs/demo"
     clip_seconds: float = 90.0
-    protocol_seconds: float = 200.0
+    protocol_seconds: float = 240.0
     alert_seconds: float = 120.0
     clip_size: str = "400x640"
     clip_fps: float = 15.0

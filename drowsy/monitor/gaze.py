@@ -1,5 +1,6 @@
-"""Where the driver looks, from the detector's boxes alone: head yaw and pitch from where the eyes and
-the mouth sit inside the face box, relative to a per-driver baseline learned online.
+"""Where the driver looks, from the detector's boxes and the irises inside them: head yaw and pitch from
+where the eyes and the mouth sit inside the face box, relative to a per-driver baseline learned online,
+plus the eyes' own yaw.
 
 A head that turns moves the eyes and the mouth across the face while the face's outline, the box the
 detector draws, stays nearly where it was: a feature `FEATURE_DEPTH` face heights in front of the
@@ -89,12 +90,12 @@ def _two_eyes(eyes: np.ndarray):
 
 
 class _Median:
-    """The running median of up to `size` points (x, y), each coordinate kept sorted (no re-sorting
-    every frame); known from `min_size` points on, frozen at `size`."""
+    """The running median of up to `size` points of `dims` coordinates, each coordinate kept sorted (no
+    re-sorting every frame); known from `min_size` points on, frozen at `size`."""
 
-    def __init__(self, size: int, min_size: int):
+    def __init__(self, size: int, min_size: int, dims: int = 2):
         self.size, self.min_size = size, min_size
-        self.values: tuple[list, list] = ([], [])
+        self.values = tuple([] for _ in range(dims))
         self.median: np.ndarray | None = None
 
     @property
@@ -121,7 +122,7 @@ class HeadPose:
         self.limits = limits
         self.angles = angles or box_angles
         self.baselines = {name: _Median(size, min_size) for name in features}
-        self.iris = _Median(size, min_size)  # the eyes' own horizontal offset (`iris_offset`)
+        self.iris = _Median(size, min_size, dims=1)  # the eyes' own horizontal offset (`iris_offset`)
 
     def update(self, features: dict | None) -> tuple[float, float] | None:
         """(yaw, pitch) of this frame, None when no feature with a usable baseline is seen.
@@ -152,7 +153,7 @@ class HeadPose:
             eyes = None if self.iris.median is None else eye_angle(iris - self.iris.median[0])
             yaw, pitch = head or (0.0, 0.0)
             if not self.iris.full and off_road_score((yaw + (eyes or 0.0), pitch), *self.limits) < 1:
-                self.iris.add((iris, 0.0))
+                self.iris.add((iris,))
                 eyes = eye_angle(iris - self.iris.median[0]) if self.iris.median is not None else None
         if head is None:
             return None
