@@ -35,12 +35,12 @@ class MonitorConfig(Params):
     mouth_max_gap_s: float = 0.3
     yawn_min_s: float = 1.0
     yawn_min_height: float = 0.15
-    phone_on: float = 0.4
-    phone_off: float = 0.2
+    phone_on: float = 0.5
+    phone_off: float = 0.3
     phone_max_gap_s: float = 1.0
     phone_min_s: float = 2.0
-    cigarette_on: float = 0.5
-    cigarette_off: float = 0.3
+    cigarette_on: float = 0.55
+    cigarette_off: float = 0.2
     cigarette_max_gap_s: float = 6.0
     smoking_min_s: float = 2.0
     gaze_baseline_s: float = 60.0
