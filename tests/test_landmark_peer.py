@@ -127,6 +127,19 @@ def test_fit_peer_rules_separates_the_states_and_inverts_the_angle_response(tmp_
     assert rules.yaw_gain == pytest.approx(2.0) and rules.pitch_gain == pytest.approx(-0.5)
 
 
+def test_the_angle_response_follows_the_turns_not_the_scatter_ahead():
+    from drowsy.monitor.benchmark import _response
+
+    rng = np.random.default_rng(0)
+    ahead = rng.uniform(-4, 4, 5000)  # most frames: the head ahead, where the mesh scatters by +-10 degrees
+    turned = np.concatenate([rng.uniform(-40, -20, 100), rng.uniform(20, 40, 100)])
+    truth = np.concatenate([ahead, turned])
+    peer = np.concatenate([rng.normal(0, 10, 5000), -0.5 * turned + rng.normal(0, 2, 200)])
+    assert _response(truth, peer) == pytest.approx(-0.5, abs=0.05)
+    with pytest.raises(DrowsyError, match="turned away and ahead"):
+        _response(ahead[:10] * 0 + 30, ahead[:10])
+
+
 def test_fit_peer_rules_needs_both_states(tmp_path):
     folder = clip_folder(tmp_path / "a", 4, 0)  # no yawn frames in 4 s
     with pytest.raises(DrowsyError, match="frames of both states"):

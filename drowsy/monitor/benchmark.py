@@ -151,7 +151,7 @@ def fit_peer_rules(folders: list[Path], python: str | Path) -> PeerRules:
     """PeerRules fitted to clips with their truth (clips of their own, not the scored ones): the EAR
     and MAR thresholds that best separate (balanced accuracy) closed from open eyes and yawns from a
     mouth open to talk or laugh, over the frames where the mesh found a face; the gains as the inverse
-    of the peer's response per degree of the true head angle (least squares of peer on truth)."""
+    of the peer's response per degree of the true head angle (`_response`)."""
     rows = []
     for folder in folders:
         truth = json.loads((Path(folder) / "frames.json").read_text())
@@ -183,8 +183,15 @@ def _best_threshold(below: np.ndarray, above: np.ndarray) -> float:
 
 
 def _response(truth: np.ndarray, peer: np.ndarray) -> float:
-    """Degrees of the peer's angle per degree of the true one (slope of a least-squares line)."""
-    return float(np.polyfit(truth, peer, 1)[0])
+    """Degrees of the peer's angle per degree of the true one: the least-squares line through the
+    medians of three groups of frames, turned one way (truth <= -10 degrees), ahead (|truth| < 5) and
+    the other way (>= 10). Group medians, not every frame: thousands of frames ahead, where the mesh's
+    angle scatters by +-10 degrees, would otherwise outweigh the turns the gain is for."""
+    groups = [truth <= -10, np.abs(truth) < 5, truth >= 10]
+    points = np.array([(np.median(truth[g]), np.median(peer[g])) for g in groups if g.any()])
+    if len(points) < 2:
+        raise DrowsyError("fit_peer_rules: the calibration clips need frames turned away and ahead")
+    return float(np.polyfit(points[:, 0], points[:, 1], 1)[0])
 
 
 def scores_table(runs: list[dict], name: str) -> pd.DataFrame:
