@@ -17,6 +17,10 @@ def weights(tiny_dataset, tmp_path_factory):
     return {"baseline": run_dir / "best.pt", "finetune": run_dir / "last.pt"}
 
 
+def canonical(record: dict) -> tuple:
+    return record["file_name"], sorted((o["class"], o["position"], o["confidence_score"]) for o in record["objects"])
+
+
 def test_chunked_ablation_equals_one_pass(tiny_dataset, weights, monkeypatch):
     val = load_manifest(tiny_dataset / "val.json")
     params = EnsembleParams(predict_img_size=128, device="cpu", amp=False, batch=2, conf=0.001)
@@ -25,7 +29,9 @@ def test_chunked_ablation_equals_one_pass(tiny_dataset, weights, monkeypatch):
     monkeypatch.setattr(ablation, "ABLATION_CHUNK", 3)  # 8 val images: chunks of 3, 3 and 2
     chunked = ablation.run_ablation(options, val.image_root, val.records, params, progress=False)
     assert whole[1] == chunked[1] == whole[0]["mAP@0.75"].idxmax()
-    assert whole[2] == chunked[2] and len(whole[2]) == len(val.records)
+    # the same detections per image; the order of those whose scores round alike (a 2-epoch model
+    # scores hundreds of boxes 0.002) may differ with the images batched alongside
+    assert [canonical(r) for r in whole[2]] == [canonical(r) for r in chunked[2]] and len(whole[2]) == len(val.records)
     columns = [c for c in whole[0].columns if c != "ms/image"]
     assert whole[0][columns].equals(chunked[0][columns])
 
