@@ -2,13 +2,14 @@
 
 Renders story clips (one drowsy phase each), protocol clips (every item of `drowsy.clips.protocol`
 in rounds: glances away of every length by the head and by the eyes alone, VATS, closures from
-microsleep to unresponsive, yawns against talking, eating, eye rubbing, phone, smoking, sunglasses, glare, the face out of frame), alert-driving clips and
-protocol clips with small faces (640x360), then monitors each with its ground-truth boxes (the state
-machine's ceiling) and with the detector (calibrated on the validation split), and prints per event
-type precision, recall, F1 and the onset latency (median and worst: the alert's time minus the
-protocol's), the false alerts per hour of alert driving, yawn alerts while talking, closure, yawn or
-degraded alerts while rubbing an eye or eating, and recall on the hard cases. Goals (issue 13): F1 >= 0.9 for every type over >= 20 events each, onset within 0.2 s of
-the protocol's time, <= 1 false alert per hour, no yawn alert while talking.
+microsleep to unresponsive, yawns against talking, eating, eye rubbing, phone, smoking, sunglasses,
+glare, the face out of frame), alert-driving clips and protocol clips with small faces (640x360),
+then monitors each with its ground-truth boxes (the state machine's ceiling) and with the detector
+(calibrated on the validation split), and prints per event type precision, recall, F1 and the onset
+latency (median and worst: the alert's time minus the protocol's), the false alerts per hour of alert
+driving, yawn alerts while talking, closure, yawn or degraded alerts while rubbing an eye or eating,
+and recall on the hard cases. Goals (issue 13): F1 >= 0.9 for every type over >= 20 events each,
+onset within 0.2 s of the protocol's time, <= 1 false alert per hour, no yawn alert while talking.
 
 Beside drowsy, the landmark peer (MediaPipe Face Mesh: eye and mouth aspect ratios, head pose from the
 mesh; `drowsy.monitor.benchmark.PeerRules`) on the same clips, through drowsy's own state machine and

@@ -25,8 +25,9 @@ from drowsy.synth.scene import GAZE_POSES
 
 GAZE_TARGETS = {name: pose for name, pose in GAZE_POSES.items() if name != "ahead"}  # the protocol's locations
 MIRRORS = ("left side mirror", "rear-view mirror", "right side mirror")
-ITEMS = ("glance", "distraction", "unresponsive_gaze", "eye_glance", "eye_distraction", "vats", "microsleep", "sleep", "unresponsive_eyes",
-         "yawn", "talk", "laugh", "eat", "rub", "phone", "smoking", "sunglasses", "glare", "out")
+ITEMS = ("glance", "distraction", "unresponsive_gaze", "eye_glance", "eye_distraction", "vats", "microsleep",
+         "sleep", "unresponsive_eyes", "yawn", "talk", "laugh", "eat", "rub", "phone", "smoking", "sunglasses",
+         "glare", "out")
 LEAD_S = 6.0  # plain driving before the first item
 GAP_S = (4.0, 7.0)  # plain driving between items
 EYE_YAW = (27.0, 35.0)  # eyes-only glances: clear of the 20 degree on-road edge, within the eyes' easy range
@@ -65,7 +66,8 @@ def _item(item: str, t: float, rng: np.random.Generator) -> tuple[list, list[Act
     if item in ("eye_glance", "eye_distraction"):
         start, end = stamp(t, rng.uniform(*((1.5, 2.3) if item == "eye_glance" else (3.3, 5.0))))
         glance = Action("eye_glance", start, end, (float(rng.choice([-1, 1]) * rng.uniform(*EYE_YAW)), 0.0))
-        return ([truth_event("distraction", *away_interval(glance))] if item == "eye_distraction" else []), [glance], end
+        events = [truth_event("distraction", *away_interval(glance))] if item == "eye_distraction" else []
+        return events, [glance], end
     if item == "vats":
         return _vats(t, rng)
     if item in ("microsleep", "sleep", "unresponsive_eyes"):

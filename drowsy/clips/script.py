@@ -2,13 +2,14 @@
 script (blinks, yawns, phone use, smoking, a drowsy phase ending in a microsleep).
 
 Actions are what the driver does, frame by frame (`drowsy.clips.animate` draws them): "closure" (eyes
-closed), "yawn", "syllable" (the mouth open for one syllable of talking, laughing or chewing; value: gape), "eat" (a
-meal's span) and "bite" (a snack held over the mouth),
-"phone" (value: "ear" | "hand"), "smoking" (cigarette in hand) and "puff" (at the mouth), "droop"
-(the slumped head of a drowsy phase), "nod" (the head tipping in a microsleep), "glance" (the head
-turned; value: yaw, pitch in degrees), "eye_glance" (the eyes alone turned, the head still: Euro
-NCAP's "lizard"; value: yaw, pitch in degrees, pitch 0: the drawn iris travels across the eye), "rub" (a hand over one eye; value: side), "sunglasses", "glare" (value: strength)
-and "out" (the face out of frame; value: side). The truth events are what a monitor should report.
+closed), "yawn", "syllable" (the mouth open for one syllable of talking, laughing or chewing; value:
+gape), "eat" (a meal's span) and "bite" (a snack held over the mouth), "phone" (value: "ear" |
+"hand"), "smoking" (cigarette in hand) and "puff" (at the mouth), "droop" (the slumped head of a
+drowsy phase), "nod" (the head tipping in a microsleep), "glance" (the head turned; value: yaw, pitch
+in degrees), "eye_glance" (the eyes alone turned, the head still: Euro NCAP's "lizard"; value: yaw,
+pitch in degrees, pitch 0: the drawn iris travels across the eye), "rub" (a hand over one eye; value:
+side), "sunglasses", "glare" (value: strength) and "out" (the face out of frame; value: side). The
+truth events are what a monitor should report.
 """
 
 import dataclasses

@@ -82,9 +82,9 @@ def run_clips(specs: list[ClipSpec], out_dir: str | Path, detectors: dict, fps: 
             if "peer" in kwargs:
                 found[name] = landmark_events(peer_measurements(folder, kwargs["python"]), kwargs["config"], kwargs["peer"])
                 continue
-            truth_frames = folder / "frames.json" if "detector" not in kwargs else None  # with the frames: irises
-            summary = run_monitor(folder / "clip.mp4", out_dir=folder / name.replace(" ", "_"), truth_frames=truth_frames,
-                                  annotate=False, progress=False, **kwargs)
+            truth_frames = folder / "frames.json" if "detector" not in kwargs else None
+            summary = run_monitor(folder / "clip.mp4", out_dir=folder / name.replace(" ", "_"),  # the frames: irises
+                                  truth_frames=truth_frames, annotate=False, progress=False, **kwargs)
             found[name] = load_events(summary["files"]["events"])
         runs.append({"spec": spec, "truth": load_events(folder / "events.json"),
                      "alert_free": load_alert_free(folder / "events.json"), "found": found})
@@ -142,8 +142,8 @@ def landmark_events(measurements: dict, config, rules: PeerRules) -> list:
         closed = frame["ear"] < rules.ear_closed
         scores = {"eyes_closed": float(closed), "mouth_open": float(frame["mar"] > rules.mar_yawn),
                   "phone": 0.0, "cigarette": 0.0}
-        monitor.update_scores(index, scores, {"head": (frame["yaw"] * rules.yaw_gain, frame["pitch"] * rules.pitch_gain),
-                                              "iris": None if closed else frame.get("iris")})
+        head = (frame["yaw"] * rules.yaw_gain, frame["pitch"] * rules.pitch_gain)
+        monitor.update_scores(index, scores, {"head": head, "iris": None if closed else frame.get("iris")})
     return monitor.finish()
 
 

@@ -14,10 +14,10 @@ from drowsy.monitor.state import CALIBRATED, frame_scores, logit
 from drowsy.paths import resolve
 from drowsy.progress import progress as progress_bar
 
-# The classes whose boxes make each signal's true state in a labelled image (yes, no); with no "no"
-# class, the signal is true when any of the "yes" classes is labelled.
-SIGNAL_CLASSES = {"eyes_closed": ("eye_closed", "eye_opened"), "mouth_open": ("mouth_opened", "mouth_closed"),
-                  "phone": ("phone", None), "cigarette": ("cigar", None),
+# The classes whose boxes make each signal's true state in a labelled image: (yes classes, no class);
+# with no "no" class, the signal is true when any of the "yes" classes is labelled.
+SIGNAL_CLASSES = {"eyes_closed": (("eye_closed",), "eye_opened"), "mouth_open": (("mouth_opened",), "mouth_closed"),
+                  "phone": (("phone",), None), "cigarette": (("cigar",), None),
                   "eyes_seen": (("eye_opened", "eye_closed"), None)}
 
 
@@ -29,10 +29,11 @@ def image_states(objects: list[dict]) -> dict[str, bool | None]:
     names = [obj["class"] for obj in objects]
     states = {}
     for signal, (yes, no) in SIGNAL_CLASSES.items():
+        has_yes = any(name in names for name in yes)
         if no is None:
-            states[signal] = any(name in names for name in ((yes,) if isinstance(yes, str) else yes))
+            states[signal] = has_yes
         else:
-            has_yes, has_no = yes in names, no in names
+            has_no = no in names
             states[signal] = has_yes if has_yes != has_no else None
     return states
 

@@ -161,7 +161,7 @@ def plot_calibration(calibration: dict):
         logits, states = np.clip(entry["logits"], -8, 8), np.asarray(entry["states"], bool)
         bins = np.linspace(logits.min(), logits.max(), 30) if len(logits) else 10
         yes, no = SIGNAL_CLASSES[signal]
-        yes = yes if isinstance(yes, str) else "eye box"
+        yes = " / ".join(yes)
         for chosen, label, colour in ((~states, f"no {yes}" if no is None else no, "tab:blue"),
                                       (states, yes, "tab:red")):
             axis.hist(logits[chosen], bins=bins, color=colour, alpha=0.6, label=f"{label} ({chosen.sum()})")

@@ -82,11 +82,12 @@ def frame_scores(detections, min_score: float = 0.0, offsets: dict[str, float] |
     of the better-scoring class (after calibration): a phone held to the mouth is not also a cigarette.
     """
     rows = detection_rows(detections, min_score)
+    offsets = offsets or {}
     if offsets:
         rows = rows.copy()
         for signal, name in (("phone", "phone"), ("cigarette", "cigar")):
             of_class = rows[:, 5] == CLASS_IDS[name]
-            rows[of_class, 4] = _sigmoid(logit(rows[of_class, 4]) - offsets.get(signal, 0.0))
+            rows[of_class, 4] = _calibrated(rows[of_class, 4], offsets.get(signal, 0.0))
     if exclusive:
         rows = _one_class_per_object(rows)
     best = np.zeros(len(CLASSES))
@@ -100,8 +101,9 @@ def frame_scores(detections, min_score: float = 0.0, offsets: dict[str, float] |
         "eyes_seen": float(max(best[ids["eye_closed"]], best[ids["eye_opened"]])),
     }
     if offsets:
-        scores.update({name: None if scores[name] is None else float(_sigmoid(logit(scores[name]) - offsets.get(name, 0.0)))
-                       for name in ("eyes_closed", "mouth_open", "eyes_seen")})
+        for name in ("eyes_closed", "mouth_open", "eyes_seen"):
+            if scores[name] is not None:
+                scores[name] = float(_calibrated(scores[name], offsets.get(name, 0.0)))
         if "eyes_seen" in offsets and scores["eyes_seen"] < 0.5:
             scores["eyes_closed"] = None
     return scores
@@ -138,8 +140,9 @@ def logit(score):
     return np.log(score / (1 - score))
 
 
-def _sigmoid(value):
-    return 1 / (1 + np.exp(-value))
+def _calibrated(score, offset: float):
+    """sigmoid(logit(score) - offset): a score (or an array of them) moved by a fitted log-odds offset."""
+    return 1 / (1 + np.exp(offset - logit(score)))
 
 
 class _Signal:

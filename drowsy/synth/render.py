@@ -311,7 +311,8 @@ def draw_scene(rng: np.random.Generator, width: int, height: int, state: SceneSt
         _draw_hand(canvas, ident, hand, (0.1 * state.hand_side, ident.mouth_level + 0.03),
                    180 if state.hand_side > 0 else 0, thumb=-state.hand_side)  # thumb under the chin
         if state.food:  # a snack held at the fingertips, against the lips
-            snack = rounded_rect(-0.17 * state.hand_side, ident.mouth_level - 0.03, 0.17, 0.13, 0.05, 12.0 * state.hand_side)
+            snack = rounded_rect(-0.17 * state.hand_side, ident.mouth_level - 0.03, 0.17, 0.13, 0.05,
+                                 12.0 * state.hand_side)
             canvas.paint([hand.place(snack)], 215.0)
             canvas.paint([hand.place(ribbon(snack[::3], 0.012))], 120.0)  # its crust
     if state.hidden_eye:
