@@ -213,3 +213,22 @@ def test_a_meal_is_bites_that_hide_the_mouth_and_chewing_narrower_than_talking()
             assert not {"mouth_opened", "mouth_closed"} & {o["class"] for o in objects}  # the snack hides it
         elif not any(b.covers(frame["time_s"]) for b in bites):
             assert state.mouth_cover == "none" and not state.food
+
+
+def test_the_eyes_hold_the_road_or_the_glance_target_against_the_heads_drift():
+    from drowsy.clips.script import Action
+    from drowsy.monitor.gaze import EYE_RADIUS, eye_angle
+    from drowsy.synth.render import IRIS_TRAVEL
+
+    glances = [Action("glance", 10.0, 13.0, (45.0, 5.0)), Action("eye_glance", 25.0, 28.0, (-30.0, 0.0))]
+    states, truth = clips.clip_states(clips.Script([], glances), 300.0, 5.0, seed=6, size=(320, 180))
+    gaze = np.array([s.yaw + eye_angle(s.gaze[0] * IRIS_TRAVEL[0]) for s in states])  # where the eyes point
+    head = np.array([s.yaw for s in states])
+    t = np.array([f["time_s"] for f in truth])
+    road = ~np.any([(g.start - 1.0 < t) & (t < g.end + 1.0) for g in glances], axis=0)
+    assert np.ptp(head[road]) > 15.0  # the head drifts; the eyes wander on their own (3.5 degrees), not with it
+    assert np.abs(gaze[road]).max() < 14.0 and abs(np.corrcoef(gaze[road], head[road])[0, 1]) < 0.3
+    for glance in glances:
+        held = (glance.start + 0.2 < t) & (t < glance.end - 0.2)
+        assert np.abs(gaze[held] - glance.value[0]).max() < 12.0, glance.kind
+    assert EYE_RADIUS * abs(max(s.gaze[0] for s in states)) <= 1.0

@@ -10,6 +10,7 @@ import pytest
 
 from drowsy import CLASSES, synth
 from drowsy.cli import main
+from drowsy.synth.scene import FOOD_RATE
 
 SIZE = (320, 180)
 
@@ -153,6 +154,11 @@ def test_class_rates_follow_the_raw_train_table():
     for name in CLASSES:
         rate = counts[name] / images
         assert rate == pytest.approx(synth.CLASS_RATES[name], abs=max(0.02, 0.1 * synth.CLASS_RATES[name])), name
+    # a snack in the hand over the mouth in about FOOD_RATE of those hands, never without one
+    scenes = [synth.sample_scene(np.random.default_rng([11, index]), *SIZE) for index in range(images)]
+    hands = [s.food for s in scenes if s.mouth_cover == "hand"]
+    assert not any(s.food for s in scenes if s.mouth_cover != "hand")
+    assert len(hands) > 100 and sum(hands) / len(hands) == pytest.approx(FOOD_RATE, abs=0.1)
     # closed eyes come in pairs; a single one only where the other eye is hidden
     assert closed_per_image[1] < 0.2 * closed_per_image[2]
     # the imbalance the diet set fights: open eyes outnumber closed ones, phones and cigars are rare

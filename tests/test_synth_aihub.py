@@ -10,7 +10,7 @@ from drowsy.cli import main
 from drowsy.labels import load_manifest
 from drowsy.prepare import prepare_dataset
 from drowsy.synth import CLASS_RATES, write_aihub_tree
-from drowsy.synth.scene import CAP_RATE, GLASSES_RATE, SUNGLASSES_RATE
+from drowsy.synth.scene import CAP_RATE, GLASSES_RATE, PHONE_IN_HAND_RATE, SUNGLASSES_RATE
 
 SIZE = (160, 256)  # portrait like 800x1280, small for speed
 # behaviour -> (class it implies, class it rules out); other behaviours show neither implied class
@@ -90,6 +90,10 @@ def test_class_rates_follow_the_real_table(tmp_path):
     glasses = GLASSES_RATE + (1 - GLASSES_RATE) * SUNGLASSES_RATE  # sunglasses are glasses in the JSON
     for key, rate in (("glasses", glasses), ("cap", CAP_RATE)):  # Accessory in the JSON -> meta
         assert sum(r["meta"][key] for r in records) / 1500 == pytest.approx(rate, abs=0.04), key
+    # a phone call holds the phone at the ear or, where there is room, in front of the chest (below the face)
+    calls = [{o["class"]: o["position"] for o in r["objects"]} for r in records if r["meta"]["behaviour"] == "phone call"]
+    in_hand = sum(boxes["phone"][1] > boxes["face"][3] - 2 for boxes in calls if "face" in boxes)
+    assert len(calls) >= 40 and 0.25 * PHONE_IN_HAND_RATE < in_hand / len(calls) <= PHONE_IN_HAND_RATE + 0.1
 
 
 def test_cli_writes_the_tree(tmp_path, capsys):

@@ -111,15 +111,15 @@ def _animate(base: synth.SceneState, t: float, near: list[Action], drift: np.nda
     active = {a.kind: a for a in near if a.covers(t)}
     nod = max([_ramp(t, a, 0.6) for a in near if a.kind == "nod"], default=0.0)
     droop = "droop" in active
-    for glance in (a for a in near if a.kind == "glance"):
+    target = 0.0  # the yaw the eyes fixate: the road ahead, or where a glance goes (head or eyes alone)
+    for glance in (a for a in near if a.kind in ("glance", "eye_glance")):
         weight = _swing(t, glance, TURN_S)
-        yaw, pitch = yaw + weight * glance.value[0], pitch + weight * glance.value[1]
-    for glance in (a for a in near if a.kind == "eye_glance"):
-        # the eyes fixate the target whatever the head's drift (the vestibulo-ocular reflex): turned by
-        # the target's yaw less the head's, the iris EYE_RADIUS * sin(that) eye widths off centre
-        weight = _swing(t, glance, TURN_S)
-        fixed = EYE_RADIUS * math.sin(math.radians(glance.value[0] - yaw)) / IRIS_TRAVEL[0]
-        gx = (1 - weight) * gx + weight * fixed
+        target += weight * glance.value[0]
+        if glance.kind == "glance":
+            yaw, pitch = yaw + weight * glance.value[0], pitch + weight * glance.value[1]
+    # the eyes hold the target whatever the head's drift (the vestibulo-ocular reflex): turned by the
+    # target's yaw less the head's, the iris EYE_RADIUS * sin(that) eye widths off centre, plus their wander
+    gx += EYE_RADIUS * math.sin(math.radians(target - yaw)) / IRIS_TRAVEL[0]
     out = sum(_swing(t, a, OUT_S) * a.value for a in near if a.kind == "out")
     mouth = active.get("yawn") or active.get("syllable")
     gape = 0.5
@@ -145,8 +145,3 @@ def _animate(base: synth.SceneState, t: float, near: list[Action], drift: np.nda
         sunglasses="sunglasses" in active, glare=active["glare"].value if "glare" in active else 0.0,
         brightness=float(np.clip(base.brightness + light, 0.7, 1.25)),
     ), width)
-
-
-def room_below(base: synth.SceneState, height: int) -> float:
-    """Face heights free under the face (as in `drowsy.synth.sample_scene`)."""
-    return (height - base.face_y) / base.face_height - 0.1

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from drowsy import synth
-from drowsy.clips.animate import base_scene, clip_states, room_below
+from drowsy.clips.animate import base_scene, clip_states
 from drowsy.clips.protocol import alert_script, protocol_script
 from drowsy.clips.script import Script, story_script
 from drowsy.events import write_events
@@ -19,7 +19,8 @@ SCRIPTS = ("story", "protocol", "alert")
 def make_script(kind: str, seconds: float, seed: int, size: tuple[int, int] = (640, 360)) -> Script:
     """The script of a clip of `kind` (one of SCRIPTS)."""
     if kind == "story":
-        return story_script(seconds, seed, room_below(base_scene(seed, size), size[1]))
+        base = base_scene(seed, size)
+        return story_script(seconds, seed, synth.room_below(base.face_y, base.face_height, size[1]))
     if kind == "protocol":
         return protocol_script(seconds, seed)
     if kind == "alert":

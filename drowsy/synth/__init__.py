@@ -18,7 +18,7 @@ Coordinates: pixel centres sit at integer xy while drawing; boxes are xyxy in pi
 from drowsy.synth.aihub_tree import write_aihub_tree
 from drowsy.synth.dataset import JPEG_QUALITY, image_name, write_dataset
 from drowsy.synth.render import OWNERS, draw_scene, render_scene
-from drowsy.synth.scene import CLASS_RATES, SceneState, hands_in_frame, sample_scene
+from drowsy.synth.scene import CLASS_RATES, SceneState, hands_in_frame, room_below, sample_scene
 
 __all__ = ["CLASS_RATES", "JPEG_QUALITY", "OWNERS", "SceneState", "draw_scene", "hands_in_frame", "image_name",
-           "render_scene", "sample_scene", "write_aihub_tree", "write_dataset"]
+           "render_scene", "room_below", "sample_scene", "write_aihub_tree", "write_dataset"]

@@ -21,7 +21,7 @@ from drowsy.meta import GAZE_TARGET, LIGHTING
 from drowsy.synth.dataset import encode_jpeg, run_chunks
 from drowsy.synth.render import render_scene
 from drowsy.synth.scene import CLASS_RATES, EYES_CLOSED_RATE, GAZE_POSES, MOUTH_OPEN_RATE, MOUTH_VISIBLE_RATE, \
-    SceneState, accessories, hands_in_frame, sample_scene
+    SceneState, accessories, hands_in_frame, phone_hold, room_below, sample_scene
 
 ENVIRONMENT_FOLDER = "bbox(통제환경)"
 YAWN_RATE = MOUTH_OPEN_RATE * MOUTH_VISIBLE_RATE  # images with an open mouth
@@ -84,7 +84,7 @@ def _recording(seed: int, size: tuple[int, int], recording: int, subject: int) -
     behaviour = str(rng.choice(BEHAVIOURS, p=[1 - sum(BEHAVIOUR_RATES.values()), *BEHAVIOUR_RATES.values()]))
     lighting = str(rng.choice(list(LIGHTING)))
     gains, angle, strength = LIGHTING_LOOK[lighting]
-    base = _act(sample_scene(rng, *size), behaviour, rng, size[0])
+    base = _act(sample_scene(rng, *size), behaviour, rng, size)
     gaze_target = str(rng.choice(list(GAZE_TARGET)))
     yaw, pitch = GAZE_POSES[GAZE_TARGET[gaze_target]]
     base = dataclasses.replace(base, identity_seed=int(who.integers(2**31)), clutter_seed=int(who.integers(2**31)),
@@ -94,8 +94,9 @@ def _recording(seed: int, size: tuple[int, int], recording: int, subject: int) -
     return _Recording(behaviour, lighting, gaze_target, base)
 
 
-def _act(state: SceneState, behaviour: str, rng: np.random.Generator, width: int) -> SceneState:
-    """The scene with the content its behaviour implies, and nothing the other behaviours would add."""
+def _act(state: SceneState, behaviour: str, rng: np.random.Generator, size: tuple[int, int]) -> SceneState:
+    """The scene with the content its behaviour implies, and nothing the other behaviours would add (a
+    phone call holds the phone where `phone_hold` says: at the ear or in front of the chest)."""
     mouth_visible = behaviour == "하품재현" or (
         state.mouth_cover == "none" and rng.random() < (MOUTH_VISIBLE_RATE - YAWN_RATE) / (1 - YAWN_RATE)
         / MOUTH_VISIBLE_RATE)
@@ -103,10 +104,12 @@ def _act(state: SceneState, behaviour: str, rng: np.random.Generator, width: int
     cigarette = "none"
     if behaviour == "흡연재현":
         cigarette = "mouth" if mouth_visible and rng.random() < 0.7 else "hand"
+    phone = "none"
+    if behaviour == "통화재현":
+        phone = phone_hold(rng, room_below(state.face_y, state.face_height, size[1]))
     return hands_in_frame(dataclasses.replace(
         state, eyes_closed=behaviour == "졸음재현", mouth_open=behaviour == "하품재현", mouth_cover=cover,
-        phone=(state.phone if state.phone != "none" else "ear") if behaviour == "통화재현" else "none",
-        cigarette=cigarette), width)
+        food=state.food and cover == "hand", phone=phone, cigarette=cigarette), size[0])
 
 
 def _frame_state(seed, size, recording: int, frame: int, subject: int, per_subject: int):

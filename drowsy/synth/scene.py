@@ -25,6 +25,10 @@ MOUTH_OPEN_RATE = CLASS_RATES["mouth_opened"] / MOUTH_VISIBLE_RATE  # among visi
 # Accessories (our choice: the public data's rates are not published); they hide nothing that is labelled
 GLASSES_RATE = 0.25
 CAP_RATE = 0.15
+# A phone is held at the ear or, where there is room below the face, in front of the chest; a hand over
+# the mouth holds a snack to it (a bite) this often (our choices)
+PHONE_IN_HAND_RATE = 0.4
+FOOD_RATE = 0.5
 # Sunglasses and a glare hide the eyes, which are then not labelled (AIHub tree only, our choice: enough
 # for the detector to learn that covered eyes are no eyes; they put the eye classes ~5 % under the table)
 SUNGLASSES_RATE = 0.03
@@ -162,6 +166,17 @@ def hands_in_frame(state: SceneState, width: int) -> SceneState:
     return dataclasses.replace(state, **sides) if sides else state
 
 
+def room_below(face_y: float, face_height: float, height: int) -> float:
+    """Face heights free under a face centred at `face_y` in an image `height` pixels tall."""
+    return (height - face_y) / face_height - 0.1
+
+
+def phone_hold(rng: np.random.Generator, room: float) -> str:
+    """Where a phone in use is: "hand" at `PHONE_IN_HAND_RATE` where `room` (face heights free below the
+    face) is at least 0.8 (no more than a third of the phone cut off), else "ear"."""
+    return "hand" if rng.random() < PHONE_IN_HAND_RATE and room >= 0.8 else "ear"
+
+
 def sample_scene(rng: np.random.Generator, width: int, height: int) -> SceneState:
     """A random scene for a `width` x `height` image, with the class rates of `CLASS_RATES`."""
     aspect_guess = 0.8  # only to keep the face inside the frame before the identity is known
@@ -174,10 +189,8 @@ def sample_scene(rng: np.random.Generator, width: int, height: int) -> SceneStat
     mouth_open = mouth_visible and rng.random() < MOUTH_OPEN_RATE
     # one hand near the face is enough: a hidden eye pairs with a face mask, not a second hand
     mouth_cover = "none" if mouth_visible else ("mask" if hidden_eye or rng.random() < 0.7 else "hand")
-    phone = rng.choice(["ear", "hand"], p=[0.6, 0.4]) if rng.random() < CLASS_RATES["phone"] else "none"
-    room = (height - face_y) / face_height - 0.1  # below the face, in face units
-    if phone == "hand" and room < 0.8:  # no room in front of the chest: at most a third cut off
-        phone = "ear"
+    room = room_below(face_y, face_height, height)
+    phone = phone_hold(rng, room) if rng.random() < CLASS_RATES["phone"] else "none"
     phone_side = int(rng.choice([-1, 1]))
     cigarette = "none"
     if rng.random() < CLASS_RATES["cigar"]:
@@ -191,8 +204,8 @@ def sample_scene(rng: np.random.Generator, width: int, height: int) -> SceneStat
         gaze=(rng.uniform(-1, 1), rng.uniform(-1, 1)),
         eyes_closed=bool(rng.random() < EYES_CLOSED_RATE), hidden_eye=hidden_eye,
         mouth_open=bool(mouth_open), mouth_gape=rng.uniform(0.5, 0.85), mouth_cover=mouth_cover,
-        hand_side=int(rng.choice([-1, 1])),
-        phone=str(phone), phone_side=phone_side,
+        hand_side=int(rng.choice([-1, 1])), food=mouth_cover == "hand" and bool(rng.random() < FOOD_RATE),
+        phone=phone, phone_side=phone_side,
         phone_place=(*phone_xy, rng.uniform(-25, 25)),
         cigarette=cigarette, cigarette_side=cigarette_side,
         cigarette_angle=rng.uniform(10, 40) if cigarette == "mouth" else rng.uniform(10, 45),
