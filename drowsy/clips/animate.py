@@ -111,15 +111,16 @@ def _animate(base: synth.SceneState, t: float, near: list[Action], drift: np.nda
     active = {a.kind: a for a in near if a.covers(t)}
     nod = max([_ramp(t, a, 0.6) for a in near if a.kind == "nod"], default=0.0)
     droop = "droop" in active
-    target = 0.0  # the yaw the eyes fixate: the road ahead, or where a glance goes (head or eyes alone)
+    target, away = 0.0, 0.0  # the yaw the eyes fixate (the road ahead, or where a glance goes), its weight
     for glance in (a for a in near if a.kind in ("glance", "eye_glance")):
         weight = _swing(t, glance, TURN_S)
-        target += weight * glance.value[0]
+        target, away = target + weight * glance.value[0], away + weight
         if glance.kind == "glance":
             yaw, pitch = yaw + weight * glance.value[0], pitch + weight * glance.value[1]
     # the eyes hold the target whatever the head's drift (the vestibulo-ocular reflex): turned by the
-    # target's yaw less the head's, the iris EYE_RADIUS * sin(that) eye widths off centre, plus their wander
-    gx += EYE_RADIUS * math.sin(math.radians(target - yaw)) / IRIS_TRAVEL[0]
+    # target's yaw less the head's, the iris EYE_RADIUS * sin(that) eye widths off centre; they wander
+    # about the road, not about a glance's target
+    gx = (1 - min(away, 1.0)) * gx + EYE_RADIUS * math.sin(math.radians(target - yaw)) / IRIS_TRAVEL[0]
     out = sum(_swing(t, a, OUT_S) * a.value for a in near if a.kind == "out")
     mouth = active.get("yawn") or active.get("syllable")
     gape = 0.5
