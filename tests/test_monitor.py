@@ -139,11 +139,13 @@ def test_fit_offset_maximises_balanced_accuracy():
 def test_image_states_from_labels():
     objects = [{"class": c} for c in ("eye_closed", "eye_opened", "mouth_opened", "cigar")]
     assert image_states(objects) == {"eyes_closed": None, "mouth_open": True, "phone": False, "cigarette": True,
-                                     "eyes_seen": True}
+                                     "eyes_seen": True, "mouth_seen": True}
     assert image_states([{"class": "eye_closed"}] * 2)["eyes_closed"] is True
     assert image_states([{"class": "eye_opened"}])["eyes_seen"] is True
     assert image_states([])["mouth_open"] is None
     assert image_states([{"class": "face"}, {"class": "mouth_closed"}])["eyes_seen"] is False  # sunglasses, a glare
+    assert image_states([{"class": "face"}, {"class": "eye_opened"}])["mouth_seen"] is False  # a mask, a hand
+    assert image_states([{"class": "mouth_closed"}])["mouth_seen"] is True
 
 
 def faint_eyes(score: float, closed: bool = False) -> np.ndarray:
@@ -168,6 +170,32 @@ def test_an_eyes_seen_offset_makes_faint_eye_boxes_unseen_and_sunglasses_degrade
         monitor.update(i, detections)
     events = monitor.finish()
     assert [(e.type, e.start, e.end) for e in events] == [("degraded", pytest.approx(14.5 / FPS), pytest.approx(104.5 / FPS))]
+
+
+def bite(score: float) -> np.ndarray:
+    """A face with open eyes whose mouth boxes score `score`: mouth_opened tall as a yawn's (0.4 face
+    heights), mouth_closed at half that (a detector's faint guesses on a hand holding a snack score low)."""
+    return np.array([[10, 10, 50, 50, 0.9, CLASS_IDS["face"]], [15, 20, 22, 24, 0.9, CLASS_IDS["eye_opened"]],
+                     [30, 20, 37, 24, 0.9, CLASS_IDS["eye_opened"]], [20, 30, 40, 46, score, CLASS_IDS["mouth_opened"]],
+                     [20, 35, 40, 40, score / 2, CLASS_IDS["mouth_closed"]]], np.float32)
+
+
+def test_a_mouth_seen_offset_makes_faint_mouth_boxes_unseen_and_a_bite_no_yawn():
+    offsets = {"mouth_seen": float(logit(0.3))}
+    assert frame_scores(bite(0.2), offsets=offsets)["mouth_open"] is None  # under the fitted boundary
+    assert frame_scores(bite(0.2))["mouth_open"] == pytest.approx(2 / 3)  # without the offset: any box is a mouth
+    assert frame_scores(bite(0.2), offsets=offsets)["eyes_closed"] is not None  # the eyes are not gated by it
+    seen = frame_scores(bite(0.4), offsets=offsets)
+    assert seen["mouth_seen"] > 0.5 and seen["mouth_open"] == pytest.approx(2 / 3)
+    # a 1.5 s bite that the detector reads as a faint wide-open mouth: a yawn raw, nothing calibrated;
+    # a yawn the detector is sure of stays a yawn
+    for score, calibrated_types in ((0.2, []), (0.9, ["yawn"])):
+        frames = [bite(0.0)] * 15 + [bite(score)] * 23 + [bite(0.0)] * 15
+        assert [e.type for e in run(frames)[1]] == ["yawn"]
+        monitor = DriverStateMonitor(MonitorConfig(), FPS, offsets)
+        for i, detections in enumerate(frames):
+            monitor.update(i, detections)
+        assert [e.type for e in monitor.finish()] == calibrated_types
 
 
 def test_a_phone_and_a_cigar_box_on_one_object_count_as_the_better_scoring_class_only():
@@ -213,6 +241,17 @@ def test_calibration_fits_eyes_seen_on_images_without_labelled_eyes(tmp_path, mo
     scores = iter([0.8, 0.6, 0.9])
     entry = calibrate(None, split, MonitorConfig(min_score=0.05), img_size=64, progress=False)["signals"]["eyes_seen"]
     assert not entry["fitted"] and entry["offset"] == pytest.approx(logit(0.05))
+
+
+def test_calibration_fits_mouth_seen_on_images_without_a_labelled_mouth(tmp_path, monkeypatch):
+    objects = [["face", "eye_opened", "mouth_closed"]] * 3 + [["face", "eye_opened"]] * 2  # two masks or hands
+    split = labelled_split(tmp_path, objects)
+    scores = iter([0.7, 0.5, 0.8, 0.2, 0.1])
+    monkeypatch.setattr(drowsy.monitor.calibration, "detect_frames",
+                        lambda detector, frames, *args: [bite(next(scores)) for _ in frames])
+    entry = calibrate(None, split, MonitorConfig(), img_size=64, batch=2, progress=False)["signals"]["mouth_seen"]
+    assert entry["fitted"] and entry["balanced_accuracy"] == 1.0 and entry["positives"] == 3
+    assert entry["offset"] == pytest.approx((logit(0.2) + logit(0.5)) / 2, abs=1e-5)
 
 
 def test_calibration_turns_a_biased_detector_into_right_states(tmp_path, monkeypatch):

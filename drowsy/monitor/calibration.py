@@ -10,7 +10,7 @@ from drowsy.errors import DrowsyError
 from drowsy.files import read_gray, read_json, write_json
 from drowsy.monitor.config import MonitorConfig
 from drowsy.monitor.detect import detect_frames
-from drowsy.monitor.state import CALIBRATED, frame_scores, logit
+from drowsy.monitor.state import CALIBRATED, SEEN, frame_scores, logit
 from drowsy.paths import resolve
 from drowsy.progress import progress as progress_bar
 
@@ -18,14 +18,15 @@ from drowsy.progress import progress as progress_bar
 # with no "no" class, the signal is true when any of the "yes" classes is labelled.
 SIGNAL_CLASSES = {"eyes_closed": (("eye_closed",), "eye_opened"), "mouth_open": (("mouth_opened",), "mouth_closed"),
                   "phone": (("phone",), None), "cigarette": (("cigar",), None),
-                  "eyes_seen": (("eye_opened", "eye_closed"), None)}
+                  "eyes_seen": (("eye_opened", "eye_closed"), None),
+                  "mouth_seen": (("mouth_opened", "mouth_closed"), None)}
 
 
 def image_states(objects: list[dict]) -> dict[str, bool | None]:
     """True per-signal state of a labelled image (objects as in labels.json): eyes / mouth None when
     not labelled or labelled both ways (one eye open, one closed); phone, cigarette: any such box;
     eyes_seen: any eye box (the synthetic data, like AIHub's, labels no eye hidden by sunglasses,
-    a glare or a hand)."""
+    a glare or a hand); mouth_seen: any mouth box (none is labelled under a mask or a hand)."""
     names = [obj["class"] for obj in objects]
     states = {}
     for signal, (yes, no) in SIGNAL_CLASSES.items():
@@ -88,7 +89,7 @@ def calibrate(detector, split: str | Path, config: MonitorConfig | None = None, 
             for scores, record in zip(_raw_scores(detector, images, img_size, config.min_score, iou), chunk):
                 _add_samples(samples, scores, image_states(record["objects"]))
             bar.update(len(chunk))
-    signals = {signal: _fit_signal(logits, states, float(logit(config.min_score)) if signal == "eyes_seen" else None)
+    signals = {signal: _fit_signal(logits, states, float(logit(config.min_score)) if signal in SEEN else None)
                for signal, (logits, states) in samples.items()}
     return {"split": str(manifest.path), "img_size": img_size, "min_score": config.min_score, "signals": signals}
 
@@ -114,8 +115,8 @@ def _add_samples(samples: dict[str, tuple[list, list]], scores: dict, truth: dic
 def _fit_signal(logits: list[float], states: list[bool], floor: float | None = None) -> dict:
     """One signal's entry of `calibrate`'s result: offset 0 ("fitted": false) unless both states occur.
 
-    floor: the lowest offset allowed, also the offset when not fitted (eyes_seen: logit(min_score),
-    where any eye box the monitor keeps counts as seen, as without calibration)."""
+    floor: the lowest offset allowed, also the offset when not fitted (eyes_seen, mouth_seen:
+    logit(min_score), where any eye or mouth box the monitor keeps counts as seen, as without calibration)."""
     fitted = 0 < sum(states) < len(states)
     offset, balanced = fit_offset(logits, states) if fitted else (floor or 0.0, None)
     if floor is not None:

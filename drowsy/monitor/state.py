@@ -20,7 +20,8 @@ from drowsy.monitor.config import MonitorConfig
 from drowsy.monitor.gaze import HeadPose, face_features, iris_offset, off_road_score
 
 DETECTOR_SIGNALS = ("eyes_closed", "mouth_open", "phone", "cigarette")  # scored from class scores (`frame_scores`)
-CALIBRATED = DETECTOR_SIGNALS + ("eyes_seen",)  # the scores `calibrate` fits an offset to
+CALIBRATED = DETECTOR_SIGNALS + ("eyes_seen", "mouth_seen")  # the scores `calibrate` fits an offset to
+SEEN = {"eyes_seen": "eyes_closed", "mouth_seen": "mouth_open"}  # the signal each measurability score gates
 SAME_OBJECT_IOU = 0.5  # a phone box and a cigar box overlapping this much are one object (`frame_scores`)
 SIGNALS = DETECTOR_SIGNALS + ("eyes_off_road", "eyes_unseen")
 # Events made from a finished run of a signal: (the shortest run's event, the config key of its
@@ -66,18 +67,21 @@ class FrameState:
 
 def frame_scores(detections, min_score: float = 0.0, offsets: dict[str, float] | None = None,
                  exclusive: bool = True) -> dict[str, float | None]:
-    """Per-signal scores of one frame: DETECTOR_SIGNALS and eyes_seen.
+    """Per-signal scores of one frame: DETECTOR_SIGNALS, eyes_seen and mouth_seen.
 
     detections: [n, 6] (x1, y1, x2, y2, score, class_id with CLASSES ids): an array, a torch tensor
     (read through its `cpu()`, no torch import) or anything np.asarray takes; detections scoring under
     `min_score` are ignored. eyes_closed = c / (c + o) of the best eye_closed
     (c) and eye_opened (o) scores, so it passes 0.5 when the most confident eye box says closed, None
     when no eye is seen; mouth_open likewise from mouth_opened / mouth_closed; phone and cigarette:
-    the best phone / cigar score (0 when none); eyes_seen: the best eye box's score (0 when none).
+    the best phone / cigar score (0 when none); eyes_seen, mouth_seen: the best eye / mouth box's score
+    (0 when none).
     offsets: per signal of CALIBRATED, a log-odds offset fitted by `calibrate`; a score s becomes
     sigmoid(logit(s) - offset), which passes 0.5 at the decision boundary found on labelled images.
     With an eyes_seen offset, eyes whose calibrated eyes_seen stays under 0.5 count as not seen
-    (eyes_closed None): the faint eye boxes a detector still draws on sunglasses or a glare.
+    (eyes_closed None): the faint eye boxes a detector still draws on sunglasses or a glare; likewise
+    mouth_seen and mouth_open: the faint mouth boxes on a hand holding a snack to the mouth, which
+    read as a wide-open mouth (a yawn) otherwise.
     exclusive: a phone box and a cigar box on the same object (IoU >= SAME_OBJECT_IOU) are one object
     of the better-scoring class (after calibration): a phone held to the mouth is not also a cigarette.
     """
@@ -99,13 +103,15 @@ def frame_scores(detections, min_score: float = 0.0, offsets: dict[str, float] |
         "phone": float(best[ids["phone"]]),
         "cigarette": float(best[ids["cigar"]]),
         "eyes_seen": float(max(best[ids["eye_closed"]], best[ids["eye_opened"]])),
+        "mouth_seen": float(max(best[ids["mouth_opened"]], best[ids["mouth_closed"]])),
     }
     if offsets:
-        for name in ("eyes_closed", "mouth_open", "eyes_seen"):
+        for name in ("eyes_closed", "mouth_open", *SEEN):
             if scores[name] is not None:
                 scores[name] = float(_calibrated(scores[name], offsets.get(name, 0.0)))
-        if "eyes_seen" in offsets and scores["eyes_seen"] < 0.5:
-            scores["eyes_closed"] = None
+        for seen, gated in SEEN.items():
+            if seen in offsets and scores[seen] < 0.5:
+                scores[gated] = None
     return scores
 
 
