@@ -10,9 +10,13 @@ loads it and however many workers there are.
 """
 
 import math
+import mmap
 import os
 import random
+import tempfile
+import weakref
 from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.reduction import DupFd
 from pathlib import Path
 
 import cv2
@@ -22,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from drowsy import CLASS_IDS
 from drowsy.augment import augment_value, flip_lr, mosaic4, random_affine
+from drowsy.distributed import SINGLE_PROCESS, Process, all_agree, barrier, node_shared_file
 from drowsy.errors import DrowsyError
 from drowsy.files import read_gray
 from drowsy.geometry import (
@@ -44,21 +49,27 @@ AUGMENT_OFF = {
 UNSUPPORTED = ("hsv_h", "hsv_s", "flipud", "mixup")
 
 
-SHARED_MEMORY = Path("/dev/shm")  # where torch's shared tensors live on Linux (Docker: 64 MB unless --shm-size)
+SHARED_MEMORY = Path("/dev/shm")  # the image cache and the workers' batches (Docker: 64 MB unless --shm-size)
 
 
 class ImageCache:
     """Decoded, resized images of one dataset in a single shared-memory buffer, one slot per image.
 
-    A loader worker unpickles the buffer as a handle to the same memory (torch passes a shared tensor
-    as a file descriptor), so the cache costs its size once for the whole process tree, whatever the
-    number of workers; its pages count once in the tree's PSS.
+    The buffer is a file in shared memory (`distributed.node_shared_file`: unlinked as soon as it is open,
+    so nothing outlives the processes using it), mapped by every process that uses it: a loader worker
+    receives its descriptor when it starts (`__reduce__`, over the same socket torch passes shared tensors
+    through) and maps the same pages, and under torchrun so does every rank of the node. The cache costs
+    its size once for the whole node, whatever the number of workers and ranks; its pages count once in
+    the tree's PSS.
     """
 
-    def __init__(self, shapes: list[tuple[int, int]]):
+    def __init__(self, shapes: list[tuple[int, int]], fd: int):
+        """shapes: (h, w) of each image; fd: a file of at least `nbytes` bytes (kept open, closed with the cache)."""
         self.shapes = np.asarray(shapes, np.int64).reshape(-1, 2)  # [n, 2] (h, w)
         self.offsets = np.concatenate([[0], np.cumsum(self.shapes[:, 0] * self.shapes[:, 1])])
-        self.buffer = torch.empty(int(self.offsets[-1]), dtype=torch.uint8).share_memory_()
+        self._fd = fd
+        weakref.finalize(self, os.close, fd)
+        self.buffer = np.frombuffer(mmap.mmap(fd, max(self.nbytes, 1)), np.uint8, count=self.nbytes)
 
     @property
     def nbytes(self) -> int:
@@ -66,8 +77,15 @@ class ImageCache:
 
     def slot(self, index: int) -> np.ndarray:
         """uint8 [h, w]: the image's place in the buffer (a view: writing it fills the cache)."""
-        start, stop = int(self.offsets[index]), int(self.offsets[index + 1])
-        return self.buffer[start:stop].numpy().reshape(self.shapes[index])
+        return self.buffer[self.offsets[index]:self.offsets[index + 1]].reshape(self.shapes[index])
+
+    def __reduce__(self):
+        return _reopened_cache, (self.shapes, DupFd(self._fd))
+
+
+def _reopened_cache(shapes: np.ndarray, fd: DupFd) -> ImageCache:
+    """The cache in the process that unpickled it: the same file, mapped again."""
+    return ImageCache(shapes, fd.detach())
 
 
 def shared_memory_free() -> int | None:
@@ -93,23 +111,29 @@ def check_shared_memory(workers: int, batch: int, img_size: int, channels: int) 
                           "or set workers lower")
 
 
-def cache_if_it_fits(datasets: list["DetectionDataset"], budget_gb: float) -> bool:
+def cache_if_it_fits(datasets: list["DetectionDataset"], budget_gb: float, process: Process = SINGLE_PROCESS) -> bool:
     """Cache every dataset's images (`DetectionDataset.cache_images`) when together they fit in
     `budget_gb` and in the free shared memory; else leave them streamed from disk. Says which, in one
-    line, with the sizes. Returns whether they were cached."""
+    line, with the sizes. Under torchrun every rank calls it: the node's ranks make one cache (the
+    budget is the node's), and all ranks take the same decision. Returns whether they were cached."""
     need = sum(d.cache_bytes() for d in datasets)
     free = shared_memory_free()
     sizes = f"{need / 2**30:.2f} GB for {sum(len(d) for d in datasets):,} images, budget {budget_gb:g} GB (cache_gb)"
     if need > budget_gb * 2**30:
-        log(f"image cache: {sizes}: too large, images are streamed from disk")
-        return False
-    if free is not None and need > free:
-        log(f"image cache: {sizes}, but only {free / 2**30:.2f} GB free in {SHARED_MEMORY}: images are streamed "
-            "from disk (in Docker, give the container more: --shm-size=16g or --ipc=host)")
+        verdict = f"image cache: {sizes}: too large, images are streamed from disk"
+    elif free is not None and need > free:
+        verdict = (f"image cache: {sizes}, but only {free / 2**30:.2f} GB free in {SHARED_MEMORY}: images are "
+                   "streamed from disk (in Docker, give the container more: --shm-size=16g or --ipc=host)")
+    else:
+        verdict = ""
+    if not all_agree(process, not verdict):
+        log(verdict or f"image cache: {sizes}: another rank cannot make it (its log says why), images are streamed "
+                       "from disk")
         return False
     for dataset in datasets:
-        dataset.cache_images(progress=False)
-    log(f"image cache: {sizes}: in shared memory, one copy for every loader worker")
+        dataset.cache_images(progress=False, process=process)
+    shared_by = f" and the {process.local_world_size} ranks of this node" if process.local_world_size > 1 else ""
+    log(f"image cache: {sizes}: in shared memory, one copy for every loader worker{shared_by}")
     return True
 
 
@@ -220,22 +244,27 @@ class DetectionDataset(Dataset):
         """Bytes `cache_images` will take."""
         return sum(h * w for h, w in self._cache_shapes())
 
-    def cache_images(self, progress: bool = True) -> float:
+    def cache_images(self, progress: bool = True, process: Process = SINGLE_PROCESS) -> float:
         """Decode and resize (long side = img_size) every image into an `ImageCache`. Returns its size in MB.
 
         Call in the main process before the loader starts its workers: they then map the same shared
-        memory (the cache costs its size once, whatever the number of workers).
+        memory (the cache costs its size once, whatever the number of workers). Under torchrun every
+        rank calls it: the ranks of a node make one cache, each decoding its share of the images.
         """
-        cache = ImageCache(self._cache_shapes())
+        folder = SHARED_MEMORY if SHARED_MEMORY.is_dir() else Path(tempfile.gettempdir())
+        size = max(self.cache_bytes(), 1)  # mmap maps at least a byte
+        cache = ImageCache(self._cache_shapes(), node_shared_file(process, folder, size))
 
         def fill(index: int) -> None:
             cache.slot(index)[:] = self._decode_resized(index)
 
+        share = range(process.local_rank, len(self), process.local_world_size)
         threads = min(8, os.cpu_count() or 1)  # cv2 releases the GIL while decoding and resizing
         with ThreadPoolExecutor(threads) as pool:
-            for _ in progress_bar(pool.map(fill, range(len(self))), total=len(self), desc="cache images",
-                                  unit="img", enabled=progress):
+            for _ in progress_bar(pool.map(fill, share), total=len(share), desc="cache images", unit="img",
+                                  enabled=progress):
                 pass
+        barrier(process)  # every rank's share is in
         self._cache = cache
         megabytes = cache.nbytes / 2**20
         if progress:

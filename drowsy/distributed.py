@@ -1,4 +1,4 @@
-"""This process's place in a (possibly distributed) run: rank, world size, device.
+"""This process's place in a (possibly distributed) run: rank, world size, device, its node's ranks.
 
 Under torchrun (WORLD_SIZE > 1) it joins the process group: NCCL on GPUs, gloo on CPUs.
 """
@@ -6,6 +6,8 @@ Under torchrun (WORLD_SIZE > 1) it joins the process group: NCCL on GPUs, gloo o
 import dataclasses
 import datetime
 import os
+import uuid
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -21,6 +23,8 @@ class Process:
     rank: int
     world_size: int
     device: torch.device
+    local_rank: int = 0  # this rank's place among the ranks of its node (machine)
+    local_world_size: int = 1  # how many ranks run on its node
 
     @property
     def distributed(self) -> bool:
@@ -32,20 +36,56 @@ class Process:
         return self.rank == 0
 
 
+SINGLE_PROCESS = Process(0, 1, torch.device("cpu"))  # a run without torchrun, as far as sharing goes
+
+
 def setup_process(device_name: str) -> Process:
     """Select the device and, under torchrun, bind this rank to its GPU and join the process group."""
     rank, world_size = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     device = select_device(device_name)
-    if world_size > 1:
-        if device.type == "cuda":
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-            torch.cuda.set_device(device)
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=GROUP_TIMEOUT)
-    return Process(rank, world_size, device)
+    if world_size == 1:
+        return Process(rank, world_size, device)
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=GROUP_TIMEOUT)
+    # torchrun says how many ranks share this node; under a launcher that does not, each rank is on its own
+    node = (local_rank, int(os.environ["LOCAL_WORLD_SIZE"])) if "LOCAL_WORLD_SIZE" in os.environ else (0, 1)
+    return Process(rank, world_size, device, *node)
 
 
 def barrier(process: Process) -> None:
     """Wait for every rank (a no-op in a single process)."""
     if process.distributed:
         dist.barrier()
+
+
+def all_agree(process: Process, answer: bool) -> bool:
+    """Whether every rank answered yes (one process: its answer), so that all take the same branch."""
+    if not process.distributed:
+        return answer
+    answers: list = [None] * process.world_size
+    dist.all_gather_object(answers, answer)
+    return all(answers)
+
+
+def node_shared_file(process: Process, folder: Path, size: int) -> int:
+    """An open descriptor (read-write) of a new file of `size` bytes in `folder`, the same file for every
+    rank of this node (in one process, its own). It is unlinked before this returns, once every rank has
+    opened it: it lives as long as a process holds it open or mapped, so a crash leaves nothing behind."""
+    name = [f"drowsy-{uuid.uuid4().hex}"]
+    if process.distributed:
+        dist.broadcast_object_list(name, src=0)
+    path = folder / f"{name[0]}-{process.rank - process.local_rank}"  # named after the node's first rank
+    if process.local_rank == 0:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        os.ftruncate(fd, size)
+    barrier(process)
+    if process.local_rank != 0:
+        fd = os.open(path, os.O_RDWR)
+    barrier(process)
+    if process.local_rank == 0:
+        path.unlink()
+    return fd

@@ -13,7 +13,6 @@ any point and resumed from `last.pt` ends with the same weights as an uninterrup
 import contextlib
 import dataclasses
 import math
-import os
 import signal
 import time
 from pathlib import Path
@@ -154,7 +153,7 @@ def build_run(config: TrainConfig, process: Process, loss_factory=YoloLoss, prog
         model.load_state_dict(init["model"] if checkpoint else init["ema"])
     frozen_prefixes = [p.strip() for p in config.freeze.split(",") if p.strip()]
     frozen = freeze_modules(model, frozen_prefixes)
-    train_data, val_data, val_records = build_datasets(config, hyp, in_channels)
+    train_data, val_data, val_records = build_datasets(config, hyp, in_channels, process)
     check_shared_memory(config.workers, config.batch * 2, config.img_size, in_channels)  # the val loader's batches
     anchor_report = None
     if config.autoanchor and not init:
@@ -189,8 +188,8 @@ def build_run(config: TrainConfig, process: Process, loss_factory=YoloLoss, prog
     return run
 
 
-def build_datasets(config: TrainConfig, hyp: Hyp, in_channels: int) -> tuple[DetectionDataset, DetectionDataset,
-                                                                             list[dict]]:
+def build_datasets(config: TrainConfig, hyp: Hyp, in_channels: int,
+                   process: Process) -> tuple[DetectionDataset, DetectionDataset, list[dict]]:
     """The augmented training set, the letterboxed validation set and its records (the first
     val_images of the validation manifest)."""
     train_set = load_manifest(require(config.train_manifest, MADE_BY_PREPARE))
@@ -200,10 +199,8 @@ def build_datasets(config: TrainConfig, hyp: Hyp, in_channels: int) -> tuple[Det
     val_records = val_set.records[: config.val_images or None]
     val_data = DetectionDataset(val_set.image_root, val_records, config.img_size, augment=False,
                                 in_channels=in_channels, seed=config.seed)
-    if config.cache:  # decoded once here into shared memory, which the loader workers map
-        # under torchrun every rank of a node makes its own cache: they share the node's budget
-        ranks_here = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-        cache_if_it_fits([train_data, val_data], config.cache_gb / ranks_here)
+    if config.cache:  # decoded once here into shared memory, which the loader workers and the node's ranks map
+        cache_if_it_fits([train_data, val_data], config.cache_gb, process)
     return train_data, val_data, val_records
 
 

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -21,7 +22,7 @@ WORLD_SIZE = 2
 EPOCHS, RESUMED_EPOCHS = 2, 3
 # 32 training images / 4 parts = 8 per epoch: 4 per rank, 2 batches of 2; one optimizer step per batch.
 TRAIN_OPTIONS = dict(model="yolov5n", img_size=64, batch=2, nominal_batch=4, epoch_parts=4, device="cpu",
-                     workers=0, cache="false", val_every=100, val_images=2, seed=5)
+                     workers=0, cache="true", val_every=100, val_images=2, seed=5)
 
 RANK_SCRIPT = textwrap.dedent('''
     """Run `drowsy train` on this rank, then save what it did to DUMP_DIR/rank<RANK>.pt."""
@@ -188,6 +189,79 @@ def test_resume_under_ddp_continues_to_more_epochs(ddp_runs):
     rows = [json.loads(line) for line in (ddp_runs["run_dir"] / "metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in rows] == list(range(RESUMED_EPOCHS))
     assert "mAP75" in rows[-1]  # the final epoch was validated on rank 0
+
+
+CACHE_SCRIPT = textwrap.dedent('''
+    """Cache the training images of a manifest on this rank (one node), then save to DUMP_DIR/rank<RANK>.pt
+    what it decoded, what the cache holds and how its pages are shared."""
+    import argparse
+    import os
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    from drowsy import dataset as data
+    from drowsy.distributed import barrier, setup_process
+    from drowsy.labels import load_manifest
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--manifest")
+    parser.add_argument("--no-shared-memory-on-rank", type=int, default=-1)
+    args = parser.parse_args(sys.argv[2:])
+    rank = int(os.environ["RANK"])
+    if rank == args.no_shared_memory_on_rank:
+        data.shared_memory_free = lambda: 0
+    decoded = []
+    decode = data.DetectionDataset._decode_resized
+    data.DetectionDataset._decode_resized = lambda self, index: decoded.append(index) or decode(self, index)
+
+    manifest = load_manifest(args.manifest)
+    dataset = data.DetectionDataset(manifest.image_root, manifest.records, 320)
+    process = setup_process("cpu")
+    cached = data.cache_if_it_fits([dataset], budget_gb=1.0, process=process)
+    record = {"cached": cached, "decoded": sorted(decoded), "pages": {}}
+    if cached:
+        record["slots"] = [torch.from_numpy(dataset._cache.slot(i).copy()) for i in range(len(dataset))]
+        barrier(process)  # both ranks have now read every page of the cache
+        header = ""
+        for line in Path("/proc/self/smaps").read_text().splitlines():
+            if "-" in line.split()[0]:  # a mapping's first line: address range, ..., path
+                header = line
+            elif "/drowsy-" in header and line.split()[0] in ("Rss:", "Pss:"):
+                record["pages"][line.split()[0]] = int(line.split()[1])  # kB
+    record["left_in_shared_memory"] = [p.name for p in data.SHARED_MEMORY.glob("drowsy-*")]
+    torch.save(record, Path(sys.argv[1]) / f"rank{rank}.pt")
+''')
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="page sharing is read from /proc/self/smaps (Linux)")
+def test_the_ranks_of_a_node_share_one_image_cache_each_decoding_half(tiny_dataset, tmp_path):
+    from drowsy.dataset import DetectionDataset
+    from drowsy.labels import load_manifest
+
+    script = tmp_path / "rank_cache.py"
+    script.write_text(CACHE_SCRIPT)
+    ranks = torchrun(script, tmp_path / "dump", {"manifest": tiny_dataset / "train.json"})
+    manifest = load_manifest(tiny_dataset / "train.json")
+    plain = DetectionDataset(manifest.image_root, manifest.records, 320)
+    assert [r["cached"] for r in ranks] == [True, True]
+    assert ranks[0]["decoded"] == list(range(0, len(plain), 2)) and ranks[1]["decoded"] == list(range(1, len(plain), 2))
+    for rank in ranks:  # each sees every image, half of them decoded by the other rank
+        for index, slot in enumerate(rank["slots"]):
+            assert torch.equal(slot, torch.from_numpy(plain._decode_resized(index))), index
+        # one copy for the node: every page is mapped by both ranks, so each counts half of it
+        assert rank["pages"]["Rss:"] >= plain.cache_bytes() // 1024
+        assert abs(2 * rank["pages"]["Pss:"] - rank["pages"]["Rss:"]) <= 8, rank["pages"]
+        assert rank["left_in_shared_memory"] == []  # unlinked once both had opened it
+
+
+def test_ranks_stream_from_disk_together_when_one_has_no_room_for_the_cache(tiny_dataset, tmp_path):
+    script = tmp_path / "rank_cache.py"
+    script.write_text(CACHE_SCRIPT)
+    ranks = torchrun(script, tmp_path / "dump", {"manifest": tiny_dataset / "train.json",
+                                                 "no_shared_memory_on_rank": 1})
+    assert [(r["cached"], r["decoded"]) for r in ranks] == [(False, []), (False, [])]
 
 
 POISONED_SCRIPT = textwrap.dedent('''

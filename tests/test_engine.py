@@ -1,6 +1,5 @@
 """The training engine: reproducibility, resume after a crash or a signal, checkpoints, overfitting."""
 
-import dataclasses
 import json
 import pickle
 import signal
@@ -195,20 +194,6 @@ def test_freeze_unknown_module_is_an_error(tiny_dataset, reference_run, tmp_path
     with pytest.raises(DrowsyError, match="no module named 'backbnoe'"):
         train(tiny_config(tiny_dataset, tmp_path, weights=str(reference_run[0] / "last.pt"), freeze="backbnoe"),
               progress=False)
-
-
-def test_the_ranks_of_a_node_share_the_cache_budget(tiny_dataset, tmp_path, monkeypatch, capsys):
-    from drowsy.dataset import DetectionDataset
-    from drowsy.labels import load_manifest
-
-    need = sum(DetectionDataset(m.image_root, m.records, 96).cache_bytes()
-               for m in (load_manifest(tiny_dataset / name) for name in ("train.json", "val.json")))
-    config = tiny_config(tiny_dataset, tmp_path, epochs=1, cache=True, cache_gb=2 * need / 2**30)
-    train(config, progress=False)
-    assert "in shared memory" in capsys.readouterr().out  # one process: the whole budget
-    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # as torchrun sets it for 4 ranks on this node: a quarter each
-    train(dataclasses.replace(config, run_dir=str(tmp_path / "ranked")), progress=False)
-    assert "too large, images are streamed from disk" in capsys.readouterr().out
 
 
 def test_resume_without_a_last_checkpoint_starts_from_scratch(tiny_dataset, reference_run, tmp_path):
