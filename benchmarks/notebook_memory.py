@@ -5,6 +5,9 @@ images (800x1280 frames in the AIHub layout), the model swapped for yolov5n and 
 
 What it checks: workers do not multiply the memory (each costs its interpreter and its batches, not a copy
 of the data), and more images add at most one copy each (the shared image cache, when it fits cache_gb).
+The tree's PSS is sampled, and its peak varies from run to run by a few tenths of a GB (the training
+step's activations); the notebook kernel's own peak RSS is exact (the kernel keeps it), and with 0 workers
+the kernel is the process that holds the data, so its growth with the images is the sharper measure.
 
     python benchmarks/notebook_memory.py [--images 150 600] [--workers 0 4]
 """
@@ -40,17 +43,20 @@ def manifests(folder: Path, images: list[int]) -> dict[int, Path]:
     return prepared
 
 
-def peak_tree_pss(command: list[str]) -> tuple[float, float]:
-    """Run `command`; (peak PSS of its process tree in GB, sampled every 0.2 s; seconds)."""
+def peaks(command: list[str]) -> tuple[float, float, float]:
+    """Run `command`; (peak PSS of its process tree in GB, sampled every 0.2 s; the largest peak RSS of
+    one process in it in GB, the notebook kernel's, exact (VmHWM); seconds)."""
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    peak = 0
+    peak_pss = peak_rss = 0
     while process.poll() is None:
-        peak = max(peak, memory.tree_pss(process.pid))
+        pids = memory.tree(process.pid)
+        peak_pss = max(peak_pss, sum(memory.process_pss(pid) for pid in pids))
+        peak_rss = max([peak_rss] + [memory.peak_rss(pid) for pid in pids])
         time.sleep(0.2)
     if process.returncode:
         raise SystemExit(f"notebook 03 failed:\n{process.stderr.read()[-3000:]}")
-    return peak / 2**30, time.perf_counter() - started
+    return peak_pss / 2**30, peak_rss / 2**30, time.perf_counter() - started
 
 
 def main() -> None:
@@ -58,7 +64,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, nargs="+", default=[150, 600])
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 4])
     args = parser.parse_args()
-    print(f"{'train images':>12}{'workers':>9}{'peak tree PSS GB':>18}{'seconds':>9}")
+    print(f"{'train images':>12}{'workers':>9}{'peak tree PSS GB':>18}{'kernel peak RSS GB':>20}{'seconds':>9}")
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -71,17 +77,19 @@ def main() -> None:
                            "-f", str(REPO_ROOT / "data" / "presets" / "full.yaml"),
                            *[arg for key, value in overrides.items() for arg in ("-p", key, str(value))],
                            str(REPO_ROOT / "notebooks" / "03_train_baseline.ipynb"), str(folder / f"03_{n}_{workers}.ipynb")]
-                results[n, workers] = peak_tree_pss(command)
-                print(f"{n:>12}{workers:>9}{results[n, workers][0]:>18.2f}{results[n, workers][1]:>9.0f}", flush=True)
+                results[n, workers] = peaks(command)
+                pss, rss, seconds = results[n, workers]
+                print(f"{n:>12}{workers:>9}{pss:>18.2f}{rss:>20.2f}{seconds:>9.0f}", flush=True)
     small, large = min(args.images), max(args.images)
     for workers in args.workers:
-        per_image = (results[large, workers][0] - results[small, workers][0]) * 2**30 / (large - small) / 2**20
-        print(f"{workers} workers: {per_image:.2f} MB more per training image from {small} to {large} (one copy of an "
-              f"800x1280 frame: {800 * 1280 / 2**20:.2f} MB)")
+        growth = [(results[large, workers][k] - results[small, workers][k]) * 2**30 / (large - small) / 2**20
+                  for k in (0, 1)]
+        print(f"{workers} workers: {growth[0]:.2f} MB more tree PSS per training image from {small} to {large}, "
+              f"{growth[1]:.2f} MB more kernel peak RSS (one copy of an 800x1280 frame: {800 * 1280 / 2**20:.2f} MB)")
     for n in args.images:
         extra = results[n, max(args.workers)][0] - results[n, min(args.workers)][0]
         print(f"{n} images: {max(args.workers)} workers take {extra:.2f} GB more than {min(args.workers)} (goal <= 4)")
-    print(json.dumps({f"{n}x{w}": round(v[0], 3) for (n, w), v in results.items()}))
+    print(json.dumps({f"{n}x{w}": [round(v, 3) for v in result[:2]] for (n, w), result in results.items()}))
 
 
 if __name__ == "__main__":

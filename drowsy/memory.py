@@ -31,17 +31,33 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def tree_pss(pid: int | None = None) -> int:
-    """PSS in bytes of `pid` (default: this process) and all its descendants."""
-    total, pending, seen = 0, [pid or os.getpid()], set()
+def tree(pid: int | None = None) -> list[int]:
+    """`pid` (default: this process) and all its descendants."""
+    found, pending = [], [pid or os.getpid()]
     while pending:
         current = pending.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        total += process_pss(current)
-        pending += children(current)
-    return total
+        if current not in found:
+            found.append(current)
+            pending += children(current)
+    return found
+
+
+def tree_pss(pid: int | None = None) -> int:
+    """PSS in bytes of `pid` (default: this process) and all its descendants."""
+    return sum(process_pss(p) for p in tree(pid))
+
+
+def peak_rss(pid: int) -> int:
+    """The most resident memory `pid` has held so far, in bytes (`VmHWM`, kept by the kernel: exact, not
+    sampled; shared pages count in full); 0 when it has exited meanwhile."""
+    try:
+        text = (PROC / str(pid) / "status").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return 0
+    for line in text.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def available() -> bool:
