@@ -261,7 +261,7 @@ def train_one_epoch(run: TrainRun, epoch: int, stop: "StopRequest", progress: bo
         parts = train_step(run, images, targets, epoch, batch_index)
         boundary = (batch_index + 1) % run.accumulate == 0 or batch_index + 1 == run.batches_per_epoch
         if boundary:
-            optimizer_step(run)
+            optimizer_step(run, epoch, batch_index)
         for k in sums:
             sums[k] += parts[k] * len(images)
         seen += len(images)
@@ -291,25 +291,33 @@ def train_step(run: TrainRun, images: torch.Tensor, targets: torch.Tensor, epoch
             raise DrowsyError(f"non-finite loss on another rank at epoch {epoch + 1}, batch {batch_index + 1}; "
                               f"training stopped on rank {run.process.rank} too")
     if not finite:
-        kept = (f"last good checkpoint kept at {run.last_path}" if run.last_path.exists()
-                else "no checkpoint written yet")
         where = f" on rank {run.process.rank}" if run.process.distributed else ""
         raise DrowsyError(f"non-finite loss{where} at epoch {epoch + 1}, batch {batch_index + 1} ({parts}); "
-                          f"training stopped, {kept}; lower lr0 or check the data")
+                          f"training stopped, {checkpoint_kept(run)}; lower lr0 or check the data")
     if run.process.distributed:
         loss = loss * run.process.world_size  # DDP averages gradients over ranks; YOLOv5 sums them
     run.scaler.scale(loss).backward()
     return parts
 
 
-def optimizer_step(run: TrainRun) -> None:
-    """Unscale, clip the gradient norm at 10, step, and update the EMA."""
+def optimizer_step(run: TrainRun, epoch: int, batch_index: int) -> None:
+    """Unscale, clip the gradient norm at 10, step, and update the EMA. A non-finite gradient stops
+    training with one line before it reaches the weights (the fp16 gradient scaler instead skips such
+    steps, as overflows are part of its working); under DDP every rank holds the same gradient."""
     run.scaler.unscale_(run.optimizer)
-    torch.nn.utils.clip_grad_norm_(run.model.parameters(), max_norm=10.0)
+    norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), max_norm=10.0)
+    if not run.scaler.is_enabled() and not bool(torch.isfinite(norm)):
+        raise DrowsyError(f"non-finite gradient at epoch {epoch + 1}, batch {batch_index + 1} (the loss was finite); "
+                          f"training stopped, {checkpoint_kept(run)}; lower lr0 or check the data")
     run.scaler.step(run.optimizer)
     run.scaler.update()
     run.optimizer.zero_grad(set_to_none=True)
     run.ema.update(run.model)
+
+
+def checkpoint_kept(run: TrainRun) -> str:
+    """What a run stopped by bad numbers leaves to resume from."""
+    return f"last good checkpoint kept at {run.last_path}" if run.last_path.exists() else "no checkpoint written yet"
 
 
 # --------------------------------------------------------------------------------------- evaluation

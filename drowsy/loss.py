@@ -25,6 +25,7 @@ _REFERENCE_LEVELS = 3
 _REFERENCE_IMAGE_SIZE = 640.0
 
 _FOCAL_ALPHA = 0.25
+_MIN_SIZE = 1e-5  # smallest predicted box side the box loss sees, grid cells (see _box_loss)
 
 
 class YoloLoss:
@@ -98,6 +99,12 @@ class YoloLoss:
         """
         centre = positive_raw[:, 0:2].sigmoid() * 2 - 0.5
         size = (positive_raw[:, 2:4].sigmoid() * 2) ** 2 * positives.anchor_wh
+        # A size under about 1e-7 cells cancels to 0 in xyxy around a centre near 1 cell (float32), and
+        # CIoU's aspect term w / h and its gradient turn NaN. The untrained head gives such sizes (raw
+        # t_wh under -9: its outputs have long tails on flat image regions; seen on the first batch at
+        # 1280 px). Such sizes count as _MIN_SIZE, their gradient passes unchanged, larger ones are
+        # untouched to the bit.
+        size = size + (size.detach().clamp_min(_MIN_SIZE) - size.detach())
         predicted = box_convert(torch.cat([centre, size], dim=1), "cxcywh", "xyxy")
         assigned = box_convert(positives.box, "cxcywh", "xyxy")
         ciou_loss = complete_box_iou_loss(predicted, assigned, reduction="none")

@@ -178,6 +178,22 @@ def test_non_finite_loss_stops_with_clear_error(tiny_dataset, tmp_path):
         train(tiny_config(tiny_dataset, tmp_path, epochs=1), progress=False, loss_factory=poisoned)
 
 
+def test_non_finite_gradient_of_a_finite_loss_stops_before_reaching_the_weights(tiny_dataset, tmp_path):
+    def nan_gradient(model, hyp):
+        loss = YoloLoss(model, hyp)
+
+        def compute(logits, targets):
+            value, parts = loss(logits, targets)
+            # sqrt(0) adds 0 to the loss, and its infinite slope times 0 makes every gradient NaN
+            return value + (logits[0].float().sum() * 0).sqrt(), parts
+
+        return compute
+
+    with pytest.raises(DrowsyError, match=r"^non-finite gradient at epoch 1, batch \d+ \(the loss was finite\); "
+                                          "training stopped, no checkpoint written yet"):
+        train(tiny_config(tiny_dataset, tmp_path, epochs=1), progress=False, loss_factory=nan_gradient)
+
+
 def test_freeze_backbone_freezes_exactly_the_backbone(tiny_dataset, reference_run, tmp_path):
     baseline = reference_run[0] / "last.pt"
     train(tiny_config(tiny_dataset, tmp_path, weights=str(baseline), freeze="backbone", epochs=1, autoanchor=False),

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.ops import box_convert, complete_box_iou_loss
 
 from drowsy.assign import assign_targets
 from drowsy.config import load_yaml
@@ -162,6 +163,39 @@ def test_gradients_reach_the_model_and_are_finite(num_levels):
     gradients = [p.grad for p in model.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in gradients)
     assert all(g.abs().sum() > 0 for g in gradients)
+
+
+@pytest.mark.parametrize("raw_wh", [-12.0, -60.0])  # a side that cancels to 0 in xyxy; one that underflows to 0
+def test_collapsed_predicted_boxes_give_finite_gradients(raw_wh):
+    # the untrained head at 1280 px gave positives raw t_wh under -10, and every gradient turned NaN
+    model = StandInDetector()
+    targets = image_targets(0)
+    raw = random_raw(model, 1, seed=0)
+    for prediction, positives in zip(raw, positives_of(raw, model, targets, HYP["anchor_t"])):
+        prediction[positives.indices + (slice(2, 4),)] = raw_wh
+    raw = [level.requires_grad_() for level in raw]
+
+    value, parts = YoloLoss(model, HYP)(raw, targets)
+    value.backward()
+
+    assert math.isfinite(parts["box"]) and parts["box"] > 0
+    assert all(torch.isfinite(level.grad).all() for level in raw)
+
+
+def test_boxes_of_ordinary_size_are_scored_as_torchvision_scores_them():
+    model = StandInDetector()
+    targets = image_targets(0)
+    raw = random_raw(model, 1, seed=3)
+    parts = YoloLoss(model, HYP)(raw, targets)[1]
+    expected = 0.0
+    for prediction, positives in zip(raw, positives_of(raw, model, targets, HYP["anchor_t"])):
+        positive = prediction[positives.indices]
+        centre = positive[:, :2].sigmoid() * 2 - 0.5
+        size = (positive[:, 2:4].sigmoid() * 2) ** 2 * positives.anchor_wh
+        assert size.min() > 1e-3  # nowhere near the floor
+        predicted = box_convert(torch.cat([centre, size], dim=1), "cxcywh", "xyxy")
+        expected += complete_box_iou_loss(predicted, box_convert(positives.box, "cxcywh", "xyxy")).mean().item()
+    assert parts["box"] == pytest.approx(expected * HYP["box"], rel=1e-6)
 
 
 def test_bfloat16_predictions_give_a_float32_loss():
