@@ -43,19 +43,21 @@ def manifests(folder: Path, images: list[int]) -> dict[int, Path]:
     return prepared
 
 
-def peaks(command: list[str]) -> tuple[float, float, float]:
-    """Run `command`; (peak PSS of its process tree in GB, sampled every 0.2 s; the largest peak RSS of
-    one process in it in GB, the notebook kernel's, exact (VmHWM); seconds)."""
+def peaks(command: list[str], what: str = "notebook 03") -> tuple[float, float, float]:
+    """Run `command` (papermill running `what`); (peak PSS of its process tree in GB, sampled every 0.2 s;
+    the largest peak RSS of one process in it in GB, the notebook kernel's, exact (VmHWM); seconds)."""
     started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    peak_pss = peak_rss = 0
-    while process.poll() is None:
-        pids = memory.tree(process.pid)
-        peak_pss = max(peak_pss, sum(memory.process_pss(pid) for pid in pids))
-        peak_rss = max([peak_rss] + [memory.peak_rss(pid) for pid in pids])
-        time.sleep(0.2)
-    if process.returncode:
-        raise SystemExit(f"notebook 03 failed:\n{process.stderr.read()[-3000:]}")
+    with tempfile.TemporaryFile("w+") as errors:  # a file, not a pipe: a full pipe would stall the run
+        process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=errors, text=True)
+        peak_pss = peak_rss = 0
+        while process.poll() is None:
+            pids = memory.tree(process.pid)
+            peak_pss = max(peak_pss, sum(memory.process_pss(pid) for pid in pids))
+            peak_rss = max([peak_rss] + [memory.peak_rss(pid) for pid in pids])
+            time.sleep(0.2)
+        if process.returncode:
+            errors.seek(0)
+            raise SystemExit(f"{what} failed:\n{errors.read()[-3000:]}")
     return peak_pss / 2**30, peak_rss / 2**30, time.perf_counter() - started
 
 
