@@ -9,8 +9,8 @@ see every notebook go through with the real recipe's settings; on this CPU it ta
 Prints each notebook's seconds, the peak PSS of its whole process tree (sampled) and the kernel's peak
 RSS; a failing notebook ends the run with its error.
 
-    python benchmarks/full_rehearsal.py [--images 400] [--test-images 30] [--model yolov5n] [--device cpu]
-                                        [--epochs 2] [--keep DIR]
+    python benchmarks/full_rehearsal.py [--images 400] [--format aihub|competition] [--test-images 30]
+                                        [--model yolov5n] [--device cpu] [--epochs 2] [--keep DIR]
 """
 
 import argparse
@@ -43,7 +43,10 @@ def overrides(folder: Path, args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=400, help="synthetic 800x1280 training images (AIHub tree)")
+    parser.add_argument("--images", type=int, default=400, help="synthetic training images")
+    parser.add_argument("--format", choices=["aihub", "competition"], default="aihub",
+                        help="training set as an AIHub tree of 800x1280 frames (hard-linked by the resize) or in "
+                             "the competition layout at 1920x1080 (copied to 1280 px by notebook 02)")
     parser.add_argument("--test-images", type=int, default=30, help="synthetic 1920x1080 test images")
     parser.add_argument("--model", default="yolov5n", help="full.yaml trains yolov5l6; yolov5n keeps a CPU run short")
     parser.add_argument("--device", default="cpu")
@@ -52,7 +55,10 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.keep or Path(tmp)
-        write_aihub_tree(folder / "raw", args.images, seed=11, size=(800, 1280), progress=False)
+        if args.format == "aihub":
+            write_aihub_tree(folder / "raw", args.images, seed=11, size=(800, 1280), progress=False)
+        else:  # larger than the training size: notebook 02 copies them once to 1280 px
+            write_dataset(folder / "raw", args.images, seed=11, size=(1920, 1080), progress=False)
         write_dataset(folder / "test", args.test_images, seed=12, size=(1920, 1080),
                       labels_path=folder / "test_labels.json", progress=False)
         write_json(folder / "overrides.json", overrides(folder, args))
