@@ -6,8 +6,8 @@ checkpoints every 10 epochs, prediction at 1536 px with TTA, the monitor at 1280
 
 Run it before renting GPU hours, on the machine that will train (`--device cuda --model yolov5l6`), to
 see every notebook go through with the real recipe's settings; on this CPU it takes about 6 minutes.
-Prints each notebook's seconds, the peak PSS of its whole process tree (sampled) and the kernel's peak
-RSS; a failing notebook ends the run with its error.
+Prints each notebook's seconds, the peak PSS of its whole process tree (sampled) and the largest peak
+RSS of one process in it (the kernel's); a failing notebook ends the run with its error.
 
     python benchmarks/full_rehearsal.py [--images 400] [--format aihub|competition] [--test-images 30]
                                         [--model yolov5n] [--device cpu] [--epochs 2] [--keep DIR]
@@ -63,13 +63,13 @@ def main() -> None:
                       labels_path=folder / "test_labels.json", progress=False)
         write_json(folder / "overrides.json", overrides(folder, args))
         (folder / "notebooks").mkdir(exist_ok=True)
-        print(f"{'notebook':<28}{'seconds':>9}{'peak tree PSS GB':>18}{'kernel peak RSS GB':>20}", flush=True)
+        print(f"{'notebook':<28}{'seconds':>9}{'peak tree PSS GB':>18}{'largest peak RSS GB':>21}", flush=True)
         for notebook in NOTEBOOKS:
             command = [sys.executable, "-m", "papermill", "--no-progress-bar", "-k", "python3",
                        "-f", str(REPO_ROOT / "data" / "presets" / "full.yaml"), "-f", str(folder / "overrides.json"),
                        str(notebook), str(folder / "notebooks" / notebook.name)]
             pss, rss, seconds = peaks(command, what=notebook.stem)
-            print(f"{notebook.stem:<28}{seconds:>9.0f}{pss:>18.2f}{rss:>20.2f}", flush=True)
+            print(f"{notebook.stem:<28}{seconds:>9.0f}{pss:>18.2f}{rss:>21.2f}", flush=True)
         summary = json.loads((folder / "weights" / "finetune" / "config.json").read_text())["config"]
         print(f"every notebook ran with the full preset's settings ({summary['img_size']} px, batch {summary['batch']}, "
               f"{summary['workers']} workers, {args.model} on {args.device})")

@@ -6,8 +6,9 @@ images (800x1280 frames in the AIHub layout), the model swapped for yolov5n and 
 What it checks: workers do not multiply the memory (each costs its interpreter and its batches, not a copy
 of the data), and more images add at most one copy each (the shared image cache, when it fits cache_gb).
 The tree's PSS is sampled, and its peak varies from run to run by a few tenths of a GB (the training
-step's activations); the notebook kernel's own peak RSS is exact (the kernel keeps it), and with 0 workers
-the kernel is the process that holds the data, so its growth with the images is the sharper measure.
+step's activations); the largest process's peak RSS (the notebook kernel's) is exact (Linux keeps it),
+and with 0 workers the kernel is the process that holds the data, so its growth with the images is the
+sharper measure.
 
     python benchmarks/notebook_memory.py [--images 150 600] [--workers 0 4]
 """
@@ -45,7 +46,8 @@ def manifests(folder: Path, images: list[int]) -> dict[int, Path]:
 
 def peaks(command: list[str], what: str = "notebook 03") -> tuple[float, float, float]:
     """Run `command` (papermill running `what`); (peak PSS of its process tree in GB, sampled every 0.2 s;
-    the largest peak RSS of one process in it in GB, the notebook kernel's, exact (VmHWM); seconds)."""
+    the largest peak RSS of one process in it in GB, exact (VmHWM; the notebook kernel's, which holds the
+    model and the data); seconds)."""
     started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as errors:  # a file, not a pipe: a full pipe would stall the run
         process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=errors, text=True)
@@ -66,7 +68,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, nargs="+", default=[150, 600])
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 4])
     args = parser.parse_args()
-    print(f"{'train images':>12}{'workers':>9}{'peak tree PSS GB':>18}{'kernel peak RSS GB':>20}{'seconds':>9}")
+    print(f"{'train images':>12}{'workers':>9}{'peak tree PSS GB':>18}{'largest peak RSS GB':>21}{'seconds':>9}")
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -81,13 +83,13 @@ def main() -> None:
                            str(REPO_ROOT / "notebooks" / "03_train_baseline.ipynb"), str(folder / f"03_{n}_{workers}.ipynb")]
                 results[n, workers] = peaks(command)
                 pss, rss, seconds = results[n, workers]
-                print(f"{n:>12}{workers:>9}{pss:>18.2f}{rss:>20.2f}{seconds:>9.0f}", flush=True)
+                print(f"{n:>12}{workers:>9}{pss:>18.2f}{rss:>21.2f}{seconds:>9.0f}", flush=True)
     small, large = min(args.images), max(args.images)
     for workers in args.workers:
         growth = [(results[large, workers][k] - results[small, workers][k]) * 2**30 / (large - small) / 2**20
                   for k in (0, 1)]
         print(f"{workers} workers: {growth[0]:.2f} MB more tree PSS per training image from {small} to {large}, "
-              f"{growth[1]:.2f} MB more kernel peak RSS (one copy of an 800x1280 frame: {800 * 1280 / 2**20:.2f} MB)")
+              f"{growth[1]:.2f} MB more largest peak RSS (one copy of an 800x1280 frame: {800 * 1280 / 2**20:.2f} MB)")
     for n in args.images:
         extra = results[n, max(args.workers)][0] - results[n, min(args.workers)][0]
         print(f"{n} images: {max(args.workers)} workers take {extra:.2f} GB more than {min(args.workers)} (goal <= 4)")

@@ -16,7 +16,8 @@ import random
 import tempfile
 import weakref
 from concurrent.futures import ThreadPoolExecutor
-from multiprocessing.reduction import DupFd
+from multiprocessing import reduction
+from multiprocessing.context import get_spawning_popen
 from pathlib import Path
 
 import cv2
@@ -26,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from drowsy import CLASS_IDS
 from drowsy.augment import augment_value, flip_lr, mosaic4, random_affine
-from drowsy.distributed import SINGLE_PROCESS, Process, all_agree, barrier, node_shared_file
+from drowsy.distributed import SINGLE_PROCESS, Process, all_agree, node_shared_file, together
 from drowsy.errors import DrowsyError
 from drowsy.files import read_gray
 from drowsy.geometry import (
@@ -80,10 +81,14 @@ class ImageCache:
         return self.buffer[self.offsets[index]:self.offsets[index + 1]].reshape(self.shapes[index])
 
     def __reduce__(self):
-        return _reopened_cache, (self.shapes, DupFd(self._fd))
+        # only to a process being started (a loader worker): elsewhere DupFd would keep a copy of the
+        # descriptor, and with it the whole cache, until someone unpickled it
+        if get_spawning_popen() is None:
+            raise TypeError("an ImageCache is handed only to processes as they start (loader workers)")
+        return _reopened_cache, (self.shapes, reduction.DupFd(self._fd))
 
 
-def _reopened_cache(shapes: np.ndarray, fd: DupFd) -> ImageCache:
+def _reopened_cache(shapes: np.ndarray, fd) -> ImageCache:
     """The cache in the process that unpickled it: the same file, mapped again."""
     return ImageCache(shapes, fd.detach())
 
@@ -119,7 +124,9 @@ def cache_if_it_fits(datasets: list["DetectionDataset"], budget_gb: float, proce
     need = sum(d.cache_bytes() for d in datasets)
     free = shared_memory_free()
     sizes = f"{need / 2**30:.2f} GB for {sum(len(d) for d in datasets):,} images, budget {budget_gb:g} GB (cache_gb)"
-    if need > budget_gb * 2**30:
+    if not hasattr(reduction, "DupFd"):  # Windows: no descriptor passing to the workers
+        verdict = f"image cache: {sizes}: needs POSIX shared files (not on Windows), images are streamed from disk"
+    elif need > budget_gb * 2**30:
         verdict = f"image cache: {sizes}: too large, images are streamed from disk"
     elif free is not None and need > free:
         verdict = (f"image cache: {sizes}, but only {free / 2**30:.2f} GB free in {SHARED_MEMORY}: images are "
@@ -258,13 +265,15 @@ class DetectionDataset(Dataset):
         def fill(index: int) -> None:
             cache.slot(index)[:] = self._decode_resized(index)
 
-        share = range(process.local_rank, len(self), process.local_world_size)
-        threads = min(8, os.cpu_count() or 1)  # cv2 releases the GIL while decoding and resizing
-        with ThreadPoolExecutor(threads) as pool:
-            for _ in progress_bar(pool.map(fill, share), total=len(share), desc="cache images", unit="img",
-                                  enabled=progress):
-                pass
-        barrier(process)  # every rank's share is in
+        def fill_share() -> None:
+            share = range(process.local_rank, len(self), process.local_world_size)
+            threads = min(8, os.cpu_count() or 1)  # cv2 releases the GIL while decoding and resizing
+            with ThreadPoolExecutor(threads) as pool:
+                for _ in progress_bar(pool.map(fill, share), total=len(share), desc="cache images", unit="img",
+                                      enabled=progress):
+                    pass
+
+        together(process, fill_share)  # every rank's share is in (or every rank stops: a bad image is one rank's)
         self._cache = cache
         megabytes = cache.nbytes / 2**20
         if progress:

@@ -25,7 +25,7 @@ from drowsy.anchors import check_anchors
 from drowsy.checkpoint import load_checkpoint, save_checkpoint
 from drowsy.dataset import DetectionDataset, EpochPartsSampler, build_loader, cache_if_it_fits, check_shared_memory
 from drowsy.device import autocast, needs_grad_scaler, reuse_freed_memory, seed_everything
-from drowsy.distributed import Process, barrier, setup_process
+from drowsy.distributed import Process, barrier, joined
 from drowsy.errors import DrowsyError
 from drowsy.geometry import Letterbox
 from drowsy.labels import load_manifest, spread
@@ -106,31 +106,31 @@ def train(config: TrainConfig, progress: bool = True, loss_factory=YoloLoss) -> 
     best_map75, metrics (the last validation's, {} if none ran), best and last (checkpoint paths;
     best is None before a validation).
     """
-    process = setup_process(config.device)
-    run = build_run(config, process, loss_factory, progress and process.main)
-    if process.main:
-        start_log(run)
-    metrics: dict = {}
-    with StopRequest() as stop:
-        for epoch in range(run.start_epoch, config.epochs):
-            row = train_one_epoch(run, epoch, stop, progress and process.main)
-            if "stopped_at_batch" in row:
+    with joined(config.device) as process:
+        run = build_run(config, process, loss_factory, progress and process.main)
+        if process.main:
+            start_log(run)
+        metrics: dict = {}
+        with StopRequest() as stop:
+            for epoch in range(run.start_epoch, config.epochs):
+                row = train_one_epoch(run, epoch, stop, progress and process.main)
+                if "stopped_at_batch" in row:
+                    if process.main:
+                        save_checkpoint(make_checkpoint(run, epoch, row["stopped_at_batch"]), run.last_path)
+                        log(f"stopped at epoch {epoch + 1}, batch {row['stopped_at_batch']}; "
+                            f"resume with resume=True ({run.last_path})")
+                    return run_summary(run, stopped=True, epochs_done=epoch, metrics=metrics)
                 if process.main:
-                    save_checkpoint(make_checkpoint(run, epoch, row["stopped_at_batch"]), run.last_path)
-                    log(f"stopped at epoch {epoch + 1}, batch {row['stopped_at_batch']}; "
-                        f"resume with resume=True ({run.last_path})")
-                return run_summary(run, stopped=True, epochs_done=epoch, metrics=metrics)
-            if process.main:
-                final = epoch + 1 == config.epochs
-                if final or (epoch + 1) % config.val_every == 0:
-                    loader, records = (run.val_loader, run.val_records) if final else (run.subset_loader,
-                                                                                       run.subset_records)
-                    metrics = evaluate(run.ema.ema, loader, records, process.device, config.amp,
-                                       config.channels_last, progress)
-                    row |= metric_columns(metrics) | {"val_images": len(records)}
-                end_epoch(run, row)
-    barrier(process)
-    return run_summary(run, stopped=False, epochs_done=config.epochs, metrics=metrics)
+                    final = epoch + 1 == config.epochs
+                    if final or (epoch + 1) % config.val_every == 0:
+                        loader, records = (run.val_loader, run.val_records) if final else (run.subset_loader,
+                                                                                           run.subset_records)
+                        metrics = evaluate(run.ema.ema, loader, records, process.device, config.amp,
+                                           config.channels_last, progress)
+                        row |= metric_columns(metrics) | {"val_images": len(records)}
+                    end_epoch(run, row)
+        barrier(process)
+        return run_summary(run, stopped=False, epochs_done=config.epochs, metrics=metrics)
 
 
 # --------------------------------------------------------------------------------------- building the run

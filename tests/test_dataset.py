@@ -1,3 +1,5 @@
+import pickle
+
 import cv2
 import numpy as np
 import pytest
@@ -133,6 +135,14 @@ def test_cache_gives_the_same_items(tmp_path, records):
     for index in range(len(records)):
         torch.testing.assert_close(plain[index][0], cached[index][0], rtol=0, atol=0)
         torch.testing.assert_close(plain[index][1], cached[index][1])
+
+
+def test_the_image_cache_goes_to_starting_processes_only(tmp_path, records):
+    cached = DetectionDataset(tmp_path, records, SIZE)
+    cached.cache_images(progress=False)
+    with pytest.raises(TypeError, match="only to processes as they start"):
+        pickle.dumps(cached)  # a copy of its descriptor would hold the whole cache until unpickled
+    pickle.dumps(DetectionDataset(tmp_path, records, SIZE))  # streamed: nothing to hold
 
 
 def test_boxes_wh_scales_boxes_to_img_size(tmp_path, records):

@@ -202,35 +202,47 @@ CACHE_SCRIPT = textwrap.dedent('''
     import torch
 
     from drowsy import dataset as data
-    from drowsy.distributed import barrier, setup_process
+    from drowsy.distributed import barrier, joined
+    from drowsy.errors import DrowsyError
     from drowsy.labels import load_manifest
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--manifest")
     parser.add_argument("--no-shared-memory-on-rank", type=int, default=-1)
+    parser.add_argument("--bad-image", type=int, default=-1)
     args = parser.parse_args(sys.argv[2:])
     rank = int(os.environ["RANK"])
     if rank == args.no_shared_memory_on_rank:
         data.shared_memory_free = lambda: 0
     decoded = []
     decode = data.DetectionDataset._decode_resized
-    data.DetectionDataset._decode_resized = lambda self, index: decoded.append(index) or decode(self, index)
 
+    def recording_decode(self, index):
+        if index == args.bad_image:
+            raise DrowsyError(f"image {index}: cannot read image")
+        decoded.append(index)
+        return decode(self, index)
+
+    data.DetectionDataset._decode_resized = recording_decode
     manifest = load_manifest(args.manifest)
     dataset = data.DetectionDataset(manifest.image_root, manifest.records, 320)
-    process = setup_process("cpu")
-    cached = data.cache_if_it_fits([dataset], budget_gb=1.0, process=process)
-    record = {"cached": cached, "decoded": sorted(decoded), "pages": {}}
-    if cached:
-        record["slots"] = [torch.from_numpy(dataset._cache.slot(i).copy()) for i in range(len(dataset))]
-        barrier(process)  # both ranks have now read every page of the cache
-        header = ""
-        for line in Path("/proc/self/smaps").read_text().splitlines():
-            if "-" in line.split()[0]:  # a mapping's first line: address range, ..., path
-                header = line
-            elif "/drowsy-" in header and line.split()[0] in ("Rss:", "Pss:"):
-                record["pages"][line.split()[0]] = int(line.split()[1])  # kB
-    record["left_in_shared_memory"] = [p.name for p in data.SHARED_MEMORY.glob("drowsy-*")]
+    with joined("cpu") as process:
+        try:
+            cached = data.cache_if_it_fits([dataset], budget_gb=1.0, process=process)
+        except DrowsyError as error:
+            cached, record = False, {"error": str(error)}
+        else:
+            record = {"cached": cached, "decoded": sorted(decoded), "pages": {}}
+        if cached:
+            record["slots"] = [torch.from_numpy(dataset._cache.slot(i).copy()) for i in range(len(dataset))]
+            barrier(process)  # both ranks have now read every page of the cache
+            for line in Path("/proc/self/smaps").read_text().splitlines():
+                if "-" in line.split()[0]:  # a mapping's first line: address range, ..., path
+                    header = line
+                elif "/drowsy-" in header and line.split()[0] in ("Rss:", "Pss:"):
+                    record["pages"][line.split()[0]] = int(line.split()[1])  # kB
+                    record["mapped_file"] = header.split(maxsplit=5)[5]
+            barrier(process)  # neither unmaps the cache (by exiting) before the other has read its pages
     torch.save(record, Path(sys.argv[1]) / f"rank{rank}.pt")
 ''')
 
@@ -253,7 +265,8 @@ def test_the_ranks_of_a_node_share_one_image_cache_each_decoding_half(tiny_datas
         # one copy for the node: every page is mapped by both ranks, so each counts half of it
         assert rank["pages"]["Rss:"] >= plain.cache_bytes() // 1024
         assert abs(2 * rank["pages"]["Pss:"] - rank["pages"]["Rss:"]) <= 8, rank["pages"]
-        assert rank["left_in_shared_memory"] == []  # unlinked once both had opened it
+        assert rank["mapped_file"].endswith(" (deleted)")  # unlinked once both had opened it
+        assert not Path(rank["mapped_file"].removesuffix(" (deleted)")).exists()
 
 
 def test_ranks_stream_from_disk_together_when_one_has_no_room_for_the_cache(tiny_dataset, tmp_path):
@@ -262,6 +275,15 @@ def test_ranks_stream_from_disk_together_when_one_has_no_room_for_the_cache(tiny
     ranks = torchrun(script, tmp_path / "dump", {"manifest": tiny_dataset / "train.json",
                                                  "no_shared_memory_on_rank": 1})
     assert [(r["cached"], r["decoded"]) for r in ranks] == [(False, []), (False, [])]
+
+
+def test_an_image_that_fails_on_one_rank_stops_both_with_one_line_each(tiny_dataset, tmp_path):
+    script = tmp_path / "rank_cache.py"
+    script.write_text(CACHE_SCRIPT)
+    ranks = torchrun(script, tmp_path / "dump", {"manifest": tiny_dataset / "train.json", "bad_image": 3})
+    # image 3 is rank 1's to decode: rank 0 must not wait for it in the barrier
+    assert [r["error"] for r in ranks] == ["stopped: another rank failed (its own line says why)",
+                                           "image 3: cannot read image"]
 
 
 POISONED_SCRIPT = textwrap.dedent('''

@@ -178,7 +178,7 @@ def test_non_finite_loss_stops_with_clear_error(tiny_dataset, tmp_path):
         train(tiny_config(tiny_dataset, tmp_path, epochs=1), progress=False, loss_factory=poisoned)
 
 
-def test_non_finite_gradient_of_a_finite_loss_stops_before_reaching_the_weights(tiny_dataset, tmp_path):
+def test_non_finite_gradient_of_a_finite_loss_stops_training_with_one_line(tiny_dataset, tmp_path):
     def nan_gradient(model, hyp):
         loss = YoloLoss(model, hyp)
 
