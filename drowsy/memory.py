@@ -10,14 +10,7 @@ PROC = Path("/proc")
 
 def process_pss(pid: int) -> int:
     """PSS of one process in bytes (`/proc/PID/smaps_rollup`); 0 when it has exited meanwhile."""
-    try:
-        text = (PROC / str(pid) / "smaps_rollup").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return 0
-    for line in text.splitlines():
-        if line.startswith("Pss:"):
-            return int(line.split()[1]) * 1024
-    return 0
+    return _proc_bytes(pid, "smaps_rollup", "Pss:")
 
 
 def children(pid: int) -> list[int]:
@@ -50,12 +43,17 @@ def tree_pss(pid: int | None = None) -> int:
 def peak_rss(pid: int) -> int:
     """The most resident memory `pid` has held so far, in bytes (`VmHWM`, kept by the kernel: exact, not
     sampled; shared pages count in full); 0 when it has exited meanwhile."""
+    return _proc_bytes(pid, "status", "VmHWM:")
+
+
+def _proc_bytes(pid: int, file: str, key: str) -> int:
+    """The kB value of the `key` line of /proc/PID/`file`, in bytes; 0 when the process has exited meanwhile."""
     try:
-        text = (PROC / str(pid) / "status").read_text()
+        text = (PROC / str(pid) / file).read_text()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return 0
     for line in text.splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(key):
             return int(line.split()[1]) * 1024
     return 0
 
