@@ -106,31 +106,36 @@ def train(config: TrainConfig, progress: bool = True, loss_factory=YoloLoss) -> 
     best_map75, metrics (the last validation's, {} if none ran), best and last (checkpoint paths;
     best is None before a validation).
     """
-    with joined(config.device) as process:
-        run = build_run(config, process, loss_factory, progress and process.main)
-        if process.main:
-            start_log(run)
-        metrics: dict = {}
-        with StopRequest() as stop:
-            for epoch in range(run.start_epoch, config.epochs):
-                row = train_one_epoch(run, epoch, stop, progress and process.main)
-                if "stopped_at_batch" in row:
-                    if process.main:
-                        save_checkpoint(make_checkpoint(run, epoch, row["stopped_at_batch"]), run.last_path)
-                        log(f"stopped at epoch {epoch + 1}, batch {row['stopped_at_batch']}; "
-                            f"resume with resume=True ({run.last_path})")
-                    return run_summary(run, stopped=True, epochs_done=epoch, metrics=metrics)
+    with joined(config.device) as process:  # under torchrun: leaves the process group however training ends
+        return train_in(process, config, progress, loss_factory)
+
+
+def train_in(process: Process, config: TrainConfig, progress: bool, loss_factory) -> dict:
+    """`train` in this process's place in the run: build it, then epochs, validations and checkpoints."""
+    run = build_run(config, process, loss_factory, progress and process.main)
+    if process.main:
+        start_log(run)
+    metrics: dict = {}
+    with StopRequest() as stop:
+        for epoch in range(run.start_epoch, config.epochs):
+            row = train_one_epoch(run, epoch, stop, progress and process.main)
+            if "stopped_at_batch" in row:
                 if process.main:
-                    final = epoch + 1 == config.epochs
-                    if final or (epoch + 1) % config.val_every == 0:
-                        loader, records = (run.val_loader, run.val_records) if final else (run.subset_loader,
-                                                                                           run.subset_records)
-                        metrics = evaluate(run.ema.ema, loader, records, process.device, config.amp,
-                                           config.channels_last, progress)
-                        row |= metric_columns(metrics) | {"val_images": len(records)}
-                    end_epoch(run, row)
-        barrier(process)
-        return run_summary(run, stopped=False, epochs_done=config.epochs, metrics=metrics)
+                    save_checkpoint(make_checkpoint(run, epoch, row["stopped_at_batch"]), run.last_path)
+                    log(f"stopped at epoch {epoch + 1}, batch {row['stopped_at_batch']}; "
+                        f"resume with resume=True ({run.last_path})")
+                return run_summary(run, stopped=True, epochs_done=epoch, metrics=metrics)
+            if process.main:
+                final = epoch + 1 == config.epochs
+                if final or (epoch + 1) % config.val_every == 0:
+                    loader, records = (run.val_loader, run.val_records) if final else (run.subset_loader,
+                                                                                       run.subset_records)
+                    metrics = evaluate(run.ema.ema, loader, records, process.device, config.amp,
+                                       config.channels_last, progress)
+                    row |= metric_columns(metrics) | {"val_images": len(records)}
+                end_epoch(run, row)
+    barrier(process)
+    return run_summary(run, stopped=False, epochs_done=config.epochs, metrics=metrics)
 
 
 # --------------------------------------------------------------------------------------- building the run
