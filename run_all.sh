@@ -52,4 +52,4 @@ for notebook in notebooks/[0-9][0-9]_*.ipynb; do
     | { grep -v -E '^(Passed unknown parameter|Ending Cell|Executing Cell|\s*$)' || true; }
   echo "== $(basename "$notebook") done in $(( $(date +%s) - began )) s"
 done
-.venv/bin/python -m drowsy.summary "$preset_file" --seconds $(( $(date +%s) - start ))
+.venv/bin/python -m drowsy.viz.summary "$preset_file" --seconds $(( $(date +%s) - start ))

@@ -1,4 +1,4 @@
-"""How long `drowsy.metrics.evaluate_detections` takes to score a test-set-sized submission.
+"""How long `drowsy.eval.metrics.evaluate_detections` takes to score a test-set-sized submission.
 
 Synthetic data shaped like the competition test set: 35,631 images, about 4 objects each (face,
 two eyes, mouth, sometimes a phone or a cigar), about 30 predictions each (jittered copies of the
@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from drowsy import CLASSES
-from drowsy.metrics import evaluate_detections
+from drowsy.eval.metrics import evaluate_detections
 
 WIDTH, HEIGHT = 1280, 720
 MAX_PREDICTIONS = 300  # the recipe's per-image cap after NMS

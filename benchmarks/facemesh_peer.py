@@ -1,5 +1,5 @@
 """The landmark peer's perception: MediaPipe Face Mesh on each frame of a clip -> eye aspect ratio,
-mouth aspect ratio and head pose per frame, written as JSON for `drowsy.monitor.benchmark.landmark_events`.
+mouth aspect ratio and head pose per frame, written as JSON for `drowsy.eval.monitor_benchmark.landmark_events`.
 
 Runs in its own virtual environment (numpy, OpenCV and mediapipe==0.10.21, the last release whose
 wheel ships the face-mesh model, so it runs offline; it needs numpy<2 and protobuf<5), never in the
@@ -23,7 +23,7 @@ The measures follow the open-source Driver-State-Detection project (e-candeloro)
   the image's right), the mean of both eyes; drowsy's `gaze.eye_angle` turns it into the eyes' own yaw
   (eyes-only glances).
 Only numpy and cv2 at import: the geometry is tested from the package's environment
-(tests/test_landmark_peer.py); mediapipe is imported by `main`.
+(tests/eval/test_monitor_benchmark.py); mediapipe is imported by `main`.
 """
 
 import json

@@ -23,7 +23,8 @@ from notebook_memory import peaks
 
 from drowsy.files import write_json
 from drowsy.paths import REPO_ROOT
-from drowsy.synth import write_aihub_tree, write_dataset
+from drowsy.synth.aihub_tree import write_aihub_tree
+from drowsy.synth.competition import write_dataset
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 VAL_IMAGES = 48

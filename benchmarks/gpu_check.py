@@ -22,14 +22,13 @@ from pathlib import Path
 import torch
 import yaml
 
-from drowsy.checkpoint import load_checkpoint
-from drowsy.config import load_yaml
+from drowsy.config import TrainConfig, load_yaml
+from drowsy.data.prepare import prepare_dataset
 from drowsy.device import autocast_dtype, select_device
-from drowsy.engine import train
-from drowsy.params import TrainConfig
+from drowsy.models.checkpoint import load_checkpoint
 from drowsy.paths import DATA_DIR
-from drowsy.prepare import prepare_dataset
-from drowsy.synth import write_aihub_tree
+from drowsy.synth.aihub_tree import write_aihub_tree
+from drowsy.train.engine import train
 
 FULL = load_yaml(DATA_DIR / "presets" / "full.yaml")
 

@@ -19,11 +19,11 @@ from pathlib import Path
 import torch
 
 from drowsy import CLASSES
-from drowsy.checkpoint import save_checkpoint
 from drowsy.device import autocast
-from drowsy.export import export_onnx
-from drowsy.models import build_model
-from drowsy.predict import Detector
+from drowsy.infer.export import export_onnx
+from drowsy.infer.predict import Detector
+from drowsy.models.checkpoint import save_checkpoint
+from drowsy.models.yolo import build_model
 
 MODEL = "yolov5n"
 WARMUP_CALLS = 3

@@ -22,7 +22,7 @@ import torch
 
 from drowsy import CLASSES
 from drowsy.config import load_yaml
-from drowsy.dataset import DetectionDataset, EpochPartsSampler, build_loader
+from drowsy.data.dataset import DetectionDataset, EpochPartsSampler, build_loader
 from drowsy.paths import DATA_DIR
 
 

@@ -15,7 +15,7 @@ import resource, sys, time
 import torch
 from drowsy import CLASSES
 from drowsy.device import reuse_freed_memory
-from drowsy.models import build_model
+from drowsy.models.yolo import build_model
 torch.manual_seed(0)
 if sys.argv[1] == "tuned" and not reuse_freed_memory():
     raise SystemExit("no glibc mallopt here: the setting changes nothing")

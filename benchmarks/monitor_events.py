@@ -1,6 +1,6 @@
 """The driver monitor against the driver-state protocol's events, on synthetic clips with a scripted truth.
 
-Renders story clips (one drowsy phase each), protocol clips (every item of `drowsy.clips.protocol`
+Renders story clips (one drowsy phase each), protocol clips (every item of `drowsy.synth.clips.protocol`
 in rounds: glances away of every length by the head and by the eyes alone, VATS, closures from
 microsleep to unresponsive, yawns against talking, eating, eye rubbing, phone, smoking, sunglasses,
 glare, the face out of frame), alert-driving clips and protocol clips with small faces (640x360),
@@ -12,7 +12,7 @@ and recall on the hard cases. Goals (issue 13): F1 >= 0.9 for every type over >=
 onset within 0.2 s of the protocol's time, <= 1 false alert per hour, no yawn alert while talking.
 
 Beside drowsy, the landmark peer (MediaPipe Face Mesh: eye and mouth aspect ratios, head pose from the
-mesh; `drowsy.monitor.benchmark.PeerRules`) on the same clips, through drowsy's own state machine and
+mesh; `drowsy.eval.monitor_benchmark.PeerRules`) on the same clips, through drowsy's own state machine and
 scorer, twice: with the open Driver-State-Detection project's thresholds, and with thresholds and pose
 gains fitted to two clips of their own (a protocol and an alert clip, seeds 900 and 901). Its
 environment (mediapipe==0.10.21, numpy<2, protobuf<5, opencv-python; about 1.1 GB) is created in
@@ -34,9 +34,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from drowsy.monitor import MonitorConfig, build_detector, calibrate, calibration_offsets
-from drowsy.monitor.benchmark import (ClipSpec, PeerRules, clip_set, false_alert_counts, fit_peer_rules,
-                                      hard_cases_table, render_clip, run_clips, scores_table)
+from drowsy.config import MonitorConfig
+from drowsy.eval.monitor_benchmark import (
+    ClipSpec,
+    PeerRules,
+    clip_set,
+    false_alert_counts,
+    fit_peer_rules,
+    hard_cases_table,
+    render_clip,
+    run_clips,
+    scores_table,
+)
+from drowsy.monitor.calibration import calibrate, calibration_offsets
+from drowsy.monitor.detect import build_detector
 from drowsy.paths import resolve
 
 PEER_REQUIREMENTS = ("mediapipe==0.10.21", "numpy<2", "protobuf<5", "opencv-python")

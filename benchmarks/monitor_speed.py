@@ -1,11 +1,11 @@
 """End-to-end speed of the driver-state monitor on the CPU: frames per second for decoding the video,
 detecting, updating the state machine and writing the annotated video (`run_monitor`), per backend.
 
-A synthetic demo clip (640x360, `drowsy.clips.write_clip`) is monitored by a yolov5n detector at img 416
+A synthetic demo clip (640x360, `drowsy.synth.clips.write_clip`) is monitored by a yolov5n detector at img 416
 (rectangular letterbox, 416x256) with PyTorch bf16 autocast (1 and 2 compute threads) and with ONNX
 Runtime (fp32), at a few batch sizes, and once with the ground-truth boxes (no detector: decoding +
 state + annotation alone). The detector is weights/demo/finetune/best.pt when it exists, else a
-randomly initialised yolov5n in the checkpoint layout of drowsy/checkpoint.py: speed does not depend
+randomly initialised yolov5n in the checkpoint layout of drowsy/models/checkpoint.py: speed does not depend
 on training (NMS sees few boxes either way). The load average is printed before and after: other
 processes on the CPU lower every number, PyTorch with 2 threads most of all.
 
@@ -20,11 +20,13 @@ from pathlib import Path
 import torch
 
 from drowsy import CLASSES
-from drowsy.checkpoint import save_checkpoint
-from drowsy.clips import write_clip
-from drowsy.models import build_model
-from drowsy.monitor import MonitorConfig, build_detector, run_monitor
+from drowsy.config import MonitorConfig, MonitorRun
+from drowsy.models.checkpoint import save_checkpoint
+from drowsy.models.yolo import build_model
+from drowsy.monitor.detect import build_detector
+from drowsy.monitor.runner import run_monitor
 from drowsy.paths import resolve
+from drowsy.synth.clips.write import write_clip
 
 DEMO_WEIGHTS = "weights/demo/finetune/best.pt"
 MODEL = "yolov5n"
@@ -60,15 +62,15 @@ def main() -> None:
         print(f"{int(args.seconds * 15)} frames 640x360 at 15 fps; detector {weights.name} at img {args.img}; "
               f"torch {torch.__version__}, {os.cpu_count()} CPUs; load average before: {load_average()}")
         print(f"{'backend':<28}{'threads':>8}{'batch':>6}{'frames/s':>10}")
-        truth = run_monitor(clip, None, folder / "out", config, truth_frames=clip.parent / "frames.json",
-                            progress=False)
+        truth = run_monitor(MonitorRun(clip, folder / "out", truth_frames=clip.parent / "frames.json", progress=False),
+                            config=config)
         print(f"{'ground truth (no detector)':<28}{'-':>8}{'-':>6}{truth['fps_achieved']:>10.1f}")
         runs = [("torch", 1), ("torch", 2), ("onnx", None)]  # ONNX Runtime picks its own threads
         for backend, threads in runs:
             detector = build_detector(weights, backend, args.img, export_dir=folder)
             for batch in args.batches:
-                summary = run_monitor(clip, detector, folder / "out", config, img_size=args.img, batch=batch,
-                                      threads=threads, progress=False)
+                run = MonitorRun(clip, folder / "out", img_size=args.img, batch=batch, threads=threads, progress=False)
+                summary = run_monitor(run, detector, config)
                 print(f"{summary['backend']:<28}{threads or 'auto':>8}{batch:>6}{summary['fps_achieved']:>10.1f}")
     print(f"load average after: {load_average()}")
 

@@ -8,7 +8,7 @@ Goal (issue 16): >= 90 % in every module, every survivor left either killed by a
 in tests/MUTANTS.md as equivalent (`--survivors` prints the ones that are not).
 
     pip install -e .[dev]                        # mutmut, pinned
-    python benchmarks/mutation.py [--modules ensemble labels ...] [--report-only] [--retest] [--survivors]
+    python benchmarks/mutation.py [--modules infer.ensemble data.labels ...] [--report-only] [--retest] [--survivors]
 
 Results are kept in mutants/ (git-ignored) and reused: mutmut re-tests only mutants of functions that
 changed, so after adding tests run `--retest` (the mutants not killed last time). A mutant that loops

@@ -22,11 +22,11 @@ import time
 from pathlib import Path
 
 from drowsy import memory
+from drowsy.data.labels import load_manifest
+from drowsy.data.prepare import prepare_dataset
 from drowsy.files import write_json
-from drowsy.labels import load_manifest
 from drowsy.paths import REPO_ROOT
-from drowsy.prepare import prepare_dataset
-from drowsy.synth import write_aihub_tree
+from drowsy.synth.aihub_tree import write_aihub_tree
 
 VAL_IMAGES = 32
 

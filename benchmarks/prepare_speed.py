@@ -120,7 +120,7 @@ def synthetic_objects(rng: np.random.Generator) -> list[dict]:
 
 def measure(raw_dir: str, out_dir: str, workers: int | None) -> None:
     """Run prepare_dataset once in this (fresh) process and print time and peak memory."""
-    from drowsy.prepare import prepare_dataset
+    from drowsy.data.prepare import prepare_dataset
 
     start = time.perf_counter()
     report = prepare_dataset(raw_dir, out_dir, workers=workers, progress=False)

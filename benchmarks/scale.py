@@ -26,15 +26,17 @@ import torch
 from evaluate_speed import synthetic_image
 
 from drowsy import CLASSES, memory
-from drowsy.checkpoint import save_checkpoint
 from drowsy.config import load_yaml
-from drowsy.dataset import DetectionDataset, EpochPartsSampler, build_loader, cache_if_it_fits
-from drowsy.labels import load_manifest
-from drowsy.metrics import evaluate_arrays
-from drowsy.models import build_model
+from drowsy.data.dataset import DetectionDataset, EpochPartsSampler, build_loader
+from drowsy.data.image_cache import cache_if_it_fits
+from drowsy.data.labels import load_manifest
+from drowsy.data.prepare import prepare_dataset
+from drowsy.eval.metrics import evaluate_arrays
+from drowsy.models.checkpoint import save_checkpoint
+from drowsy.models.yolo import build_model
 from drowsy.paths import DATA_DIR
-from drowsy.prepare import prepare_dataset
-from drowsy.synth import write_aihub_tree, write_dataset
+from drowsy.synth.aihub_tree import write_aihub_tree
+from drowsy.synth.competition import write_dataset
 
 # The real scale (solution.md) and the full preset (data/presets/full.yaml)
 FULL = load_yaml(DATA_DIR / "presets" / "full.yaml")

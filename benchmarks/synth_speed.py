@@ -16,8 +16,9 @@ import time
 import cv2
 import numpy as np
 
-from drowsy.demo_data import parse_size
-from drowsy.synth import JPEG_QUALITY, render_scene
+from drowsy.synth.competition import JPEG_QUALITY
+from drowsy.synth.demo_data import parse_size
+from drowsy.synth.render import render_scene
 
 
 def main() -> None:

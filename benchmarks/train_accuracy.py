@@ -37,10 +37,10 @@ from train_speed import (
 
 from drowsy import CLASSES
 from drowsy.config import load_yaml
-from drowsy.labels import read_labels
-from drowsy.metrics import evaluate_detections
+from drowsy.data.labels import read_labels
+from drowsy.eval.metrics import evaluate_detections
+from drowsy.infer.predict import predict_folder
 from drowsy.paths import REPO_ROOT
-from drowsy.predict import predict_folder
 
 CONF, IOU, MAX_DET = 0.001, 0.6, 300
 

@@ -70,7 +70,7 @@ def read_gray(path: str | Path) -> np.ndarray:
     except OSError as err:
         raise DrowsyError(f"{path}: cannot read image ({err.strerror or err})") from None
     try:
-        # as stored, like the header reader (drowsy.labels): OpenCV would apply an EXIF rotation
+        # as stored, like the header reader (drowsy.data.labels): OpenCV would apply an EXIF rotation
         image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION) if data.size else None
     except cv2.error:
         image = None

@@ -1,5 +1,5 @@
 """Work over chunks in worker processes, for the writers that render or re-encode thousands of images
-(`drowsy.synth`, `drowsy.resize`).
+(`drowsy.synth`, `drowsy.data.resize`).
 
 Workers are spawned, not forked: a fork copies OpenCV's thread pool mid-use and can hang the child.
 Each runs one OpenCV thread; the parallelism is theirs.

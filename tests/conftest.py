@@ -2,8 +2,8 @@
 
 import pytest
 
-from drowsy.prepare import prepare_dataset
-from drowsy.synth import write_dataset
+from drowsy.data.prepare import prepare_dataset
+from drowsy.synth.competition import write_dataset
 
 
 @pytest.fixture(scope="session")

@@ -29,16 +29,16 @@ def _mutation_script():
 def test_mutation_table_counts_per_module_and_scores_killed_over_checked(tmp_path):
     mutation = _mutation_script()
     statuses = {
-        "drowsy.labels.x_read__mutmut_1": "killed", "drowsy.labels.x_read__mutmut_2": "killed",
-        "drowsy.labels.x_read__mutmut_3": "survived", "drowsy.labels.x_read__mutmut_4": "no tests",
-        "drowsy.labels.x_read__mutmut_5": "timeout", "drowsy.labels.x_read__mutmut_6": "not checked",
+        "drowsy.data.labels.x_read__mutmut_1": "killed", "drowsy.data.labels.x_read__mutmut_2": "killed",
+        "drowsy.data.labels.x_read__mutmut_3": "survived", "drowsy.data.labels.x_read__mutmut_4": "no tests",
+        "drowsy.data.labels.x_read__mutmut_5": "timeout", "drowsy.data.labels.x_read__mutmut_6": "not checked",
         "drowsy.monitor.state.xǁDriverStateMonitorǁupdate__mutmut_1": "killed",
     }
-    listed = {"drowsy.labels.x_read__mutmut_3"}
+    listed = {"drowsy.data.labels.x_read__mutmut_3"}
     rows = mutation.table(statuses, listed)
     # module, mutants, killed, survived (no tests counts as survived), explained, timeouts, not run, score
-    assert rows == [("labels", 6, 2, 2, 1, 1, 1, 2 / 5), ("monitor.state", 1, 1, 0, 0, 0, 0, 1.0)]
-    (tmp_path / "MUTANTS.md").write_text("# notes\n- drowsy.labels.x_read__mutmut_3: `>` -> `>=`; equivalent\n"
-                                         "not a list line drowsy.labels.x_read__mutmut_4\n", encoding="utf-8")
+    assert rows == [("data.labels", 6, 2, 2, 1, 1, 1, 2 / 5), ("monitor.state", 1, 1, 0, 0, 0, 0, 1.0)]
+    (tmp_path / "MUTANTS.md").write_text("# notes\n- drowsy.data.labels.x_read__mutmut_3: `>` -> `>=`; equivalent\n"
+                                         "not a list line drowsy.data.labels.x_read__mutmut_4\n", encoding="utf-8")
     assert mutation.explained(tmp_path / "MUTANTS.md") == listed
     assert mutation.explained(tmp_path / "missing.md") == set()

@@ -1,9 +1,9 @@
-"""Every notebook runs headless with the smoke preset, in order, so a notebook can never rot, and
-each is checked for what it promises, from the files it writes (`PROMISES`).
+"""The notebooks: each parameters cell equals its dataclass's defaults and the training stages share
+TrainConfig's fields; every notebook runs headless with the smoke preset, in order, so a notebook can never
+rot, and each is checked for what it promises, from the files it writes."""
 
-The chain writes only under tmp_path: the preset's paths are overridden there.
-"""
-
+import ast
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,9 +12,18 @@ import pytest
 import torch
 
 from drowsy import CLASSES
-from drowsy.ablation import VARIANTS
-from drowsy.config import load_yaml
-from drowsy.events import load_events
+from drowsy.config import TrainConfig, load_yaml
+from drowsy.eval.ablation import VARIANTS
+from drowsy.monitor.events import load_events
+from drowsy.notebooks import (
+    SHARED_TRAIN_FIELDS,
+    BaselineParams,
+    DietParams,
+    DriverMonitorParams,
+    EnsembleParams,
+    ExploreParams,
+    FinetuneParams,
+)
 from drowsy.paths import REPO_ROOT
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -127,3 +136,42 @@ def test_missing_input_names_the_notebook_that_makes_it(tmp_path):
         papermill.execute_notebook(str(notebook), str(tmp_path / "out.ipynb"),
                                    parameters={"prepared_dir": str(tmp_path / "nothing"), "epochs": 1},
                                    kernel_name="python3", progress_bar=False)
+
+
+NOTEBOOK_PARAMS = {
+    "01_explore_imbalance": ExploreParams, "02_build_diet": DietParams, "03_train_baseline": BaselineParams,
+    "04_finetune": FinetuneParams, "05_ensemble_predict": EnsembleParams, "06_driver_monitor": DriverMonitorParams,
+}
+
+
+def parameters_cell(name: str) -> dict:
+    """name -> value of every assignment in the notebook's cell tagged `parameters`."""
+    cells = json.loads((REPO_ROOT / "notebooks" / f"{name}.ipynb").read_text())["cells"]
+    [cell] = [c for c in cells if "parameters" in c["metadata"].get("tags", [])]
+    tree = ast.parse("".join(cell["source"]))
+    return {node.targets[0].id: ast.literal_eval(node.value) for node in tree.body}
+
+
+def test_every_notebook_is_listed():
+    assert sorted(NOTEBOOK_PARAMS) == sorted(p.stem for p in (REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOK_PARAMS))
+def test_parameters_cell_equals_the_dataclass_defaults(name):
+    defaults = {f.name: f.default for f in dataclasses.fields(NOTEBOOK_PARAMS[name])}
+    cell = parameters_cell(name)
+    assert cell == defaults  # same names, same values
+    # == takes True for 1: the types must agree too (an int is a fine float, as from_dict accepts it)
+    assert all(type(cell[k]) is type(v) or (type(v) is float and type(cell[k]) is int) for k, v in defaults.items())
+
+
+def test_both_training_stages_take_every_shared_train_config_field():
+    stage_specific = {"train_manifest", "val_manifest", "run_dir", "model", "hyp", "epochs", "epoch_parts", "weights",
+                      "freeze", "autoanchor"}
+    assert set(SHARED_TRAIN_FIELDS) == {f.name for f in dataclasses.fields(TrainConfig)} - stage_specific
+    assert {"deterministic", "compile"} <= set(SHARED_TRAIN_FIELDS)
+    for stage in (BaselineParams, FinetuneParams):
+        config = stage.from_dict({"deterministic": False, "compile": True, "batch": 3}).train_config()
+        assert (config.deterministic, config.compile, config.batch) == (False, True, 3)
+    finetune = FinetuneParams(weights_dir="w").train_config()
+    assert (finetune.weights, finetune.run_dir, finetune.freeze) == ("w/baseline/last.pt", "w/finetune", "backbone")

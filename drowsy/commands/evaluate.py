@@ -20,11 +20,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from drowsy.data.labels import read_labels
     from drowsy.errors import DrowsyError
-    from drowsy.labels import read_labels
-    from drowsy.metrics import evaluate_detections
+    from drowsy.eval.metrics import evaluate_detections
+    from drowsy.eval.slices import evaluate_by, slice_table
     from drowsy.paths import resolve
-    from drowsy.slices import evaluate_by, slice_table
 
     if args.max_dets < 1:
         raise DrowsyError(f"evaluate: field 'max_dets': must be >= 1, got {args.max_dets}")

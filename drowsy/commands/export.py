@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from drowsy.export import export_onnx
+    from drowsy.infer.export import export_onnx
 
     path = export_onnx(args.weights, args.out, img_size=args.img, dynamic=args.dynamic, opset=args.opset)
     shape = "dynamic batch and size" if args.dynamic else "batch 1, fixed size"

@@ -54,15 +54,10 @@ def run(args: argparse.Namespace) -> int:
     if args.weights is None and (args.calibrate or args.calibration):
         raise DrowsyError("monitor: --calibrate and --calibration calibrate a detector; give --weights")
 
-    from drowsy.monitor import (
-        MonitorConfig,
-        build_detector,
-        calibrate,
-        calibration_offsets,
-        load_offsets,
-        run_monitor,
-        write_calibration,
-    )
+    from drowsy.config import MonitorConfig, MonitorRun
+    from drowsy.monitor.calibration import calibrate, calibration_offsets, load_offsets, write_calibration
+    from drowsy.monitor.detect import build_detector
+    from drowsy.monitor.runner import run_monitor
     from drowsy.paths import resolve
 
     config = MonitorConfig.from_yaml(args.config)
@@ -76,10 +71,10 @@ def run(args: argparse.Namespace) -> int:
         offsets = calibration_offsets(calibration)
     elif args.calibration:
         offsets = load_offsets(args.calibration, args.img)
-    summary = run_monitor(source, detector, args.out, config, truth_frames=args.truth_frames,
-                          truth_events=args.truth, fps=args.fps, img_size=args.img, batch=args.batch,
-                          threads=args.threads, annotate=not args.no_video, max_frames=args.max_frames,
-                          offsets=offsets, progress=not args.quiet)
+    run = MonitorRun(source, args.out, truth_frames=args.truth_frames, truth_events=args.truth, fps=args.fps,
+                     img_size=args.img, batch=args.batch, threads=args.threads, annotate=not args.no_video,
+                     max_frames=args.max_frames, progress=not args.quiet)
+    summary = run_monitor(run, detector, config, offsets)
     _print_summary(summary)
     return 0
 
@@ -100,7 +95,7 @@ def _print_summary(summary: dict) -> None:
     perclos = "--" if metrics["perclos_mean"] is None else f"{metrics['perclos_mean']:.3f}"
     print(f"PERCLOS mean {perclos}, max {metrics['perclos_max']:.3f}; {metrics['blinks_per_min']:.1f} blinks/min; "
           f"longest closure {metrics['longest_closure_s']:.2f} s; {metrics['yawns']} yawns")
-    from drowsy.events import ALERT_EVENTS
+    from drowsy.monitor.events import ALERT_EVENTS
 
     print("events: " + ", ".join(f"{kind} {metrics[f'{kind}_events']}" for kind in ALERT_EVENTS))
     if "scores" in summary:

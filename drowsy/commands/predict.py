@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from drowsy.predict import predict_folder
+    from drowsy.infer.predict import predict_folder
 
     stats = predict_folder(args.weights, args.images, args.out, img_size=args.img, conf=args.conf, iou=args.iou,
                            max_det=args.max_det, tta=args.tta, fuse=args.fuse, batch=args.batch,

@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from drowsy.prepare import prepare_dataset, summarize
+    from drowsy.data.prepare import prepare_dataset, summarize
 
     report = prepare_dataset(
         args.raw, args.out, val_size=args.val_size, seed=args.seed, export=args.export, workers=args.workers,

@@ -5,9 +5,9 @@ Relative paths resolve against the repository root, like every other command's.
 
 import argparse
 
-from drowsy.demo_data import parse_size
 from drowsy.errors import DrowsyError
 from drowsy.paths import resolve
+from drowsy.synth.demo_data import parse_size
 
 HELP = "write synthetic driver images (AIHub tree or competition layout) or a scripted video clip"
 
@@ -39,7 +39,7 @@ def run(args) -> int:
     if args.video is not None:
         if args.seconds <= 0 or args.fps <= 0:
             raise DrowsyError(f"synth: --seconds and --fps must be > 0, got {args.seconds} and {args.fps}")
-        from drowsy.clips import write_clip
+        from drowsy.synth.clips.write import write_clip
 
         clip = write_clip(resolve(args.video), args.seconds, args.fps, args.seed, size, script=args.script)
         print(f"wrote {clip} with frames.json and events.json")
@@ -50,12 +50,12 @@ def run(args) -> int:
     if args.layout == "aihub":
         if args.labels_out:
             raise DrowsyError("synth: --labels-out is for the competition layout (an AIHub tree keeps its labels)")
-        from drowsy.synth import write_aihub_tree
+        from drowsy.synth.aihub_tree import write_aihub_tree
 
         write_aihub_tree(out, args.images, args.seed, size, workers=args.workers)
         print(f"wrote {args.images} images and their label JSONs to {out / 'Training'}")
         return 0
-    from drowsy.synth import write_dataset
+    from drowsy.synth.competition import write_dataset
 
     labels_out = resolve(args.labels_out) if args.labels_out else None
     labels = write_dataset(out, args.images, args.seed, size, labels_out, args.workers)

@@ -19,7 +19,7 @@ def _bool(text: str) -> bool:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from drowsy.params import TrainConfig
+    from drowsy.config import TrainConfig
 
     parser.add_argument("--config", help="YAML file of options (command-line options override it)")
     for field in dataclasses.fields(TrainConfig):
@@ -34,9 +34,8 @@ def run(args: argparse.Namespace) -> int:
     import json
     import os
 
-    from drowsy.config import load_yaml
-    from drowsy.engine import train
-    from drowsy.params import TrainConfig
+    from drowsy.config import TrainConfig, load_yaml
+    from drowsy.train.engine import train
 
     values = load_yaml(args.config) if args.config else {}
     values.update({f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)

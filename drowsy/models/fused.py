@@ -8,7 +8,7 @@ gradients as `silu(batch_norm(x))` up to float rounding, and the same bits whate
 count.
 
 It applies to training-mode `nn.BatchNorm2d` on channels_last float32/bfloat16 CPU tensors with a
-multiple of 16 channels, which is how `drowsy.engine` trains the models on a CPU; everything else
+multiple of 16 channels, which is how `drowsy.train.engine` trains the models on a CPU; everything else
 (GPU, eval mode, SyncBatchNorm, NCHW) runs the PyTorch ops. The first use compiles the kernel with
 the C++ compiler and ninja (about 25 s on 2 cores, then cached under ~/.cache/torch_extensions);
 where that fails the PyTorch ops run, after one warning.

@@ -3,7 +3,7 @@
 The layer layout is written out here; a variant YAML under data/models/ only picks the
 architecture (p5: heads at strides 8/16/32, p6: 8/16/32/64), the depth and width multiples and the
 anchors. `YoloModel.forward` always returns raw predictions; decoding and NMS live in
-drowsy.postprocess, target assignment and the loss elsewhere.
+drowsy.infer.postprocess, target assignment and the loss elsewhere.
 """
 
 import dataclasses

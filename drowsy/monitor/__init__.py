@@ -26,48 +26,21 @@ as its `alert` time. A drowsy event is dated by the
 centres of the windows whose PERCLOS passes the threshold, so it covers the drowsy minutes themselves
 instead of lagging them by half a window as the trailing (live) PERCLOS does.
 
-Modules, from the core outwards:
-- `config`: `MonitorConfig`, the thresholds, checked on load;
+The thresholds are `drowsy.config.MonitorConfig` (data/monitor.yaml), checked on load. Modules, from
+the core outwards:
+- `events`: the `Event` type (truth and predictions alike), events.json, and scoring events against
+  the truth (matching, precision, recall, onset latency, false alerts per hour);
 - `gaze`: head pose from boxes and its online baseline; `attention`: VATS and the alert ladder;
 - `state`: the state machine, numpy only: `frame_scores`, `DriverStateMonitor` (streaming; memory
-  bounded by one PERCLOS window) and its per-frame `FrameState`; events are `drowsy.events.Event`;
+  bounded by one PERCLOS window) and its per-frame `FrameState`;
 - `sources`: `FrameSource` (video file, folder of frames, camera), batches decoded ahead in a thread,
   `truth_detections` (a clip's ground-truth boxes as detections);
 - `detect`: `detect_frames` (a detector on a batch of frames), `build_detector`;
 - `calibration`: per-signal score offsets fitted on labelled images (`calibrate`), calibration.json;
 - `runner`: `run_monitor`, which drives the state machine from a source with a detector or with a
   clip's ground-truth boxes and writes events.json, timeline.png/.csv, summary.json and annotated.mp4;
-- `draw`: the annotated frame and the plots (timeline, calibration, one frame per alert);
-- `benchmark`: clip sets monitored and scored per event type (benchmarks/monitor_events.py, notebook 06).
+- `draw`: the annotated frame and the plots (timeline, calibration, one frame per alert).
 
-The names below are importable from `drowsy.monitor`; each loads its module on first use (PEP 562), so
 `import drowsy.monitor.state` loads the state machine alone, without OpenCV, PyTorch or matplotlib.
+The event benchmark over synthetic clips is `drowsy.eval.monitor_benchmark`.
 """
-
-import importlib
-
-_MODULE_OF = {
-    "MonitorConfig": "config",
-    "SIGNALS": "state", "CALIBRATED": "state", "DriverStateMonitor": "state", "FrameState": "state",
-    "frame_scores": "state",
-    "FOLDER_FPS": "sources", "FrameSource": "sources", "truth_detections": "sources",
-    "MAX_DETECTIONS": "detect", "build_detector": "detect", "detect_frames": "detect",
-    "SIGNAL_CLASSES": "calibration", "calibrate": "calibration", "calibration_offsets": "calibration",
-    "fit_offset": "calibration", "image_states": "calibration", "load_offsets": "calibration",
-    "write_calibration": "calibration",
-    "run_monitor": "runner",
-    "draw_frame": "draw", "plot_calibration": "draw", "plot_event_frames": "draw", "plot_timeline": "draw",
-}
-__all__ = list(_MODULE_OF)
-
-
-def __getattr__(name: str):
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))

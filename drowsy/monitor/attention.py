@@ -15,7 +15,7 @@ the level the last one reached, so a driver who looks away again at once is not 
 from its first step again.
 """
 
-from drowsy.events import Event
+from drowsy.monitor.events import Event
 
 LEVELS = {"microsleep": 1, "drowsy": 1, "yawn": 1, "distraction": 1, "vats": 1, "phone": 1, "smoking": 1,
           "degraded": 1, "sleep": 2, "unresponsive": 3}

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from drowsy.config import MonitorConfig
 from drowsy.errors import DrowsyError
 from drowsy.files import read_gray, read_json, write_json
-from drowsy.monitor.config import MonitorConfig
 from drowsy.monitor.detect import detect_frames
 from drowsy.monitor.state import CALIBRATED, SEEN, frame_scores, logit
 from drowsy.paths import resolve
@@ -76,7 +76,7 @@ def calibrate(detector, split: str | Path, config: MonitorConfig | None = None, 
     and the score are known, their raw log-odds and true states (for `plot_calibration`); a signal with
     one state only in the split keeps offset 0 ("fitted": false).
     """
-    from drowsy.labels import load_manifest, spread
+    from drowsy.data.labels import load_manifest, spread
 
     config = config or MonitorConfig()
     manifest = load_manifest(split)

@@ -17,16 +17,16 @@ MAX_DETECTIONS = 50  # per frame: one driver has a face, two eyes, a mouth, a ph
 
 def detect_frames(detector, frames: list[np.ndarray], img_size: int, conf: float, iou: float,
                   max_det: int = MAX_DETECTIONS) -> list:
-    """Detections of equally sized frames through a rectangular letterbox (drowsy.geometry.rect_letterbox:
+    """Detections of equally sized frames through a rectangular letterbox (drowsy.data.geometry.rect_letterbox:
     the long side scaled to `img_size`, rounded up to the detector's stride, as in `Detector.detect`,
     the short side padded only to the next stride multiple), post-processed as every detection is
-    (drowsy.postprocess.to_detections). Needs a PyTorch detector or an ONNX one exported with dynamic axes.
+    (drowsy.infer.postprocess.to_detections). Needs a PyTorch detector or an ONNX one exported with dynamic axes.
     frames: uint8 [H, W]. Returns per frame float32 [n, 6] (x1, y1, x2, y2 original pixels, score, class_id).
     """
     import torch
 
-    from drowsy.geometry import fit_img_size, rect_letterbox
-    from drowsy.postprocess import to_detections
+    from drowsy.data.geometry import fit_img_size, rect_letterbox
+    from drowsy.infer.postprocess import to_detections
 
     padded, geometry = rect_letterbox(frames, fit_img_size(img_size, detector.stride), detector.stride)
     pixels = torch.from_numpy(padded)[:, None].float().div_(255).expand(-1, detector.in_channels, -1, -1)
@@ -36,20 +36,20 @@ def detect_frames(detector, frames: list[np.ndarray], img_size: int, conf: float
 
 def build_detector(weights: str | Path, backend: str = "torch", img_size: int = 416,
                    export_dir: str | Path | None = None, device: str = "cpu"):
-    """A `drowsy.predict.Detector` for the monitor, on the CPU unless `device` says otherwise.
+    """A `drowsy.infer.predict.Detector` for the monitor, on the CPU unless `device` says otherwise.
 
     backend "torch": the checkpoint with autocast (bf16 on the CPU) on `device` (e.g. the training GPU,
     to calibrate on many images fast); "onnx": ONNX Runtime on the CPU, on the .onnx given, or on an
     export of the checkpoint to `export_dir` (default: next to it) with dynamic batch and size.
     """
-    from drowsy.predict import Detector
+    from drowsy.infer.predict import Detector
 
     weights = resolve(weights)
     if backend not in ("torch", "onnx"):
         raise DrowsyError(f"monitor: field 'backend': must be 'torch' or 'onnx', got {backend!r}")
     if backend == "torch" or weights.suffix.lower() == ".onnx":
         return Detector(weights, device=device if backend == "torch" else "cpu", amp=backend == "torch")
-    from drowsy.export import export_onnx
+    from drowsy.infer.export import export_onnx
 
     if not weights.is_file():
         raise DrowsyError(f"{weights}: weights not found")

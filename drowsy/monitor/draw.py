@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from drowsy import CLASSES
-from drowsy.events import ALERT_EVENTS, Event
+from drowsy.config import MonitorConfig
 from drowsy.monitor.attention import LEVEL_NAMES
 from drowsy.monitor.calibration import SIGNAL_CLASSES
-from drowsy.monitor.config import MonitorConfig
+from drowsy.monitor.events import ALERT_EVENTS, Event
 from drowsy.monitor.sources import FOLDER_FPS
 from drowsy.monitor.state import CALIBRATED, SIGNALS, FrameState
 from drowsy.paths import resolve

@@ -8,12 +8,12 @@ import time
 from pathlib import Path
 
 from drowsy import CLASSES
+from drowsy.config import MonitorConfig, MonitorRun
 from drowsy.errors import DrowsyError
-from drowsy.events import Event, false_alerts_per_hour, load_alert_free, load_events, score_events, write_events
 from drowsy.files import write_json
-from drowsy.monitor.config import MonitorConfig
 from drowsy.monitor.detect import detect_frames
 from drowsy.monitor.draw import draw_frame, plot_timeline
+from drowsy.monitor.events import Event, false_alerts_per_hour, load_alert_free, load_events, score_events, write_events
 from drowsy.monitor.sources import FrameSource, frame_batches, truth_detections
 from drowsy.monitor.state import SIGNALS, DriverStateMonitor, FrameState
 from drowsy.paths import resolve
@@ -21,49 +21,47 @@ from drowsy.progress import log
 from drowsy.progress import progress as progress_bar
 
 
-def run_monitor(source, detector=None, out_dir: str | Path = "outputs/monitor", config: MonitorConfig | None = None, *,
-                truth_frames: str | Path | None = None, truth_events: str | Path | None = None,
-                fps: float | None = None, img_size: int = 416, iou: float = 0.7, batch: int = 4,
-                threads: int | None = 1, annotate: bool = True, max_frames: int | None = None,
-                offsets: dict[str, float] | None = None, progress: bool = True) -> dict:
-    """Monitor a video file, a folder of frames or a camera index and write the results to `out_dir`.
+def run_monitor(run: MonitorRun, detector=None, config: MonitorConfig | None = None,
+                offsets: dict[str, float] | None = None) -> dict:
+    """Monitor a video file, a folder of frames or a camera index and write the results to `run.out_dir`.
 
-    detector: a `drowsy.predict.Detector` (see `build_detector`), run at `img_size` on batches of
-    `batch` frames; or None with `truth_frames` (a clip's frames.json) to feed the ground-truth boxes
-    instead, which scores the state machine apart from the model (`source` may then be None: no video).
-    offsets: per-signal score calibration of the detector (`calibrate`, `load_offsets`); None: raw scores.
-    truth_events: the clip's events.json, to score against. fps: frame rate when the source has none
-    (folders: default 15). A camera runs until Ctrl-C or `max_frames`. threads: PyTorch intra-op
-    threads during the run (restored afterwards; None keeps PyTorch's setting). One by default: the
-    decoding thread has the other core, and one compute thread keeps its pace when other processes
-    share the CPU, where several OpenMP threads stall waiting on each other (2-core machine under load:
-    124 frames/s with 1 thread, 7.5 with 2; benchmarks/monitor_speed.py).
+    detector: a `drowsy.infer.predict.Detector` (see `build_detector`), run at `run.img_size` on batches
+    of `run.batch` frames; or None with `run.truth_frames` (a clip's frames.json) to feed the
+    ground-truth boxes instead, which scores the state machine apart from the model (`run.source` may
+    then be None: no video). config: the thresholds (None: data/monitor.yaml). offsets: per-signal
+    score calibration of the detector (`calibrate`, `load_offsets`); None: raw scores.
+    `run.truth_events`: the clip's events.json, to score against. A camera runs until Ctrl-C or
+    `run.max_frames`. `run.threads`: PyTorch intra-op threads during the run (restored afterwards;
+    None keeps PyTorch's setting). One by default: the decoding thread has the other core, and one
+    compute thread keeps its pace when other processes share the CPU, where several OpenMP threads
+    stall waiting on each other (benchmarks/monitor_speed.py).
     Writes events.json (the truth's schema), timeline.csv (per-frame scores, states, PERCLOS, alerts),
-    timeline.png and, with `annotate` and a source, annotated.mp4 (boxes, states, alerts).
+    timeline.png and, with `run.annotate` and a source, annotated.mp4 (boxes, states, alerts).
     Returns a summary: source, backend, frames, fps (the stream's), fps_achieved (frames per wall-clock
     second, decoding to writing), offsets (the calibration used, or None), metrics
-    (DriverStateMonitor.metrics), scores (with truth_events: `drowsy.events.score_events` per type
-    present, with onset latencies), false_alerts_per_hour (when truth_events has alert-free
+    (DriverStateMonitor.metrics), scores (with truth_events: `drowsy.monitor.events.score_events` per
+    type present, with onset latencies), false_alerts_per_hour (when truth_events has alert-free
     stretches), files.
     """
+    source, truth_frames, truth_events = run.source, run.truth_frames, run.truth_events
     _check_inputs(source, detector, truth_frames)
     config = config or MonitorConfig.from_yaml("data/monitor.yaml")
-    out_dir = resolve(out_dir)
+    out_dir = resolve(run.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     truth, truth_fps = truth_detections(truth_frames) if truth_frames is not None else (None, None)
     true_events = load_events(truth_events) if truth_events is not None else None
     alert_free = load_alert_free(truth_events) if truth_events is not None else []
-    source = FrameSource(source, fps or truth_fps) if source is not None else None
+    source = FrameSource(source, run.fps or truth_fps) if source is not None else None
     stream_fps = source.fps if source is not None else truth_fps
-    limits = [n for n in (None if truth is None else len(truth), max_frames) if n is not None]
+    limits = [n for n in (None if truth is None else len(truth), run.max_frames) if n is not None]
     limit = min(limits) if limits else None  # frames to read (a video's own count can be approximate)
-    with source or contextlib.nullcontext(), _torch_threads(threads):
+    with source or contextlib.nullcontext(), _torch_threads(run.threads):
         started = time.perf_counter()
         monitor = DriverStateMonitor(config, stream_fps, offsets)
-        annotated = out_dir / "annotated.mp4" if annotate and source is not None else None
-        records = _monitor_loop(monitor, _batches(source, batch, limit),
-                                _detections_of(detector, truth, img_size, config.min_score, iou), annotated,
-                                total=limit if limit is not None else source.length, progress=progress)
+        annotated = out_dir / "annotated.mp4" if run.annotate and source is not None else None
+        records = _monitor_loop(monitor, _batches(source, run.batch, limit),
+                                _detections_of(detector, truth, run.img_size, config.min_score, run.iou), annotated,
+                                total=limit if limit is not None else source.length, progress=run.progress)
         events = monitor.finish()
         seconds = time.perf_counter() - started
     name = source.name if source is not None else str(resolve(truth_frames))

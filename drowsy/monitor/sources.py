@@ -18,7 +18,7 @@ FOLDER_FPS = 15.0  # frame rate assumed for a folder of images when none is give
 
 
 def truth_detections(frames_json: str | Path) -> tuple[list[np.ndarray], float]:
-    """A clip's ground-truth boxes (frames.json of `drowsy.clips.write_clip`) as perfect detections.
+    """A clip's ground-truth boxes (frames.json of `drowsy.synth.clips.write_clip`) as perfect detections.
 
     Returns (per frame float32 [n, 6]: x1, y1, x2, y2 pixels, score 1, class_id; the clip's fps).
     """

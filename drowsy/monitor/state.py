@@ -2,7 +2,7 @@
 live alerts and finished events (the definitions are in the package docstring, `drowsy.monitor`).
 
 numpy only, by design: it runs wherever detections come from (a detector, a clip's ground truth, a
-replayed log) without PyTorch, OpenCV or plotting libraries, and tests/test_monitor.py checks that
+replayed log) without PyTorch, OpenCV or plotting libraries, and tests/monitor/test_state.py checks that
 importing it loads none of them. Memory stays bounded by one PERCLOS window, however long the stream.
 """
 
@@ -13,10 +13,10 @@ from collections import deque
 import numpy as np
 
 from drowsy import CLASS_IDS, CLASSES
-from drowsy.boxes import iou_with
-from drowsy.events import ALERT_EVENTS, Event
+from drowsy.config import MonitorConfig
+from drowsy.infer.boxes import iou_with
 from drowsy.monitor.attention import AlertLadder, Vats
-from drowsy.monitor.config import MonitorConfig
+from drowsy.monitor.events import ALERT_EVENTS, Event
 from drowsy.monitor.gaze import HeadPose, face_features, iris_offset, off_road_score
 
 DETECTOR_SIGNALS = ("eyes_closed", "mouth_open", "phone", "cigarette")  # scored from class scores (`frame_scores`)

@@ -13,12 +13,8 @@ so its box is the exact extent of the drawn geometry after rotation, clipped to 
 
 Coordinates: pixel centres sit at integer xy while drawing; boxes are xyxy in pixel *edges*
 (pixel i spans [i, i + 1]), so a box covering the whole image is [0, 0, W, H].
+
+Modules: `scene` (what a scene holds, sampled at the real class rates), `canvas` and `render` (drawing
+it, with exact boxes), `aihub_tree` and `competition` (the two on-disk layouts), `demo_data` (the
+embedded default: written on first use), `clips/` (animated video clips for the driver monitor).
 """
-
-from drowsy.synth.aihub_tree import write_aihub_tree
-from drowsy.synth.dataset import JPEG_QUALITY, image_name, write_dataset
-from drowsy.synth.render import OWNERS, draw_scene, render_scene
-from drowsy.synth.scene import CLASS_RATES, SceneState, hands_in_frame, room_below, sample_scene
-
-__all__ = ["CLASS_RATES", "JPEG_QUALITY", "OWNERS", "SceneState", "draw_scene", "hands_in_frame", "image_name",
-           "render_scene", "room_below", "sample_scene", "write_aihub_tree", "write_dataset"]

@@ -1,5 +1,5 @@
 """The synthetic dataset in the public AIHub layout: one folder per subject, recordings of consecutive
-frames, one label JSON per image in AIHub's schema (see drowsy.aihub), names in the controlled scheme.
+frames, one label JSON per image in AIHub's schema (see drowsy.data.aihub), names in the controlled scheme.
 
 A recording is one (subject, scenario, lighting, gaze target, behaviour) and `frames` consecutive
 frames of it: the driver moves smoothly, so frames of one recording are near duplicates, as in the
@@ -16,12 +16,23 @@ from pathlib import Path
 
 import numpy as np
 
+from drowsy.data.meta import GAZE_TARGET, LIGHTING
 from drowsy.files import write_json
-from drowsy.meta import GAZE_TARGET, LIGHTING
-from drowsy.synth.dataset import encode_jpeg, run_chunks
+from drowsy.synth.competition import encode_jpeg, run_chunks
 from drowsy.synth.render import render_scene
-from drowsy.synth.scene import CLASS_RATES, EYES_CLOSED_RATE, GAZE_POSES, MOUTH_OPEN_RATE, MOUTH_VISIBLE_RATE, \
-    SceneState, accessories, hands_in_frame, phone_hold, room_below, sample_scene
+from drowsy.synth.scene import (
+    CLASS_RATES,
+    EYES_CLOSED_RATE,
+    GAZE_POSES,
+    MOUTH_OPEN_RATE,
+    MOUTH_VISIBLE_RATE,
+    SceneState,
+    accessories,
+    hands_in_frame,
+    phone_hold,
+    room_below,
+    sample_scene,
+)
 
 ENVIRONMENT_FOLDER = "bbox(통제환경)"
 YAWN_RATE = MOUTH_OPEN_RATE * MOUTH_VISIBLE_RATE  # images with an open mouth

@@ -35,7 +35,7 @@ SUNGLASSES_RATE = 0.03
 GLARE_RATE = 0.02
 # Where a driver looks, as the head's (yaw, pitch) in degrees from straight ahead; yaw + = towards the
 # image's right (the driver's left: the camera faces the driver), pitch + = down. Left-hand drive. The
-# AIHub gaze targets (drowsy.meta.GAZE_TARGET) and the protocol's gaze locations.
+# AIHub gaze targets (drowsy.data.meta.GAZE_TARGET) and the protocol's gaze locations.
 GAZE_POSES = {
     "ahead": (0.0, 0.0), "left side mirror": (45.0, 5.0), "left window": (60.0, 0.0),
     "rear-view mirror": (-35.0, -22.0), "sun visor": (-10.0, -30.0), "right side mirror": (-55.0, 5.0),
@@ -48,7 +48,7 @@ GAZE_POSES = {
 
 @dataclasses.dataclass(frozen=True)
 class SceneState:
-    """Everything that decides one scene; `dataclasses.replace` animates it (see drowsy.clips).
+    """Everything that decides one scene; `dataclasses.replace` animates it (see drowsy.synth.clips).
 
     Lengths in pixels unless said otherwise; "face units" are multiples of the face height;
     angles in degrees (positive = clockwise on screen); grey levels 0-255. Sides: -1 = image

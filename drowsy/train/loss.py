@@ -1,0 +1,156 @@
+"""YOLOv5 detection loss: CIoU box loss, IoU-targeted objectness BCE and class BCE.
+
+Positives come from `drowsy.train.assign.assign_targets`. The per-term gains follow YOLOv5's train.py,
+which rescales the hyperparameter gains by the number of classes, levels and the image size, so
+one hyperparameter file serves P5 and P6 models at any input size.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchvision.ops import box_convert, complete_box_iou_loss
+
+from drowsy.train.assign import LevelTargets, assign_targets
+
+REQUIRED_HYP = ("box", "cls", "cls_pw", "obj", "obj_pw", "anchor_t")
+
+# Objectness weight per level, finest first: small objects are many and their cells many,
+# so the fine levels get more weight (YOLOv5 values).
+_OBJECTNESS_BALANCE = {3: (4.0, 1.0, 0.4)}
+_OBJECTNESS_BALANCE_DEFAULT = (4.0, 1.0, 0.25, 0.06, 0.02)
+
+# YOLOv5's gains were tuned on COCO: 80 classes, 3 levels, 640 px.
+_REFERENCE_CLASSES = 80
+_REFERENCE_LEVELS = 3
+_REFERENCE_IMAGE_SIZE = 640.0
+
+_FOCAL_ALPHA = 0.25
+_MIN_SIZE = 1e-5  # smallest predicted box side the box loss sees, grid cells (see _box_loss)
+
+
+class YoloLoss:
+    """YOLOv5 loss for a model whose forward returns raw predictions.
+
+    model: exposes `anchors` [nl, na, 2] float32 (w, h) pixels, `strides` [nl] float32 and
+        `num_classes`; read at every call, so anchors changed by autoanchor are used.
+    hyp: YOLOv5 hyperparameters; uses box, cls, cls_pw, obj, obj_pw, anchor_t, and optionally
+        fl_gamma (focal loss when > 0) and label_smoothing (epsilon, default 0).
+    """
+
+    def __init__(self, model: torch.nn.Module, hyp: dict):
+        missing = [key for key in REQUIRED_HYP if key not in hyp]
+        if missing:
+            raise ValueError(f"hyp is missing key(s): {', '.join(missing)}")
+        self.model = model
+        self.hyp = hyp
+
+    def __call__(self, raw: list[Tensor], targets: Tensor) -> tuple[Tensor, dict[str, float]]:
+        """Loss of one batch.
+
+        raw: nl tensors [B, na, H_l, W_l, 5 + nc] (tx, ty, tw, th, objectness logit, class logits),
+            any float dtype (bf16 under autocast is computed in float32).
+        targets: [M, 6] float32 (batch_index, class_id, cx, cy, w, h), pixels of the network input.
+        Returns (loss, parts): loss is a float32 scalar equal to the per-image loss times the batch
+        size B (YOLOv5 convention: gradients scale with B, and the learning rate was tuned for it);
+        parts = {"box", "obj", "cls"}: the per-image terms after their gains, as floats.
+        Box and class terms are means over the batch's positives of each level, so the loss of a
+        batch equals the sum of its images' losses only when every image has as many positives.
+        """
+        anchors = self.model.anchors
+        strides = self.model.strides
+        num_classes = self.model.num_classes
+        num_levels = len(raw)
+        if num_levels != len(anchors):
+            raise ValueError(f"got {num_levels} prediction levels for {len(anchors)} anchor sets")
+        raw = [level.float() for level in raw]
+        device = raw[0].device
+        grid_shapes = [(level.shape[2], level.shape[3]) for level in raw]
+        level_targets = assign_targets(targets.to(device), anchors, strides, grid_shapes, self.hyp["anchor_t"])
+
+        box_loss = torch.zeros((), device=device)
+        obj_loss = torch.zeros((), device=device)
+        cls_loss = torch.zeros((), device=device)
+        balance = objectness_balance(num_levels)
+        for level, positives in enumerate(level_targets):
+            prediction = raw[level]
+            obj_target = torch.zeros(prediction.shape[:4], device=device)
+            if len(positives):
+                positive_raw = prediction[positives.indices]
+                level_box_loss, iou = self._box_loss(positive_raw, positives)
+                box_loss = box_loss + level_box_loss
+                _scatter_best_iou(obj_target, positives, iou)
+                if num_classes > 1:  # with one class, objectness already says it
+                    cls_loss = cls_loss + self._class_loss(positive_raw[:, 5:], positives)
+            obj_loss = obj_loss + balance[level] * self._bce(prediction[..., 4], obj_target, self.hyp["obj_pw"])
+
+        image_size = max(grid_shapes[0]) * strides[0].to(device=device, dtype=torch.float32)
+        level_gain = _REFERENCE_LEVELS / num_levels
+        box_loss = box_loss * self.hyp["box"] * level_gain
+        obj_loss = obj_loss * self.hyp["obj"] * (image_size / _REFERENCE_IMAGE_SIZE) ** 2 * level_gain
+        cls_loss = cls_loss * self.hyp["cls"] * num_classes / _REFERENCE_CLASSES * level_gain
+        batch_size = raw[0].shape[0]
+        parts = dict(zip(("box", "obj", "cls"), torch.stack([box_loss, obj_loss, cls_loss]).tolist()))
+        return (box_loss + obj_loss + cls_loss) * batch_size, parts
+
+    def _box_loss(self, positive_raw: Tensor, positives: LevelTargets) -> tuple[Tensor, Tensor]:
+        """Mean 1 - CIoU over the positives, and each positive's CIoU ([P] float32, detached).
+
+        positive_raw: [P, 5 + nc] float32, raw predictions at the assigned (image, anchor, cell).
+        """
+        centre = positive_raw[:, 0:2].sigmoid() * 2 - 0.5
+        size = (positive_raw[:, 2:4].sigmoid() * 2) ** 2 * positives.anchor_wh
+        # A size under about 1e-7 cells cancels to 0 in xyxy around a centre near 1 cell (float32), and
+        # CIoU's aspect term w / h and its gradient turn NaN. The untrained head gives such sizes (raw
+        # t_wh under -9: its outputs have long tails on flat image regions; seen on the first batch at
+        # 1280 px). Such sizes count as _MIN_SIZE, their gradient passes unchanged, larger ones are
+        # untouched to the bit.
+        size = size + (size.detach().clamp_min(_MIN_SIZE) - size.detach())
+        predicted = box_convert(torch.cat([centre, size], dim=1), "cxcywh", "xyxy")
+        assigned = box_convert(positives.box, "cxcywh", "xyxy")
+        ciou_loss = complete_box_iou_loss(predicted, assigned, reduction="none")
+        return ciou_loss.mean(), (1 - ciou_loss).detach()
+
+    def _class_loss(self, class_logits: Tensor, positives: LevelTargets) -> Tensor:
+        """BCE against smoothed one-hot labels. class_logits: [P, nc] float32."""
+        epsilon = self.hyp.get("label_smoothing", 0.0)
+        target = torch.full_like(class_logits, 0.5 * epsilon)
+        target[torch.arange(len(positives), device=class_logits.device), positives.class_id] = 1 - 0.5 * epsilon
+        return self._bce(class_logits, target, self.hyp["cls_pw"])
+
+    def _bce(self, logits: Tensor, target: Tensor, pos_weight: float) -> Tensor:
+        """Mean BCE-with-logits, focal when hyp["fl_gamma"] > 0 (https://arxiv.org/abs/1708.02002).
+
+        Written here because torchvision's sigmoid_focal_loss has no positive-class weight.
+        """
+        loss = F.binary_cross_entropy_with_logits(
+            logits, target, pos_weight=torch.tensor(pos_weight, device=logits.device), reduction="none"
+        )
+        gamma = self.hyp.get("fl_gamma", 0.0)
+        if gamma > 0:
+            probability = logits.sigmoid()
+            agreement = target * probability + (1 - target) * (1 - probability)
+            alpha = target * _FOCAL_ALPHA + (1 - target) * (1 - _FOCAL_ALPHA)
+            loss = loss * alpha * (1 - agreement) ** gamma
+        return loss.mean()
+
+
+def objectness_balance(num_levels: int) -> tuple[float, ...]:
+    """Objectness loss weight of each level, finest first (YOLOv5: 3 levels -> 4.0, 1.0, 0.4)."""
+    if num_levels in _OBJECTNESS_BALANCE:
+        return _OBJECTNESS_BALANCE[num_levels]
+    if num_levels > len(_OBJECTNESS_BALANCE_DEFAULT):
+        raise ValueError(f"no objectness balance for {num_levels} levels")
+    return _OBJECTNESS_BALANCE_DEFAULT[:num_levels]
+
+
+def _scatter_best_iou(obj_target: Tensor, positives: LevelTargets, iou: Tensor) -> None:
+    """Write each positive's CIoU (clamped >= 0) into obj_target [B, na, H, W], in place.
+
+    Several targets can land on one (image, anchor, cell); the highest IoU wins. A max-reduce is
+    used rather than YOLOv5's sort-then-assign, whose last-write-wins is not guaranteed by PyTorch
+    for repeated indices.
+    """
+    batch, anchor, grid_y, grid_x = positives.indices
+    _, num_anchors, height, width = obj_target.shape
+    flat_index = ((batch * num_anchors + anchor) * height + grid_y) * width + grid_x
+    obj_target.view(-1).scatter_reduce_(0, flat_index, iou.clamp(min=0), reduce="amax")
