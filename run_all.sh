@@ -2,7 +2,7 @@
 # The two commands of this repository (see README):
 #   ./run_all.sh [PRESET]   set up .venv if needed, then run the notebooks in order with data/presets/PRESET.yaml
 #                           (default: demo, the embedded synthetic dataset on a CPU); executed copies go to outputs/PRESET/
-#   ./run_all.sh --test     set up .venv if needed, then run the test suite
+#   ./run_all.sh --test     set up .venv if needed, lint and format-check the code (ruff), then run the test suite
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -32,6 +32,8 @@ setup() {
 setup
 if [ "${1:-}" = "--test" ]; then
   shift
+  echo "== ruff: lint and format check (pyproject.toml [tool.ruff])"
+  .venv/bin/ruff check --quiet . && .venv/bin/ruff format --check --quiet .
   exec .venv/bin/python -m pytest "$@"
 fi
 

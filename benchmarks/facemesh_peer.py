@@ -38,8 +38,16 @@ POSE_POINTS = (1, 152, 33, 263, 61, 291)
 IRISES = ((468, 33, 133), (473, 362, 263))  # iris centre, the eye's two corners
 # A generic face (millimetres; x to the image's right, y up, z towards the camera), nose tip at the origin:
 # the six POSE_POINTS in order. Widely used approximate anthropometric values.
-FACE_MODEL = np.array([(0.0, 0.0, 0.0), (0.0, -63.6, -12.5), (-43.3, 32.7, -26.0), (43.3, 32.7, -26.0),
-                       (-28.9, -28.9, -24.1), (28.9, -28.9, -24.1)])
+FACE_MODEL = np.array(
+    [
+        (0.0, 0.0, 0.0),
+        (0.0, -63.6, -12.5),
+        (-43.3, 32.7, -26.0),
+        (43.3, 32.7, -26.0),
+        (-28.9, -28.9, -24.1),
+        (28.9, -28.9, -24.1),
+    ]
+)
 
 
 def eye_aspect_ratio(points: np.ndarray) -> float:
@@ -53,7 +61,9 @@ def eye_aspect_ratio(points: np.ndarray) -> float:
 
 def mouth_aspect_ratio(points: np.ndarray) -> float:
     left, right, upper, lower = MOUTH
-    return float(np.linalg.norm(points[upper] - points[lower]) / max(np.linalg.norm(points[left] - points[right]), 1e-6))
+    return float(
+        np.linalg.norm(points[upper] - points[lower]) / max(np.linalg.norm(points[left] - points[right]), 1e-6)
+    )
 
 
 def iris_offset(points: np.ndarray) -> float:
@@ -86,8 +96,13 @@ def head_pose(points: np.ndarray, width: int, height: int) -> tuple[float, float
 
 def measure(points: np.ndarray, width: int, height: int) -> dict:
     yaw, pitch = head_pose(points, width, height)
-    return {"ear": eye_aspect_ratio(points), "mar": mouth_aspect_ratio(points), "yaw": yaw, "pitch": pitch,
-            "iris": iris_offset(points)}
+    return {
+        "ear": eye_aspect_ratio(points),
+        "mar": mouth_aspect_ratio(points),
+        "yaw": yaw,
+        "pitch": pitch,
+        "iris": iris_offset(points),
+    }
 
 
 def main(clip: str, out: str) -> None:
@@ -98,8 +113,9 @@ def main(clip: str, out: str) -> None:
         raise SystemExit(f"{clip}: cannot be read as a video")
     fps = capture.get(cv2.CAP_PROP_FPS) or 15.0
     frames = []
-    with mp.solutions.face_mesh.FaceMesh(max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.5,
-                                         min_tracking_confidence=0.5) as mesh:
+    with mp.solutions.face_mesh.FaceMesh(
+        max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.5, min_tracking_confidence=0.5
+    ) as mesh:
         while True:
             ok, frame = capture.read()
             if not ok:

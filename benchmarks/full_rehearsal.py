@@ -33,21 +33,41 @@ VAL_IMAGES = 48
 def overrides(folder: Path, args: argparse.Namespace) -> dict:
     """What differs from data/presets/full.yaml: a small set, a few epochs, small samples."""
     batches = 1  # each epoch draws about one batch of 16 from the diet set (a quarter of the train split)
-    return dict(raw_dir=str(folder / "raw"), test_dir=str(folder / "test"), test_labels=str(folder / "test_labels.json"),
-                prepared_dir=str(folder / "prepared"), weights_dir=str(folder / "weights"), out_dir=str(folder / "out"),
-                val_size=VAL_IMAGES, model=args.model, device=args.device, epochs=args.epochs,
-                epoch_parts=max(args.images // 4 // (16 * batches), 1), finetune_epochs=1,
-                finetune_epoch_parts=max(args.images // (16 * batches), 1), val_every=1, val_subset=VAL_IMAGES // 3,
-                ablation_images=VAL_IMAGES // 3, calibration_images=VAL_IMAGES // 3, clip_seconds=20,
-                protocol_seconds=30, alert_seconds=20, clip_fps=10)
+    return dict(
+        raw_dir=str(folder / "raw"),
+        test_dir=str(folder / "test"),
+        test_labels=str(folder / "test_labels.json"),
+        prepared_dir=str(folder / "prepared"),
+        weights_dir=str(folder / "weights"),
+        out_dir=str(folder / "out"),
+        val_size=VAL_IMAGES,
+        model=args.model,
+        device=args.device,
+        epochs=args.epochs,
+        epoch_parts=max(args.images // 4 // (16 * batches), 1),
+        finetune_epochs=1,
+        finetune_epoch_parts=max(args.images // (16 * batches), 1),
+        val_every=1,
+        val_subset=VAL_IMAGES // 3,
+        ablation_images=VAL_IMAGES // 3,
+        calibration_images=VAL_IMAGES // 3,
+        clip_seconds=20,
+        protocol_seconds=30,
+        alert_seconds=20,
+        clip_fps=10,
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=400, help="synthetic training images")
-    parser.add_argument("--format", choices=["aihub", "competition"], default="aihub",
-                        help="training set as an AIHub tree of 800x1280 frames (hard-linked by the resize) or in "
-                             "the competition layout at 1920x1080 (copied to 1280 px by notebook 02)")
+    parser.add_argument(
+        "--format",
+        choices=["aihub", "competition"],
+        default="aihub",
+        help="training set as an AIHub tree of 800x1280 frames (hard-linked by the resize) or in "
+        "the competition layout at 1920x1080 (copied to 1280 px by notebook 02)",
+    )
     parser.add_argument("--test-images", type=int, default=30, help="synthetic 1920x1080 test images")
     parser.add_argument("--model", default="yolov5n", help="full.yaml trains yolov5l6; yolov5n keeps a CPU run short")
     parser.add_argument("--device", default="cpu")
@@ -60,20 +80,39 @@ def main() -> None:
             write_aihub_tree(folder / "raw", args.images, seed=11, size=(800, 1280), progress=False)
         else:  # larger than the training size: notebook 02 copies them once to 1280 px
             write_dataset(folder / "raw", args.images, seed=11, size=(1920, 1080), progress=False)
-        write_dataset(folder / "test", args.test_images, seed=12, size=(1920, 1080),
-                      labels_path=folder / "test_labels.json", progress=False)
+        write_dataset(
+            folder / "test",
+            args.test_images,
+            seed=12,
+            size=(1920, 1080),
+            labels_path=folder / "test_labels.json",
+            progress=False,
+        )
         write_json(folder / "overrides.json", overrides(folder, args))
         (folder / "notebooks").mkdir(exist_ok=True)
         print(f"{'notebook':<28}{'seconds':>9}{'peak tree PSS GB':>18}{'largest peak RSS GB':>21}", flush=True)
         for notebook in NOTEBOOKS:
-            command = [sys.executable, "-m", "papermill", "--no-progress-bar", "-k", "python3",
-                       "-f", str(REPO_ROOT / "data" / "presets" / "full.yaml"), "-f", str(folder / "overrides.json"),
-                       str(notebook), str(folder / "notebooks" / notebook.name)]
+            command = [
+                sys.executable,
+                "-m",
+                "papermill",
+                "--no-progress-bar",
+                "-k",
+                "python3",
+                "-f",
+                str(REPO_ROOT / "data" / "presets" / "full.yaml"),
+                "-f",
+                str(folder / "overrides.json"),
+                str(notebook),
+                str(folder / "notebooks" / notebook.name),
+            ]
             pss, rss, seconds = peaks(command, what=notebook.stem)
             print(f"{notebook.stem:<28}{seconds:>9.0f}{pss:>18.2f}{rss:>21.2f}", flush=True)
         summary = json.loads((folder / "weights" / "finetune" / "config.json").read_text())["config"]
-        print(f"every notebook ran with the full preset's settings ({summary['img_size']} px, batch {summary['batch']}, "
-              f"{summary['workers']} workers, {args.model} on {args.device})")
+        print(
+            f"every notebook ran with the full preset's settings ({summary['img_size']} px, batch {summary['batch']}, "
+            f"{summary['workers']} workers, {args.model} on {args.device})"
+        )
 
 
 if __name__ == "__main__":

@@ -37,10 +37,24 @@ def run_config(folder: Path, args, run_dir: Path) -> TrainConfig:
     """The full preset's training settings on the synthetic set, for about `args.steps` steps."""
     epochs = max(2, math.ceil(args.steps * args.batch / args.images))
     return TrainConfig(
-        train_manifest=str(folder / "prepared" / "train.json"), val_manifest=str(folder / "prepared" / "val.json"),
-        run_dir=str(run_dir), model=args.model, hyp=FULL["hyp"], img_size=args.img_size, batch=args.batch,
-        nominal_batch=64, epochs=epochs, epoch_parts=1, device=args.device, workers=min(FULL["workers"], os.cpu_count()),
-        val_every=epochs, val_images=8, deterministic=False, checkpoint_every=epochs, autoanchor=False)
+        train_manifest=str(folder / "prepared" / "train.json"),
+        val_manifest=str(folder / "prepared" / "val.json"),
+        run_dir=str(run_dir),
+        model=args.model,
+        hyp=FULL["hyp"],
+        img_size=args.img_size,
+        batch=args.batch,
+        nominal_batch=64,
+        epochs=epochs,
+        epoch_parts=1,
+        device=args.device,
+        workers=min(FULL["workers"], os.cpu_count()),
+        val_every=epochs,
+        val_images=8,
+        deterministic=False,
+        checkpoint_every=epochs,
+        autoanchor=False,
+    )
 
 
 def images_per_second(run_dir: Path) -> float:
@@ -52,8 +66,18 @@ def ddp_run(config: TrainConfig, run_dir: Path) -> float:
     """Images/s of the same run on 2 GPUs (torchrun, NCCL; the batch is per process)."""
     config_path = run_dir.parent / "ddp.yaml"
     config_path.write_text(yaml.safe_dump({**config.to_dict(), "run_dir": str(run_dir)}))
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "drowsy", "train",
-               "--config", str(config_path), "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "-m",
+        "drowsy",
+        "train",
+        "--config",
+        str(config_path),
+        "--quiet",
+    ]
     subprocess.run(command, check=True, timeout=600)
     return images_per_second(run_dir)
 
@@ -72,8 +96,9 @@ def main() -> None:
     print(f"{name}, torch {torch.__version__}, {args.model} at {args.img_size} px, batch {args.batch}")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        write_aihub_tree(folder / "raw", args.images + 16, size=(800, 1280), workers=min(8, os.cpu_count()),
-                         progress=False)
+        write_aihub_tree(
+            folder / "raw", args.images + 16, size=(800, 1280), workers=min(8, os.cpu_count()), progress=False
+        )
         prepare_dataset(folder / "raw", folder / "prepared", val_size=16, progress=False)
         config = run_config(folder, args, folder / "run")
         if device.type == "cuda":
@@ -83,9 +108,11 @@ def main() -> None:
         seconds = time.perf_counter() - started
         scaler = bool(load_checkpoint(folder / "run" / "last.pt")["scaler"])
         peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
-        print(f"single process: {images_per_second(folder / 'run'):.1f} images/s after the first epoch "
-              f"({config.epochs} epochs of {args.images} images in {seconds:.0f} s), peak GPU memory {peak:.1f} GB, "
-              f"autocast {autocast_dtype(device)}, gradient scaler {'ran' if scaler else 'off'}")
+        print(
+            f"single process: {images_per_second(folder / 'run'):.1f} images/s after the first epoch "
+            f"({config.epochs} epochs of {args.images} images in {seconds:.0f} s), peak GPU memory {peak:.1f} GB, "
+            f"autocast {autocast_dtype(device)}, gradient scaler {'ran' if scaler else 'off'}"
+        )
         if device.type == "cuda" and torch.cuda.device_count() >= 2:
             print(f"DDP, 2 GPUs (NCCL): {ddp_run(config, folder / 'ddp'):.1f} images/s in all")
 

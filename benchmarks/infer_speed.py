@@ -58,8 +58,17 @@ def drowsy_backends(folder: Path, img_size: int, threads: int) -> dict:
     torch.manual_seed(0)
     model = build_model(MODEL, num_classes=len(CLASSES), in_channels=1)
     checkpoint = folder / f"{MODEL}.pt"
-    save_checkpoint({"ema": model.state_dict(), "model_config": MODEL, "num_classes": len(CLASSES), "in_channels": 1,
-                     "class_names": list(CLASSES), "config": {"img_size": img_size}}, checkpoint)
+    save_checkpoint(
+        {
+            "ema": model.state_dict(),
+            "model_config": MODEL,
+            "num_classes": len(CLASSES),
+            "in_channels": 1,
+            "class_names": list(CLASSES),
+            "config": {"img_size": img_size},
+        },
+        checkpoint,
+    )
     decoding_model = Detector(checkpoint, device="cpu").model  # fused EMA model + decoding, as predict runs it
     onnx_path = export_onnx(checkpoint, folder / f"{MODEL}.onnx", img_size=img_size, dynamic=True)
     onnx_detector = Detector(onnx_path, onnx_threads=threads)
@@ -90,13 +99,19 @@ def main() -> None:
     parser.add_argument("--img", type=int, default=320, help="square input size, pixels (default 320)")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8], help="batch sizes (default 1 8)")
     parser.add_argument("--seconds", type=float, default=3.0, help="timing window per measurement (default 3)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="intra-op threads of PyTorch and ONNX Runtime alike (default: PyTorch's default)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="intra-op threads of PyTorch and ONNX Runtime alike (default: PyTorch's default)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"{MODEL} at {args.img}x{args.img}, 1 channel; torch {torch.__version__}, {torch.get_num_threads()} "
-          f"threads (PyTorch and ONNX Runtime), {os.cpu_count()} CPUs; ms per image (forward + decode)")
+    print(
+        f"{MODEL} at {args.img}x{args.img}, 1 channel; torch {torch.__version__}, {torch.get_num_threads()} "
+        f"threads (PyTorch and ONNX Runtime), {os.cpu_count()} CPUs; ms per image (forward + decode)"
+    )
     with tempfile.TemporaryDirectory() as folder:
         backends = {**drowsy_backends(Path(folder), args.img, torch.get_num_threads()), **ultralytics_backends()}
         generator = torch.Generator().manual_seed(0)

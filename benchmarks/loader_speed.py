@@ -68,13 +68,22 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=200, help="synthetic images to write")
     parser.add_argument("--sizes", type=int, nargs="+", default=[320, 640], help="network image sizes, px")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2], help="DataLoader worker counts")
-    parser.add_argument("--modes", nargs="+", default=["train", "val"], choices=["train", "val"],
-                        help="train: scratch-recipe augmentation; val: letterbox only")
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=["train", "val"],
+        choices=["train", "val"],
+        help="train: scratch-recipe augmentation; val: letterbox only",
+    )
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--main-threads", type=int, default=1,
-                        help="torch and cv2 threads of the main process, which decodes when workers is 0 "
-                        "and always collates; loader workers use 1 (0 here: library defaults)")
+    parser.add_argument(
+        "--main-threads",
+        type=int,
+        default=1,
+        help="torch and cv2 threads of the main process, which decodes when workers is 0 "
+        "and always collates; loader workers use 1 (0 here: library defaults)",
+    )
     args = parser.parse_args()
 
     if args.main_threads:

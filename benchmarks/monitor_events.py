@@ -56,14 +56,21 @@ PEER_REQUIREMENTS = ("mediapipe==0.10.21", "numpy<2", "protobuf<5", "opencv-pyth
 def peer_python(venv: Path) -> Path:
     """The peer environment's interpreter, the environment created first when it cannot import mediapipe."""
     python = venv / "bin" / "python"
-    if python.is_file() and subprocess.run([str(python), "-c", "import mediapipe"], capture_output=True).returncode == 0:
+    if (
+        python.is_file()
+        and subprocess.run([str(python), "-c", "import mediapipe"], capture_output=True).returncode == 0
+    ):
         return python
     print(f"creating the peer's environment in {venv}: {' '.join(PEER_REQUIREMENTS)}", flush=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    result = subprocess.run([str(python), "-m", "pip", "install", "-q", *PEER_REQUIREMENTS], capture_output=True, text=True)
+    result = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", *PEER_REQUIREMENTS], capture_output=True, text=True
+    )
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no message"])[-1]
-        raise SystemExit(f"{venv}: pip install {' '.join(PEER_REQUIREMENTS)} failed: {last} (run with --no-peer to skip the peer)")
+        raise SystemExit(
+            f"{venv}: pip install {' '.join(PEER_REQUIREMENTS)} failed: {last} (run with --no-peer to skip the peer)"
+        )
     return python
 
 
@@ -73,18 +80,36 @@ def main() -> None:
     parser.add_argument("--calibrate", default="data/prepared/demo/val.json", help="labelled split to calibrate on")
     parser.add_argument("--truth-boxes-only", action="store_true", help="score the state machine alone")
     parser.add_argument("--story", type=int, default=20, help="story clips of 150 s (default 20)")
-    parser.add_argument("--protocol-minutes", type=float, default=85.0,
-                        help="protocol clips, minutes (default 85: about 20 rounds of every item)")
+    parser.add_argument(
+        "--protocol-minutes",
+        type=float,
+        default=85.0,
+        help="protocol clips, minutes (default 85: about 20 rounds of every item)",
+    )
     parser.add_argument("--alert-minutes", type=float, default=60.0, help="alert driving, minutes (default 60)")
-    parser.add_argument("--small-faces-minutes", type=float, default=10.0,
-                        help="protocol clips at 640x360, minutes (default 10)")
+    parser.add_argument(
+        "--small-faces-minutes", type=float, default=10.0, help="protocol clips at 640x360, minutes (default 10)"
+    )
     parser.add_argument("--img", type=int, default=320, help="detector input size, pixels (default 320)")
     parser.add_argument("--out", default="outputs/benchmarks/monitor_events", help="clips and tables")
     parser.add_argument("--no-peer", action="store_true", help="leave the MediaPipe Face Mesh peer out")
     parser.add_argument("--peer-venv", default="outputs/benchmarks/facemesh-venv", help="the peer's environment")
     args = parser.parse_args()
 
-    config = MonitorConfig.from_yaml("data/monitor.yaml")
+    out = resolve(args.out)
+    detectors = build_detectors(args, MonitorConfig.from_yaml("data/monitor.yaml"), out)
+    specs = clip_set(args.story, args.protocol_minutes, args.alert_minutes, args.small_faces_minutes)
+    started = time.perf_counter()
+    runs = run_clips(specs, out, detectors)
+    minutes = sum(s.seconds for s in specs) / 60
+    print(
+        f"{len(specs)} clips, {minutes:.0f} min of video at 15 fps, monitored in {time.perf_counter() - started:.0f} s"
+    )
+    print_tables(runs, list(detectors), out)
+
+
+def build_detectors(args: argparse.Namespace, config: MonitorConfig, out: Path) -> dict:
+    """run_clips' detectors: the true boxes, drowsy's detector (calibrated) and the peer's two rule sets."""
     detectors = {"ground-truth boxes": {"config": config}}
     if not args.truth_boxes_only:
         detector = build_detector(args.weights, "torch", args.img)
@@ -92,21 +117,21 @@ def main() -> None:
         offsets = calibration_offsets(calibrate(detector, args.calibrate, config, args.img, progress=False))
         print(f"calibrated {args.weights} on {args.calibrate} in {time.perf_counter() - started:.0f} s")
         detectors["drowsy"] = {"config": config, "detector": detector, "img_size": args.img, "offsets": offsets}
-    out = resolve(args.out)
     if not args.no_peer:
         python = peer_python(resolve(args.peer_venv))
-        fitting = [render_clip(ClipSpec(script, 300.0, seed, (400, 640)), out / "peer-calibration")
-                   for script, seed in (("protocol", 900), ("alert", 901))]
+        fitting = [
+            render_clip(ClipSpec(script, 300.0, seed, (400, 640)), out / "peer-calibration")
+            for script, seed in (("protocol", 900), ("alert", 901))
+        ]
         fitted = fit_peer_rules(fitting, python)
         print(f"peer rules fitted on {len(fitting)} clips of their own: {fitted}")
         for label, rules in (("project thresholds", PeerRules()), ("fitted", fitted)):
             detectors[f"facemesh ({label})"] = {"peer": rules, "python": python, "config": config}
-    specs = clip_set(args.story, args.protocol_minutes, args.alert_minutes, args.small_faces_minutes)
-    started = time.perf_counter()
-    runs = run_clips(specs, out, detectors)
-    minutes = sum(s.seconds for s in specs) / 60
-    print(f"{len(specs)} clips, {minutes:.0f} min of video at 15 fps, monitored in {time.perf_counter() - started:.0f} s")
-    names = list(detectors)
+    return detectors
+
+
+def print_tables(runs: list[dict], names: list[str], out: Path) -> None:
+    """Scores per event type, recall on the hard cases and false alerts, printed and written to `out`."""
     scores = pd.concat({name: scores_table(runs, name) for name in names}, axis=1)
     hard = hard_cases_table(runs, names)
     alerts = {name: false_alert_counts(runs, name) for name in names}
@@ -116,10 +141,12 @@ def main() -> None:
     print("\nrecall on the hard cases (protocol clips):")
     print(hard.round(3).to_string())
     for name, numbers in alerts.items():
-        print(f"\n{name}: {numbers['per_hour']:.2f} false alerts per hour over {numbers['hours']:.2f} h of alert "
-              f"driving {numbers['by_type']}; yawn alerts while talking or laughing: {numbers['yawns_while_talking']}; "
-              f"closure, yawn or degraded alerts while rubbing an eye: {numbers['alerts_while_rubbing']}, "
-              f"while eating: {numbers['alerts_while_eating']}")
+        print(
+            f"\n{name}: {numbers['per_hour']:.2f} false alerts per hour over {numbers['hours']:.2f} h of alert "
+            f"driving {numbers['by_type']}; yawn alerts while talking or laughing: {numbers['yawns_while_talking']}; "
+            f"closure, yawn or degraded alerts while rubbing an eye: {numbers['alerts_while_rubbing']}, "
+            f"while eating: {numbers['alerts_while_eating']}"
+        )
     scores.to_csv(out / "scores.csv")
     hard.to_csv(out / "hard_cases.csv")
     (out / "false_alerts.json").write_text(json.dumps(alerts, indent=1))

@@ -39,8 +39,17 @@ def detector_weights(folder: Path, img_size: int) -> Path:
     torch.manual_seed(0)
     model = build_model(MODEL, num_classes=len(CLASSES), in_channels=1)
     path = folder / f"{MODEL}-random.pt"
-    save_checkpoint({"ema": model.state_dict(), "model_config": MODEL, "num_classes": len(CLASSES), "in_channels": 1,
-                     "class_names": list(CLASSES), "config": {"img_size": img_size}}, path)
+    save_checkpoint(
+        {
+            "ema": model.state_dict(),
+            "model_config": MODEL,
+            "num_classes": len(CLASSES),
+            "in_channels": 1,
+            "class_names": list(CLASSES),
+            "config": {"img_size": img_size},
+        },
+        path,
+    )
     return path
 
 
@@ -59,11 +68,14 @@ def main() -> None:
         folder = Path(folder)
         clip = write_clip(folder / "clip", args.seconds, 15, seed=0, progress=False)
         weights = detector_weights(folder, args.img)
-        print(f"{int(args.seconds * 15)} frames 640x360 at 15 fps; detector {weights.name} at img {args.img}; "
-              f"torch {torch.__version__}, {os.cpu_count()} CPUs; load average before: {load_average()}")
+        print(
+            f"{int(args.seconds * 15)} frames 640x360 at 15 fps; detector {weights.name} at img {args.img}; "
+            f"torch {torch.__version__}, {os.cpu_count()} CPUs; load average before: {load_average()}"
+        )
         print(f"{'backend':<28}{'threads':>8}{'batch':>6}{'frames/s':>10}")
-        truth = run_monitor(MonitorRun(clip, folder / "out", truth_frames=clip.parent / "frames.json", progress=False),
-                            config=config)
+        truth = run_monitor(
+            MonitorRun(clip, folder / "out", truth_frames=clip.parent / "frames.json", progress=False), config=config
+        )
         print(f"{'ground truth (no detector)':<28}{'-':>8}{'-':>6}{truth['fps_achieved']:>10.1f}")
         runs = [("torch", 1), ("torch", 2), ("onnx", None)]  # ONNX Runtime picks its own threads
         for backend, threads in runs:

@@ -31,7 +31,9 @@ LET_THROUGH = ("survived", "no tests")  # mutmut's statuses of a mutant the test
 
 def statuses() -> dict[str, str]:
     """mutmut's last status of every mutant, by name."""
-    out = subprocess.run([str(MUTMUT), "results", "--all", "true"], cwd=REPO, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [str(MUTMUT), "results", "--all", "true"], cwd=REPO, capture_output=True, text=True, check=True
+    )
     pairs = (line.strip().partition(": ") for line in out.stdout.splitlines())
     return {name: status for name, _, status in pairs if "__mutmut_" in name}
 
@@ -64,19 +66,36 @@ def table(status_by_name: dict[str, str], listed: set[str]) -> list[tuple]:
     for module in sorted(counts):
         c = counts[module]
         mutants, checked = sum(c.values()), c["killed"] + c["survived"] + c["timeout"]
-        rows.append((module.removeprefix("drowsy."), mutants, c["killed"], c["survived"], explained_in[module],
-                     c["timeout"], mutants - checked, c["killed"] / checked if checked else float("nan")))
+        rows.append(
+            (
+                module.removeprefix("drowsy."),
+                mutants,
+                c["killed"],
+                c["survived"],
+                explained_in[module],
+                c["timeout"],
+                mutants - checked,
+                c["killed"] / checked if checked else float("nan"),
+            )
+        )
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--modules", nargs="*", default=[],
-                        help="only these (e.g. ensemble monitor.state); default: every module of only_mutate")
+    parser.add_argument(
+        "--modules",
+        nargs="*",
+        default=[],
+        help="only these (e.g. ensemble monitor.state); default: every module of only_mutate",
+    )
     parser.add_argument("--report-only", action="store_true", help="print the last run's table, run nothing")
-    parser.add_argument("--retest", action="store_true",
-                        help="re-run only the mutants not killed last time (mutmut keeps every other result; new tests "
-                             "do not re-run old survivors by themselves)")
+    parser.add_argument(
+        "--retest",
+        action="store_true",
+        help="re-run only the mutants not killed last time (mutmut keeps every other result; new tests "
+        "do not re-run old survivors by themselves)",
+    )
     parser.add_argument("--survivors", action="store_true", help="list the survivors MUTANTS.md does not explain")
     parser.add_argument("--max-children", type=int, default=os.cpu_count(), help="parallel mutants (default: CPUs)")
     args = parser.parse_args()
@@ -85,14 +104,23 @@ def main() -> None:
     if not args.report_only:
         globs = [f"drowsy.{m}.*" for m in args.modules]
         if args.retest:
-            globs = [name for name, status in statuses().items() if status in (*LET_THROUGH, "timeout")
-                     and (not args.modules or _module_of(name).removeprefix("drowsy.") in args.modules)]
+            globs = [
+                name
+                for name, status in statuses().items()
+                if status in (*LET_THROUGH, "timeout")
+                and (not args.modules or _module_of(name).removeprefix("drowsy.") in args.modules)
+            ]
             if not globs:
                 raise SystemExit("nothing to re-test: every mutant of these modules was killed")
         # one thread per test run: parallel mutants on a few cores would otherwise fight for them and time out
         env = {**os.environ, "OMP_NUM_THREADS": "1"} if args.max_children > 1 else None
-        subprocess.run([str(MUTMUT), "run", *globs, "--max-children", str(args.max_children)], cwd=REPO, check=True,
-                       stdout=subprocess.DEVNULL, env=env)
+        subprocess.run(
+            [str(MUTMUT), "run", *globs, "--max-children", str(args.max_children)],
+            cwd=REPO,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            env=env,
+        )
     status_by_name, listed = statuses(), explained()
     rows = table(status_by_name, listed)
     header = ("module", "mutants", "killed", "survived", "explained", "timeouts", "not run", "score")
@@ -101,7 +129,11 @@ def main() -> None:
         print(f"{module:<18}" + "".join(f"{n:>10}" for n in numbers) + f"{score:>10.1%}")
     totals = [sum(r[i] for r in rows) for i in range(1, 7)]
     checked = totals[1] + totals[2] + totals[4]
-    print(f"{'all':<18}" + "".join(f"{n:>10}" for n in totals) + f"{totals[1] / checked if checked else float('nan'):>10.1%}")
+    print(
+        f"{'all':<18}"
+        + "".join(f"{n:>10}" for n in totals)
+        + f"{totals[1] / checked if checked else float('nan'):>10.1%}"
+    )
     stale = sorted(n for n in listed if status_by_name.get(n) not in LET_THROUGH)
     if stale:
         print(f"\n{len(stale)} mutants listed in tests/MUTANTS.md are killed now or gone: " + ", ".join(stale))

@@ -74,22 +74,42 @@ def main() -> None:
         folder = Path(tmp)
         for n, prepared in manifests(folder, args.images).items():
             for workers in args.workers:
-                overrides = dict(prepared_dir=str(prepared), weights_dir=str(folder / f"w_{n}_{workers}"),
-                                 out_dir=str(folder / f"o_{n}_{workers}"), model="yolov5n", device="cpu", epochs=1,
-                                 epoch_parts=max(n // 48, 1), workers=workers, val_images=VAL_IMAGES)
-                command = [sys.executable, "-m", "papermill", "--no-progress-bar", "-k", "python3",
-                           "-f", str(REPO_ROOT / "data" / "presets" / "full.yaml"),
-                           *[arg for key, value in overrides.items() for arg in ("-p", key, str(value))],
-                           str(REPO_ROOT / "notebooks" / "03_train_baseline.ipynb"), str(folder / f"03_{n}_{workers}.ipynb")]
+                overrides = dict(
+                    prepared_dir=str(prepared),
+                    weights_dir=str(folder / f"w_{n}_{workers}"),
+                    out_dir=str(folder / f"o_{n}_{workers}"),
+                    model="yolov5n",
+                    device="cpu",
+                    epochs=1,
+                    epoch_parts=max(n // 48, 1),
+                    workers=workers,
+                    val_images=VAL_IMAGES,
+                )
+                command = [
+                    sys.executable,
+                    "-m",
+                    "papermill",
+                    "--no-progress-bar",
+                    "-k",
+                    "python3",
+                    "-f",
+                    str(REPO_ROOT / "data" / "presets" / "full.yaml"),
+                    *[arg for key, value in overrides.items() for arg in ("-p", key, str(value))],
+                    str(REPO_ROOT / "notebooks" / "03_train_baseline.ipynb"),
+                    str(folder / f"03_{n}_{workers}.ipynb"),
+                ]
                 results[n, workers] = peaks(command)
                 pss, rss, seconds = results[n, workers]
                 print(f"{n:>12}{workers:>9}{pss:>18.2f}{rss:>21.2f}{seconds:>9.0f}", flush=True)
     small, large = min(args.images), max(args.images)
     for workers in args.workers:
-        growth = [(results[large, workers][k] - results[small, workers][k]) * 2**30 / (large - small) / 2**20
-                  for k in (0, 1)]
-        print(f"{workers} workers: {growth[0]:.2f} MB more tree PSS per training image from {small} to {large}, "
-              f"{growth[1]:.2f} MB more largest peak RSS (one copy of an 800x1280 frame: {800 * 1280 / 2**20:.2f} MB)")
+        growth = [
+            (results[large, workers][k] - results[small, workers][k]) * 2**30 / (large - small) / 2**20 for k in (0, 1)
+        ]
+        print(
+            f"{workers} workers: {growth[0]:.2f} MB more tree PSS per training image from {small} to {large}, "
+            f"{growth[1]:.2f} MB more largest peak RSS (one copy of an 800x1280 frame: {800 * 1280 / 2**20:.2f} MB)"
+        )
     for n in args.images:
         extra = results[n, max(args.workers)][0] - results[n, min(args.workers)][0]
         print(f"{n} images: {max(args.workers)} workers take {extra:.2f} GB more than {min(args.workers)} (goal <= 4)")

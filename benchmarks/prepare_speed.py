@@ -66,8 +66,10 @@ def build_aihub_fixture(root: Path, records: int, seed: int = 0, frames_per_subj
             labels.mkdir(parents=True, exist_ok=True)
         if not (images / f"{stem}.jpg").exists():
             os.link(sources[i % len(sources)], images / f"{stem}.jpg")
-        boxes = {key: {"isVisible": False, "Position": [0, 0, 0, 0]} for key in ("Face", "Leye", "Reye", "Mouth",
-                                                                               "Cigar", "Phone")}
+        boxes = {
+            key: {"isVisible": False, "Position": [0, 0, 0, 0]}
+            for key in ("Face", "Leye", "Reye", "Mouth", "Cigar", "Phone")
+        }
         eyes = iter(("Leye", "Reye"))
         for obj in synthetic_objects(rng):
             cls = obj["class"]
@@ -75,10 +77,12 @@ def build_aihub_fixture(root: Path, records: int, seed: int = 0, frames_per_subj
             boxes[key] = {"isVisible": True, "Position": [f"{v:.2f}" for v in obj["position"]]}
             if key in ("Leye", "Reye", "Mouth"):
                 boxes[key]["Opened"] = cls.endswith("opened")
-        document = {"FileInfo": {"FileName": f"{stem}.jpg", "Width": width, "Height": height, "Channel": 1},
-                    "UserInfo": {"ID": f"{subject:03d}", "Gender": "남", "Age": 30},
-                    "Accessory": {"Mask": False, "Glasses": bool(subject % 3 == 0), "Cap": False},
-                    "ObjectInfo": {"KeyPoints": {}, "BoundingBox": boxes}}
+        document = {
+            "FileInfo": {"FileName": f"{stem}.jpg", "Width": width, "Height": height, "Channel": 1},
+            "UserInfo": {"ID": f"{subject:03d}", "Gender": "남", "Age": 30},
+            "Accessory": {"Mask": False, "Glasses": bool(subject % 3 == 0), "Cap": False},
+            "ObjectInfo": {"KeyPoints": {}, "BoundingBox": boxes},
+        }
         (labels / f"{stem}.json").write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
     (root / "complete").touch()
 
@@ -137,8 +141,12 @@ def measure(raw_dir: str, out_dir: str, workers: int | None) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=273224, help="images in the synthetic dataset")
-    parser.add_argument("--format", choices=("competition", "aihub"), default="competition",
-                        help="layout of the dataset (default competition)")
+    parser.add_argument(
+        "--format",
+        choices=("competition", "aihub"),
+        default="competition",
+        help="layout of the dataset (default competition)",
+    )
     parser.add_argument("--workers", type=int, default=None, help="header-reading threads (default 2)")
     parser.add_argument("--measure", nargs=2, metavar=("RAW", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()

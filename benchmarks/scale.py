@@ -3,8 +3,9 @@ loader feeds 1280 px mosaics from disk JPEGs, how long validation scoring and ch
 real scale (273,224 images) extrapolated: host RAM per stage and hours per stage on one H100.
 
 Sources: synthetic 800x1280 portrait JPEGs in the AIHub layout and 1920x1080 landscape JPEGs, prepared by
-`drowsy prepare`, the latter also with `--resize 1280` (the full preset's one-time copy at the training size). Memory is PSS summed over the main process, its loader workers and their fork server
-(drowsy.memory). Every measured number is printed; the extrapolation says which assumption it adds.
+`drowsy prepare`, the latter also with `--resize 1280` (the full preset's one-time copy at the training size).
+Memory is PSS summed over the main process, its loader workers and their fork server (drowsy.memory). Every
+measured number is printed; the extrapolation says which assumption it adds.
 
     python benchmarks/scale.py [--images 200] [--workers 0 2 4] [--val-images 2000] [--no-l6]
 """
@@ -61,8 +62,11 @@ def prepared(folder: Path, images: int) -> dict[str, tuple[Path, list[dict]]]:
     write_aihub_tree(folder / "portrait", images, seed=0, size=(800, 1280), progress=False)
     write_dataset(folder / "landscape", images, seed=1, size=(1920, 1080), progress=False)
     sources = {}
-    for name, raw, resize in (("800x1280 JPEG", "portrait", 0), ("1920x1080 JPEG", "landscape", 0),
-                              ("1920x1080 resized", "landscape", FULL["resize"])):  # drowsy prepare --resize 1280
+    for name, raw, resize in (
+        ("800x1280 JPEG", "portrait", 0),
+        ("1920x1080 JPEG", "landscape", 0),
+        ("1920x1080 resized", "landscape", FULL["resize"]),
+    ):  # drowsy prepare --resize 1280
         out = folder / f"{name.replace(' ', '_')}_prepared"
         prepare_dataset(folder / raw, out, val_size=0, progress=False, resize=resize)
         manifest = load_manifest(out / "train.json")
@@ -97,8 +101,10 @@ def scoring_run(val_images: int) -> tuple[float, float]:
     rng = np.random.default_rng(0)
     truth, predictions = zip(*(synthetic_image(rng, i, predictions=300) for i in range(val_images)))
     names = [p["file_name"] for p in predictions]
-    arrays = [np.array([[*o["position"], o["confidence_score"], CLASSES.index(o["class"])] for o in p["objects"]],
-                       np.float32) for p in predictions]
+    arrays = [
+        np.array([[*o["position"], o["confidence_score"], CLASSES.index(o["class"])] for o in p["objects"]], np.float32)
+        for p in predictions
+    ]
     del predictions
     base = memory.process_pss(os.getpid())
     peak, done = [base], threading.Event()
@@ -131,8 +137,10 @@ def record_bytes(records: list[dict], copies: int = 50_000) -> tuple[float, floa
     """Bytes per record held by the main process (manifest records) and by each loader worker (the pickled
     dataset: file names and flat box arrays), from `copies` records made of these."""
     before = memory.tree_pss()
-    many = [{**records[i % len(records)], "file_name": f"{i:08d}/{records[i % len(records)]['file_name']}"}
-            for i in range(copies)]
+    many = [
+        {**records[i % len(records)], "file_name": f"{i:08d}/{records[i % len(records)]['file_name']}"}
+        for i in range(copies)
+    ]
     held = (memory.tree_pss() - before) / copies
     pickled = len(pickle.dumps(DetectionDataset(Path("."), many, FULL["img_size"]))) / copies
     return held, pickled
@@ -154,8 +162,13 @@ def _l6_step(batch: int) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20 - before
 
 
-def print_extrapolation(runs: list[LoaderRun], scoring: tuple[float, float], val_images: int,
-                        checkpoint: tuple[float, float], per_record: tuple[float, float]) -> None:
+def print_extrapolation(
+    runs: list[LoaderRun],
+    scoring: tuple[float, float],
+    val_images: int,
+    checkpoint: tuple[float, float],
+    per_record: tuple[float, float],
+) -> None:
     workers = FULL["workers"]
     base = min(r.tree_gb for r in runs if r.workers == 0 and not r.cache)
     streamed = [r for r in runs if r.workers > 0 and not r.cache]
@@ -167,19 +180,25 @@ def print_extrapolation(runs: list[LoaderRun], scoring: tuple[float, float], val
     unresized_rate = min(alone.values())
     scale = VAL / val_images
     final_scoring_gb, final_scoring_s = scoring[1] * scale, scoring[0] * scale
-    print(f"\nthe full preset at the real scale: {workers} workers, images streamed from disk (the diet set's cache "
-          f"would need ~{DIET * 800 * 1280 / 2**30:.0f} GB > cache_gb)")
+    print(
+        f"\nthe full preset at the real scale: {workers} workers, images streamed from disk (the diet set's cache "
+        f"would need ~{DIET * 800 * 1280 / 2**30:.0f} GB > cache_gb)"
+    )
     for stage, records in (("baseline", DIET), ("fine-tune", TRAIN)):
         held = (records + VAL) * per_record[0] / 2**30  # manifests in the main process
         pickled = (records + VAL) * per_record[1] / 2**30  # the datasets, in each worker
         host = base + held + CUDA_HOST_GB + workers * (per_worker + pickled)
-        print(f"  host RAM, {stage} ({records:,} + {VAL:,} records): {base:.2f} GB main + {held:.2f} GB records + "
-              f"{CUDA_HOST_GB:.0f} GB CUDA (assumed) + {workers} x ({per_worker:.2f} + {pickled:.2f}) GB workers = "
-              f"{host:.1f} GB; the final validation's scoring adds {final_scoring_gb:.1f} GB -> peak "
-              f"{host + final_scoring_gb:.1f} GB")
-    print(f"  loader: {per_worker_rate:.0f} images/s per worker at 1280 px (the slower source after resize: "
-          f"{FULL['resize']}, one core each) -> {workers * per_worker_rate:.0f} images/s with {workers} workers on free "
-          f"cores like these (goal 225; {workers * unresized_rate:.0f} from 1920x1080 sources without the resize)")
+        print(
+            f"  host RAM, {stage} ({records:,} + {VAL:,} records): {base:.2f} GB main + {held:.2f} GB records + "
+            f"{CUDA_HOST_GB:.0f} GB CUDA (assumed) + {workers} x ({per_worker:.2f} + {pickled:.2f}) GB workers = "
+            f"{host:.1f} GB; the final validation's scoring adds {final_scoring_gb:.1f} GB -> peak "
+            f"{host + final_scoring_gb:.1f} GB"
+        )
+    print(
+        f"  loader: {per_worker_rate:.0f} images/s per worker at 1280 px (the slower source after resize: "
+        f"{FULL['resize']}, one core each) -> {workers * per_worker_rate:.0f} images/s with {workers} workers on free "
+        f"cores like these (goal 225; {workers * unresized_rate:.0f} from 1920x1080 sources without the resize)"
+    )
     stages = {
         "baseline": (FULL["epochs"], DIET / FULL["epoch_parts"]),
         "fine-tune": (FULL["finetune_epochs"], TRAIN / FULL["finetune_epoch_parts"]),
@@ -187,18 +206,26 @@ def print_extrapolation(runs: list[LoaderRun], scoring: tuple[float, float], val
     print(f"  {'stage':<10}{'train h':>9}{'val h':>8}{'ckpt h':>8}{'total h':>9}{'disk GB':>9}")
     for stage, (epochs, per_epoch) in stages.items():
         validations = epochs // FULL["val_every"]
-        val_seconds = ((validations - 1) * (FULL["val_subset"] / GPU_INFER_RATE + scoring[0] * FULL["val_subset"]
-                                            / val_images) + VAL / GPU_INFER_RATE + final_scoring_s)
+        val_seconds = (
+            (validations - 1) * (FULL["val_subset"] / GPU_INFER_RATE + scoring[0] * FULL["val_subset"] / val_images)
+            + VAL / GPU_INFER_RATE
+            + final_scoring_s
+        )
         saves = epochs / FULL["checkpoint_every"]
         hours = (epochs * per_epoch / GPU_TRAIN_RATE / 3600, val_seconds / 3600, saves * checkpoint[0] / 3600)
-        print(f"  {stage:<10}{hours[0]:>9.2f}{hours[1]:>8.2f}{hours[2]:>8.3f}{sum(hours):>9.2f}"
-              f"{(saves + validations) * checkpoint[1]:>9.1f}")
+        print(
+            f"  {stage:<10}{hours[0]:>9.2f}{hours[1]:>8.2f}{hours[2]:>8.3f}{sum(hours):>9.2f}"
+            f"{(saves + validations) * checkpoint[1]:>9.1f}"
+        )
     # forward passes per image: the six variants 1 + 3 + 1 + 3 + 6 + 6 (TTA: 3 views; ensemble: 2 models);
     # the submission (the recipe's ensemble + TTA) 6
     ablation, submission = FULL["ablation_images"] * 20, TEST * 6
-    print(f"  notebook 05: ablation on {FULL['ablation_images']:,} val images x 20 forward passes, submission on "
-          f"{TEST:,} test images x 6, at ~{GPU_INFER_RATE:.0f} images/s: ~{(ablation + submission) / GPU_INFER_RATE / 3600:.2f} h"
-          "; disk: checkpoint writes above (last.pt rewritten in place, best.pt at most once per validation)")
+    print(
+        f"  notebook 05: ablation on {FULL['ablation_images']:,} val images x 20 forward passes, submission on "
+        f"{TEST:,} test images x 6, at ~{GPU_INFER_RATE:.0f} images/s: "
+        f"~{(ablation + submission) / GPU_INFER_RATE / 3600:.2f} h"
+        "; disk: checkpoint writes above (last.pt rewritten in place, best.pt at most once per validation)"
+    )
 
 
 def main() -> None:
@@ -211,8 +238,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; full preset: img {FULL['img_size']}, batch "
-          f"{FULL['batch']}, {FULL['workers']} workers")
+    print(
+        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; full preset: img {FULL['img_size']}, batch "
+        f"{FULL['batch']}, {FULL['workers']} workers"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         sources = prepared(folder, args.images)
@@ -222,20 +251,28 @@ def main() -> None:
             for workers, cache in [(w, False) for w in args.workers] + [(max(args.workers), True)]:
                 run = loader_run(name, root, records, workers, cache, args.batches)
                 runs.append(run)
-                print(f"{name:<19}{workers:>8}{'yes' if cache else 'no':>7}{run.startup_s:>11.1f}"
-                      f"{run.images_per_s:>10.1f}{run.tree_gb:>12.2f}", flush=True)
+                print(
+                    f"{name:<19}{workers:>8}{'yes' if cache else 'no':>7}{run.startup_s:>11.1f}"
+                    f"{run.images_per_s:>10.1f}{run.tree_gb:>12.2f}",
+                    flush=True,
+                )
         scoring = scoring_run(args.val_images)
-        print(f"validation scoring (arrays, as the engine does): {args.val_images:,} images x 300 predictions in "
-              f"{scoring[0]:.1f} s, +{scoring[1]:.2f} GB peak PSS (sampled every 20 ms)")
+        print(
+            f"validation scoring (arrays, as the engine does): {args.val_images:,} images x 300 predictions in "
+            f"{scoring[0]:.1f} s, +{scoring[1]:.2f} GB peak PSS (sampled every 20 ms)"
+        )
         checkpoint = checkpoint_run(folder)
         print(f"checkpoint (yolov5l6 model + EMA + momentum): {checkpoint[1]:.2f} GB in {checkpoint[0]:.1f} s")
         per_record = record_bytes(next(iter(sources.values()))[1])
-        print(f"records: {per_record[0]:.0f} B each in the main process, {per_record[1]:.0f} B each pickled into "
-              "a worker")
+        print(
+            f"records: {per_record[0]:.0f} B each in the main process, {per_record[1]:.0f} B each pickled into a worker"
+        )
     if not args.no_l6:
         one, two = l6_step_memory(1), l6_step_memory(2)
-        print(f"yolov5l6 training step at 1280 px, bf16, CPU: +{one:.1f} GB at batch 1, +{two:.1f} GB at batch 2 "
-              f"(~{max(two - one, 0):.1f} GB of activations per image: GPU memory on a GPU)")
+        print(
+            f"yolov5l6 training step at 1280 px, bf16, CPU: +{one:.1f} GB at batch 1, +{two:.1f} GB at batch 2 "
+            f"(~{max(two - one, 0):.1f} GB of activations per image: GPU memory on a GPU)"
+        )
     print_extrapolation(runs, scoring, args.val_images, checkpoint, per_record)
 
 

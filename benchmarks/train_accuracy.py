@@ -47,8 +47,10 @@ CONF, IOU, MAX_DET = 0.001, 0.6, 300
 
 def train_drowsy(folder: Path, splits: dict[str, list[dict]], args) -> tuple[Path, float]:
     """`drowsy train` in its own process with the demo preset's settings; returns (last.pt, seconds)."""
-    manifests = [write_manifest(folder / f"{name}_manifest.json", folder / name / "images", records)
-                 for name, records in splits.items()]
+    manifests = [
+        write_manifest(folder / f"{name}_manifest.json", folder / name / "images", records)
+        for name, records in splits.items()
+    ]
     out = folder / "drowsy_run"
     command = [sys.executable, "-m", "drowsy", *demo_train_arguments(*manifests, out, args.epochs, seed=args.seed)]
     start = time.perf_counter()
@@ -70,12 +72,15 @@ def yolo_dataset(folder: Path, splits: dict[str, list[dict]]) -> Path:
             lines = []
             for obj in record["objects"]:
                 x1, y1, x2, y2 = obj["position"]
-                lines.append(f"{class_id[obj['class']]} {(x1 + x2) / 2 / width:.6f} {(y1 + y2) / 2 / height:.6f} "
-                             f"{(x2 - x1) / width:.6f} {(y2 - y1) / height:.6f}")
+                lines.append(
+                    f"{class_id[obj['class']]} {(x1 + x2) / 2 / width:.6f} {(y1 + y2) / 2 / height:.6f} "
+                    f"{(x2 - x1) / width:.6f} {(y2 - y1) / height:.6f}"
+                )
             (root / "labels" / split / Path(record["file_name"]).with_suffix(".txt")).write_text("\n".join(lines))
     data = root / "data.yaml"
-    data.write_text(json.dumps({"path": str(root), "train": "images/train", "val": "images/val",
-                                "names": dict(enumerate(CLASSES))}))
+    data.write_text(
+        json.dumps({"path": str(root), "train": "images/train", "val": "images/val", "names": dict(enumerate(CLASSES))})
+    )
     return data
 
 
@@ -86,23 +91,58 @@ def _peer_main(connection, data: str, val_images: str, project: str, img_size: i
 
     model = YOLO("yolov5nu.yaml")
     start = time.perf_counter()
-    model.train(data=data, epochs=args.epochs, imgsz=img_size, batch=batch, device="cpu", workers=1,
-                pretrained=False, amp=False, cache="ram", val=False, plots=False, seed=args.seed, deterministic=True,
-                project=project, name="peer", exist_ok=True, verbose=False)
+    model.train(
+        data=data,
+        epochs=args.epochs,
+        imgsz=img_size,
+        batch=batch,
+        device="cpu",
+        workers=1,
+        pretrained=False,
+        amp=False,
+        cache="ram",
+        val=False,
+        plots=False,
+        seed=args.seed,
+        deterministic=True,
+        project=project,
+        name="peer",
+        exist_ok=True,
+        verbose=False,
+    )
     seconds = time.perf_counter() - start
     records = []
     paths = sorted(Path(val_images).glob("*.jpg"))
-    for path, result in zip(paths, model.predict(source=[str(p) for p in paths], imgsz=img_size, conf=CONF, iou=IOU,
-                                                 max_det=MAX_DET, device="cpu", verbose=False, stream=True)):
+    for path, result in zip(
+        paths,
+        model.predict(
+            source=[str(p) for p in paths],
+            imgsz=img_size,
+            conf=CONF,
+            iou=IOU,
+            max_det=MAX_DET,
+            device="cpu",
+            verbose=False,
+            stream=True,
+        ),
+    ):
         boxes = result.boxes
-        records.append({"file_name": path.name, "objects": [
-            {"class": CLASSES[int(c)], "position": [round(v, 1) for v in xyxy], "confidence_score": round(s, 4)}
-            for xyxy, s, c in zip(boxes.xyxy.tolist(), boxes.conf.tolist(), boxes.cls.tolist())]})
+        records.append(
+            {
+                "file_name": path.name,
+                "objects": [
+                    {"class": CLASSES[int(c)], "position": [round(v, 1) for v in xyxy], "confidence_score": round(s, 4)}
+                    for xyxy, s, c in zip(boxes.xyxy.tolist(), boxes.conf.tolist(), boxes.cls.tolist())
+                ],
+            }
+        )
     connection.send((seconds, records))
     connection.close()
 
 
-def train_peer(folder: Path, splits: dict[str, list[dict]], img_size: int, batch: int, args) -> tuple[float, list[dict]] | None:
+def train_peer(
+    folder: Path, splits: dict[str, list[dict]], img_size: int, batch: int, args
+) -> tuple[float, list[dict]] | None:
     try:
         import ultralytics  # noqa: F401  (only to say whether the peer is installed)
     except ImportError:
@@ -112,8 +152,9 @@ def train_peer(folder: Path, splits: dict[str, list[dict]], img_size: int, batch
     data = yolo_dataset(folder, splits)
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_peer_main, args=(sender, str(data), str(folder / "val" / "images"), str(folder),
-                                                      img_size, batch, args))
+    process = context.Process(
+        target=_peer_main, args=(sender, str(data), str(folder / "val" / "images"), str(folder), img_size, batch, args)
+    )
     process.start()
     result = receiver.recv()
     process.join()
@@ -133,15 +174,28 @@ def main() -> None:
     img_size, batch = preset["img_size"], preset["batch"]
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        splits = {"train": synthetic_records(folder / "train", args.train, seed=args.seed + 1),
-                  "val": synthetic_records(folder / "val", args.val, seed=args.seed + 2)}
+        splits = {
+            "train": synthetic_records(folder / "train", args.train, seed=args.seed + 1),
+            "val": synthetic_records(folder / "val", args.val, seed=args.seed + 2),
+        }
         seen = args.train * args.epochs
-        print(f"{args.train} training images x {args.epochs} epochs = {seen} images seen, img {img_size}, batch "
-              f"{batch}, {args.threads} threads; scoring {args.val} held-out images")
+        print(
+            f"{args.train} training images x {args.epochs} epochs = {seen} images seen, img {img_size}, batch "
+            f"{batch}, {args.threads} threads; scoring {args.val} held-out images"
+        )
         rows = []
         weights, seconds = train_drowsy(folder, splits, args)
-        stats = predict_folder([weights], folder / "val" / "images", folder / "drowsy_predictions.json", img_size=img_size,
-                               conf=CONF, iou=IOU, max_det=MAX_DET, device="cpu", progress=False)
+        stats = predict_folder(
+            [weights],
+            folder / "val" / "images",
+            folder / "drowsy_predictions.json",
+            img_size=img_size,
+            conf=CONF,
+            iou=IOU,
+            max_det=MAX_DET,
+            device="cpu",
+            progress=False,
+        )
         predictions = read_labels(stats["out"])
         rows.append(("drowsy yolov5n (demo preset)", seconds, evaluate_detections(splits["val"], predictions)))
         peer = train_peer(folder, splits, img_size, batch, args)
@@ -149,13 +203,20 @@ def main() -> None:
             seconds, predictions = peer
             rows.append(("ultralytics yolov5nu (defaults)", seconds, evaluate_detections(splits["val"], predictions)))
 
-    print(f"\n{'trainer':34} {'images':>7} {'train s':>8} {'images/s':>9} {'mAP@0.5':>8} {'mAP@0.75':>9} {'mAP@.5:.95':>11}")
+    print(
+        f"\n{'trainer':34} {'images':>7} {'train s':>8} {'images/s':>9} {'mAP@0.5':>8} {'mAP@0.75':>9} "
+        f"{'mAP@.5:.95':>11}"
+    )
     for name, seconds, metrics in rows:
-        print(f"{name:34} {seen:7d} {seconds:8.0f} {seen / seconds:9.1f} {metrics['mAP50']:8.3f} "
-              f"{metrics['mAP75']:9.3f} {metrics['mAP50_95']:11.3f}")
+        print(
+            f"{name:34} {seen:7d} {seconds:8.0f} {seen / seconds:9.1f} {metrics['mAP50']:8.3f} "
+            f"{metrics['mAP75']:9.3f} {metrics['mAP50_95']:11.3f}"
+        )
     if len(rows) == 2:
-        print(f"drowsy / ultralytics: {rows[1][1] / rows[0][1]:.2f}x faster end to end, "
-              f"mAP@0.75 {rows[0][2]['mAP75'] - rows[1][2]['mAP75']:+.3f}")
+        print(
+            f"drowsy / ultralytics: {rows[1][1] / rows[0][1]:.2f}x faster end to end, "
+            f"mAP@0.75 {rows[0][2]['mAP75'] - rows[1][2]['mAP75']:+.3f}"
+        )
 
 
 if __name__ == "__main__":

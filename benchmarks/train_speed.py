@@ -112,24 +112,28 @@ def matmul_gflops(dtype: torch.dtype, seconds: float = 2.0) -> float:
 
 
 def print_comparison(trainers: list[Trainer], batch: int) -> None:
-    print(f"\n{'model':<58}{'GFLOPs/img':>11}{'step ms':>9}{'spread':>12}{'images/s':>10}{'GFLOP/s':>9}"
-          f"{'CPU ms':>8}")
+    print(f"\n{'model':<58}{'GFLOPs/img':>11}{'step ms':>9}{'spread':>12}{'images/s':>10}{'GFLOP/s':>9}{'CPU ms':>8}")
     for t in trainers:
         ms = sorted(1000 * s for s in t.seconds)
         speed = t.images_per_second()
         spread = f"{ms[len(ms) // 10]:.0f}-{ms[-1 - len(ms) // 10]:.0f}"
-        print(f"{t.name:<58}{t.gflops_per_image:>11.2f}{statistics.median(ms):>9.0f}{spread:>12}{speed:>10.1f}"
-              f"{3 * t.gflops_per_image * speed:>9.1f}{1000 * statistics.median(t.cpu_seconds):>8.0f}")
-    print(f"(median of {len(trainers[0].seconds)} timed steps of batch {batch}; spread: 10th-90th percentile ms; "
-          "GFLOP/s = 3 x forward GFLOPs x images/s; CPU ms: process CPU time per step, all threads, which\n"
-          "other processes do not inflate: with 1 thread a load-robust cross-check of step ms)")
-    print("\ntime per step by phase, ms (mean over the timed steps; optimizer + EMA run every "
-          f"{accumulation_steps(batch)} steps, shown per step):")
+        print(
+            f"{t.name:<58}{t.gflops_per_image:>11.2f}{statistics.median(ms):>9.0f}{spread:>12}{speed:>10.1f}"
+            f"{3 * t.gflops_per_image * speed:>9.1f}{1000 * statistics.median(t.cpu_seconds):>8.0f}"
+        )
+    print(
+        f"(median of {len(trainers[0].seconds)} timed steps of batch {batch}; spread: 10th-90th percentile ms; "
+        "GFLOP/s = 3 x forward GFLOPs x images/s; CPU ms: process CPU time per step, all threads, which\n"
+        "other processes do not inflate: with 1 thread a load-robust cross-check of step ms)"
+    )
+    print(
+        "\ntime per step by phase, ms (mean over the timed steps; optimizer + EMA run every "
+        f"{accumulation_steps(batch)} steps, shown per step):"
+    )
     phase_names = list(trainers[0].phases)
     print(f"{'model':<58}" + "".join(f"{p:>17}" for p in phase_names))
     for t in trainers:
-        print(f"{t.name:<58}" + "".join(f"{1000 * t.phases.get(p, 0.0) / len(t.seconds):>17.0f}"
-                                        for p in phase_names))
+        print(f"{t.name:<58}" + "".join(f"{1000 * t.phases.get(p, 0.0) / len(t.seconds):>17.0f}" for p in phase_names))
 
 
 def peak_rss_mb() -> float:
@@ -140,30 +144,38 @@ def peak_rss_mb() -> float:
 
 def compare_at_demo_settings(batches: list, hyp: dict, args, warmup: int, steps: int, rounds: int) -> None:
     """drowsy (engine settings, fp32 references) against the peer."""
-    trainers = [drowsy_trainer("n", batches, hyp, amp=True, channels_last=True, seed=args.seed),
-                drowsy_trainer("n", batches, hyp, amp=True, channels_last=True, seed=args.seed, fused_kernel=False),
-                drowsy_trainer("n", batches, hyp, amp=False, channels_last=True, seed=args.seed),
-                drowsy_trainer("n", batches, hyp, amp=False, channels_last=False, seed=args.seed)]
+    trainers = [
+        drowsy_trainer("n", batches, hyp, amp=True, channels_last=True, seed=args.seed),
+        drowsy_trainer("n", batches, hyp, amp=True, channels_last=True, seed=args.seed, fused_kernel=False),
+        drowsy_trainer("n", batches, hyp, amp=False, channels_last=True, seed=args.seed),
+        drowsy_trainer("n", batches, hyp, amp=False, channels_last=False, seed=args.seed),
+    ]
     peer = PeerProcess("n", batches, hyp, args.peer_channels, args.seed)
     peer = peer if peer.ready else None
     trainers += [peer] if peer else []
-    print(f"\ncomparison at img {args.img}, batch {args.batch}: {warmup} warm-up steps, then {rounds} round(s) "
-          f"of {steps} steps per model, alternating; the peer in fp32 NCHW as its trainer runs on the CPU")
+    print(
+        f"\ncomparison at img {args.img}, batch {args.batch}: {warmup} warm-up steps, then {rounds} round(s) "
+        f"of {steps} steps per model, alternating; the peer in fp32 NCHW as its trainer runs on the CPU"
+    )
     time_in_rounds(trainers, warmup, steps, rounds)
     print_comparison(trainers, args.batch)
     peak_bf16, peak_fp32 = matmul_gflops(torch.bfloat16), matmul_gflops(torch.float32)
     engine = trainers[0]
     achieved = 3 * engine.gflops_per_image * engine.images_per_second()
-    print(f"\n{MATMUL_SIDE}x{MATMUL_SIDE} matmul: bf16 {peak_bf16:.0f} GFLOP/s, fp32 {peak_fp32:.0f} GFLOP/s; "
-          f"drowsy (engine settings) reaches {achieved:.1f} GFLOP/s = {100 * achieved / peak_bf16:.0f}% of the "
-          f"bf16 matmul, {100 * achieved / peak_fp32:.0f}% of the fp32 one")
+    print(
+        f"\n{MATMUL_SIDE}x{MATMUL_SIDE} matmul: bf16 {peak_bf16:.0f} GFLOP/s, fp32 {peak_fp32:.0f} GFLOP/s; "
+        f"drowsy (engine settings) reaches {achieved:.1f} GFLOP/s = {100 * achieved / peak_bf16:.0f}% of the "
+        f"bf16 matmul, {100 * achieved / peak_fp32:.0f}% of the fp32 one"
+    )
     if peer:
         flop_ratio = peer.gflops_per_image / engine.gflops_per_image
         for drowsy in trainers[:3]:
             ratio = drowsy.images_per_second() / peer.images_per_second()
             shown = math.floor(ratio * 100) / 100  # rounded down: 2.996 must not print as a 3.00 that misses
-            print(f"{drowsy.name} / ultralytics: {shown:.2f}x images/s ({'meets' if ratio >= 3 else 'misses'} the "
-                  f"3x target); {ratio * flop_ratio:.2f}x per forward FLOP (the peer's model: {flop_ratio:.2f}x FLOPs)")
+            print(
+                f"{drowsy.name} / ultralytics: {shown:.2f}x images/s ({'meets' if ratio >= 3 else 'misses'} the "
+                f"3x target); {ratio * flop_ratio:.2f}x per forward FLOP (the peer's model: {flop_ratio:.2f}x FLOPs)"
+            )
     print(f"load average {load_average()}; peak RSS so far {peak_rss_mb():.0f} MB")
     if args.profile:
         profile_step(engine, accumulation_steps(args.batch), rows=25)
@@ -175,8 +187,10 @@ def compare_at_demo_settings(batches: list, hyp: dict, args, warmup: int, steps:
 
 def scaling_table(datasets: dict, batches: dict, hyp: dict, args, workers: int, steps: int) -> None:
     """drowsy's images/s over image sizes and scales, beside the loader's images/s at each size."""
-    print(f"\nscaling (drowsy, engine settings: bf16 autocast + channels_last, batch {args.batch}, {steps} timed "
-          f"steps) and the loader alone (mosaic + affine, RAM cache, {workers} worker(s) as data/presets/demo.yaml):")
+    print(
+        f"\nscaling (drowsy, engine settings: bf16 autocast + channels_last, batch {args.batch}, {steps} timed "
+        f"steps) and the loader alone (mosaic + affine, RAM cache, {workers} worker(s) as data/presets/demo.yaml):"
+    )
     print(f"{'img':>5}{'model':>9}{'GFLOPs/img':>12}{'train images/s':>16}{'GFLOP/s':>9}{'loader images/s':>17}")
     cv2.setNumThreads(1)  # as in the loader workers; the main process only collates
     for size in args.sizes:
@@ -185,8 +199,11 @@ def scaling_table(datasets: dict, batches: dict, hyp: dict, args, workers: int, 
             trainer = drowsy_trainer(scale, batches[size], hyp, amp=True, channels_last=True, seed=args.seed)
             time_in_rounds([trainer], warmup=2, steps=steps, rounds=1)
             speed = trainer.images_per_second()
-            print(f"{size:>5}{'yolov5' + scale:>9}{trainer.gflops_per_image:>12.2f}{speed:>16.1f}"
-                  f"{3 * trainer.gflops_per_image * speed:>9.1f}{loader_speed:>17.0f}", flush=True)
+            print(
+                f"{size:>5}{'yolov5' + scale:>9}{trainer.gflops_per_image:>12.2f}{speed:>16.1f}"
+                f"{3 * trainer.gflops_per_image * speed:>9.1f}{loader_speed:>17.0f}",
+                flush=True,
+            )
 
 
 # Runs `drowsy train` and reports its process's peak RSS (its loader workers run in their own processes).
@@ -220,15 +237,44 @@ def write_manifest(path: Path, image_root: Path, records: list[dict]) -> Path:
     return path
 
 
-def demo_train_arguments(train_manifest: Path, val_manifest: Path, out_dir: Path, epochs: int, seed: int = 0) -> list[str]:
+def demo_train_arguments(
+    train_manifest: Path, val_manifest: Path, out_dir: Path, epochs: int, seed: int = 0
+) -> list[str]:
     """`drowsy train` arguments with the demo preset's training settings (model, size, batch, nominal
     batch, hyp, workers, RAM cache), `epochs` full epochs and one validation at the end."""
     preset = load_yaml(REPO_ROOT / "data/presets/demo.yaml")
-    return ["train", "--train-manifest", str(train_manifest), "--val-manifest", str(val_manifest),
-            "--run-dir", str(out_dir), "--model", preset["model"], "--img-size", str(preset["img_size"]),
-            "--batch", str(preset["batch"]), "--nominal-batch", str(preset["nominal_batch"]),
-            "--hyp", str(REPO_ROOT / preset["hyp"]), "--workers", str(preset["workers"]), "--epochs", str(epochs),
-            "--epoch-parts", "1", "--val-every", str(epochs), "--device", "cpu", "--seed", str(seed), "--quiet"]
+    return [
+        "train",
+        "--train-manifest",
+        str(train_manifest),
+        "--val-manifest",
+        str(val_manifest),
+        "--run-dir",
+        str(out_dir),
+        "--model",
+        preset["model"],
+        "--img-size",
+        str(preset["img_size"]),
+        "--batch",
+        str(preset["batch"]),
+        "--nominal-batch",
+        str(preset["nominal_batch"]),
+        "--hyp",
+        str(REPO_ROOT / preset["hyp"]),
+        "--workers",
+        str(preset["workers"]),
+        "--epochs",
+        str(epochs),
+        "--epoch-parts",
+        "1",
+        "--val-every",
+        str(epochs),
+        "--device",
+        "cpu",
+        "--seed",
+        str(seed),
+        "--quiet",
+    ]
 
 
 def demo_training_rss(folder: Path, records: list[dict], epochs: int) -> None:
@@ -236,16 +282,24 @@ def demo_training_rss(folder: Path, records: list[dict], epochs: int) -> None:
     training settings (model, size, batch, hyp, workers, RAM cache, validation) on the synthetic images."""
     preset = load_yaml(REPO_ROOT / "data/presets/demo.yaml")
     manifest = write_manifest(folder / "manifest.json", folder / "images", records)
-    command = [sys.executable, "-c", _RSS_WRAPPER, *demo_train_arguments(manifest, manifest, folder / "rss_run", epochs)]
+    command = [
+        sys.executable,
+        "-c",
+        _RSS_WRAPPER,
+        *demo_train_arguments(manifest, manifest, folder / "rss_run", epochs),
+    ]
     start = time.perf_counter()
     output = subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO_ROOT).stdout
     own = float(output.rsplit("peak_rss_mb", 1)[1])
     # the RAM cache holds each image at img_size on its long side, one byte per pixel
     width, height = SYNTH_SIZE
     per_image_mb = preset["img_size"] * round(height * preset["img_size"] / width) / 2**20
-    print(f"\ndemo training run (drowsy train, demo preset settings, {len(records)} images cached, {epochs} epoch(s) "
-          f"+ validation, {time.perf_counter() - start:.0f} s): peak RSS {own:.0f} MB; the cache adds {per_image_mb * 1024:.0f} KB per image "
-          f"(+{per_image_mb * 2700:.0f} MB for the demo's 2,700 training images)")
+    print(
+        f"\ndemo training run (drowsy train, demo preset settings, {len(records)} images cached, {epochs} epoch(s) "
+        f"+ validation, {time.perf_counter() - start:.0f} s): peak RSS {own:.0f} MB; "
+        f"the cache adds {per_image_mb * 1024:.0f} KB per image "
+        f"(+{per_image_mb * 2700:.0f} MB for the demo's 2,700 training images)"
+    )
 
 
 def main() -> None:
@@ -257,8 +311,13 @@ def main() -> None:
     parser.add_argument("--scales", nargs="+", default=["n", "s"], help="scaling-table model scales")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (default: all cores)")
     parser.add_argument("--images", type=int, default=200, help="synthetic 640x360 images to write")
-    parser.add_argument("--peer-channels", type=int, default=3, choices=[1, 3],
-                        help="input channels of the peer's model (3: what its loader feeds)")
+    parser.add_argument(
+        "--peer-channels",
+        type=int,
+        default=3,
+        choices=[1, 3],
+        help="input channels of the peer's model (3: what its loader feeds)",
+    )
     parser.add_argument("--profile", action="store_true", help="print torch.profiler tables of both steps")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -267,8 +326,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     workers = int(load_yaml(REPO_ROOT / "data/presets/demo.yaml")["workers"])
     hyp = load_yaml(DATA_DIR / "hyp.scratch-p6.yaml")
-    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, "
-          f"CPU capability {torch.backends.cpu.get_cpu_capability()}, load average {load_average()} (1/5/15 min)")
+    print(
+        f"torch {torch.__version__}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, "
+        f"CPU capability {torch.backends.cpu.get_cpu_capability()}, load average {load_average()} (1/5/15 min)"
+    )
     if os.getloadavg()[0] > os.cpu_count():
         # threads of one parallel region wait for each other: a descheduled one stalls the step
         print("warning: the machine is busy (load above the core count); multi-threaded timings will be far off")
@@ -277,8 +338,9 @@ def main() -> None:
         folder = Path(folder)
         peer_environment(folder)
         records = synthetic_records(folder, args.images, args.seed)
-        datasets = {size: augmented_dataset(folder, records, size, hyp, args.seed)
-                    for size in sorted({args.img, *args.sizes})}
+        datasets = {
+            size: augmented_dataset(folder, records, size, hyp, args.seed) for size in sorted({args.img, *args.sizes})
+        }
         batches = {size: training_batches(dataset, args.batch) for size, dataset in datasets.items()}
         compare_at_demo_settings(batches[args.img], hyp, args, warmup, steps, rounds)
         scaling_table(datasets, batches, hyp, args, workers, table_steps)

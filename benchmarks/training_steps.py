@@ -67,8 +67,9 @@ def accumulation_steps(batch: int) -> int:
 def optimizer_for(model: torch.nn.Module, hyp: dict, batch: int) -> torch.optim.Optimizer:
     """SGD (Nesterov) over drowsy's three parameter groups, weight decay scaled as both trainers scale it."""
     weight_decay = hyp["weight_decay"] * batch * accumulation_steps(batch) / NOMINAL_BATCH
-    return torch.optim.SGD(parameter_groups(model, weight_decay), lr=hyp["lr0"], momentum=hyp["momentum"],
-                           nesterov=True)
+    return torch.optim.SGD(
+        parameter_groups(model, weight_decay), lr=hyp["lr0"], momentum=hyp["momentum"], nesterov=True
+    )
 
 
 def update_weights(index: int, batch: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, ema) -> None:
@@ -81,8 +82,9 @@ def update_weights(index: int, batch: int, model: torch.nn.Module, optimizer: to
         ema.update(model)
 
 
-def drowsy_trainer(scale: str, batches: list, hyp: dict, amp: bool, channels_last: bool, seed: int,
-                   fused_kernel: bool = True) -> Trainer:
+def drowsy_trainer(
+    scale: str, batches: list, hyp: dict, amp: bool, channels_last: bool, seed: int, fused_kernel: bool = True
+) -> Trainer:
     """drowsy's engine step (drowsy/train/engine.py train loop) on a fresh yolov5<scale>, the engine's process
     settings (seed_everything: deterministic algorithms, no NaN fill of new tensors; reuse_freed_memory),
     with the fused BatchNorm+SiLU kernel (drowsy/models/fused.py) or PyTorch's two ops."""
@@ -119,8 +121,10 @@ def drowsy_trainer(scale: str, batches: list, hyp: dict, amp: bool, channels_las
         update_weights(index, batch_size, model, optimizer, ema)
         marks["optimizer + EMA"] = time.perf_counter()
 
-    name = (f"drowsy yolov5{scale} {'bf16 autocast' if amp else 'fp32'} + {'channels_last' if channels_last else 'NCHW'}"
-            f"{'' if fused_kernel else ', PyTorch BN+SiLU'}")
+    name = (
+        f"drowsy yolov5{scale} {'bf16 autocast' if amp else 'fp32'} + {'channels_last' if channels_last else 'NCHW'}"
+        f"{'' if fused_kernel else ', PyTorch BN+SiLU'}"
+    )
     return Trainer(name, step, batches, gflops, kernel_settings)
 
 
@@ -130,8 +134,7 @@ def ultralytics_batches(batches: list, channels: int) -> list[tuple[torch.Tensor
     converted = []
     for images, targets in batches:
         size = images.shape[-1]
-        labels = {"batch_idx": targets[:, 0].clone(), "cls": targets[:, 1:2].clone(),
-                  "bboxes": targets[:, 2:6] / size}
+        labels = {"batch_idx": targets[:, 0].clone(), "cls": targets[:, 1:2].clone(), "bboxes": targets[:, 2:6] / size}
         converted.append((images.expand(-1, channels, -1, -1).contiguous(), labels))
     return converted
 
@@ -176,8 +179,13 @@ def ultralytics_trainer(scale: str, batches: list, hyp: dict, channels: int, see
         marks["optimizer + EMA"] = time.perf_counter()
 
     converted = ultralytics_batches(batches, channels)
-    return Trainer(f"ultralytics yolov5{scale}u fp32 + NCHW ({channels}-ch)", step, converted,
-                   counter.get_total_flops() / 1e9, kernel_settings)
+    return Trainer(
+        f"ultralytics yolov5{scale}u fp32 + NCHW ({channels}-ch)",
+        step,
+        converted,
+        counter.get_total_flops() / 1e9,
+        kernel_settings,
+    )
 
 
 class PeerProcess:
@@ -192,8 +200,9 @@ class PeerProcess:
     def __init__(self, scale: str, batches: list, hyp: dict, channels: int, seed: int):
         context = multiprocessing.get_context("spawn")
         self.connection, child = context.Pipe()
-        self.process = context.Process(target=_peer_main, daemon=True,
-                                       args=(child, scale, batches, hyp, channels, seed, torch.get_num_threads()))
+        self.process = context.Process(
+            target=_peer_main, daemon=True, args=(child, scale, batches, hyp, channels, seed, torch.get_num_threads())
+        )
         self.process.start()
         reply = self.connection.recv()
         self.ready = reply is not None
@@ -236,8 +245,13 @@ def _peer_main(connection, scale: str, batches: list, hyp: dict, channels: int, 
             continue
         done, phases = len(trainer.seconds), dict(trainer.phases)
         trainer.run(*options)
-        connection.send((trainer.seconds[done:], trainer.cpu_seconds[done:],
-                         {phase: value - phases.get(phase, 0.0) for phase, value in trainer.phases.items()}))
+        connection.send(
+            (
+                trainer.seconds[done:],
+                trainer.cpu_seconds[done:],
+                {phase: value - phases.get(phase, 0.0) for phase, value in trainer.phases.items()},
+            )
+        )
 
 
 def time_in_rounds(trainers: list[Trainer], warmup: int, steps: int, rounds: int) -> None:

@@ -51,9 +51,7 @@ class Params:
         hints = typing.get_type_hints(cls)
         for name, value in values.items():
             if not _type_ok(value, hints[name]):
-                raise DrowsyError(
-                    f"{source}: field '{name}' must be {_type_name(hints[name])}, got {value!r}"
-                )
+                raise DrowsyError(f"{source}: field '{name}' must be {_type_name(hints[name])}, got {value!r}")
         return cls(**values)
 
     @classmethod
@@ -128,9 +126,11 @@ class TrainConfig(Params):
 
     def __post_init__(self):
         if self.checkpoint_every < 1 or min(self.val_subset, self.checkpoint_minutes, self.cache_gb) < 0:
-            raise DrowsyError(f"parameters: checkpoint_every must be >= 1 and val_subset, checkpoint_minutes, cache_gb "
-                              f">= 0, got {self.checkpoint_every}, {self.val_subset}, {self.checkpoint_minutes}, "
-                              f"{self.cache_gb}")
+            raise DrowsyError(
+                f"parameters: checkpoint_every must be >= 1 and val_subset, checkpoint_minutes, cache_gb "
+                f">= 0, got {self.checkpoint_every}, {self.val_subset}, {self.checkpoint_minutes}, "
+                f"{self.cache_gb}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -264,20 +264,36 @@ class MonitorConfig(Params):
             if getattr(self, low) > getattr(self, high):
                 yield low, f"need {' <= '.join(closures)}, got {', '.join(str(getattr(self, n)) for n in closures)}"
         if not self.distraction_s <= self.unresponsive_s:
-            yield "distraction_s", f"need distraction_s <= unresponsive_s, got {self.distraction_s} and {self.unresponsive_s}"
+            yield (
+                "distraction_s",
+                f"need distraction_s <= unresponsive_s, got {self.distraction_s} and {self.unresponsive_s}",
+            )
         if not 0 < self.off_road_off <= 1:
             yield "off_road_off", f"must be in (0, 1], got {self.off_road_off}"
         for field in ("yaw_limit", "pitch_down_limit", "pitch_up_limit"):
             if not 0 < getattr(self, field) < 90:
                 yield field, f"must be in (0, 90) degrees, got {getattr(self, field)}"
         if not 0 < self.gaze_min_baseline_s <= self.gaze_baseline_s:
-            yield "gaze_min_baseline_s", (f"need 0 < gaze_min_baseline_s <= gaze_baseline_s, got "
-                                          f"{self.gaze_min_baseline_s} and {self.gaze_baseline_s}")
+            yield (
+                "gaze_min_baseline_s",
+                (
+                    f"need 0 < gaze_min_baseline_s <= gaze_baseline_s, got "
+                    f"{self.gaze_min_baseline_s} and {self.gaze_baseline_s}"
+                ),
+            )
         if not self.prompt_after_s <= self.final_after_s:
-            yield "prompt_after_s", f"need prompt_after_s <= final_after_s, got {self.prompt_after_s} and {self.final_after_s}"
+            yield (
+                "prompt_after_s",
+                f"need prompt_after_s <= final_after_s, got {self.prompt_after_s} and {self.final_after_s}",
+            )
         if not 0 < self.perclos_min_window_s <= self.perclos_window_s:
-            yield "perclos_min_window_s", (f"need 0 < perclos_min_window_s <= perclos_window_s, got "
-                                           f"{self.perclos_min_window_s} and {self.perclos_window_s}")
+            yield (
+                "perclos_min_window_s",
+                (
+                    f"need 0 < perclos_min_window_s <= perclos_window_s, got "
+                    f"{self.perclos_min_window_s} and {self.perclos_window_s}"
+                ),
+            )
 
 
 @dataclasses.dataclass(frozen=True)

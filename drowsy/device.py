@@ -47,16 +47,18 @@ def reuse_freed_memory() -> bool:
     faults per step (~2,400 with the fused BatchNorm+SiLU kernel). Raising the mmap threshold to
     glibc's maximum (32 MiB) and the trim threshold to 1 GiB keeps them: ~700 faults per step, +5-8 %
     images/s (interleaved runs: 61.7 and 62.9 without, 68.2 and 67.0 with); with the fused kernel ~1
-    fault and 202 instead of 245 ms per step. The memory held is what the next step needs anyway: the peak RSS of a short
-    demo training run went from 1.23 to 1.25-1.29 GB. Process-wide and permanent; glibc only (Linux):
-    returns False, changing nothing, elsewhere.
+    fault and 202 instead of 245 ms per step. The memory held is what the next step needs anyway: the
+    peak RSS of a short demo training run went from 1.23 to 1.25-1.29 GB. Process-wide and permanent;
+    glibc only (Linux): returns False, changing nothing, elsewhere.
     """
     try:
         mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
     except (OSError, AttributeError):  # no C library with mallopt (macOS, Windows)
         return False
-    return all(mallopt(option, value) == 1 for option, value in (
-        (_M_MMAP_THRESHOLD, 32 * 2**20), (_M_TRIM_THRESHOLD, 2**30), (_M_TOP_PAD, 64 * 2**20)))
+    return all(
+        mallopt(option, value) == 1
+        for option, value in ((_M_MMAP_THRESHOLD, 32 * 2**20), (_M_TRIM_THRESHOLD, 2**30), (_M_TOP_PAD, 64 * 2**20))
+    )
 
 
 NATIVE_BF16_CAPABILITY = (8, 0)  # CUDA compute capability with bf16 tensor cores (A100, RTX 30xx, H100, ...)

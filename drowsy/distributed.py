@@ -8,8 +8,9 @@ import dataclasses
 import datetime
 import os
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
@@ -140,6 +141,8 @@ def _create(path: Path, size: int) -> int:
     except OSError as error:
         os.close(fd)
         path.unlink()
-        raise DrowsyError(f"image cache: cannot reserve {size / 2**30:.2f} GB in {path.parent} ({error.strerror}): "
-                          "set cache false or cache_gb lower, or give it more room (Docker: --shm-size)") from None
+        raise DrowsyError(
+            f"image cache: cannot reserve {size / 2**30:.2f} GB in {path.parent} ({error.strerror}): "
+            "set cache false or cache_gb lower, or give it more room (Docker: --shm-size)"
+        ) from None
     return fd

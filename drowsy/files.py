@@ -87,8 +87,9 @@ def list_images(images_dir: str | Path) -> list[Path]:
         folder = folder / "images"
     if not folder.is_dir():
         raise DrowsyError(f"{folder}: image folder not found")
-    return sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
-                  key=lambda p: p.name)
+    return sorted(
+        (p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), key=lambda p: p.name
+    )
 
 
 def link_image(source: Path, target: Path) -> None:

@@ -43,8 +43,9 @@ class ExploreParams(Params):
         parse_size(self.synth_size)  # fail in the config cell, not after minutes of work
         _check_format(self.raw_format)
         if self.synth_format not in LAYOUTS:
-            raise DrowsyError(f"parameters: field 'synth_format' must be one of {', '.join(LAYOUTS)}, "
-                              f"got {self.synth_format!r}")
+            raise DrowsyError(
+                f"parameters: field 'synth_format' must be one of {', '.join(LAYOUTS)}, got {self.synth_format!r}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,18 +71,34 @@ class DietParams(Params):
 
 # TrainConfig fields each stage sets from its own parameters; every other field is shared by both
 # training notebooks under its TrainConfig name and default.
-STAGE_SPECIFIC = ("train_manifest", "val_manifest", "run_dir", "model", "hyp", "epochs", "epoch_parts",
-                  "weights", "freeze", "autoanchor")
+STAGE_SPECIFIC = (
+    "train_manifest",
+    "val_manifest",
+    "run_dir",
+    "model",
+    "hyp",
+    "epochs",
+    "epoch_parts",
+    "weights",
+    "freeze",
+    "autoanchor",
+)
 SHARED_TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in STAGE_SPECIFIC)
 
 _StageBase = dataclasses.make_dataclass(
     "_StageBase",
-    [("prepared_dir", str, dataclasses.field(default="data/prepared/demo")),
-     ("weights_dir", str, dataclasses.field(default="weights/demo")),
-     ("out_dir", str, dataclasses.field(default="outputs/demo"))]
-    + [(f.name, f.type, dataclasses.field(default=f.default)) for f in dataclasses.fields(TrainConfig)
-       if f.name in SHARED_TRAIN_FIELDS],
-    bases=(Params,), frozen=True,
+    [
+        ("prepared_dir", str, dataclasses.field(default="data/prepared/demo")),
+        ("weights_dir", str, dataclasses.field(default="weights/demo")),
+        ("out_dir", str, dataclasses.field(default="outputs/demo")),
+    ]
+    + [
+        (f.name, f.type, dataclasses.field(default=f.default))
+        for f in dataclasses.fields(TrainConfig)
+        if f.name in SHARED_TRAIN_FIELDS
+    ],
+    bases=(Params,),
+    frozen=True,
 )
 
 
@@ -107,7 +124,11 @@ class BaselineParams(StageParams):
             train_manifest=str(Path(self.prepared_dir) / "diet.json"),
             val_manifest=str(Path(self.prepared_dir) / "val.json"),
             run_dir=str(Path(self.weights_dir) / "baseline"),
-            model=self.model, hyp=self.hyp, epochs=self.epochs, epoch_parts=self.epoch_parts, **self.shared(),
+            model=self.model,
+            hyp=self.hyp,
+            epochs=self.epochs,
+            epoch_parts=self.epoch_parts,
+            **self.shared(),
         )
 
 
@@ -127,8 +148,12 @@ class FinetuneParams(StageParams):
             val_manifest=str(Path(self.prepared_dir) / "val.json"),
             run_dir=str(Path(self.weights_dir) / "finetune"),
             weights=str(Path(self.weights_dir) / "baseline" / "last.pt"),
-            freeze=self.freeze, hyp=self.finetune_hyp, epochs=self.finetune_epochs,
-            epoch_parts=self.finetune_epoch_parts, autoanchor=False, **self.shared(),
+            freeze=self.freeze,
+            hyp=self.finetune_hyp,
+            epochs=self.finetune_epochs,
+            epoch_parts=self.finetune_epoch_parts,
+            autoanchor=False,
+            **self.shared(),
         )
 
 
@@ -160,13 +185,21 @@ class EnsembleParams(Params):
     def __post_init__(self):
         known = ("best", *VARIANTS)
         if self.submission_variant not in known:
-            raise DrowsyError(f"submission_variant: expected one of {', '.join(map(repr, known))}, "
-                              f"got {self.submission_variant!r}")
+            raise DrowsyError(
+                f"submission_variant: expected one of {', '.join(map(repr, known))}, got {self.submission_variant!r}"
+            )
 
     def predict_options(self) -> dict:
         """The prediction settings, as `run_ablation` and `predict_folder` take them."""
-        return {"img_size": self.predict_img_size, "conf": self.conf, "iou": self.iou, "max_det": self.max_det,
-                "batch": self.batch, "device": self.device, "amp": self.amp}
+        return {
+            "img_size": self.predict_img_size,
+            "conf": self.conf,
+            "iou": self.iou,
+            "max_det": self.max_det,
+            "batch": self.batch,
+            "device": self.device,
+            "amp": self.amp,
+        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,11 +224,15 @@ class DriverMonitorParams(Params):
     def __post_init__(self):
         if self.backend not in ("torch", "onnx"):
             raise DrowsyError(f"parameters: field 'backend' must be 'torch' or 'onnx', got {self.backend!r}")
-        if not (min(self.clip_seconds, self.protocol_seconds, self.alert_seconds, self.clip_fps) > 0
-                and self.monitor_img_size > 0):
-            raise DrowsyError("parameters: fields 'clip_seconds', 'protocol_seconds', 'alert_seconds', 'clip_fps', "
-                              f"'monitor_img_size' must be > 0, got {self.clip_seconds}, {self.protocol_seconds}, "
-                              f"{self.alert_seconds}, {self.clip_fps}, {self.monitor_img_size}")
+        if not (
+            min(self.clip_seconds, self.protocol_seconds, self.alert_seconds, self.clip_fps) > 0
+            and self.monitor_img_size > 0
+        ):
+            raise DrowsyError(
+                "parameters: fields 'clip_seconds', 'protocol_seconds', 'alert_seconds', 'clip_fps', "
+                f"'monitor_img_size' must be > 0, got {self.clip_seconds}, {self.protocol_seconds}, "
+                f"{self.alert_seconds}, {self.clip_fps}, {self.monitor_img_size}"
+            )
         parse_size(self.clip_size, field="clip_size", minimum=64)
 
     @property

@@ -19,8 +19,16 @@ def map_chunks(work, tasks: list[tuple], total: int, workers: int, progress: boo
     """`work(*task)` for every task, each returning a list, in `workers` processes (here when 1, or for a
     single task: starting processes would cost more); the lists joined in task order. A progress bar
     counts their items, `total` in all."""
-    pool = ProcessPoolExecutor(min(workers, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
-                               initializer=cv2.setNumThreads, initargs=(1,)) if workers > 1 and len(tasks) > 1 else None
+    pool = (
+        ProcessPoolExecutor(
+            min(workers, len(tasks)),
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=cv2.setNumThreads,
+            initargs=(1,),
+        )
+        if workers > 1 and len(tasks) > 1
+        else None
+    )
     results: list = []
     with pool or contextlib.nullcontext(), progress_bar(total=total, desc=desc, unit="img", enabled=progress) as bar:
         for chunk in (pool.map if pool else map)(functools.partial(_call, work), tasks):

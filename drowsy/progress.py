@@ -59,8 +59,9 @@ class _StageLine:
         self.close()
 
 
-def progress(iterable=None, *, desc: str, total: int | None = None, unit: str = "it", enabled: bool = True,
-             leave: bool = True):
+def progress(
+    iterable=None, *, desc: str, total: int | None = None, unit: str = "it", enabled: bool = True, leave: bool = True
+):
     """A progress bar over `iterable` (or one to `update` by hand, with `total`).
 
     enabled: False shows nothing (e.g. on DDP ranks other than 0). leave: False for inner stages whose

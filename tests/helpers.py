@@ -57,10 +57,21 @@ SCAN = jpeg_segment(0xDA, bytes([1, 1, 0, 0, 63, 0])) + b"\x12\x34\x56"
 def exif_app1(orientation: int, byte_order: str) -> bytes:
     """An APP1 segment holding a TIFF IFD with one entry, the orientation tag (SHORT)."""
     order = "little" if byte_order == "II" else "big"
-    entry = (0x0112).to_bytes(2, order) + (3).to_bytes(2, order) + (1).to_bytes(4, order) + \
-        orientation.to_bytes(2, order) + bytes(2)
-    tiff = byte_order.encode() + (42).to_bytes(2, order) + (8).to_bytes(4, order) + (1).to_bytes(2, order) + entry + \
-        bytes(4)
+    entry = (
+        (0x0112).to_bytes(2, order)
+        + (3).to_bytes(2, order)
+        + (1).to_bytes(4, order)
+        + orientation.to_bytes(2, order)
+        + bytes(2)
+    )
+    tiff = (
+        byte_order.encode()
+        + (42).to_bytes(2, order)
+        + (8).to_bytes(4, order)
+        + (1).to_bytes(2, order)
+        + entry
+        + bytes(4)
+    )
     payload = b"Exif\0\0" + tiff
     return b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
 
@@ -96,8 +107,17 @@ def make_checkpoint(path: Path, seed: int = 0) -> Path:
             bias = conv.bias.view(model.num_anchors, -1)
             bias[:, 4] += 3
             bias[:, 5 + CLASSES.index("face")] += 2
-    save_checkpoint({"ema": model.state_dict(), "model_config": "yolov5n", "num_classes": len(CLASSES),
-                     "in_channels": 1, "class_names": list(CLASSES), "config": {"img_size": IMG}}, path)
+    save_checkpoint(
+        {
+            "ema": model.state_dict(),
+            "model_config": "yolov5n",
+            "num_classes": len(CLASSES),
+            "in_channels": 1,
+            "class_names": list(CLASSES),
+            "config": {"img_size": IMG},
+        },
+        path,
+    )
     return path
 
 
@@ -130,13 +150,22 @@ def aihub_hidden():
 
 def aihub_label(name, boxes=None, size=(AIHUB_W, AIHUB_H), user=None, accessory=None):
     """An AIHub label document for image `name`."""
-    boxes = boxes if boxes is not None else {
-        "Face": aihub_box(20, 30, 60, 90), "Leye": aihub_box(28, 45, 38, 52, opened=True),
-        "Reye": aihub_box(42, 45, 52, 52, opened=False), "Mouth": aihub_box(32, 70, 48, 80, opened=True),
-        "Cigar": aihub_hidden(), "Phone": aihub_hidden(),
+    boxes = (
+        boxes
+        if boxes is not None
+        else {
+            "Face": aihub_box(20, 30, 60, 90),
+            "Leye": aihub_box(28, 45, 38, 52, opened=True),
+            "Reye": aihub_box(42, 45, 52, 52, opened=False),
+            "Mouth": aihub_box(32, 70, 48, 80, opened=True),
+            "Cigar": aihub_hidden(),
+            "Phone": aihub_hidden(),
+        }
+    )
+    document = {
+        "FileInfo": {"FileName": name, "Width": size[0], "Height": size[1], "Channel": 1},
+        "ObjectInfo": {"KeyPoints": {}, "BoundingBox": boxes},
     }
-    document = {"FileInfo": {"FileName": name, "Width": size[0], "Height": size[1], "Channel": 1},
-                "ObjectInfo": {"KeyPoints": {}, "BoundingBox": boxes}}
     if user is not None:
         document["UserInfo"] = user
     if accessory is not None:
@@ -167,8 +196,11 @@ class AIHubTree:
 
     def add(self, subject_folder, stem, document=None, env="통제환경", split="Training", **kwargs):
         self.image_at(f"{split}/[원천]bbox({env})/{subject_folder}", f"{stem}.jpg")
-        return self.label_at(f"{split}/[라벨]bbox({env})/{subject_folder}", stem,
-                             document if document is not None else aihub_label(f"{stem}.jpg", **kwargs))
+        return self.label_at(
+            f"{split}/[라벨]bbox({env})/{subject_folder}",
+            stem,
+            document if document is not None else aihub_label(f"{stem}.jpg", **kwargs),
+        )
 
 
 def controlled_stem(subject, frame, lighting="무광원", behaviour="정상주시"):
@@ -196,16 +228,30 @@ def frame(eyes_closed=False, mouth_open=False, phone=False, cigarette=False, eye
 def faint_eyes(score: float, closed: bool = False) -> np.ndarray:
     """A face whose two eye boxes score `score` (a detector's faint guesses on sunglasses score low)."""
     eye = CLASS_IDS["eye_closed" if closed else "eye_opened"]
-    return np.array([[10, 10, 50, 50, 0.9, CLASS_IDS["face"]], [20, 25, 28, 29, 0.9, CLASS_IDS["mouth_closed"]],
-                     [15, 20, 22, 24, score, eye], [30, 20, 37, 24, score, eye]], np.float32)
+    return np.array(
+        [
+            [10, 10, 50, 50, 0.9, CLASS_IDS["face"]],
+            [20, 25, 28, 29, 0.9, CLASS_IDS["mouth_closed"]],
+            [15, 20, 22, 24, score, eye],
+            [30, 20, 37, 24, score, eye],
+        ],
+        np.float32,
+    )
 
 
 def bite(score: float) -> np.ndarray:
     """A face with open eyes whose mouth boxes score `score`: mouth_opened tall as a yawn's (0.4 face
     heights), mouth_closed at half that (a detector's faint guesses on a hand holding a snack score low)."""
-    return np.array([[10, 10, 50, 50, 0.9, CLASS_IDS["face"]], [15, 20, 22, 24, 0.9, CLASS_IDS["eye_opened"]],
-                     [30, 20, 37, 24, 0.9, CLASS_IDS["eye_opened"]], [20, 30, 40, 46, score, CLASS_IDS["mouth_opened"]],
-                     [20, 35, 40, 40, score / 2, CLASS_IDS["mouth_closed"]]], np.float32)
+    return np.array(
+        [
+            [10, 10, 50, 50, 0.9, CLASS_IDS["face"]],
+            [15, 20, 22, 24, 0.9, CLASS_IDS["eye_opened"]],
+            [30, 20, 37, 24, 0.9, CLASS_IDS["eye_opened"]],
+            [20, 30, 40, 46, score, CLASS_IDS["mouth_opened"]],
+            [20, 35, 40, 40, score / 2, CLASS_IDS["mouth_closed"]],
+        ],
+        np.float32,
+    )
 
 
 def face(yaw=0.0, pitch=0.0, eyes="open", mouth_height=0.06, offset=(0.0, 0.0), roll=0.0) -> np.ndarray:
@@ -226,7 +272,9 @@ def face(yaw=0.0, pitch=0.0, eyes="open", mouth_height=0.06, offset=(0.0, 0.0), 
     if eyes is not None:
         for side in (-1, 1):
             ex, ey = at((side * 0.16, -0.08))
-            rows.append([ex - 10, ey - 5, ex + 10, ey + 5, 0.9, CLASS_IDS[f"eye_{'closed' if eyes == 'closed' else 'opened'}"]])
+            rows.append(
+                [ex - 10, ey - 5, ex + 10, ey + 5, 0.9, CLASS_IDS[f"eye_{'closed' if eyes == 'closed' else 'opened'}"]]
+            )
     mx, my = at((0.0, 0.26))
     half = mouth_height * height / 2
     kind = "mouth_opened" if mouth_height >= 0.08 else "mouth_closed"

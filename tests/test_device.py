@@ -41,10 +41,15 @@ def test_freed_memory_stays_in_the_heap_under_the_setting():
     assert region_of_a_large_allocation("tuned") == "[heap]"
 
 
-@pytest.mark.parametrize("capability, dtype, scaler", [((7, 0), torch.float16, True),  # V100
-                                                       ((7, 5), torch.float16, True),  # T4
-                                                       ((8, 0), torch.bfloat16, False),  # A100
-                                                       ((9, 0), torch.bfloat16, False)])  # H100
+@pytest.mark.parametrize(
+    "capability, dtype, scaler",
+    [
+        ((7, 0), torch.float16, True),  # V100
+        ((7, 5), torch.float16, True),  # T4
+        ((8, 0), torch.bfloat16, False),  # A100
+        ((9, 0), torch.bfloat16, False),
+    ],
+)  # H100
 def test_fp16_and_its_scaler_where_bf16_is_not_native(monkeypatch, capability, dtype, scaler):
     # torch.cuda.is_bf16_supported() says True on a V100 or T4 too (emulated): it must not decide
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)

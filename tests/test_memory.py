@@ -11,12 +11,16 @@ from drowsy import memory
 pytestmark = pytest.mark.skipif(not memory.available(), reason="reads /proc/PID/smaps_rollup (Linux)")
 
 # a child that starts a grandchild, says both pids, then waits
-PARENT = ("import subprocess, sys, time; "
-          "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
-          "print(child.pid, flush=True); sys.stdin.readline(); child.kill()")
+PARENT = (
+    "import subprocess, sys, time; "
+    "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+    "print(child.pid, flush=True); sys.stdin.readline(); child.kill()"
+)
 # allocates and touches 256 MB, frees it, then waits
-PEAK = ("import sys; block = bytearray(256 * 2**20); block[::4096] = b'x' * len(block[::4096]); del block; "
-        "print('freed', flush=True); sys.stdin.readline()")
+PEAK = (
+    "import sys; block = bytearray(256 * 2**20); block[::4096] = b'x' * len(block[::4096]); del block; "
+    "print('freed', flush=True); sys.stdin.readline()"
+)
 
 
 def waiting(code: str) -> tuple[subprocess.Popen, str]:

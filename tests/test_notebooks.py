@@ -44,8 +44,9 @@ def test_notebooks_are_committed_clean():
         code = [c for c in cells if c["cell_type"] == "code"]
         assert all(not c["outputs"] and c["execution_count"] is None for c in code), f"{notebook.name} has outputs"
         assert "parameters" in code[0]["metadata"].get("tags", []), f"{notebook.name}: first code cell not tagged"
-        assert not any(line.lstrip().startswith(("def ", "class ")) for c in code for line in "".join(c["source"]).splitlines()), \
-            f"{notebook.name} defines a function or class: it belongs in the package"
+        assert not any(
+            line.lstrip().startswith(("def ", "class ")) for c in code for line in "".join(c["source"]).splitlines()
+        ), f"{notebook.name} defines a function or class: it belongs in the package"
 
 
 @pytest.mark.filterwarnings("ignore:Passed unknown parameter")
@@ -54,8 +55,14 @@ def test_notebook_runs_with_smoke_preset(notebook, smoke_parameters, tmp_path_fa
     # module-scoped parameters and name order make 01 -> 06 run as one chain on the same files
     out = Path(smoke_parameters["out_dir"]) / "notebooks" / notebook.name
     out.parent.mkdir(parents=True, exist_ok=True)
-    papermill.execute_notebook(str(notebook), str(out), parameters=smoke_parameters, kernel_name="python3",
-                               progress_bar=False, cwd=str(tmp_path_factory.getbasetemp()))
+    papermill.execute_notebook(
+        str(notebook),
+        str(out),
+        parameters=smoke_parameters,
+        kernel_name="python3",
+        progress_bar=False,
+        cwd=str(tmp_path_factory.getbasetemp()),
+    )
     PROMISES[notebook.stem](smoke_parameters)
 
 
@@ -95,14 +102,18 @@ def trained(stage: str, epochs_key: str):
         assert last["model"].keys() == best["model"].keys() and last["class_names"] == list(CLASSES)
         if stage == "finetune":  # starts from the baseline's weights
             assert Path(config["weights"]).parent == Path(p["weights_dir"]) / "baseline"
+
     return check
 
 
 def ensembled(p: dict) -> None:
     out = Path(p["out_dir"])
     table = json.loads((out / "ensemble_scores.json").read_text())
-    val_classes = {o["class"] for a in json.loads((Path(p["prepared_dir"]) / "val.json").read_text())["annotations"]
-                   for o in a["objects"]}
+    val_classes = {
+        o["class"]
+        for a in json.loads((Path(p["prepared_dir"]) / "val.json").read_text())["annotations"]
+        for o in a["objects"]
+    }
     assert {f"val: {name}" for name in VARIANTS} <= set(table)
     for name in VARIANTS:
         assert set(table[f"val: {name}"]["per_class_AP75"]) == val_classes
@@ -125,30 +136,45 @@ def monitored(p: dict) -> None:
     assert all(scores[kind]["f1"] == 1.0 for kind in truth - {"drowsy"})  # 30 s: shorter than PERCLOS's window
 
 
-PROMISES = {"01_explore_imbalance": explored, "02_build_diet": diet_built,
-            "03_train_baseline": trained("baseline", "epochs"), "04_finetune": trained("finetune", "finetune_epochs"),
-            "05_ensemble_predict": ensembled, "06_driver_monitor": monitored}
+PROMISES = {
+    "01_explore_imbalance": explored,
+    "02_build_diet": diet_built,
+    "03_train_baseline": trained("baseline", "epochs"),
+    "04_finetune": trained("finetune", "finetune_epochs"),
+    "05_ensemble_predict": ensembled,
+    "06_driver_monitor": monitored,
+}
 
 
 def test_missing_input_names_the_notebook_that_makes_it(tmp_path):
     notebook = REPO_ROOT / "notebooks/03_train_baseline.ipynb"
     with pytest.raises(papermill.PapermillExecutionError, match="run notebooks/02_build_diet.ipynb"):
-        papermill.execute_notebook(str(notebook), str(tmp_path / "out.ipynb"),
-                                   parameters={"prepared_dir": str(tmp_path / "nothing"), "epochs": 1},
-                                   kernel_name="python3", progress_bar=False)
+        papermill.execute_notebook(
+            str(notebook),
+            str(tmp_path / "out.ipynb"),
+            parameters={"prepared_dir": str(tmp_path / "nothing"), "epochs": 1},
+            kernel_name="python3",
+            progress_bar=False,
+        )
 
 
 NOTEBOOK_PARAMS = {
-    "01_explore_imbalance": ExploreParams, "02_build_diet": DietParams, "03_train_baseline": BaselineParams,
-    "04_finetune": FinetuneParams, "05_ensemble_predict": EnsembleParams, "06_driver_monitor": DriverMonitorParams,
+    "01_explore_imbalance": ExploreParams,
+    "02_build_diet": DietParams,
+    "03_train_baseline": BaselineParams,
+    "04_finetune": FinetuneParams,
+    "05_ensemble_predict": EnsembleParams,
+    "06_driver_monitor": DriverMonitorParams,
 }
 
 
 def parameters_cell(name: str) -> dict:
-    """name -> value of every assignment in the notebook's cell tagged `parameters`."""
+    """name -> value of every assignment in the notebook's cell tagged `parameters` (one scalar per line,
+    as the parameters cell is read by people and by papermill)."""
     cells = json.loads((REPO_ROOT / "notebooks" / f"{name}.ipynb").read_text())["cells"]
     [cell] = [c for c in cells if "parameters" in c["metadata"].get("tags", [])]
     tree = ast.parse("".join(cell["source"]))
+    assert all(node.lineno == node.end_lineno for node in tree.body), f"{name}: a parameter spans several lines"
     return {node.targets[0].id: ast.literal_eval(node.value) for node in tree.body}
 
 
@@ -166,8 +192,18 @@ def test_parameters_cell_equals_the_dataclass_defaults(name):
 
 
 def test_both_training_stages_take_every_shared_train_config_field():
-    stage_specific = {"train_manifest", "val_manifest", "run_dir", "model", "hyp", "epochs", "epoch_parts", "weights",
-                      "freeze", "autoanchor"}
+    stage_specific = {
+        "train_manifest",
+        "val_manifest",
+        "run_dir",
+        "model",
+        "hyp",
+        "epochs",
+        "epoch_parts",
+        "weights",
+        "freeze",
+        "autoanchor",
+    }
     assert set(SHARED_TRAIN_FIELDS) == {f.name for f in dataclasses.fields(TrainConfig)} - stage_specific
     assert {"deterministic", "compile"} <= set(SHARED_TRAIN_FIELDS)
     for stage in (BaselineParams, FinetuneParams):

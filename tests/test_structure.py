@@ -18,8 +18,11 @@ def function_lengths(source: str):
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             body = node.body
-            has_docstring = isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+            has_docstring = (
+                isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
                 and isinstance(body[0].value.value, str)
+            )
             start = body[1].lineno if has_docstring and len(body) > 1 else body[0].lineno
             yield node.name, node.lineno, node.end_lineno - start + 1
 
@@ -107,16 +110,32 @@ def test_no_module_or_function_is_too_long():
         source, name = path.read_text(), path.relative_to(REPO_ROOT)
         if len(source.splitlines()) > MAX_MODULE_LINES:
             too_long.append(f"{name}: {len(source.splitlines())} lines")
-        too_long += [f"{name}:{line} {function}(): {length} lines" for function, line, length
-                     in function_lengths(source) if length > MAX_FUNCTION_LINES]
+        too_long += [
+            f"{name}:{line} {function}(): {length} lines"
+            for function, line, length in function_lengths(source)
+            if length > MAX_FUNCTION_LINES
+        ]
     assert too_long == []
 
 
 def test_layers_and_imports_are_read_as_meant():
-    assert [layer(m) for m in ("drowsy", "drowsy.errors", "drowsy.config", "drowsy.data.labels", "drowsy.eval.metrics",
-                               "drowsy.notebooks", "drowsy.commands.train", "drowsy.__main__")] == \
-        ["base", "base", "base", "data", "eval", "notebooks", "cli", "cli"]
-    source = "from drowsy import CLASSES, meta\nimport drowsy.data.labels\ndef f():\n    from drowsy.infer.predict import Detector\n"
+    assert [
+        layer(m)
+        for m in (
+            "drowsy",
+            "drowsy.errors",
+            "drowsy.config",
+            "drowsy.data.labels",
+            "drowsy.eval.metrics",
+            "drowsy.notebooks",
+            "drowsy.commands.train",
+            "drowsy.__main__",
+        )
+    ] == ["base", "base", "base", "data", "eval", "notebooks", "cli", "cli"]
+    source = (
+        "from drowsy import CLASSES, meta\nimport drowsy.data.labels\n"
+        "def f():\n    from drowsy.infer.predict import Detector\n"
+    )
     assert drowsy_imports(source) == {"drowsy.CLASSES", "drowsy.meta", "drowsy.data.labels", "drowsy.infer.predict"}
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
@@ -129,9 +148,12 @@ def test_every_subpackage_is_a_layer_with_a_docstring():
 
 
 def test_no_module_imports_a_layer_above_its_own():
-    upward = [f"{module} ({layer(module)}) imports {target} ({layer(target)})"
-              for module, targets in sorted(import_graph().items()) for target in sorted(targets)
-              if LAYERS.index(layer(target)) > LAYERS.index(layer(module))]
+    upward = [
+        f"{module} ({layer(module)}) imports {target} ({layer(target)})"
+        for module, targets in sorted(import_graph().items())
+        for target in sorted(targets)
+        if LAYERS.index(layer(target)) > LAYERS.index(layer(module))
+    ]
     assert upward == []
 
 

@@ -8,14 +8,21 @@ HELP = "score predictions (submission JSON) against labels: COCO mAP@0.5, @0.75 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--labels", required=True, metavar="JSON",
-                        help="ground truth: competition labels.json or a manifest")
+    parser.add_argument(
+        "--labels", required=True, metavar="JSON", help="ground truth: competition labels.json or a manifest"
+    )
     parser.add_argument("--predictions", required=True, metavar="JSON", help="predictions in the submission format")
-    parser.add_argument("--max-dets", type=int, default=100,
-                        help="detections scored per image and class (default 100, as COCO)")
-    parser.add_argument("--by", action="append", metavar="KEY", default=[],
-                        help="also score each value of this meta key apart (lighting, behaviour, glasses, subject, "
-                        "...; the labels must be a manifest of drowsy prepare, or carry AIHub file names); repeatable")
+    parser.add_argument(
+        "--max-dets", type=int, default=100, help="detections scored per image and class (default 100, as COCO)"
+    )
+    parser.add_argument(
+        "--by",
+        action="append",
+        metavar="KEY",
+        default=[],
+        help="also score each value of this meta key apart (lighting, behaviour, glasses, subject, "
+        "...; the labels must be a manifest of drowsy prepare, or carry AIHub file names); repeatable",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 

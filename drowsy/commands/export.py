@@ -8,8 +8,9 @@ HELP = "export a checkpoint's EMA model to ONNX (decoded outputs; dynamic batch 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", required=True, metavar="W.pt", help="drowsy checkpoint")
     parser.add_argument("--out", required=True, metavar="MODEL.onnx", help="ONNX file to write")
-    parser.add_argument("--img", type=int, default=640,
-                        help="input size in pixels, rounded up to the stride (default 640)")
+    parser.add_argument(
+        "--img", type=int, default=640, help="input size in pixels, rounded up to the stride (default 640)"
+    )
     parser.add_argument("--dynamic", action="store_true", help="free batch, height and width axes (needed for TTA)")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
 

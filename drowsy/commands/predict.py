@@ -16,19 +16,36 @@ def _positive_int(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--weights", nargs="+", required=True, metavar="W",
-                        help="checkpoints (.pt) or exported models (.onnx, run by ONNX Runtime); several = ensemble")
-    parser.add_argument("--images", required=True, metavar="DIR",
-                        help="folder of .jpg/.jpeg/.png images (or a competition folder holding images/)")
+    parser.add_argument(
+        "--weights",
+        nargs="+",
+        required=True,
+        metavar="W",
+        help="checkpoints (.pt) or exported models (.onnx, run by ONNX Runtime); several = ensemble",
+    )
+    parser.add_argument(
+        "--images",
+        required=True,
+        metavar="DIR",
+        help="folder of .jpg/.jpeg/.png images (or a competition folder holding images/)",
+    )
     parser.add_argument("--out", required=True, metavar="JSON", help="submission file to write")
-    parser.add_argument("--img", type=_positive_int, default=1536,
-                        help="network input size in pixels, rounded up to the stride (default 1536)")
+    parser.add_argument(
+        "--img",
+        type=_positive_int,
+        default=1536,
+        help="network input size in pixels, rounded up to the stride (default 1536)",
+    )
     parser.add_argument("--conf", type=float, default=0.006, help="score threshold (default 0.006)")
     parser.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (default 0.7)")
     parser.add_argument("--max-det", type=_positive_int, default=300, help="detections per image (default 300)")
     parser.add_argument("--tta", action="store_true", help="test-time augmentation: scales 1, 0.83 (mirrored), 0.67")
-    parser.add_argument("--fuse", choices=("nms", "wbf"), default="nms",
-                        help="join members and run one NMS (the recipe), or weighted boxes fusion (default nms)")
+    parser.add_argument(
+        "--fuse",
+        choices=("nms", "wbf"),
+        default="nms",
+        help="join members and run one NMS (the recipe), or weighted boxes fusion (default nms)",
+    )
     parser.add_argument("--batch", type=_positive_int, default=8, help="images per forward pass (default 8)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 (default auto; ONNX runs on the CPU)")
     parser.add_argument("--amp", action="store_true", help="bf16/fp16 autocast for .pt models")
@@ -38,9 +55,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from drowsy.infer.predict import predict_folder
 
-    stats = predict_folder(args.weights, args.images, args.out, img_size=args.img, conf=args.conf, iou=args.iou,
-                           max_det=args.max_det, tta=args.tta, fuse=args.fuse, batch=args.batch,
-                           device=args.device, amp=args.amp, progress=not args.quiet)
-    print(f"{stats['images']} images, {stats['detections']} detections in {stats['seconds']:.1f} s "
-          f"({stats['images_per_second']:.1f} images/s), {len(stats['unreadable'])} unreadable -> {stats['out']}")
+    stats = predict_folder(
+        args.weights,
+        args.images,
+        args.out,
+        img_size=args.img,
+        conf=args.conf,
+        iou=args.iou,
+        max_det=args.max_det,
+        tta=args.tta,
+        fuse=args.fuse,
+        batch=args.batch,
+        device=args.device,
+        amp=args.amp,
+        progress=not args.quiet,
+    )
+    print(
+        f"{stats['images']} images, {stats['detections']} detections in {stats['seconds']:.1f} s "
+        f"({stats['images_per_second']:.1f} images/s), {len(stats['unreadable'])} unreadable -> {stats['out']}"
+    )
     return 0

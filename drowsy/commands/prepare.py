@@ -2,7 +2,10 @@
 
 import argparse
 
-HELP = "validate raw data (competition folder or AIHub tree), split train/val, build the diet set; write manifests and a report to OUT"
+HELP = (
+    "validate raw data (competition folder or AIHub tree), split train/val, build the diet set; "
+    "write manifests and a report to OUT"
+)
 
 
 def _count(text: str, minimum: int) -> int:
@@ -16,25 +19,47 @@ def _count(text: str, minimum: int) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("raw", metavar="RAW", help="competition folder (images/ + labels.json) or AIHub tree "
-                        "(Training/, Validation/ with [원천]/[라벨] folders); read only")
+    parser.add_argument(
+        "raw",
+        metavar="RAW",
+        help="competition folder (images/ + labels.json) or AIHub tree "
+        "(Training/, Validation/ with [원천]/[라벨] folders); read only",
+    )
     parser.add_argument("out", metavar="OUT", help="folder for train.json, val.json, diet.json and report.json")
     parser.add_argument(
-        "--val-size", type=lambda t: _count(t, 0), default=20000,
+        "--val-size",
+        type=lambda t: _count(t, 0),
+        default=20000,
         help="validation images (default 20000; at most 20%% of the kept images)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the train/val split (default 0)")
-    parser.add_argument("--format", dest="raw_format", choices=("auto", "competition", "aihub"), default="auto",
-                        help="what RAW is (default auto: labels.json -> competition, [라벨] folders -> aihub)")
-    parser.add_argument("--images", metavar="DIR", help="AIHub images folder when not under RAW")
-    parser.add_argument("--group-by", metavar="KEY", help="keep whole groups of this meta key (subject, scenario) "
-                        "on one side of the split, so no driver is in both (default: random images)")
-    parser.add_argument("--export", choices=("yolo", "coco"), help="also write YOLO txt labels or COCO json files")
-    parser.add_argument("--resize", type=lambda t: _count(t, 32), default=0, metavar="PX",
-                        help="copy the images once into OUT/images with this long side (larger ones resized, the "
-                        "others hard-linked) and point the manifests there: large sources decode faster in training")
     parser.add_argument(
-        "--workers", type=lambda t: _count(t, 1), default=None,
+        "--format",
+        dest="raw_format",
+        choices=("auto", "competition", "aihub"),
+        default="auto",
+        help="what RAW is (default auto: labels.json -> competition, [라벨] folders -> aihub)",
+    )
+    parser.add_argument("--images", metavar="DIR", help="AIHub images folder when not under RAW")
+    parser.add_argument(
+        "--group-by",
+        metavar="KEY",
+        help="keep whole groups of this meta key (subject, scenario) "
+        "on one side of the split, so no driver is in both (default: random images)",
+    )
+    parser.add_argument("--export", choices=("yolo", "coco"), help="also write YOLO txt labels or COCO json files")
+    parser.add_argument(
+        "--resize",
+        type=lambda t: _count(t, 32),
+        default=0,
+        metavar="PX",
+        help="copy the images once into OUT/images with this long side (larger ones resized, the "
+        "others hard-linked) and point the manifests there: large sources decode faster in training",
+    )
+    parser.add_argument(
+        "--workers",
+        type=lambda t: _count(t, 1),
+        default=None,
         help="threads reading image headers (default 2; more help on a cold disk)",
     )
 
@@ -43,8 +68,16 @@ def run(args: argparse.Namespace) -> int:
     from drowsy.data.prepare import prepare_dataset, summarize
 
     report = prepare_dataset(
-        args.raw, args.out, val_size=args.val_size, seed=args.seed, export=args.export, workers=args.workers,
-        raw_format=args.raw_format, images_dir=args.images, group_by=args.group_by, resize=args.resize,
+        args.raw,
+        args.out,
+        val_size=args.val_size,
+        seed=args.seed,
+        export=args.export,
+        workers=args.workers,
+        raw_format=args.raw_format,
+        images_dir=args.images,
+        group_by=args.group_by,
+        resize=args.resize,
     )
     print(summarize(report))
     return 0

@@ -14,21 +14,34 @@ HELP = "write synthetic driver images (AIHub tree or competition layout) or a sc
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", nargs="?", help="output folder: images/ and labels.json, or an AIHub tree (images mode)")
-    parser.add_argument("--format", dest="layout", choices=("aihub", "competition"), default="aihub",
-                        help="aihub (default): the public AIHub tree, 800x1280 portrait by default, one label JSON "
-                        "per image, subjects as recordings of frames; competition: OUT/images + labels.json")
+    parser.add_argument(
+        "--format",
+        dest="layout",
+        choices=("aihub", "competition"),
+        default="aihub",
+        help="aihub (default): the public AIHub tree, 800x1280 portrait by default, one label JSON "
+        "per image, subjects as recordings of frames; competition: OUT/images + labels.json",
+    )
     parser.add_argument("--video", metavar="OUT", help="render a clip instead: OUT/clip.mp4, frames.json, events.json")
     parser.add_argument("--images", type=int, default=1000, help="number of images (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default 0)")
-    parser.add_argument("--size", help="image size WxH in pixels (default: aihub 800x1280, competition and --video 640x360)")
-    parser.add_argument("--labels-out", help="competition layout: write labels here instead of OUT/labels.json (a test set)")
+    parser.add_argument(
+        "--size", help="image size WxH in pixels (default: aihub 800x1280, competition and --video 640x360)"
+    )
+    parser.add_argument(
+        "--labels-out", help="competition layout: write labels here instead of OUT/labels.json (a test set)"
+    )
     parser.add_argument("--workers", type=int, default=1, help="processes rendering images (default 1)")
     parser.add_argument("--seconds", type=float, default=120.0, help="clip length in seconds (default 120)")
     parser.add_argument("--fps", type=float, default=15.0, help="clip frames per second (default 15)")
-    parser.add_argument("--script", choices=("story", "protocol", "alert"), default="story",
-                        help="what the clip plays: story (default: blinks, yawns, phone, smoking, a drowsy phase), "
-                        "protocol (Euro NCAP-style items: glances, VATS, microsleep to unresponsive, talking, "
-                        "sunglasses, glare, face out of frame, ...) or alert (alert driving, nothing to alert on)")
+    parser.add_argument(
+        "--script",
+        choices=("story", "protocol", "alert"),
+        default="story",
+        help="what the clip plays: story (default: blinks, yawns, phone, smoking, a drowsy phase), "
+        "protocol (Euro NCAP-style items: glances, VATS, microsleep to unresponsive, talking, "
+        "sunglasses, glare, face out of frame, ...) or alert (alert driving, nothing to alert on)",
+    )
 
 
 def run(args) -> int:

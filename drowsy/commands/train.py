@@ -23,10 +23,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--config", help="YAML file of options (command-line options override it)")
     for field in dataclasses.fields(TrainConfig):
-        kind = _bool if field.type in (bool, "bool") else {"int": int, "float": float}.get(
-            getattr(field.type, "__name__", field.type), str)
-        parser.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name, type=kind, default=None,
-                            help=f"default: {field.default!r}")
+        kind = (
+            _bool
+            if field.type in (bool, "bool")
+            else {"int": int, "float": float}.get(getattr(field.type, "__name__", field.type), str)
+        )
+        parser.add_argument(
+            f"--{field.name.replace('_', '-')}",
+            dest=field.name,
+            type=kind,
+            default=None,
+            help=f"default: {field.default!r}",
+        )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -38,8 +46,9 @@ def run(args: argparse.Namespace) -> int:
     from drowsy.train.engine import train
 
     values = load_yaml(args.config) if args.config else {}
-    values.update({f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-                   if getattr(args, f.name) is not None})
+    values.update(
+        {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name) is not None}
+    )
     config = TrainConfig.from_dict(values, args.config or "drowsy train options")
     summary = train(config, progress=not args.quiet)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one summary

@@ -34,8 +34,11 @@ from drowsy.progress import progress as progress_bar
 LABEL_MARK, IMAGE_MARK = "라벨", "원천"  # "[라벨]" label folders, "[원천]" source (image) folders
 BOXES = ("Face", "Leye", "Reye", "Mouth", "Cigar", "Phone")
 _CLASS = {"Face": "face", "Cigar": "cigar", "Phone": "phone"}
-_OPENABLE = {"Leye": ("eye_opened", "eye_closed"), "Reye": ("eye_opened", "eye_closed"),
-             "Mouth": ("mouth_opened", "mouth_closed")}
+_OPENABLE = {
+    "Leye": ("eye_opened", "eye_closed"),
+    "Reye": ("eye_opened", "eye_closed"),
+    "Mouth": ("mouth_opened", "mouth_closed"),
+}
 _NUMBER_TYPES = (int, float)
 
 
@@ -93,14 +96,26 @@ def read_tree(raw_dir: Path, images_dir: Path | None = None, progress: bool = Fa
     label_files = _label_files(raw_dir, issues)
     undecodable = len(issues)  # label files whose names are not UTF-8
     if not label_files:
-        raise DrowsyError(f"{raw_dir}: no label JSON found (expected AIHub label folders like "
-                          "'[라벨]bbox(통제환경)/<subject>/*.json'; or use --format competition)")
+        raise DrowsyError(
+            f"{raw_dir}: no label JSON found (expected AIHub label folders like "
+            "'[라벨]bbox(통제환경)/<subject>/*.json'; or use --format competition)"
+        )
     images = _image_index(image_root, issues)
     if not images:
-        raise DrowsyError(f"{image_root}: no image found (expected AIHub image folders like "
-                          "'[원천]bbox(통제환경)/<subject>/*.jpg'; or point --images at them)")
-    reading = Reading(image_root, [], [], [], [], issues, dict.fromkeys(
-        ("records_read", "records_dropped", "objects_read", "objects_dropped", "unrecognised_names"), 0), [])
+        raise DrowsyError(
+            f"{image_root}: no image found (expected AIHub image folders like "
+            "'[원천]bbox(통제환경)/<subject>/*.jpg'; or point --images at them)"
+        )
+    reading = Reading(
+        image_root,
+        [],
+        [],
+        [],
+        [],
+        issues,
+        dict.fromkeys(("records_read", "records_dropped", "objects_read", "objects_dropped", "unrecognised_names"), 0),
+        [],
+    )
     reading.counts["records_read"] = len(label_files) + undecodable
     reading.counts["records_dropped"] = undecodable
     claimed: dict[str, str] = {}  # image -> its label file
@@ -166,12 +181,19 @@ def _printable(path: str) -> str:
 
 
 def _issue(record, label_file, file_name, field: str, reason: str, action: str) -> dict:
-    return {"record": record, "label_file": label_file, "file_name": file_name, "field": field, "reason": reason,
-            "action": action}
+    return {
+        "record": record,
+        "label_file": label_file,
+        "file_name": file_name,
+        "field": field,
+        "reason": reason,
+        "action": action,
+    }
 
 
-def _read_label_file(reading: Reading, raw_dir: Path, index: int, label_file: str, images: dict,
-                     claimed: dict[str, str]) -> None:
+def _read_label_file(
+    reading: Reading, raw_dir: Path, index: int, label_file: str, images: dict, claimed: dict[str, str]
+) -> None:
     """Parse one label JSON; append its record (or its drop) to `reading`."""
     document, problem = _load(raw_dir / label_file)
     if problem is not None:
@@ -180,8 +202,7 @@ def _read_label_file(reading: Reading, raw_dir: Path, index: int, label_file: st
         if action == "dropped":
             reading.counts["records_dropped"] += 1
             return
-    boxes = document.get("ObjectInfo", {}).get("BoundingBox") if isinstance(document.get("ObjectInfo"), dict) \
-        else None
+    boxes = document.get("ObjectInfo", {}).get("BoundingBox") if isinstance(document.get("ObjectInfo"), dict) else None
     if not isinstance(boxes, dict):
         where = "ObjectInfo.BoundingBox" if isinstance(document.get("ObjectInfo"), dict) else "ObjectInfo"
         return _drop(reading, index, label_file, None, where, "missing or not an object", 0)
@@ -218,7 +239,7 @@ def _load(path: Path) -> tuple[dict | None, tuple[str, str, str] | None]:
         return None, ("file", f"cannot read ({err.strerror or err})", "dropped")
     repaired = None
     if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8):]
+        data = data[len(codecs.BOM_UTF8) :]
         repaired = ("file", "UTF-8 byte-order mark removed", "repaired")
     try:
         document = json.loads(data.decode("utf-8"))
@@ -308,8 +329,11 @@ def _find_image(document: dict, label_file: str, images: dict, claimed: dict) ->
     if len(candidates) > 1:  # the same name in several folders: the one that mirrors the label folder
         folder = label_file.rsplit("/", 1)[0]
         mirror = folder.replace(LABEL_MARK, IMAGE_MARK)
-        candidates = [p for p in candidates if p.rsplit("/", 1)[0] == mirror] or \
-            [p for p in candidates if p.rsplit("/", 1)[0].rsplit("/", 1)[-1] == folder.rsplit("/", 1)[-1]] or candidates
+        candidates = (
+            [p for p in candidates if p.rsplit("/", 1)[0] == mirror]
+            or [p for p in candidates if p.rsplit("/", 1)[0].rsplit("/", 1)[-1] == folder.rsplit("/", 1)[-1]]
+            or candidates
+        )
         if len(candidates) > 1:
             return None, f"{len(candidates)} images named {name}: {', '.join(sorted(candidates)[:3])}"
     image = candidates[0]
@@ -326,8 +350,9 @@ def _declared_size(info) -> tuple[int, int] | None:
     for key in ("Width", "Height"):
         value = info.get(key)
         try:
-            size.append(int(float(value)) if isinstance(value, (str, int, float)) and not isinstance(value, bool)
-                        else None)
+            size.append(
+                int(float(value)) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
+            )
         except ValueError:
             size.append(None)
     return tuple(size) if None not in size else None
@@ -342,12 +367,20 @@ def merge_validation(reading: Reading, validation: Validation) -> Validation:
         i = issue["record"]
         field = issue["field"]
         if field.startswith("objects["):
-            j, _, rest = field[len("objects["):].partition("]")
+            j, _, rest = field[len("objects[") :].partition("]")
             field = reading.sources[i][int(j)] + (".Position" if rest == ".position" else rest)
         else:
             field = {"file_name": "image", "declared_size": "FileInfo.Width/Height"}.get(field, field)
-        issues.append(_issue(reading.record_ids[i], reading.label_files[i], issue["file_name"], field,
-                             issue["reason"], issue["action"]))
+        issues.append(
+            _issue(
+                reading.record_ids[i],
+                reading.label_files[i],
+                issue["file_name"],
+                field,
+                issue["reason"],
+                issue["action"],
+            )
+        )
     counts = dict(validation.counts)
     counts["records_read"] = reading.counts["records_read"]
     counts["records_dropped"] += reading.counts["records_dropped"]

@@ -145,9 +145,7 @@ def random_affine(
     """
     in_h, in_w = image.shape[:2]
     out_h, out_w = in_h - 2 * border, in_w - 2 * border
-    matrix, gain = _random_warp_matrix(
-        rng, (in_h, in_w), (out_h, out_w), degrees, translate, scale, shear, perspective
-    )
+    matrix, gain = _random_warp_matrix(rng, (in_h, in_w), (out_h, out_w), degrees, translate, scale, shear, perspective)
     projective = perspective > 0
     if projective:
         image = cv2.warpPerspective(image, matrix, (out_w, out_h), borderValue=(fill,) * 4)

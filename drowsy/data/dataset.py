@@ -29,8 +29,14 @@ from drowsy.progress import log
 
 # Augmentation hyperparameters this dataset reads, and their "off" values (used when hyp omits one).
 AUGMENT_OFF = {
-    "degrees": 0.0, "translate": 0.0, "scale": 0.0, "shear": 0.0, "perspective": 0.0,
-    "hsv_v": 0.0, "fliplr": 0.0, "mosaic": 0.0,
+    "degrees": 0.0,
+    "translate": 0.0,
+    "scale": 0.0,
+    "shear": 0.0,
+    "perspective": 0.0,
+    "hsv_v": 0.0,
+    "fliplr": 0.0,
+    "mosaic": 0.0,
 }
 # Hyperparameters that exist in YOLOv5 hyp files but that this pipeline does not implement:
 # hue and saturation mean nothing for grayscale images, and the recipe never uses up-down flips or mixup.
@@ -225,9 +231,16 @@ class DetectionDataset(Dataset):
             image, boxes, classes = self._letterboxed(index)
             border = 0
         image, boxes, classes = random_affine(
-            image, boxes, classes, rng,
-            degrees=hyp["degrees"], translate=hyp["translate"], scale=hyp["scale"],
-            shear=hyp["shear"], perspective=hyp["perspective"], border=border,
+            image,
+            boxes,
+            classes,
+            rng,
+            degrees=hyp["degrees"],
+            translate=hyp["translate"],
+            scale=hyp["scale"],
+            shear=hyp["shear"],
+            perspective=hyp["perspective"],
+            border=border,
         )
         image = augment_value(image, hyp["hsv_v"], rng)
         if rng.random() < hyp["fliplr"]:
@@ -239,9 +252,7 @@ def collate(batch: list[tuple]) -> tuple[torch.Tensor, torch.Tensor, list[dict]]
     """Items -> (images uint8 [B, C, S, S], targets float32 [M, 6] = (batch_index, class_id, cx, cy,
     w, h) pixels, metas list of B dicts)."""
     images, targets, metas = zip(*batch)
-    indexed = [
-        torch.cat([torch.full((len(item), 1), float(i)), item], dim=1) for i, item in enumerate(targets)
-    ]
+    indexed = [torch.cat([torch.full((len(item), 1), float(i)), item], dim=1) for i, item in enumerate(targets)]
     return torch.stack(images), torch.cat(indexed), list(metas)
 
 
@@ -254,9 +265,7 @@ class EpochPartsSampler(Sampler[int]):
     the r-th contiguous slice: ranks get disjoint slices of equal length (DDP needs equal step counts).
     """
 
-    def __init__(
-        self, dataset_len: int, epoch_parts: int = 1, seed: int = 0, rank: int = 0, world_size: int = 1
-    ):
+    def __init__(self, dataset_len: int, epoch_parts: int = 1, seed: int = 0, rank: int = 0, world_size: int = 1):
         if dataset_len < 1 or epoch_parts < 1 or world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(
                 f"need dataset_len >= 1, epoch_parts >= 1, 0 <= rank < world_size; got {dataset_len}, "

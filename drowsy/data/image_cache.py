@@ -50,7 +50,7 @@ class ImageCache:
 
     def slot(self, index: int) -> np.ndarray:
         """uint8 [h, w]: the image's place in the buffer (a view: writing it fills the cache)."""
-        return self.buffer[self.offsets[index]:self.offsets[index + 1]].reshape(self.shapes[index])
+        return self.buffer[self.offsets[index] : self.offsets[index + 1]].reshape(self.shapes[index])
 
     def __reduce__(self):
         # only to a process being started (a loader worker): elsewhere DupFd would keep a copy of the
@@ -82,10 +82,12 @@ def check_shared_memory(workers: int, batch: int, img_size: int, channels: int) 
     need = workers * PREFETCH_FACTOR * batch * channels * img_size * img_size  # uint8 images
     free = shared_memory_free()
     if workers > 0 and free is not None and free < need:
-        raise DrowsyError(f"workers: {workers} loader workers need about {need / 2**20:,.0f} MB of shared memory for "
-                          f"their batches ({batch} x {img_size} px, {PREFETCH_FACTOR} ready each), {SHARED_MEMORY} "
-                          f"has {free / 2**20:,.0f} MB free: in Docker run with --shm-size=16g or --ipc=host, "
-                          "or set workers lower")
+        raise DrowsyError(
+            f"workers: {workers} loader workers need about {need / 2**20:,.0f} MB of shared memory for "
+            f"their batches ({batch} x {img_size} px, {PREFETCH_FACTOR} ready each), {SHARED_MEMORY} "
+            f"has {free / 2**20:,.0f} MB free: in Docker run with --shm-size=16g or --ipc=host, "
+            "or set workers lower"
+        )
 
 
 def cache_if_it_fits(datasets: list, budget_gb: float, process: Process = SINGLE_PROCESS) -> bool:
@@ -101,13 +103,17 @@ def cache_if_it_fits(datasets: list, budget_gb: float, process: Process = SINGLE
     elif need > budget_gb * 2**30:
         verdict = f"image cache: {sizes}: too large, images are streamed from disk"
     elif free is not None and need > free:
-        verdict = (f"image cache: {sizes}, but only {free / 2**30:.2f} GB free in {SHARED_MEMORY}: images are "
-                   "streamed from disk (in Docker, give the container more: --shm-size=16g or --ipc=host)")
+        verdict = (
+            f"image cache: {sizes}, but only {free / 2**30:.2f} GB free in {SHARED_MEMORY}: images are "
+            "streamed from disk (in Docker, give the container more: --shm-size=16g or --ipc=host)"
+        )
     else:
         verdict = ""
     if not all_agree(process, not verdict):
-        log(verdict or f"image cache: {sizes}: another rank cannot make it (its log says why), images are streamed "
-                       "from disk")
+        log(
+            verdict
+            or f"image cache: {sizes}: another rank cannot make it (its log says why), images are streamed from disk"
+        )
         return False
     for dataset in datasets:
         dataset.cache_images(progress=False, process=process)
@@ -116,8 +122,9 @@ def cache_if_it_fits(datasets: list, budget_gb: float, process: Process = SINGLE
     return True
 
 
-def fill_cache(shapes: list[tuple[int, int]], decode, process: Process = SINGLE_PROCESS,
-               progress: bool = True) -> ImageCache:
+def fill_cache(
+    shapes: list[tuple[int, int]], decode, process: Process = SINGLE_PROCESS, progress: bool = True
+) -> ImageCache:
     """A new cache of images with `shapes` ((h, w) each), slot i filled with `decode(i)` (uint8 [h, w]).
 
     Under torchrun every rank of a node calls it with the same shapes: they make one cache, each rank
@@ -135,8 +142,9 @@ def fill_cache(shapes: list[tuple[int, int]], decode, process: Process = SINGLE_
         share = range(process.local_rank, len(shapes), process.local_world_size)
         threads = min(8, os.cpu_count() or 1)  # cv2 releases the GIL while decoding and resizing
         with ThreadPoolExecutor(threads) as pool:
-            for _ in progress_bar(pool.map(fill, share), total=len(share), desc="cache images", unit="img",
-                                  enabled=progress):
+            for _ in progress_bar(
+                pool.map(fill, share), total=len(share), desc="cache images", unit="img", enabled=progress
+            ):
                 pass
 
     together(process, fill_share)

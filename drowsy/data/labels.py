@@ -77,7 +77,9 @@ def read_labels(path: str | Path) -> list[dict]:
 
 def _annotations(document, path: Path) -> list:
     if not isinstance(document, dict):
-        raise DrowsyError(f"{path}: top level must be an object with an 'annotations' list, got {type(document).__name__}")
+        raise DrowsyError(
+            f"{path}: top level must be an object with an 'annotations' list, got {type(document).__name__}"
+        )
     annotations = document.get("annotations")
     if not isinstance(annotations, list):
         found = "missing" if annotations is None else f"a {type(annotations).__name__}"
@@ -116,8 +118,16 @@ def validate_records(
 def _validate(records: list, image_root, workers: int | None, progress: bool) -> Validation:
     issues: list[dict] = []
     counts = dict.fromkeys(
-        ("records_read", "records_kept", "records_dropped", "objects_read", "objects_kept", "objects_dropped",
-         "objects_repaired"), 0
+        (
+            "records_read",
+            "records_kept",
+            "records_dropped",
+            "objects_read",
+            "objects_kept",
+            "objects_dropped",
+            "objects_repaired",
+        ),
+        0,
     )
     counts["records_read"] = len(records)
     candidates = _well_formed(records, issues, counts)
@@ -209,9 +219,16 @@ def _checked_record(i: int, record: dict, header, issues: list[dict], counts: di
     if header is not None:
         kept["width"], kept["height"], kept["channels"] = header[:3]
         if header[3] != 1:
-            issues.append(_issue(i, name, "file_name", f"EXIF orientation {header[3]} ignored: the image is read "
-                                 "as stored, by this check and by every decoder of drowsy, and its boxes with it",
-                                 "info"))
+            issues.append(
+                _issue(
+                    i,
+                    name,
+                    "file_name",
+                    f"EXIF orientation {header[3]} ignored: the image is read "
+                    "as stored, by this check and by every decoder of drowsy, and its boxes with it",
+                    "info",
+                )
+            )
     kept["objects"] = objects
     if "meta" in record:
         kept["meta"] = record["meta"]

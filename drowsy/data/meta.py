@@ -7,8 +7,8 @@ schemes (the file names and folders of the download; see README, "Real data"):
   e.g. `001_G1_01_무광원_계기판_정상주시_20200917_182234_02144.jpg`;
 - real road: `R_{subject}_{age}_{sex}_{scenario}_{mask}_{glasses}_{cap}_{frame}` under a vehicle folder
   (`1.버스` bus, `2.승용` car, `3.택시` taxi, `4.트럭` truck);
-- folders: `001_G1` (subject, group), `[원천]bbox(통제환경)` / `[라벨]bbox(실제도로환경)` / `...(준통제환경)` give the environment,
-  `Training` / `Validation` AIHub's own split.
+- folders: `001_G1` (subject, group), `[원천]bbox(통제환경)` / `[라벨]bbox(실제도로환경)` /
+  `...(준통제환경)` give the environment, `Training` / `Validation` AIHub's own split.
 
 Values come out in English (`lighting: "left"`). A name that fits no scheme, or a word no table
 knows, leaves its keys out: `meta` is then partial, never an error.
@@ -17,20 +17,55 @@ knows, leaves its keys out: `meta` is then partial, never an error.
 import functools
 import re
 
-META_KEYS = ("subject", "group", "scenario", "lighting", "gaze_target", "behaviour", "environment", "vehicle",
-             "mask", "glasses", "cap", "age", "gender", "aihub_split")
+META_KEYS = (
+    "subject",
+    "group",
+    "scenario",
+    "lighting",
+    "gaze_target",
+    "behaviour",
+    "environment",
+    "vehicle",
+    "mask",
+    "glasses",
+    "cap",
+    "age",
+    "gender",
+    "aihub_split",
+)
 LIGHTING = {"무광원": "none", "정면광원": "front", "좌측광원": "left", "우측광원": "right", "후면광원": "back"}
-GAZE_TARGET = {"계기판": "instrument cluster", "네비게이션": "navigation", "룸미러": "rear-view mirror",
-               "썬바이저": "sun visor", "정면": "ahead", "좌사이드미러": "left side mirror",
-               "우사이드미러": "right side mirror"}
-BEHAVIOUR = {"정상주시": "normal", "졸음재현": "drowsy", "하품재현": "yawning", "통화재현": "phone call",
-             "흡연재현": "smoking"}
+GAZE_TARGET = {
+    "계기판": "instrument cluster",
+    "네비게이션": "navigation",
+    "룸미러": "rear-view mirror",
+    "썬바이저": "sun visor",
+    "정면": "ahead",
+    "좌사이드미러": "left side mirror",
+    "우사이드미러": "right side mirror",
+}
+BEHAVIOUR = {
+    "정상주시": "normal",
+    "졸음재현": "drowsy",
+    "하품재현": "yawning",
+    "통화재현": "phone call",
+    "흡연재현": "smoking",
+}
 # "준통제환경" contains "통제환경": the longer names are tried first
 ENVIRONMENT = (("준통제환경", "semi-controlled"), ("실제도로환경", "real road"), ("통제환경", "controlled"))
 VEHICLE = {"버스": "bus", "승용": "car", "택시": "taxi", "트럭": "truck"}
 AIHUB_SPLIT = {"Training": "training", "Validation": "validation"}
-GENDER = {"남": "male", "남자": "male", "남성": "male", "m": "male", "male": "male",
-          "여": "female", "여자": "female", "여성": "female", "f": "female", "female": "female"}
+GENDER = {
+    "남": "male",
+    "남자": "male",
+    "남성": "male",
+    "m": "male",
+    "male": "male",
+    "여": "female",
+    "여자": "female",
+    "여성": "female",
+    "f": "female",
+    "female": "female",
+}
 YES = {"y", "yes", "1", "true", "t", "o", "유", "착용"}
 NO = {"n", "no", "0", "false", "f", "x", "무", "미착용"}
 
@@ -146,7 +181,6 @@ def _lookup(fields: dict, key: str, table: dict, word: str) -> bool:
         fields[key] = table[word]
         return True
     return False
-
 
 
 def record_meta(record: dict) -> dict:

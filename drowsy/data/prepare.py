@@ -3,30 +3,28 @@
 Raw data is a competition folder (`images/` + `labels.json`) or the public AIHub tree as downloaded
 (`drowsy.data.aihub`), told apart automatically.
 
-Raw data is read-only: manifests point at the raw images (`image_root`), exports hard-link them.
+Raw data is read-only: manifests point at the raw images (`image_root`), exports (drowsy.data.exports)
+hard-link them.
 Nothing is copied or re-encoded (the original copied every image twice).
 """
 
 import dataclasses
 import itertools
 import os
-import shutil
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from drowsy import CLASS_IDS, CLASSES
 from drowsy.data import aihub, meta
+from drowsy.data.exports import EXPORTS, export_coco, export_yolo
 from drowsy.data.labels import Validation, read_labels, validate_records
 from drowsy.data.resize import MIN_LONG_SIDE, resize_images
 from drowsy.errors import DrowsyError
-from drowsy.files import gc_paused, link_image, write_json
+from drowsy.files import gc_paused, write_json
 from drowsy.paths import resolve
-from drowsy.progress import progress as progress_bar
 
-EXPORTS = ("yolo", "coco")
 FORMATS = ("auto", "competition", "aihub")
 LEAKAGE_KEY = "subject"  # report.json says how many validation subjects also appear in train
 MAX_VAL_FRACTION = 0.2
@@ -151,8 +149,11 @@ def leakage(splits: dict[str, list[dict]], key: str = LEAKAGE_KEY) -> dict:
     `{"key", "val_values", "records_without_key", "<split>": {"shared_values", "val_images"}}`.
     """
     val_values = Counter(r["meta"][key] for r in splits["val"] if key in r.get("meta", {}))
-    result = {"key": key, "val_values": len(val_values),
-              "records_without_key": sum(key not in r.get("meta", {}) for rs in splits.values() for r in rs)}
+    result = {
+        "key": key,
+        "val_values": len(val_values),
+        "records_without_key": sum(key not in r.get("meta", {}) for rs in splits.values() for r in rs),
+    }
     for split, records in splits.items():
         if split != "val":
             shared = val_values.keys() & {r["meta"][key] for r in records if key in r.get("meta", {})}
@@ -207,92 +208,6 @@ def write_manifest(path: Path, image_root: Path, records: list[dict]) -> None:
     write_json(path, manifest, indent=None)
 
 
-def yolo_label_lines(record: dict) -> str:
-    """YOLO label text: one `class_id cx cy w h` line per object, normalised by the image size."""
-    width, height = record["width"], record["height"]
-    lines = []
-    for obj in record["objects"]:
-        x1, y1, x2, y2 = obj["position"]
-        lines.append(
-            f"{CLASS_IDS[obj['class']]} {(x1 + x2) / 2 / width:.6f} {(y1 + y2) / 2 / height:.6f} "
-            f"{(x2 - x1) / width:.6f} {(y2 - y1) / height:.6f}\n"
-        )
-    return "".join(lines)
-
-
-def export_yolo(out_dir: Path, image_root: Path, splits: dict[str, list[dict]], progress: bool = False) -> Path:
-    """`out_dir/yolo/<split>/{images,labels}` (images hard-linked) and `out_dir/yolo/data.yaml`."""
-    root = out_dir / "yolo"
-    for split, records in splits.items():
-        _export_yolo_split(root / split, image_root, records, progress)
-    data = {
-        "path": str(root),
-        "train": "train/images",
-        "val": "val/images",
-        "diet": "diet/images",  # the baseline trains on this one
-        "nc": len(CLASSES),
-        "names": dict(enumerate(CLASSES)),
-    }
-    data_yaml = root / "data.yaml"
-    data_yaml.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
-    return data_yaml
-
-
-def _export_yolo_split(split_dir: Path, image_root: Path, records: list[dict], progress: bool) -> None:
-    if split_dir.exists():  # holds only links and label files from an earlier run
-        shutil.rmtree(split_dir)
-    made_dirs = {split_dir / "images", split_dir / "labels"}
-    for folder in made_dirs:  # even for an empty split, so the paths in data.yaml exist
-        folder.mkdir(parents=True)
-    label_owner: dict[Path, str] = {}
-    for record in progress_bar(records, desc=f"yolo {split_dir.name}", unit="img", enabled=progress):
-        name = record["file_name"]
-        image, label = split_dir / "images" / name, (split_dir / "labels" / name).with_suffix(".txt")
-        if label in label_owner:
-            raise DrowsyError(
-                f"{image_root}: images '{label_owner[label]}' and '{name}' would share the YOLO label "
-                f"file {label.name}: rename one of them"
-            )
-        label_owner[label] = name
-        for folder in (image.parent, label.parent):
-            if folder not in made_dirs:
-                folder.mkdir(parents=True, exist_ok=True)
-                made_dirs.add(folder)
-        link_image(image_root / name, image)
-        label.write_text(yolo_label_lines(record), encoding="utf-8")
-
-
-def coco_instances(records: list[dict]) -> dict:
-    """COCO instances dict. Image and annotation ids start at 1 (COCOeval reads id 0 as "no match");
-    category id = class id + 1, following COCO's 1-based categories. bbox is xywh pixels."""
-    images, annotations = [], []
-    for image_id, record in enumerate(records, start=1):
-        images.append(
-            {"id": image_id, "file_name": record["file_name"], "width": record["width"], "height": record["height"]}
-        )
-        for obj in record["objects"]:
-            x1, y1, x2, y2 = obj["position"]
-            annotations.append({
-                "id": len(annotations) + 1,
-                "image_id": image_id,
-                "category_id": CLASS_IDS[obj["class"]] + 1,
-                "bbox": [x1, y1, x2 - x1, y2 - y1],
-                "area": (x2 - x1) * (y2 - y1),
-                "iscrowd": 0,
-            })
-    categories = [{"id": i + 1, "name": name} for i, name in enumerate(CLASSES)]
-    return {"images": images, "annotations": annotations, "categories": categories}
-
-
-def export_coco(out_dir: Path, splits: dict[str, list[dict]]) -> Path:
-    """`out_dir/coco/<split>.json` COCO instances files (file names relative to the raw images)."""
-    root = out_dir / "coco"
-    root.mkdir(parents=True, exist_ok=True)
-    for split, records in splits.items():
-        write_json(root / f"{split}.json", coco_instances(records), indent=None)
-    return root
-
-
 def prepare_dataset(
     raw_dir: str | Path,
     out_dir: str | Path,
@@ -324,7 +239,9 @@ def prepare_dataset(
     if val_size < 0:
         raise DrowsyError(f"val_size: must be >= 0, got {val_size}")
     if resize and resize < MIN_LONG_SIDE:
-        raise DrowsyError(f"resize: the long side must be 0 (keep the images) or >= {MIN_LONG_SIDE} pixels, got {resize}")
+        raise DrowsyError(
+            f"resize: the long side must be 0 (keep the images) or >= {MIN_LONG_SIDE} pixels, got {resize}"
+        )
     raw_dir, out_dir = resolve(raw_dir), resolve(out_dir)
     if out_dir.is_relative_to(raw_dir):
         raise DrowsyError(f"{out_dir}: output folder must be outside the raw data folder (raw data is read-only)")
@@ -332,15 +249,17 @@ def prepare_dataset(
         raw = read_raw(raw_dir, raw_format, images_dir, workers, progress)
         resized = None
         if resize:
-            records, resized = resize_images(raw.validation.records, raw.image_root, out_dir / "images", resize,
-                                             os.cpu_count() or 1, progress)
-            raw = dataclasses.replace(raw, image_root=out_dir / "images",
-                                      validation=dataclasses.replace(raw.validation, records=records))
+            records, resized = resize_images(
+                raw.validation.records, raw.image_root, out_dir / "images", resize, os.cpu_count() or 1, progress
+            )
+            raw = dataclasses.replace(
+                raw, image_root=out_dir / "images", validation=dataclasses.replace(raw.validation, records=records)
+            )
         return _prepare(raw, out_dir, val_size, seed, group_by, export, progress, resized)
 
 
 def detect_format(raw_dir: Path, raw_format: str = "auto", images_dir: Path | None = None) -> str:
-    """"competition" or "aihub": `raw_format` unless "auto", else what `raw_dir` holds."""
+    """ "competition" or "aihub": `raw_format` unless "auto", else what `raw_dir` holds."""
     if not raw_dir.is_dir():
         raise DrowsyError(f"{raw_dir}: raw data folder not found")
     if raw_format != "auto":
@@ -349,8 +268,10 @@ def detect_format(raw_dir: Path, raw_format: str = "auto", images_dir: Path | No
         return "competition"
     if images_dir is not None or aihub.is_aihub_tree(raw_dir):
         return "aihub"
-    raise DrowsyError(f"{raw_dir}: neither a competition folder (labels.json + images/) nor an AIHub tree "
-                      "('[라벨]...' label folders of per-image JSON); check the path or set --format")
+    raise DrowsyError(
+        f"{raw_dir}: neither a competition folder (labels.json + images/) nor an AIHub tree "
+        "('[라벨]...' label folders of per-image JSON); check the path or set --format"
+    )
 
 
 @dataclasses.dataclass
@@ -364,16 +285,22 @@ class RawData:
     unrecognised_names: int
 
 
-def read_raw(raw_dir: str | Path, raw_format: str = "auto", images_dir: str | Path | None = None,
-             workers: int | None = None, progress: bool = False) -> RawData:
+def read_raw(
+    raw_dir: str | Path,
+    raw_format: str = "auto",
+    images_dir: str | Path | None = None,
+    workers: int | None = None,
+    progress: bool = False,
+) -> RawData:
     """Read and validate raw data (competition folder or AIHub tree, see `prepare_dataset`)."""
     raw_dir = resolve(raw_dir)
     images_dir = resolve(images_dir) if images_dir else None
     raw_format = detect_format(raw_dir, raw_format, images_dir)
     if raw_format == "aihub":
         reading = aihub.read_tree(raw_dir, images_dir, progress)
-        validation = aihub.merge_validation(reading, validate_records(reading.records, reading.image_root,
-                                                                      workers, progress))
+        validation = aihub.merge_validation(
+            reading, validate_records(reading.records, reading.image_root, workers, progress)
+        )
         return RawData("aihub", raw_dir, reading.image_root, validation, reading.counts["unrecognised_names"])
     labels_path, image_root = raw_dir / "labels.json", raw_dir / "images"
     records = read_labels(labels_path)
@@ -390,13 +317,23 @@ def read_raw(raw_dir: str | Path, raw_format: str = "auto", images_dir: str | Pa
     return RawData("competition", labels_path, image_root, validation, unrecognised)
 
 
-def _prepare(raw: RawData, out_dir: Path, val_size: int, seed: int, group_by: str | None, export: str | None,
-             progress: bool, resized: dict | None = None) -> dict:
+def _prepare(
+    raw: RawData,
+    out_dir: Path,
+    val_size: int,
+    seed: int,
+    group_by: str | None,
+    export: str | None,
+    progress: bool,
+    resized: dict | None = None,
+) -> dict:
     records = raw.validation.records
     if group_by is not None and records and not any(group_by in r.get("meta", {}) for r in records):
         keys = sorted({k for r in records for k in r.get("meta", {})})
-        raise DrowsyError(f"{raw.labels}: group_by {group_by!r}: no record's meta has this key "
-                          f"(keys: {', '.join(keys) or 'none'}), so no group can be held out; group_by \"\" splits by random images")
+        raise DrowsyError(
+            f"{raw.labels}: group_by {group_by!r}: no record's meta has this key "
+            f'(keys: {", ".join(keys) or "none"}), so no group can be held out; group_by "" splits by random images'
+        )
     train, val = split_records(records, val_size, seed, group_by)
     diet, diet_counts = select_diet(train)
     splits = {"train": train, "val": val, "diet": diet}
@@ -464,8 +401,14 @@ def summarize(report: dict) -> str:
         f"split: {splits['train']['images']} train, {splits['val']['images']} val images; "
         f"diet set: {splits['diet']['images']} images from train",
         *_leakage_lines(report["split"]["leakage"]),
-        *([f"images: {report['resize']['resized']} resized to a long side of {report['resize']['long_side']} px, "
-           f"{report['resize']['linked']} hard-linked as they were"] if "resize" in report else []),
+        *(
+            [
+                f"images: {report['resize']['resized']} resized to a long side of {report['resize']['long_side']} px, "
+                f"{report['resize']['linked']} hard-linked as they were"
+            ]
+            if "resize" in report
+            else []
+        ),
         *(f"{name}: {path}" for name, path in report["outputs"].items()),
     ]
     return "\n".join(lines)
@@ -474,5 +417,7 @@ def summarize(report: dict) -> str:
 def _leakage_lines(leak: dict) -> list[str]:
     if not leak["val_values"]:
         return []
-    return [f"{leak['key']}s: {leak['val_values']} in val, {leak['train']['shared_values']} of them also in train "
-            f"({leak['train']['val_images']} val images)"]
+    return [
+        f"{leak['key']}s: {leak['val_values']} in val, {leak['train']['shared_values']} of them also in train "
+        f"({leak['train']['val_images']} val images)"
+    ]

@@ -21,8 +21,9 @@ _CHUNK = 64  # images per task handed to a worker process
 MIN_LONG_SIDE = 32  # pixels: the detector's largest stride
 
 
-def resize_images(records: list[dict], image_root: Path, out_root: Path, long_side: int, workers: int = 1,
-                  progress: bool = True) -> tuple[list[dict], dict]:
+def resize_images(
+    records: list[dict], image_root: Path, out_root: Path, long_side: int, workers: int = 1, progress: bool = True
+) -> tuple[list[dict], dict]:
     """Copies of the records' images under `out_root` (same relative paths and formats), long side at most
     `long_side`: larger images resized and written (JPEG quality 95, PNG), the others hard-linked.
 
@@ -31,8 +32,10 @@ def resize_images(records: list[dict], image_root: Path, out_root: Path, long_si
     """
     if long_side < MIN_LONG_SIDE or workers < 1:
         raise ValueError(f"long_side must be >= {MIN_LONG_SIDE} and workers >= 1, got {long_side} and {workers}")
-    tasks = [([(r["file_name"], r["width"], r["height"]) for r in records[i : i + _CHUNK]],)
-             for i in range(0, len(records), _CHUNK)]
+    tasks = [
+        ([(r["file_name"], r["width"], r["height"]) for r in records[i : i + _CHUNK]],)
+        for i in range(0, len(records), _CHUNK)
+    ]
     work = functools.partial(_resize_chunk, str(image_root), str(out_root), long_side)
     sizes = map_chunks(work, tasks, len(records), workers, progress, desc="resize")
     resized = [record if size is None else _scaled(record, *size) for record, size in zip(records, sizes)]
@@ -40,8 +43,9 @@ def resize_images(records: list[dict], image_root: Path, out_root: Path, long_si
     return resized, {"long_side": long_side, "resized": len(sizes) - linked, "linked": linked}
 
 
-def _resize_chunk(image_root: str, out_root: str, long_side: int,
-                  images: list[tuple[str, int, int]]) -> list[tuple[int, int] | None]:
+def _resize_chunk(
+    image_root: str, out_root: str, long_side: int, images: list[tuple[str, int, int]]
+) -> list[tuple[int, int] | None]:
     """Write one chunk of copies; returns each copy's (width, height), None where it is hard-linked."""
     sizes = []
     for file_name, width, height in images:
@@ -66,6 +70,8 @@ def _scaled(record: dict, width: int, height: int) -> dict:
     """The record of its copy at width x height: boxes scaled per axis, as the pixels were."""
     scale = (width / record["width"], height / record["height"]) * 2
     limits = (width, height) * 2
-    objects = [{**o, "position": [round(min(v * f, limit), 2) for v, f, limit in zip(o["position"], scale, limits)]}
-               for o in record["objects"]]
+    objects = [
+        {**o, "position": [round(min(v * f, limit), 2) for v, f, limit in zip(o["position"], scale, limits)]}
+        for o in record["objects"]
+    ]
     return {**record, "width": width, "height": height, "channels": 1, "objects": objects}

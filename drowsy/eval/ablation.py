@@ -38,8 +38,10 @@ VARIANTS = {
 
 def variants(weights: dict[str, Path]) -> dict[str, dict]:
     """name -> predict_ensemble options (weights, tta, fuse) for every variant of VARIANTS."""
-    return {name: {"weights": [weights[stage] for stage in stages], "tta": tta, "fuse": fuse}
-            for name, (stages, tta, fuse) in VARIANTS.items()}
+    return {
+        name: {"weights": [weights[stage] for stage in stages], "tta": tta, "fuse": fuse}
+        for name, (stages, tta, fuse) in VARIANTS.items()
+    }
 
 
 def stage_weights(weights_dir: str | Path) -> dict[str, Path]:
@@ -57,9 +59,20 @@ def submission_options(variant: str, weights: dict[str, Path], table: pd.DataFra
 ABLATION_CHUNK = 256  # images decoded at a time
 
 
-def run_ablation(variant_options: dict[str, dict], image_root: Path, records: list[dict], *, img_size: int,
-                 conf: float, iou: float, max_det: int, batch: int, device: str, amp: bool,
-                 progress: bool = True) -> tuple[pd.DataFrame, str, list[dict]]:
+def run_ablation(
+    variant_options: dict[str, dict],
+    image_root: Path,
+    records: list[dict],
+    *,
+    img_size: int,
+    conf: float,
+    iou: float,
+    max_det: int,
+    batch: int,
+    device: str,
+    amp: bool,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, str, list[dict]]:
     """Predict `records`' images with every variant and score them; the prediction settings are
     `drowsy.infer.predict.predict_ensemble`'s.
 
@@ -71,8 +84,10 @@ def run_ablation(variant_options: dict[str, dict], image_root: Path, records: li
     """
     root, names = resolve(image_root), [r["file_name"] for r in records]
     detectors: dict = {}
-    members = {variant: [detectors.setdefault(w, Detector(w, device, amp)) for w in options["weights"]]
-               for variant, options in variant_options.items()}
+    members = {
+        variant: [detectors.setdefault(w, Detector(w, device, amp)) for w in options["weights"]]
+        for variant, options in variant_options.items()
+    }
     detections = {variant: [] for variant in variant_options}
     seconds = dict.fromkeys(variant_options, 0.0)
     with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:  # cv2 decodes without the GIL
@@ -80,20 +95,27 @@ def run_ablation(variant_options: dict[str, dict], image_root: Path, records: li
             images = list(pool.map(read_gray, [root / name for name in names[start : start + ABLATION_CHUNK]]))
             for variant, options in variant_options.items():
                 started = time.perf_counter()
-                detections[variant] += predict_ensemble(members[variant], images, img_size, conf, iou, max_det,
-                                                        options["tta"], options["fuse"], batch)
+                detections[variant] += predict_ensemble(
+                    members[variant], images, img_size, conf, iou, max_det, options["tta"], options["fuse"], batch
+                )
                 seconds[variant] += time.perf_counter() - started
     rows, best, kept = {}, None, []
     for variant in variant_options:
         predicted = to_records(names, detections.pop(variant))
         scores = evaluate_detections(records, predicted)
-        rows[variant] = {**{c: s["AP75"] for c, s in scores["per_class"].items()}, "mAP@0.75": scores["mAP75"],
-                         "mAP@0.5": scores["mAP50"], "ms/image": 1000 * seconds[variant] / max(len(names), 1)}
+        rows[variant] = {
+            **{c: s["AP75"] for c, s in scores["per_class"].items()},
+            "mAP@0.75": scores["mAP75"],
+            "mAP@0.5": scores["mAP50"],
+            "ms/image": 1000 * seconds[variant] / max(len(names), 1),
+        }
         if best is None or scores["mAP75"] > rows[best]["mAP@0.75"]:
             best, kept = variant, predicted
         if progress:
-            print(f"{variant:<22} mAP@0.75 {scores['mAP75']:.4f}  mAP@0.5 {scores['mAP50']:.4f}  "
-                  f"{rows[variant]['ms/image']:.1f} ms/image")
+            print(
+                f"{variant:<22} mAP@0.75 {scores['mAP75']:.4f}  mAP@0.5 {scores['mAP50']:.4f}  "
+                f"{rows[variant]['ms/image']:.1f} ms/image"
+            )
     return pd.DataFrame(rows).T, best, kept
 
 
@@ -112,8 +134,9 @@ def plot_ablation(table: pd.DataFrame):
     return fig
 
 
-def plot_predictions_vs_truth(image_root: Path, truth: list[dict], predicted: list[dict], n: int = 6,
-                              min_score: float = 0.25):
+def plot_predictions_vs_truth(
+    image_root: Path, truth: list[dict], predicted: list[dict], n: int = 6, min_score: float = 0.25
+):
     """n rows: ground truth (left) beside the predictions scoring at least `min_score` (right)."""
     predicted_by_name = {r["file_name"]: r for r in predicted}
     fig, axes = plt.subplots(n, 2, figsize=(10, 2.9 * n), squeeze=False)
@@ -139,12 +162,18 @@ def score_submission(labels_path: str, submission_path: str | Path) -> dict | No
 
 def write_scores(path: str | Path, validation: pd.DataFrame, test_scores: dict | None) -> Path:
     """`ensemble_scores.json` for the run summary: each row {mAP50, mAP75, per_class_AP75}."""
+
     def row(mAP50, mAP75, per_class):
-        return {"mAP50": float(mAP50), "mAP75": float(mAP75), "per_class_AP75": {k: float(v) for k, v in per_class.items()}}
+        return {
+            "mAP50": float(mAP50),
+            "mAP75": float(mAP75),
+            "per_class_AP75": {k: float(v) for k, v in per_class.items()},
+        }
 
     classes = [c for c in CLASSES if c in validation]
     scores = {f"val: {name}": row(r["mAP@0.5"], r["mAP@0.75"], r[classes]) for name, r in validation.iterrows()}
     if test_scores:
-        scores["test: submission"] = row(test_scores["mAP50"], test_scores["mAP75"],
-                                         {c: s["AP75"] for c, s in test_scores["per_class"].items()})
+        scores["test: submission"] = row(
+            test_scores["mAP50"], test_scores["mAP75"], {c: s["AP75"] for c, s in test_scores["per_class"].items()}
+        )
     return write_json(path, scores, indent=2)

@@ -74,12 +74,17 @@ def evaluate_detections(
     Raises ValueError for predictions of images missing from the ground truth, a file name listed
     twice, an unknown class name, a position that is not 4 numbers and a ground truth without objects.
     """
-    return _summary(_run_cocoeval(ground_truth, predictions, classes, max_dets), classes, len(ground_truth),
-                    sum(len(r["objects"]) for r in predictions))
+    return _summary(
+        _run_cocoeval(ground_truth, predictions, classes, max_dets),
+        classes,
+        len(ground_truth),
+        sum(len(r["objects"]) for r in predictions),
+    )
 
 
-def evaluate_arrays(ground_truth: list[dict], file_names: list[str], detections: list, classes=CLASSES,
-                    max_dets: int = 100) -> dict:
+def evaluate_arrays(
+    ground_truth: list[dict], file_names: list[str], detections: list, classes=CLASSES, max_dets: int = 100
+) -> dict:
     """`evaluate_detections` of predictions given as arrays, as validation makes them: per image of
     `file_names` one [n, 6] float32 array or tensor (x1, y1, x2, y2 pixels, score, class id), rounded
     like a submission (0.1 px, 4 decimals), so the result is the same to the bit as scoring
@@ -89,11 +94,16 @@ def evaluate_arrays(ground_truth: list[dict], file_names: list[str], detections:
     flat = np.concatenate(rows) if rows else np.zeros((0, 6), np.float32)
     # float32 times 10 or 10^4 is exact in float64, so rint rounds as Python's round() does in to_records
     values = flat.astype(np.float64)
-    predicted = _Boxes(np.repeat([image_index[n] for n in file_names], [len(r) for r in rows]).astype(np.int64),
-                       values[:, 5].astype(np.int64), np.round(values[:, :4], 1), np.round(values[:, 4], 4))
+    predicted = _Boxes(
+        np.repeat([image_index[n] for n in file_names], [len(r) for r in rows]).astype(np.int64),
+        values[:, 5].astype(np.int64),
+        np.round(values[:, :4], 1),
+        np.round(values[:, 4], 4),
+    )
     truth = _flatten(ground_truth, image_index, {name: k for k, name in enumerate(classes)}, scored=False)
-    return _summary(_score(truth, predicted, len(ground_truth), classes, max_dets), classes, len(ground_truth),
-                    len(predicted))
+    return _summary(
+        _score(truth, predicted, len(ground_truth), classes, max_dets), classes, len(ground_truth), len(predicted)
+    )
 
 
 def _summary(run: "_CocoRun", classes, images: int, predictions: int) -> dict:
@@ -159,7 +169,9 @@ def confusion_matrix(
     truth_matched = np.zeros(len(truth), dtype=bool)
     predicted_matched = np.zeros(len(predicted), dtype=bool)
     image_rows = zip(_rows_by_image(truth.image, len(ground_truth)), _rows_by_image(predicted.image, len(ground_truth)))
-    for truth_rows, predicted_rows in progress_bar(image_rows, total=len(ground_truth), desc="confusion", enabled=progress):
+    for truth_rows, predicted_rows in progress_bar(
+        image_rows, total=len(ground_truth), desc="confusion", enabled=progress
+    ):
         if len(truth_rows) == 0 or len(predicted_rows) == 0:
             continue
         for p, t in _greedy_matches(predicted.xyxy[predicted_rows], truth.xyxy[truth_rows], iou):

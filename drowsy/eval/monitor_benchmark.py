@@ -32,10 +32,20 @@ from drowsy.synth.clips.write import make_script, write_clip
 
 PEER_SCRIPT = REPO_ROOT / "benchmarks" / "facemesh_peer.py"
 
-SCORED = {"story": ("microsleep", "drowsy", "yawn", "phone", "smoking"),
-          "protocol": tuple(t for t in ALERT_EVENTS if t != "drowsy"), "alert": ()}
-HARD_CASES = ("sunglasses", "glare", "face out of frame", "head turns", "eyes-only glances", "eye closures",
-              "small faces")
+SCORED = {
+    "story": ("microsleep", "drowsy", "yawn", "phone", "smoking"),
+    "protocol": tuple(t for t in ALERT_EVENTS if t != "drowsy"),
+    "alert": (),
+}
+HARD_CASES = (
+    "sunglasses",
+    "glare",
+    "face out of frame",
+    "head turns",
+    "eyes-only glances",
+    "eye closures",
+    "small faces",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,10 +63,17 @@ class ClipSpec:
         return f"{self.script}-{self.seed}-{self.size[0]}x{self.size[1]}"
 
 
-def clip_set(story: int, protocol_minutes: float, alert_minutes: float, small_faces_minutes: float,
-             size: tuple[int, int] = (400, 640), clip_minutes: float = 5.0) -> list[ClipSpec]:
+def clip_set(
+    story: int,
+    protocol_minutes: float,
+    alert_minutes: float,
+    small_faces_minutes: float,
+    size: tuple[int, int] = (400, 640),
+    clip_minutes: float = 5.0,
+) -> list[ClipSpec]:
     """Story clips of 150 s (one drowsy phase each), protocol and alert clips of `clip_minutes`, and
     protocol clips at 640x360 (a face a third as tall: "small faces")."""
+
     def parts(minutes: float) -> list[float]:
         count = math.ceil(minutes / clip_minutes - 1e-9) if minutes > 0 else 0
         return [60.0 * minutes / count] * count
@@ -64,12 +81,15 @@ def clip_set(story: int, protocol_minutes: float, alert_minutes: float, small_fa
     specs = [ClipSpec("story", 150.0, seed, size) for seed in range(story)]
     specs += [ClipSpec("protocol", s, 100 + i, size) for i, s in enumerate(parts(protocol_minutes))]
     specs += [ClipSpec("alert", s, 200 + i, size) for i, s in enumerate(parts(alert_minutes))]
-    specs += [ClipSpec("protocol", s, 300 + i, (640, 360), "small faces") for i, s in enumerate(parts(small_faces_minutes))]
+    specs += [
+        ClipSpec("protocol", s, 300 + i, (640, 360), "small faces") for i, s in enumerate(parts(small_faces_minutes))
+    ]
     return specs
 
 
-def run_clips(specs: list[ClipSpec], out_dir: str | Path, detectors: dict, fps: float = 15.0,
-              progress: bool = True) -> list[dict]:
+def run_clips(
+    specs: list[ClipSpec], out_dir: str | Path, detectors: dict, fps: float = 15.0, progress: bool = True
+) -> list[dict]:
     """Render each clip (kept when already there) and monitor it with every detector of `detectors`
     ({name: run_monitor's detector, config and offsets, and MonitorRun fields}, e.g. {"ground-truth boxes": {},
     "drowsy": {"detector": ..., "img_size": 320}}).
@@ -82,17 +102,30 @@ def run_clips(specs: list[ClipSpec], out_dir: str | Path, detectors: dict, fps: 
         found = {}
         for name, kwargs in detectors.items():
             if "peer" in kwargs:
-                found[name] = landmark_events(peer_measurements(folder, kwargs["python"]), kwargs["config"], kwargs["peer"])
+                found[name] = landmark_events(
+                    peer_measurements(folder, kwargs["python"]), kwargs["config"], kwargs["peer"]
+                )
                 continue
             objects = {key: kwargs[key] for key in ("detector", "config", "offsets") if key in kwargs}
             truth_frames = folder / "frames.json" if "detector" not in kwargs else None
-            run = MonitorRun(folder / "clip.mp4", folder / name.replace(" ", "_"), truth_frames=truth_frames,  # the
-                             annotate=False, progress=False,  # frames too: the irises
-                             **{key: value for key, value in kwargs.items() if key not in objects})
+            run = MonitorRun(
+                folder / "clip.mp4",
+                folder / name.replace(" ", "_"),
+                truth_frames=truth_frames,  # the
+                annotate=False,
+                progress=False,  # frames too: the irises
+                **{key: value for key, value in kwargs.items() if key not in objects},
+            )
             summary = run_monitor(run, **objects)
             found[name] = load_events(summary["files"]["events"])
-        runs.append({"spec": spec, "truth": load_events(folder / "events.json"),
-                     "alert_free": load_alert_free(folder / "events.json"), "found": found})
+        runs.append(
+            {
+                "spec": spec,
+                "truth": load_events(folder / "events.json"),
+                "alert_free": load_alert_free(folder / "events.json"),
+                "found": found,
+            }
+        )
         if progress:
             log(f"monitor benchmark: clip {number}/{len(specs)} {spec.name} done")
     return runs
@@ -126,8 +159,9 @@ def peer_measurements(folder: Path, python: str | Path) -> dict:
     `python` unless already there): {"fps", "frames": per frame {"ear", "mar", "yaw", "pitch", "iris"} or None}."""
     path = Path(folder) / "facemesh.json"
     if not path.is_file():
-        result = subprocess.run([str(python), str(PEER_SCRIPT), str(Path(folder) / "clip.mp4"), str(path)],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [str(python), str(PEER_SCRIPT), str(Path(folder) / "clip.mp4"), str(path)], capture_output=True, text=True
+        )
         if result.returncode != 0:
             last = (result.stderr.strip().splitlines() or ["no message"])[-1]
             raise DrowsyError(f"{PEER_SCRIPT}: failed on {folder / 'clip.mp4'}: {last}")
@@ -138,15 +172,25 @@ def landmark_events(measurements: dict, config, rules: PeerRules) -> list:
     """The peer's measures through drowsy's state machine (`DriverStateMonitor.update_scores`, head
     angles for the pose with the same per-driver baseline, plus the eyes' own turn from the iris offset
     of open eyes, as drowsy's); the peer sees no phone or cigarette."""
-    monitor = DriverStateMonitor(config, measurements["fps"], head_features=("head",),
-                                 head_angles=lambda offset: (float(offset[0]), float(offset[1])))
+    monitor = DriverStateMonitor(
+        config,
+        measurements["fps"],
+        head_features=("head",),
+        head_angles=lambda offset: (float(offset[0]), float(offset[1])),
+    )
     for index, frame in enumerate(measurements["frames"]):
         if frame is None:
-            monitor.update_scores(index, {"eyes_closed": None, "mouth_open": None, "phone": 0.0, "cigarette": 0.0}, None)
+            monitor.update_scores(
+                index, {"eyes_closed": None, "mouth_open": None, "phone": 0.0, "cigarette": 0.0}, None
+            )
             continue
         closed = frame["ear"] < rules.ear_closed
-        scores = {"eyes_closed": float(closed), "mouth_open": float(frame["mar"] > rules.mar_yawn),
-                  "phone": 0.0, "cigarette": 0.0}
+        scores = {
+            "eyes_closed": float(closed),
+            "mouth_open": float(frame["mar"] > rules.mar_yawn),
+            "phone": 0.0,
+            "cigarette": 0.0,
+        }
         head = (frame["yaw"] * rules.yaw_gain, frame["pitch"] * rules.pitch_gain)
         monitor.update_scores(index, scores, {"head": head, "iris": None if closed else frame.get("iris")})
     return monitor.finish()
@@ -165,15 +209,29 @@ def fit_peer_rules(folders: list[Path], python: str | Path) -> PeerRules:
             if measured is None or frame["yaw"] is None:
                 continue
             yawning = any(e.start <= frame["time_s"] <= e.end for e in yawns)
-            rows.append((frame["eyes_closed"], yawning, frame["mouth_open"] and not yawning, frame["yaw"], frame["pitch"],
-                         measured["ear"], measured["mar"], measured["yaw"], measured["pitch"]))
+            rows.append(
+                (
+                    frame["eyes_closed"],
+                    yawning,
+                    frame["mouth_open"] and not yawning,
+                    frame["yaw"],
+                    frame["pitch"],
+                    measured["ear"],
+                    measured["mar"],
+                    measured["yaw"],
+                    measured["pitch"],
+                )
+            )
     if not rows:
         raise DrowsyError(f"{folders[0] if folders else 'fit_peer_rules'}: no frame where the mesh found a face")
     r = np.array(rows, dtype=float)
     closed, yawning, talking = r[:, 0] == 1, r[:, 1] == 1, r[:, 2] == 1
-    return PeerRules(ear_closed=_best_threshold(r[closed, 5], r[~closed, 5]),
-                     mar_yawn=-_best_threshold(-r[yawning, 6], -r[talking, 6]),
-                     yaw_gain=1 / _response(r[:, 3], r[:, 7]), pitch_gain=1 / _response(r[:, 4], r[:, 8]))
+    return PeerRules(
+        ear_closed=_best_threshold(r[closed, 5], r[~closed, 5]),
+        mar_yawn=-_best_threshold(-r[yawning, 6], -r[talking, 6]),
+        yaw_gain=1 / _response(r[:, 3], r[:, 7]),
+        pitch_gain=1 / _response(r[:, 4], r[:, 8]),
+    )
 
 
 def _best_threshold(below: np.ndarray, above: np.ndarray) -> float:
@@ -207,15 +265,28 @@ def scores_table(runs: list[dict], name: str) -> pd.DataFrame:
     for run in runs:
         scored = SCORED[run["spec"].script]
         for events, pooled in ((run["found"][name], found), (run["truth"], truth)):
-            pooled += [dataclasses.replace(e, start=e.start + offset, end=e.end + offset,
-                                           alert=None if e.alert is None else e.alert + offset)
-                       for e in events if e.type in scored]
+            pooled += [
+                dataclasses.replace(
+                    e, start=e.start + offset, end=e.end + offset, alert=None if e.alert is None else e.alert + offset
+                )
+                for e in events
+                if e.type in scored
+            ]
         offset += run["spec"].seconds + 3600.0  # far apart: no event matches one of another clip
     kinds = [kind for kind in ALERT_EVENTS if any(e.type == kind for e in truth)]
     scores = score_events(found, truth, types=kinds)
-    rows = [{"type": kind, "events": s["tp"] + s["fn"], "precision": s["precision"], "recall": s["recall"],
-             "f1": s["f1"], "latency_median": _or_nan(s["latency_median"]), "latency_worst": _or_nan(s["latency_worst"])}
-            for kind, s in scores.items()]
+    rows = [
+        {
+            "type": kind,
+            "events": s["tp"] + s["fn"],
+            "precision": s["precision"],
+            "recall": s["recall"],
+            "f1": s["f1"],
+            "latency_median": _or_nan(s["latency_median"]),
+            "latency_worst": _or_nan(s["latency_worst"]),
+        }
+        for kind, s in scores.items()
+    ]
     return pd.DataFrame(rows).set_index("type")
 
 
@@ -234,10 +305,14 @@ def false_alert_counts(runs: list[dict], name: str) -> dict:
     for run in alert_runs:
         for event in false_alerts(run["found"][name], run["alert_free"]):
             counts[event.type] = counts.get(event.type, 0) + 1
-    return {"hours": hours, "per_hour": sum(counts.values()) / hours if hours else None, "by_type": counts,
-            "yawns_while_talking": sum(_found_during(r, name, "syllable", ("yawn",)) for r in runs),
-            "alerts_while_rubbing": sum(_found_during(r, name, "rub", MISREAD_ALERTS) for r in runs),
-            "alerts_while_eating": sum(_found_during(r, name, "eat", MISREAD_ALERTS) for r in runs)}
+    return {
+        "hours": hours,
+        "per_hour": sum(counts.values()) / hours if hours else None,
+        "by_type": counts,
+        "yawns_while_talking": sum(_found_during(r, name, "syllable", ("yawn",)) for r in runs),
+        "alerts_while_rubbing": sum(_found_during(r, name, "rub", MISREAD_ALERTS) for r in runs),
+        "alerts_while_eating": sum(_found_during(r, name, "eat", MISREAD_ALERTS) for r in runs),
+    }
 
 
 MISREAD_ALERTS = ("microsleep", "sleep", "unresponsive", "yawn", "degraded")  # what rubbing or eating must not raise
@@ -247,8 +322,7 @@ def _found_during(run: dict, name: str, action: str, types: tuple[str, ...]) -> 
     """Events of `types` found by `name` that overlap an action of kind `action` of the clip's script."""
     spec = run["spec"]
     actions = [a for a in make_script(spec.script, spec.seconds, spec.seed, spec.size).actions if a.kind == action]
-    return sum(any(a.start < e.end and e.start < a.end for a in actions)
-               for e in run["found"][name] if e.type in types)
+    return sum(any(a.start < e.end and e.start < a.end for a in actions) for e in run["found"][name] if e.type in types)
 
 
 def hard_cases_table(runs: list[dict], names: list[str]) -> pd.DataFrame:
@@ -271,10 +345,20 @@ def hard_cases_table(runs: list[dict], names: list[str]) -> pd.DataFrame:
 
 def _cases(event, actions, spec: ClipSpec) -> list[str]:
     cases = ["small faces"] if spec.label == "small faces" else []
-    cause = min((a for a in actions if a.kind in ("sunglasses", "glare", "out", "glance", "eye_glance", "closure")),
-                key=lambda a: abs(a.start - event.start), default=None)
+    cause = min(
+        (a for a in actions if a.kind in ("sunglasses", "glare", "out", "glance", "eye_glance", "closure")),
+        key=lambda a: abs(a.start - event.start),
+        default=None,
+    )
     if cause is None or abs(cause.start - event.start) > 0.2:
         return cases
-    return cases + [{"sunglasses": "sunglasses", "glare": "glare", "out": "face out of frame", "glance": "head turns",
-                     "eye_glance": "eyes-only glances", "closure": "eye closures"}[cause.kind]]
-
+    return cases + [
+        {
+            "sunglasses": "sunglasses",
+            "glare": "glare",
+            "out": "face out of frame",
+            "glance": "head turns",
+            "eye_glance": "eyes-only glances",
+            "closure": "eye closures",
+        }[cause.kind]
+    ]

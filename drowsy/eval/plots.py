@@ -24,8 +24,17 @@ def plot_confusion_matrix(matrix: np.ndarray, classes=CLASSES, ax=None):
     shares = np.divide(matrix, totals, out=np.zeros(matrix.shape), where=totals > 0)
     names = [*classes, "background"]
     sns.heatmap(
-        shares, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="Blues", square=True, cbar=False,
-        xticklabels=names, yticklabels=names, ax=ax,
+        shares,
+        annot=True,
+        fmt=".2f",
+        vmin=0,
+        vmax=1,
+        cmap="Blues",
+        square=True,
+        cbar=False,
+        xticklabels=names,
+        yticklabels=names,
+        ax=ax,
     )
     ax.set(xlabel="true", ylabel="predicted")
     return ax

@@ -34,14 +34,17 @@ def evaluate_by(ground_truth: list[dict], predictions: list[dict], key: str, max
             continue
         predicted = [by_name[r["file_name"]] for r in records if r["file_name"] in by_name]
         result = evaluate_detections(records, predicted, max_dets=max_dets)
-        rows.append({
-            "value": value,
-            "images": len(records),
-            "objects": {name: objects[name] for name in CLASSES},
-            "AP75": {name: result["per_class"][name]["AP75"] if name in result["per_class"] else None
-                     for name in CLASSES},
-            "mAP75": result["mAP75"],
-        })
+        rows.append(
+            {
+                "value": value,
+                "images": len(records),
+                "objects": {name: objects[name] for name in CLASSES},
+                "AP75": {
+                    name: result["per_class"][name]["AP75"] if name in result["per_class"] else None for name in CLASSES
+                },
+                "mAP75": result["mAP75"],
+            }
+        )
     return rows
 
 
@@ -79,7 +82,17 @@ def plot_slices(rows: list[dict], key: str, ax=None):
         _, ax = plt.subplots(figsize=(1.1 * len(CLASSES) + 2, 0.45 * len(rows) + 1.5))
     grid = np.array([[np.nan if row["AP75"][c] is None else row["AP75"][c] for c in CLASSES] for row in rows])
     labels = [f"{row['value']} ({row['images']})" for row in rows]
-    sns.heatmap(grid, vmin=0, vmax=1, cmap="viridis", annot=True, fmt=".2f", xticklabels=CLASSES,
-                yticklabels=labels, ax=ax, cbar_kws={"label": "AP@0.75"})
+    sns.heatmap(
+        grid,
+        vmin=0,
+        vmax=1,
+        cmap="viridis",
+        annot=True,
+        fmt=".2f",
+        xticklabels=CLASSES,
+        yticklabels=labels,
+        ax=ax,
+        cbar_kws={"label": "AP@0.75"},
+    )
     ax.set_title(f"AP@0.75 by {key} (images)")
     return ax

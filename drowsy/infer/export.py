@@ -18,8 +18,9 @@ from drowsy.infer.predict import fit_img_size, load_inference_model
 from drowsy.paths import resolve
 
 
-def export_onnx(weights: str | Path, out_path: str | Path, img_size: int = 640, dynamic: bool = False,
-                opset: int = 17) -> Path:
+def export_onnx(
+    weights: str | Path, out_path: str | Path, img_size: int = 640, dynamic: bool = False, opset: int = 17
+) -> Path:
     """Export a checkpoint's fused EMA model with decoding to ONNX and check the file.
 
     img_size: the (square) input size in pixels, rounded up to a multiple of the largest stride;
@@ -39,9 +40,16 @@ def export_onnx(weights: str | Path, out_path: str | Path, img_size: int = 640, 
         # The TorchScript-based exporter is deprecated in favour of the dynamo one, which needs
         # onnxscript, a dependency this project does not carry; this one handles the model fully.
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(model, (example,), str(out_path), dynamo=False, opset_version=opset,
-                          input_names=["images"], output_names=["predictions"],
-                          dynamic_axes=axes if dynamic else None)
+        torch.onnx.export(
+            model,
+            (example,),
+            str(out_path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=["images"],
+            output_names=["predictions"],
+            dynamic_axes=axes if dynamic else None,
+        )
     graph = onnx.load(str(out_path))
     metadata = {
         "drowsy_stride": str(stride),

@@ -50,8 +50,11 @@ def xyxy_to_xywh(boxes: torch.Tensor) -> torch.Tensor:
 @functools.lru_cache(maxsize=32)
 def _cell_grid(height: int, width: int, device: torch.device) -> torch.Tensor:
     """[1, 1, H, W, 2] float32 (x, y) index of every cell of one level."""
-    ys, xs = torch.meshgrid(torch.arange(height, device=device, dtype=torch.float32),
-                            torch.arange(width, device=device, dtype=torch.float32), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(height, device=device, dtype=torch.float32),
+        torch.arange(width, device=device, dtype=torch.float32),
+        indexing="ij",
+    )
     return torch.stack((xs, ys), dim=-1).view(1, 1, height, width, 2)
 
 
@@ -80,8 +83,13 @@ def decode(logits: list[torch.Tensor], anchors: torch.Tensor, strides: torch.Ten
     return torch.cat(levels, dim=1)
 
 
-def non_max_suppression(decoded: torch.Tensor, conf_thres: float = 0.001, iou_thres: float = 0.6,
-                        max_det: int = 300, multi_label: bool = True) -> list[torch.Tensor]:
+def non_max_suppression(
+    decoded: torch.Tensor,
+    conf_thres: float = 0.001,
+    iou_thres: float = 0.6,
+    max_det: int = 300,
+    multi_label: bool = True,
+) -> list[torch.Tensor]:
     """Class-aware NMS per image.
 
     decoded: [B, N, 5 + nc] from `decode`. score = objectness * class probability; a box is a candidate
@@ -110,8 +118,9 @@ def non_max_suppression(decoded: torch.Tensor, conf_thres: float = 0.001, iou_th
     return detections
 
 
-def to_candidates(decoded: torch.Tensor, geometries: list[Letterbox], original_hw: list[tuple[int, int]],
-                  conf: float) -> list[torch.Tensor]:
+def to_candidates(
+    decoded: torch.Tensor, geometries: list[Letterbox], original_hw: list[tuple[int, int]], conf: float
+) -> list[torch.Tensor]:
     """One member's candidates per image, in original pixels.
 
     decoded: [B, N, 5 + nc] float (cx, cy, w, h pixels of the network input, objectness, class
@@ -142,8 +151,14 @@ def _clipped(candidates: torch.Tensor, original_hw: tuple[int, int]) -> torch.Te
     return clipped[(clipped[:, 2] >= MIN_BOX_PX) & (clipped[:, 3] >= MIN_BOX_PX)]
 
 
-def to_detections(members: list[tuple[torch.Tensor, list[Letterbox]]], original_hw: list[tuple[int, int]],
-                  conf: float, iou: float, max_det: int, fuse: str = "nms") -> list[torch.Tensor]:
+def to_detections(
+    members: list[tuple[torch.Tensor, list[Letterbox]]],
+    original_hw: list[tuple[int, int]],
+    conf: float,
+    iou: float,
+    max_det: int,
+    fuse: str = "nms",
+) -> list[torch.Tensor]:
     """Detections in original pixels from one or more ensemble members of one batch of B images.
 
     members: an iterable (e.g. a generator, which keeps one member's whole output in memory at a time)
@@ -175,8 +190,11 @@ def _nms(candidates: torch.Tensor, conf: float, iou: float, max_det: int) -> tor
 def _fuse_wbf(member_detections: list[torch.Tensor], iou: float, max_det: int) -> torch.Tensor:
     """Weighted boxes fusion of one image's per-member detections ([n_k, 6], original pixels) -> [m, 6]."""
     boxes, scores, labels = weighted_boxes_fusion(
-        [d[:, :4] for d in member_detections], [d[:, 4] for d in member_detections],
-        [d[:, 5] for d in member_detections], iou_thres=iou, max_det=max_det,
+        [d[:, :4] for d in member_detections],
+        [d[:, 4] for d in member_detections],
+        [d[:, 5] for d in member_detections],
+        iou_thres=iou,
+        max_det=max_det,
     )
     return torch.cat((boxes, scores[:, None], labels[:, None].float()), dim=1)
 
@@ -192,9 +210,17 @@ def to_records(file_names: list[str], detections: list[torch.Tensor], classes=CL
     records = []
     for file_name, image_detections in zip(file_names, detections):
         rows = image_detections.detach().cpu().tolist()
-        records.append({"file_name": file_name, "objects": [
-            {"class": classes[int(class_id)], "position": [round(v, 1) for v in (x1, y1, x2, y2)],
-             "confidence_score": round(score, 4)}
-            for x1, y1, x2, y2, score, class_id in rows
-        ]})
+        records.append(
+            {
+                "file_name": file_name,
+                "objects": [
+                    {
+                        "class": classes[int(class_id)],
+                        "position": [round(v, 1) for v in (x1, y1, x2, y2)],
+                        "confidence_score": round(score, 4),
+                    }
+                    for x1, y1, x2, y2, score, class_id in rows
+                ],
+            }
+        )
     return records

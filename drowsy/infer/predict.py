@@ -66,8 +66,10 @@ def load_inference_model(weights: str | Path) -> tuple[DecodingModel, dict]:
     try:
         model.load_state_dict(checkpoint["ema"])
     except RuntimeError as err:
-        raise DrowsyError(f"{path}: field 'ema': weights do not fit model "
-                          f"'{checkpoint['model_config']}' ({str(err).splitlines()[0][:160]})") from None
+        raise DrowsyError(
+            f"{path}: field 'ema': weights do not fit model "
+            f"'{checkpoint['model_config']}' ({str(err).splitlines()[0][:160]})"
+        ) from None
     return DecodingModel(fuse_conv_bn(model.float())).eval(), checkpoint
 
 
@@ -81,8 +83,7 @@ class Detector:
     onnx_threads: ONNX Runtime's intra-op threads (None: its default, one per physical core).
     """
 
-    def __init__(self, weights: str | Path, device: str = "auto", amp: bool = False,
-                 onnx_threads: int | None = None):
+    def __init__(self, weights: str | Path, device: str = "auto", amp: bool = False, onnx_threads: int | None = None):
         self.weights = resolve(weights)
         if not self.weights.is_file():
             raise DrowsyError(f"{self.weights}: weights not found")
@@ -107,8 +108,7 @@ class Detector:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or 0  # 0 = ONNX Runtime's choice
         try:
-            self.session = onnxruntime.InferenceSession(str(self.weights), options,
-                                                        providers=["CPUExecutionProvider"])
+            self.session = onnxruntime.InferenceSession(str(self.weights), options, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own untyped errors for unreadable files
             raise DrowsyError(f"{self.weights}: not a readable ONNX model ({str(err).splitlines()[0][:160]})") from None
         meta = self.session.get_modelmeta().custom_metadata_map
@@ -135,23 +135,33 @@ class Detector:
     def check_input_size(self, size: int) -> None:
         """Refuse an input size (pixels) that a fixed-size ONNX graph cannot take, in one line."""
         if self.fixed_size is not None and size != self.fixed_size:
-            raise DrowsyError(f"{self.weights}: exported for img {self.fixed_size}, asked for {size} "
-                              "(test-time augmentation needs several sizes): export with --dynamic")
+            raise DrowsyError(
+                f"{self.weights}: exported for img {self.fixed_size}, asked for {size} "
+                "(test-time augmentation needs several sizes): export with --dynamic"
+            )
 
     def _onnx_predictions(self, batch: torch.Tensor) -> torch.Tensor:
         self.check_input_size(batch.shape[-1])
         step = self.fixed_batch or len(batch)
         outputs = []
         for start in range(0, len(batch), step):
-            chunk = batch[start:start + step].contiguous().numpy()
+            chunk = batch[start : start + step].contiguous().numpy()
             short = step - len(chunk)
             if short:  # a fixed-batch graph takes only full batches: pad with blank images
                 chunk = np.concatenate([chunk, np.zeros((short, *chunk.shape[1:]), chunk.dtype)])
-            outputs.append(self.session.run(None, {"images": chunk})[0][:step - short])
+            outputs.append(self.session.run(None, {"images": chunk})[0][: step - short])
         return torch.from_numpy(np.concatenate(outputs))
 
-    def detect(self, images: list[np.ndarray], img_size: int = 1536, conf: float = 0.006, iou: float = 0.7,
-               max_det: int = 300, tta: bool = False, batch: int = 8) -> list[torch.Tensor]:
+    def detect(
+        self,
+        images: list[np.ndarray],
+        img_size: int = 1536,
+        conf: float = 0.006,
+        iou: float = 0.7,
+        max_det: int = 300,
+        tta: bool = False,
+        batch: int = 8,
+    ) -> list[torch.Tensor]:
         """Detections of this model alone; see `predict_ensemble` for the arguments and result."""
         return predict_ensemble([self], images, img_size, conf, iou, max_det, tta, "nms", batch)
 
@@ -207,8 +217,10 @@ def _common_class_names(detectors: list[Detector]) -> tuple[str, ...]:
     first = detectors[0]
     for other in detectors[1:]:
         if other.class_names != first.class_names:
-            raise DrowsyError(f"{other.weights}: field 'class_names': {list(other.class_names)} differ from "
-                              f"{list(first.class_names)} of {first.weights}; cannot ensemble them")
+            raise DrowsyError(
+                f"{other.weights}: field 'class_names': {list(other.class_names)} differ from "
+                f"{list(first.class_names)} of {first.weights}; cannot ensemble them"
+            )
     return first.class_names
 
 
@@ -224,9 +236,17 @@ def plan_views(detectors: list[Detector], img_size: int, tta: bool) -> list[View
     return views
 
 
-def predict_ensemble(detectors: list[Detector], images: list[np.ndarray], img_size: int = 1536,
-                     conf: float = 0.006, iou: float = 0.7, max_det: int = 300, tta: bool = False,
-                     fuse: str = "nms", batch: int = 8) -> list[torch.Tensor]:
+def predict_ensemble(
+    detectors: list[Detector],
+    images: list[np.ndarray],
+    img_size: int = 1536,
+    conf: float = 0.006,
+    iou: float = 0.7,
+    max_det: int = 300,
+    tta: bool = False,
+    fuse: str = "nms",
+    batch: int = 8,
+) -> list[torch.Tensor]:
     """Detections of an ensemble of detectors, optionally with the recipe's test-time augmentation.
 
     images: uint8 [H, W] grayscale, any sizes. img_size: network input (pixels), rounded up to a
@@ -241,12 +261,19 @@ def predict_ensemble(detectors: list[Detector], images: list[np.ndarray], img_si
     views = plan_views(detectors, img_size, tta)
     results = []
     for start in range(0, len(images), batch):
-        results += _predict_batch(detectors, images[start:start + batch], views, conf, iou, max_det, fuse)
+        results += _predict_batch(detectors, images[start : start + batch], views, conf, iou, max_det, fuse)
     return results
 
 
-def _predict_batch(detectors: list[Detector], images: list[np.ndarray], views: list[View], conf: float,
-                   iou: float, max_det: int, fuse: str) -> list[torch.Tensor]:
+def _predict_batch(
+    detectors: list[Detector],
+    images: list[np.ndarray],
+    views: list[View],
+    conf: float,
+    iou: float,
+    max_det: int,
+    fuse: str,
+) -> list[torch.Tensor]:
     """Detections of one batch of images ([n, 6] per image, original pixels), every detector at every view."""
     if not images:
         return []
@@ -286,16 +313,28 @@ def _prefetched_batches(paths: list[Path], batch: int):
     with ThreadPoolExecutor(max_workers=PREFETCH_BATCHES) as pool:
         pending = deque()
         for start in range(0, len(paths), batch):
-            pending.append(pool.submit(_read_batch, paths[start:start + batch]))
+            pending.append(pool.submit(_read_batch, paths[start : start + batch]))
             if len(pending) > PREFETCH_BATCHES:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
 
 
-def predict_folder(weights: list[str | Path], images_dir: str | Path, out_path: str | Path, img_size: int = 1536,
-                   conf: float = 0.006, iou: float = 0.7, max_det: int = 300, tta: bool = False, fuse: str = "nms",
-                   batch: int = 8, device: str = "auto", amp: bool = False, progress: bool = True) -> dict:
+def predict_folder(
+    weights: list[str | Path],
+    images_dir: str | Path,
+    out_path: str | Path,
+    img_size: int = 1536,
+    conf: float = 0.006,
+    iou: float = 0.7,
+    max_det: int = 300,
+    tta: bool = False,
+    fuse: str = "nms",
+    batch: int = 8,
+    device: str = "auto",
+    amp: bool = False,
+    progress: bool = True,
+) -> dict:
     """Predict every image of a folder and write the competition submission JSON to `out_path`.
 
     weights: checkpoints (.pt) and/or ONNX files, ensembled as `predict_ensemble` describes. Every image
@@ -312,8 +351,7 @@ def predict_folder(weights: list[str | Path], images_dir: str | Path, out_path: 
     if fitted != img_size:
         log(f"note: img {img_size} is not a multiple of the largest stride; using {fitted}", file=sys.stderr)
     if not paths:
-        log(f"warning: {resolve(images_dir)}: no .jpg/.jpeg/.png images; writing an empty submission",
-                   file=sys.stderr)
+        log(f"warning: {resolve(images_dir)}: no .jpg/.jpeg/.png images; writing an empty submission", file=sys.stderr)
     started = time.perf_counter()
     records, unreadable = [], []
     with progress_bar(total=len(paths), desc="predict", unit="img", enabled=progress) as bar:
@@ -331,7 +369,11 @@ def predict_folder(weights: list[str | Path], images_dir: str | Path, out_path: 
     out = write_submission(records, out_path)
     seconds = time.perf_counter() - started
     return {
-        "images": len(paths), "detections": sum(len(r["objects"]) for r in records), "unreadable": unreadable,
-        "seconds": seconds, "images_per_second": len(paths) / seconds if seconds > 0 else 0.0,
-        "img_size": fitted, "out": str(out),
+        "images": len(paths),
+        "detections": sum(len(r["objects"]) for r in records),
+        "unreadable": unreadable,
+        "seconds": seconds,
+        "images_per_second": len(paths) / seconds if seconds > 0 else 0.0,
+        "img_size": fitted,
+        "out": str(out),
     }

@@ -38,8 +38,9 @@ def cat_channels(tensors: tuple[torch.Tensor, ...]) -> torch.Tensor:
 class Conv(nn.Module):
     """Convolution (no bias) -> BatchNorm -> SiLU. 'Same' padding for odd kernels unless given."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, stride: int = 1,
-                 padding: int | None = None):
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int = 1, stride: int = 1, padding: int | None = None
+    ):
         super().__init__()
         padding = kernel_size // 2 if padding is None else padding
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False)

@@ -71,33 +71,51 @@ def extension():
             # -ffast-math only when compiling: linked with it, the library would set the process's
             # float mode to flush denormals to zero
             wide = ["-mprefer-vector-width=512"] if platform.machine().lower() in ("x86_64", "amd64") else []
-            _extension = load(name=f"drowsy_bn_silu_{_cpu_tag()}", sources=[str(_SOURCE)],
-                              extra_cflags=["-O3", "-march=native", *wide, "-ffast-math", "-fopenmp"],
-                              extra_ldflags=["-fopenmp"], verbose=False)
+            _extension = load(
+                name=f"drowsy_bn_silu_{_cpu_tag()}",
+                sources=[str(_SOURCE)],
+                extra_cflags=["-O3", "-march=native", *wide, "-ffast-math", "-fopenmp"],
+                extra_ldflags=["-fopenmp"],
+                verbose=False,
+            )
         except Exception as error:  # no compiler, no ninja, unsupported platform: the PyTorch ops still work
             message = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
             warnings.warn(f"fused BatchNorm+SiLU kernel unavailable, using PyTorch ops: {message}", stacklevel=2)
             _extension = False
         else:
             if time.perf_counter() - start > 2:
-                print(f"drowsy: built the fused BatchNorm+SiLU CPU kernel in {time.perf_counter() - start:.0f} s "
-                      f"(once per machine; cached in {Path(_extension.__file__).parent})", file=sys.stderr)
+                print(
+                    f"drowsy: built the fused BatchNorm+SiLU CPU kernel in {time.perf_counter() - start:.0f} s "
+                    f"(once per machine; cached in {Path(_extension.__file__).parent})",
+                    file=sys.stderr,
+                )
     return _extension or None
 
 
 def applies(x: torch.Tensor, bn: nn.Module) -> bool:
     """Whether the fused kernel computes `silu(bn(x))` for this input and module."""
-    return (_enabled and type(bn) is nn.BatchNorm2d and bn.training and bn.affine and bn.track_running_stats
-            and bn.momentum is not None and x.device.type == "cpu" and x.dim() == 4
-            and x.dtype in (torch.float32, torch.bfloat16) and x.shape[1] % 16 == 0
-            and x.is_contiguous(memory_format=torch.channels_last) and extension() is not None)
+    return (
+        _enabled
+        and type(bn) is nn.BatchNorm2d
+        and bn.training
+        and bn.affine
+        and bn.track_running_stats
+        and bn.momentum is not None
+        and x.device.type == "cpu"
+        and x.dim() == 4
+        and x.dtype in (torch.float32, torch.bfloat16)
+        and x.shape[1] % 16 == 0
+        and x.is_contiguous(memory_format=torch.channels_last)
+        and extension() is not None
+    )
 
 
 class _BatchNormSiLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, bn):
-        y, gate, mean, invstd = extension().forward(x, weight, bias, bn.running_mean, bn.running_var, bn.momentum,
-                                                    bn.eps)
+        y, gate, mean, invstd = extension().forward(
+            x, weight, bias, bn.running_mean, bn.running_var, bn.momentum, bn.eps
+        )
         ctx.save_for_backward(x, gate, weight, bias, mean, invstd)
         return y
 

@@ -51,16 +51,24 @@ class ModelSpec(Params):
 
     def validate(self, source: str) -> "ModelSpec":
         if self.architecture not in STAGES:
-            raise DrowsyError(f"{source}: field 'architecture': must be one of {', '.join(STAGES)}, "
-                              f"got {self.architecture!r}")
+            raise DrowsyError(
+                f"{source}: field 'architecture': must be one of {', '.join(STAGES)}, got {self.architecture!r}"
+            )
         for name in ("depth_multiple", "width_multiple"):
             if not getattr(self, name) > 0:
                 raise DrowsyError(f"{source}: field '{name}': must be positive")
         rows = self.anchors
-        if (len(rows) != self.num_levels or not all(isinstance(r, list) for r in rows)
-                or len({len(r) for r in rows}) != 1 or len(rows[0]) % 2 or not rows[0]):
-            raise DrowsyError(f"{source}: field 'anchors': need {self.num_levels} rows (one per stride level) "
-                              "of equal, even length (w1, h1, w2, h2, ...)")
+        if (
+            len(rows) != self.num_levels
+            or not all(isinstance(r, list) for r in rows)
+            or len({len(r) for r in rows}) != 1
+            or len(rows[0]) % 2
+            or not rows[0]
+        ):
+            raise DrowsyError(
+                f"{source}: field 'anchors': need {self.num_levels} rows (one per stride level) "
+                "of equal, even length (w1, h1, w2, h2, ...)"
+            )
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for r in rows for v in r):
             raise DrowsyError(f"{source}: field 'anchors': every anchor side must be a positive number of pixels")
         return self
@@ -109,12 +117,14 @@ class PANNeck(nn.Module):
         levels = len(channels)
         # Top-down, from the second-coarsest level to the finest: 1x1 lateral Conv, upsample, concat, C3.
         self.lateral = nn.ModuleList(Conv(channels[i + 1], channels[i], 1) for i in range(levels - 1))
-        self.top_down = nn.ModuleList(C3(2 * channels[i], channels[i], repeats, shortcut=False)
-                                      for i in range(levels - 1))
+        self.top_down = nn.ModuleList(
+            C3(2 * channels[i], channels[i], repeats, shortcut=False) for i in range(levels - 1)
+        )
         # Bottom-up, from the second-finest level to the coarsest: stride-2 Conv, concat with the lateral.
         self.downsample = nn.ModuleList(Conv(channels[i], channels[i], 3, 2) for i in range(levels - 1))
-        self.bottom_up = nn.ModuleList(C3(2 * channels[i], channels[i + 1], repeats, shortcut=False)
-                                       for i in range(levels - 1))
+        self.bottom_up = nn.ModuleList(
+            C3(2 * channels[i], channels[i + 1], repeats, shortcut=False) for i in range(levels - 1)
+        )
         self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
 
     def forward(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -177,8 +187,10 @@ class YoloModel(nn.Module):
         if num_classes < 1 or in_channels < 1:
             raise ValueError(f"num_classes and in_channels must be >= 1, got {num_classes}, {in_channels}")
         self.num_classes, self.in_channels, self.config_name = num_classes, in_channels, config_name
-        stages = [(make_divisible(c * spec.width_multiple), max(round(n * spec.depth_multiple), 1))
-                  for c, n in STAGES[spec.architecture]]
+        stages = [
+            (make_divisible(c * spec.width_multiple), max(round(n * spec.depth_multiple), 1))
+            for c, n in STAGES[spec.architecture]
+        ]
         self.backbone = CSPBackbone(in_channels, stages, make_divisible(STEM_CHANNELS * spec.width_multiple))
         channels = self.backbone.out_channels
         self.neck = PANNeck(channels, max(round(NECK_REPEATS * spec.depth_multiple), 1))
@@ -240,8 +252,9 @@ def model_info(model: nn.Module, img_size: int) -> dict:
     FLOPs are counted on meta tensors, so nothing is computed or allocated, whatever the model size.
     """
     params = sum(p.numel() for p in model.parameters())
-    meta_state = {name: torch.empty_like(t, device="meta")
-                  for name, t in [*model.named_parameters(), *model.named_buffers()]}
+    meta_state = {
+        name: torch.empty_like(t, device="meta") for name, t in [*model.named_parameters(), *model.named_buffers()]
+    }
     dtype = next(model.parameters()).dtype
     images = torch.empty(1, model.in_channels, img_size, img_size, dtype=dtype, device="meta")
     with FlopCounterMode(display=False) as counter, torch.no_grad():

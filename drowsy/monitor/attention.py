@@ -17,8 +17,18 @@ from its first step again.
 
 from drowsy.monitor.events import Event
 
-LEVELS = {"microsleep": 1, "drowsy": 1, "yawn": 1, "distraction": 1, "vats": 1, "phone": 1, "smoking": 1,
-          "degraded": 1, "sleep": 2, "unresponsive": 3}
+LEVELS = {
+    "microsleep": 1,
+    "drowsy": 1,
+    "yawn": 1,
+    "distraction": 1,
+    "vats": 1,
+    "phone": 1,
+    "smoking": 1,
+    "degraded": 1,
+    "sleep": 2,
+    "unresponsive": 3,
+}
 ESCALATING = ("microsleep", "sleep", "unresponsive", "distraction", "vats", "phone")
 LEVEL_NAMES = ("none", "pre-alert", "prompt", "final alert")
 

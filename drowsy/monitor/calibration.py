@@ -16,10 +16,14 @@ from drowsy.progress import progress as progress_bar
 
 # The classes whose boxes make each signal's true state in a labelled image: (yes classes, no class);
 # with no "no" class, the signal is true when any of the "yes" classes is labelled.
-SIGNAL_CLASSES = {"eyes_closed": (("eye_closed",), "eye_opened"), "mouth_open": (("mouth_opened",), "mouth_closed"),
-                  "phone": (("phone",), None), "cigarette": (("cigar",), None),
-                  "eyes_seen": (("eye_opened", "eye_closed"), None),
-                  "mouth_seen": (("mouth_opened", "mouth_closed"), None)}
+SIGNAL_CLASSES = {
+    "eyes_closed": (("eye_closed",), "eye_opened"),
+    "mouth_open": (("mouth_opened",), "mouth_closed"),
+    "phone": (("phone",), None),
+    "cigarette": (("cigar",), None),
+    "eyes_seen": (("eye_opened", "eye_closed"), None),
+    "mouth_seen": (("mouth_opened", "mouth_closed"), None),
+}
 
 
 def image_states(objects: list[dict]) -> dict[str, bool | None]:
@@ -61,8 +65,16 @@ def fit_offset(logits: np.ndarray, positive: np.ndarray) -> tuple[float, float]:
     return float((below + above) / 2), float(balanced.max())
 
 
-def calibrate(detector, split: str | Path, config: MonitorConfig | None = None, img_size: int = 416,
-              iou: float = 0.7, batch: int = 8, progress: bool = True, images: int = 0) -> dict:
+def calibrate(
+    detector,
+    split: str | Path,
+    config: MonitorConfig | None = None,
+    img_size: int = 416,
+    iou: float = 0.7,
+    batch: int = 8,
+    progress: bool = True,
+    images: int = 0,
+) -> dict:
     """Fit each signal's log-odds offset (see `frame_scores`) on a labelled split of `drowsy prepare`
     (`images` of its records spread evenly over it, or all of them when 0).
 
@@ -84,13 +96,15 @@ def calibrate(detector, split: str | Path, config: MonitorConfig | None = None, 
     records = spread(manifest.records, images)
     with progress_bar(desc="calibrate", total=len(records), unit="img", enabled=progress) as bar:
         for start in range(0, len(records), batch):
-            chunk = records[start:start + batch]
+            chunk = records[start : start + batch]
             images = [read_gray(manifest.image_root / record["file_name"]) for record in chunk]
             for scores, record in zip(_raw_scores(detector, images, img_size, config.min_score, iou), chunk):
                 _add_samples(samples, scores, image_states(record["objects"]))
             bar.update(len(chunk))
-    signals = {signal: _fit_signal(logits, states, float(logit(config.min_score)) if signal in SEEN else None)
-               for signal, (logits, states) in samples.items()}
+    signals = {
+        signal: _fit_signal(logits, states, float(logit(config.min_score)) if signal in SEEN else None)
+        for signal, (logits, states) in samples.items()
+    }
     return {"split": str(manifest.path), "img_size": img_size, "min_score": config.min_score, "signals": signals}
 
 
@@ -121,8 +135,15 @@ def _fit_signal(logits: list[float], states: list[bool], floor: float | None = N
     offset, balanced = fit_offset(logits, states) if fitted else (floor or 0.0, None)
     if floor is not None:
         offset = max(offset, floor)
-    return {"offset": offset, "balanced_accuracy": balanced, "images": len(states), "positives": int(sum(states)),
-            "fitted": fitted, "logits": [round(v, 4) for v in logits], "states": states}
+    return {
+        "offset": offset,
+        "balanced_accuracy": balanced,
+        "images": len(states),
+        "positives": int(sum(states)),
+        "fitted": fitted,
+        "logits": [round(v, 4) for v in logits],
+        "states": states,
+    }
 
 
 def _same_shape_runs(images: list[np.ndarray]) -> list[list[int]]:
@@ -151,8 +172,10 @@ def load_offsets(path: str | Path, img_size: int) -> dict[str, float]:
     path = resolve(path)
     document = read_json(path)
     if isinstance(document, dict) and document.get("img_size") != img_size:
-        raise DrowsyError(f"{path}: field 'img_size': calibrated at {document.get('img_size')} pixels, "
-                          f"the monitor runs at {img_size}; calibrate again at this size")
+        raise DrowsyError(
+            f"{path}: field 'img_size': calibrated at {document.get('img_size')} pixels, "
+            f"the monitor runs at {img_size}; calibrate again at this size"
+        )
     signals = document.get("signals") if isinstance(document, dict) else None
     if not isinstance(signals, dict):
         raise DrowsyError(f"{path}: field 'signals': expected a mapping of signal -> {{\"offset\": ...}}")
@@ -165,4 +188,3 @@ def load_offsets(path: str | Path, img_size: int) -> dict[str, float]:
             raise DrowsyError(f"{path}: record '{signal}': field 'offset': expected a finite number, got {offset!r}")
         offsets[signal] = float(offset)
     return offsets
-

@@ -15,8 +15,9 @@ from drowsy.paths import resolve
 MAX_DETECTIONS = 50  # per frame: one driver has a face, two eyes, a mouth, a phone, a cigarette
 
 
-def detect_frames(detector, frames: list[np.ndarray], img_size: int, conf: float, iou: float,
-                  max_det: int = MAX_DETECTIONS) -> list:
+def detect_frames(
+    detector, frames: list[np.ndarray], img_size: int, conf: float, iou: float, max_det: int = MAX_DETECTIONS
+) -> list:
     """Detections of equally sized frames through a rectangular letterbox (drowsy.data.geometry.rect_letterbox:
     the long side scaled to `img_size`, rounded up to the detector's stride, as in `Detector.detect`,
     the short side padded only to the next stride multiple), post-processed as every detection is
@@ -34,8 +35,13 @@ def detect_frames(detector, frames: list[np.ndarray], img_size: int, conf: float
     return to_detections([(decoded, [geometry] * len(frames))], [frames[0].shape[:2]] * len(frames), conf, iou, max_det)
 
 
-def build_detector(weights: str | Path, backend: str = "torch", img_size: int = 416,
-                   export_dir: str | Path | None = None, device: str = "cpu"):
+def build_detector(
+    weights: str | Path,
+    backend: str = "torch",
+    img_size: int = 416,
+    export_dir: str | Path | None = None,
+    device: str = "cpu",
+):
     """A `drowsy.infer.predict.Detector` for the monitor, on the CPU unless `device` says otherwise.
 
     backend "torch": the checkpoint with autocast (bf16 on the CPU) on `device` (e.g. the training GPU,
@@ -57,4 +63,3 @@ def build_detector(weights: str | Path, backend: str = "torch", img_size: int = 
     if not onnx_path.is_file() or onnx_path.stat().st_mtime < weights.stat().st_mtime:
         export_onnx(weights, onnx_path, img_size=img_size, dynamic=True)
     return Detector(onnx_path)
-

@@ -16,8 +16,15 @@ from drowsy.monitor.state import CALIBRATED, SIGNALS, FrameState
 from drowsy.paths import resolve
 
 # BGR colours per class id: open things green/cyan, closed eyes red, phone/cigarette magenta/yellow.
-CLASS_COLOURS = ((80, 200, 80), (60, 60, 240), (0, 160, 255), (200, 200, 0), (200, 200, 200), (220, 60, 220),
-                 (0, 230, 230))
+CLASS_COLOURS = (
+    (80, 200, 80),
+    (60, 60, 240),
+    (0, 160, 255),
+    (200, 200, 0),
+    (200, 200, 200),
+    (220, 60, 220),
+    (0, 230, 230),
+)
 DRAW_MIN_SCORE = 0.25  # boxes drawn in the annotated video; weaker ones still count for the states
 BAND_COLOURS = ((0, 0, 0), (0, 140, 255), (0, 0, 220), (0, 0, 140))  # BGR per alert level: orange, red, dark red
 
@@ -36,8 +43,16 @@ def draw_frame(gray: np.ndarray, detections, state: FrameState) -> np.ndarray:
             continue
         colour = CLASS_COLOURS[int(class_id)]
         cv2.rectangle(image, (round(x1), round(y1)), (round(x2), round(y2)), colour, 1)
-        cv2.putText(image, f"{CLASSES[int(class_id)]} {score:.2f}", (round(x1), max(round(y1) - 3, 8)),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.35, colour, 1, cv2.LINE_AA)
+        cv2.putText(
+            image,
+            f"{CLASSES[int(class_id)]} {score:.2f}",
+            (round(x1), max(round(y1) - 3, 8)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.35,
+            colour,
+            1,
+            cv2.LINE_AA,
+        )
     for row, text in enumerate(_state_lines(state)):
         _text(image, text, (6, 16 + 18 * row), (255, 255, 255))
     if state.alerts:
@@ -49,17 +64,25 @@ def draw_frame(gray: np.ndarray, detections, state: FrameState) -> np.ndarray:
 
 
 def _state_lines(state: FrameState) -> list[str]:
-    eyes = ("unseen" if state.scores["eyes_closed"] is None else
-            f"closed {state.closure_s:.1f} s" if state.states["eyes_closed"] else "open")
-    mouth = ("unseen" if state.scores["mouth_open"] is None else
-             "open" if state.states["mouth_open"] else "closed")
+    eyes = (
+        "unseen"
+        if state.scores["eyes_closed"] is None
+        else f"closed {state.closure_s:.1f} s"
+        if state.states["eyes_closed"]
+        else "open"
+    )
+    mouth = "unseen" if state.scores["mouth_open"] is None else "open" if state.states["mouth_open"] else "closed"
     perclos = "--" if state.perclos is None else f"{state.perclos:.0%}"
     blinks = "--" if state.blink_rate is None else f"{state.blink_rate:.0f}/min"
     pose = "--" if state.pose is None else f"yaw {state.pose[0]:+.0f} pitch {state.pose[1]:+.0f}"
     road = " off road" if state.states["eyes_off_road"] else ""
-    return [f"t {state.time_s:6.1f} s  eyes {eyes}  mouth {mouth}",
-            f"PERCLOS {perclos}  blinks {blinks}" + "  phone" * state.states["phone"]
-            + "  cigarette" * state.states["cigarette"], f"head {pose}{road}"]
+    return [
+        f"t {state.time_s:6.1f} s  eyes {eyes}  mouth {mouth}",
+        f"PERCLOS {perclos}  blinks {blinks}"
+        + "  phone" * state.states["phone"]
+        + "  cigarette" * state.states["cigarette"],
+        f"head {pose}{road}",
+    ]
 
 
 def _text(image: np.ndarray, text: str, origin: tuple[int, int], colour: tuple[int, int, int]) -> None:
@@ -70,8 +93,7 @@ def _text(image: np.ndarray, text: str, origin: tuple[int, int], colour: tuple[i
     cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA)
 
 
-def plot_timeline(timeline, events: list[Event], truth: list[Event] | None = None,
-                  config: MonitorConfig | None = None):
+def plot_timeline(timeline, events: list[Event], truth: list[Event] | None = None, config: MonitorConfig | None = None):
     """Figure of a monitored clip over time: per signal its score (dots) and debounced state (shaded),
     the head pose (yaw, pitch) against the on-road region, PERCLOS (live: trailing window; dashed: the
     same windows dated by their centres, as drowsy events are) with the drowsy threshold, the alert
@@ -83,12 +105,21 @@ def plot_timeline(timeline, events: list[Event], truth: list[Event] | None = Non
 
     config = config or MonitorConfig()
     rows = len(SIGNALS)
-    figure, axes = plt.subplots(rows + 4, 1, figsize=(12, 16), sharex=True,
-                                gridspec_kw={"height_ratios": [1] * rows + [1.6, 1.4, 0.8, 3.2]})
+    figure, axes = plt.subplots(
+        rows + 4, 1, figsize=(12, 16), sharex=True, gridspec_kw={"height_ratios": [1] * rows + [1.6, 1.4, 0.8, 3.2]}
+    )
     time_s = timeline["time_s"].to_numpy()
     for axis, name in zip(axes, SIGNALS):
-        axis.fill_between(time_s, 0, timeline[name].astype(float), step="post", color="tab:red", alpha=0.25,
-                          linewidth=0, label="state")
+        axis.fill_between(
+            time_s,
+            0,
+            timeline[name].astype(float),
+            step="post",
+            color="tab:red",
+            alpha=0.25,
+            linewidth=0,
+            label="state",
+        )
         axis.plot(time_s, timeline[f"{name}_score"].clip(upper=1.5), ".", markersize=2, color="black", label="score")
         axis.set_ylim(-0.05, 1.55 if name == "eyes_off_road" else 1.05)
         axis.set_ylabel(name.replace("_", " "), rotation=0, ha="right", va="center")
@@ -110,8 +141,12 @@ def _plot_pose(axis, timeline, config: MonitorConfig) -> None:
     time_s = timeline["time_s"].to_numpy()
     axis.plot(time_s, timeline["yaw"], color="tab:purple", linewidth=1, label="yaw (+ right)")
     axis.plot(time_s, timeline["pitch"], color="tab:olive", linewidth=1, label="pitch (+ down)")
-    for limit, colour in ((config.yaw_limit, "tab:purple"), (-config.yaw_limit, "tab:purple"),
-                          (config.pitch_down_limit, "tab:olive"), (-config.pitch_up_limit, "tab:olive")):
+    for limit, colour in (
+        (config.yaw_limit, "tab:purple"),
+        (-config.yaw_limit, "tab:purple"),
+        (config.pitch_down_limit, "tab:olive"),
+        (-config.pitch_up_limit, "tab:olive"),
+    ):
         axis.axhline(limit, color=colour, linestyle=":", linewidth=0.8)
     axis.set_ylabel("head pose (deg)", rotation=0, ha="right", va="center")
     axis.set_ylim(-75, 75)
@@ -123,8 +158,7 @@ def _plot_perclos(axis, timeline, config: MonitorConfig) -> None:
     step = time_s[1] - time_s[0] if len(time_s) > 1 else 1.0
     span = np.minimum(time_s, config.perclos_window_s - step)  # of the trailing window ending at each frame
     axis.plot(time_s, timeline["perclos"], color="tab:blue", label="PERCLOS (trailing window, live)")
-    axis.plot(time_s - span / 2, timeline["perclos"], "--", color="tab:blue", alpha=0.6,
-              label="same, at window centre")
+    axis.plot(time_s - span / 2, timeline["perclos"], "--", color="tab:blue", alpha=0.6, label="same, at window centre")
     axis.axhline(config.drowsy_perclos_on, color="tab:red", linewidth=1, label="drowsy threshold")
     axis.set_ylabel("PERCLOS", rotation=0, ha="right", va="center")
     axis.set_ylim(0, max(0.5, float(np.nan_to_num(timeline["perclos"].max())) * 1.1))
@@ -145,8 +179,9 @@ def _plot_events(axis, events: list[Event], truth: list[Event] | None) -> None:
             axis.broken_barh(true_spans, (row - 0.45, 0.4), facecolor="none", edgecolor=colours[kind], hatch="///")
     axis.set_yticks(range(len(kinds)), kinds)
     axis.set_ylim(-0.6, len(kinds) - 0.4)
-    axis.set_ylabel("events\n(solid: found\nhatched: truth)" if truth is not None else "events",
-                    rotation=0, ha="right", va="center")
+    axis.set_ylabel(
+        "events\n(solid: found\nhatched: truth)" if truth is not None else "events", rotation=0, ha="right", va="center"
+    )
 
 
 def plot_calibration(calibration: dict):
@@ -162,8 +197,10 @@ def plot_calibration(calibration: dict):
         bins = np.linspace(logits.min(), logits.max(), 30) if len(logits) else 10
         yes, no = SIGNAL_CLASSES[signal]
         yes = " / ".join(yes)
-        for chosen, label, colour in ((~states, f"no {yes}" if no is None else no, "tab:blue"),
-                                      (states, yes, "tab:red")):
+        for chosen, label, colour in (
+            (~states, f"no {yes}" if no is None else no, "tab:blue"),
+            (states, yes, "tab:red"),
+        ):
             axis.hist(logits[chosen], bins=bins, color=colour, alpha=0.6, label=f"{label} ({chosen.sum()})")
         axis.axvline(entry["offset"], color="black", linestyle="--", label=f"boundary {entry['offset']:.2f}")
         axis.axvline(0, color="gray", linewidth=0.8)

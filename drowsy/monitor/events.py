@@ -26,8 +26,19 @@ from pathlib import Path
 from drowsy.errors import DrowsyError
 from drowsy.paths import resolve
 
-EVENT_TYPES = ("blink", "microsleep", "sleep", "unresponsive", "drowsy", "yawn", "distraction", "vats", "phone",
-               "smoking", "degraded")
+EVENT_TYPES = (
+    "blink",
+    "microsleep",
+    "sleep",
+    "unresponsive",
+    "drowsy",
+    "yawn",
+    "distraction",
+    "vats",
+    "phone",
+    "smoking",
+    "degraded",
+)
 ALERT_EVENTS = EVENT_TYPES[1:]  # every type but the blink warns the driver
 MIN_OVERLAP = 0.5  # temporal IoU for a match, as the 0.5 box IoU of PASCAL VOC detection scoring
 
@@ -48,9 +59,12 @@ class Event:
 
 def as_events(items) -> list[Event]:
     """Events from Event objects or {"type", "start", "end"} dicts (times in seconds)."""
-    return [item if isinstance(item, Event) else
-            Event(item["type"], float(item["start"]), float(item["end"]), _optional(item.get("alert")))
-            for item in items]
+    return [
+        item
+        if isinstance(item, Event)
+        else Event(item["type"], float(item["start"]), float(item["end"]), _optional(item.get("alert")))
+        for item in items
+    ]
 
 
 def _optional(value) -> float | None:
@@ -70,8 +84,9 @@ def load_events(path: str | Path) -> list[Event]:
         if not isinstance(record, dict):
             raise DrowsyError(f"{path}: record {i}: expected an object with type, start, end")
         if record.get("type") not in EVENT_TYPES:
-            raise DrowsyError(f"{path}: record {i}: field 'type': must be one of {', '.join(EVENT_TYPES)}, "
-                              f"got {record.get('type')!r}")
+            raise DrowsyError(
+                f"{path}: record {i}: field 'type': must be one of {', '.join(EVENT_TYPES)}, got {record.get('type')!r}"
+            )
         for field in ("start", "end", "alert"):
             value = record.get(field)
             if field == "alert" and value is None:
@@ -80,8 +95,9 @@ def load_events(path: str | Path) -> list[Event]:
                 raise DrowsyError(f"{path}: record {i}: field '{field}': must be a number of seconds, got {value!r}")
         if record["end"] < record["start"]:
             raise DrowsyError(f"{path}: record {i}: field 'end': {record['end']} is before start {record['start']}")
-        events.append(Event(record["type"], float(record["start"]), float(record["end"]),
-                            _optional(record.get("alert"))))
+        events.append(
+            Event(record["type"], float(record["start"]), float(record["end"]), _optional(record.get("alert")))
+        )
     return events
 
 
@@ -93,15 +109,20 @@ def load_alert_free(path: str | Path) -> list[tuple[float, float]]:
     stretches = read_json(path).get("alert_free", [])
     for i, stretch in enumerate(stretches):
         if not (isinstance(stretch, list) and len(stretch) == 2 and stretch[0] <= stretch[1]):
-            raise DrowsyError(f"{path}: alert_free record {i}: expected [start, end] with start <= end, got {stretch!r}")
+            raise DrowsyError(
+                f"{path}: alert_free record {i}: expected [start, end] with start <= end, got {stretch!r}"
+            )
     return [(float(a), float(b)) for a, b in stretches]
 
 
 def false_alerts(predicted, alert_free: list[tuple[float, float]]) -> list[Event]:
     """The alerts (events of ALERT_EVENTS, at their alert time, else their start) inside the alert-free
     stretches."""
-    return [e for e in as_events(predicted) if e.type in ALERT_EVENTS
-            and any(a <= (e.alert if e.alert is not None else e.start) < b for a, b in alert_free)]
+    return [
+        e
+        for e in as_events(predicted)
+        if e.type in ALERT_EVENTS and any(a <= (e.alert if e.alert is not None else e.start) < b for a, b in alert_free)
+    ]
 
 
 def false_alerts_per_hour(predicted, alert_free: list[tuple[float, float]]) -> float | None:
@@ -110,14 +131,19 @@ def false_alerts_per_hour(predicted, alert_free: list[tuple[float, float]]) -> f
     return len(false_alerts(predicted, alert_free)) / hours if hours > 0 else None
 
 
-def write_events(path: str | Path, events: list[Event], fps: float, frames: int,
-                 alert_free: list[tuple[float, float]] | None = None) -> Path:
+def write_events(
+    path: str | Path, events: list[Event], fps: float, frames: int, alert_free: list[tuple[float, float]] | None = None
+) -> Path:
     """Write events.json, events sorted by start, times rounded to 1 ms (`alert` only where known,
     `alert_free` only when given). Returns the path."""
     from drowsy.files import write_json
 
-    document = {"fps": fps, "frames": frames, "seconds": round(frames / fps, 3),
-                "events": [event_record(e) for e in sorted(as_events(events), key=lambda e: (e.start, e.type))]}
+    document = {
+        "fps": fps,
+        "frames": frames,
+        "seconds": round(frames / fps, 3),
+        "events": [event_record(e) for e in sorted(as_events(events), key=lambda e: (e.start, e.type))],
+    }
     if alert_free is not None:
         document["alert_free"] = [[round(a, 3), round(b, 3)] for a, b in alert_free]
     return write_json(path, document, indent=1)
@@ -179,16 +205,27 @@ def score_events(predicted, truth, min_overlap: float = MIN_OVERLAP, types=None)
     matched_types = [predicted[p].type for p, _, _ in matches]
     scores = {}
     for kind in types:
-        latencies = [predicted[p].alert - truth[t].alert for p, t, _ in matches if predicted[p].type == kind
-                     and predicted[p].alert is not None and truth[t].alert is not None]
+        latencies = [
+            predicted[p].alert - truth[t].alert
+            for p, t, _ in matches
+            if predicted[p].type == kind and predicted[p].alert is not None and truth[t].alert is not None
+        ]
         tp = matched_types.count(kind)
         fp = sum(e.type == kind for e in predicted) - tp
         fn = sum(e.type == kind for e in truth) - tp
         precision = tp / (tp + fp) if tp + fp else 0.0
         recall = tp / (tp + fn) if tp + fn else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        scores[kind] = {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp, "fn": fn,
-                        "latency_median": statistics.median(latencies) if latencies else None, "latency_worst": max(latencies, key=abs) if latencies else None}
+        scores[kind] = {
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "tp": tp,
+            "fp": fp,
+            "fn": fn,
+            "latency_median": statistics.median(latencies) if latencies else None,
+            "latency_worst": max(latencies, key=abs) if latencies else None,
+        }
     return scores
 
 
@@ -216,6 +253,12 @@ def event_table(predicted, truth, min_overlap: float = MIN_OVERLAP):
 
 def _row(outcome: str, true: Event | None, pred: Event | None, iou: float) -> dict:
     nan = float("nan")
-    return {"type": (true or pred).type, "outcome": outcome,
-            "truth_start": true.start if true else nan, "truth_end": true.end if true else nan,
-            "pred_start": pred.start if pred else nan, "pred_end": pred.end if pred else nan, "iou": round(iou, 3)}
+    return {
+        "type": (true or pred).type,
+        "outcome": outcome,
+        "truth_start": true.start if true else nan,
+        "truth_end": true.end if true else nan,
+        "pred_start": pred.start if pred else nan,
+        "pred_end": pred.end if pred else nan,
+        "iou": round(iou, 3),
+    }

@@ -40,9 +40,10 @@ def face_features(rows: np.ndarray) -> dict | None:
     """Feature offsets of one frame's detections ([n, 6] rows, already filtered by score).
 
     Returns None without a face box, else {"eyes": (dx, dy) or None, "mouth": (dx, dy) or None,
-    "mouth_open_height": the best mouth_opened box's height in face heights or None}: the midpoint of the two best eye boxes (one eye: None, its midpoint is
-    unknown) and the best mouth box, inside the best face box, as offsets from the face-box centre in
-    face heights, rotated into the face's frame by the eye line's roll.
+    "mouth_open_height": the best mouth_opened box's height in face heights or None}: the midpoint of
+    the two best eye boxes (one eye: None, its midpoint is unknown) and the best mouth box, inside the
+    best face box, as offsets from the face-box centre in face heights, rotated into the face's frame
+    by the eye line's roll.
     """
     faces = rows[rows[:, 5] == CLASS_IDS["face"]]
     if not len(faces):
@@ -50,8 +51,12 @@ def face_features(rows: np.ndarray) -> dict | None:
     x1, y1, x2, y2 = faces[np.argmax(faces[:, 4]), :4]
     height = max(y2 - y1, 1.0)
     centre = np.array([(x1 + x2) / 2, (y1 + y2) / 2])
-    inside = ((rows[:, 0] + rows[:, 2]) / 2 >= x1) & ((rows[:, 0] + rows[:, 2]) / 2 <= x2) \
-        & ((rows[:, 1] + rows[:, 3]) / 2 >= y1) & ((rows[:, 1] + rows[:, 3]) / 2 <= y2)
+    inside = (
+        ((rows[:, 0] + rows[:, 2]) / 2 >= x1)
+        & ((rows[:, 0] + rows[:, 2]) / 2 <= x2)
+        & ((rows[:, 1] + rows[:, 3]) / 2 >= y1)
+        & ((rows[:, 1] + rows[:, 3]) / 2 <= y2)
+    )
     eyes = _two_eyes(rows[inside & np.isin(rows[:, 5], _EYES)])
     mouths = rows[inside & np.isin(rows[:, 5], _MOUTHS)]
     roll = 0.0
@@ -72,8 +77,11 @@ def face_features(rows: np.ndarray) -> dict | None:
         if len(open_rows):
             top = open_rows[np.argmax(open_rows[:, 4])]
             opened = float((top[3] - top[1]) / height)
-    return {"eyes": offset(np.mean(eyes, axis=0)) if eyes is not None else None, "mouth": mouth,
-            "mouth_open_height": opened}
+    return {
+        "eyes": offset(np.mean(eyes, axis=0)) if eyes is not None else None,
+        "mouth": mouth,
+        "mouth_open_height": opened,
+    }
 
 
 def _two_eyes(eyes: np.ndarray):
@@ -116,8 +124,15 @@ class HeadPose:
     feature has a baseline, only its samples inside that region still add to it, so glances away in
     the first minute do not drag the baseline towards where the driver glanced."""
 
-    def __init__(self, fps: float, baseline_s: float, min_baseline_s: float, limits: tuple[float, float, float],
-                 features: tuple[str, ...] = ("eyes", "mouth"), angles=None):
+    def __init__(
+        self,
+        fps: float,
+        baseline_s: float,
+        min_baseline_s: float,
+        limits: tuple[float, float, float],
+        features: tuple[str, ...] = ("eyes", "mouth"),
+        angles=None,
+    ):
         size, min_size = max(round(baseline_s * fps), 1), max(round(min_baseline_s * fps), 1)
         self.limits = limits
         self.angles = angles or box_angles
@@ -197,7 +212,7 @@ def iris_offset(image: np.ndarray, rows: np.ndarray) -> float | None:
         darkness = crop.max() - crop.mean(axis=0)  # per column
         sums = np.convolve(darkness, np.ones(band), "valid")
         left = int(np.argmax(sums))
-        weights = darkness[left:left + band]
+        weights = darkness[left : left + band]
         if weights.sum() <= 0:
             continue
         centre = c1 + left + float((weights * np.arange(band)).sum() / weights.sum()) + 0.5
@@ -205,8 +220,9 @@ def iris_offset(image: np.ndarray, rows: np.ndarray) -> float | None:
     return float(np.mean(offsets)) if offsets else None
 
 
-def off_road_score(pose: tuple[float, float] | None, yaw_limit: float, pitch_down_limit: float,
-                   pitch_up_limit: float) -> float | None:
+def off_road_score(
+    pose: tuple[float, float] | None, yaw_limit: float, pitch_down_limit: float, pitch_up_limit: float
+) -> float | None:
     """How far outside the on-road region a pose is: the largest of |yaw| / yaw_limit, pitch down /
     pitch_down_limit and pitch up / pitch_up_limit; 1 = on its edge, None when the pose is unknown."""
     if pose is None:

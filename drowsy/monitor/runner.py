@@ -21,8 +21,9 @@ from drowsy.progress import log
 from drowsy.progress import progress as progress_bar
 
 
-def run_monitor(run: MonitorRun, detector=None, config: MonitorConfig | None = None,
-                offsets: dict[str, float] | None = None) -> dict:
+def run_monitor(
+    run: MonitorRun, detector=None, config: MonitorConfig | None = None, offsets: dict[str, float] | None = None
+) -> dict:
     """Monitor a video file, a folder of frames or a camera index and write the results to `run.out_dir`.
 
     detector: a `drowsy.infer.predict.Detector` (see `build_detector`), run at `run.img_size` on batches
@@ -59,16 +60,27 @@ def run_monitor(run: MonitorRun, detector=None, config: MonitorConfig | None = N
         started = time.perf_counter()
         monitor = DriverStateMonitor(config, stream_fps, offsets)
         annotated = out_dir / "annotated.mp4" if run.annotate and source is not None else None
-        records = _monitor_loop(monitor, _batches(source, run.batch, limit),
-                                _detections_of(detector, truth, run.img_size, config.min_score, run.iou), annotated,
-                                total=limit if limit is not None else source.length, progress=run.progress)
+        records = _monitor_loop(
+            monitor,
+            _batches(source, run.batch, limit),
+            _detections_of(detector, truth, run.img_size, config.min_score, run.iou),
+            annotated,
+            total=limit if limit is not None else source.length,
+            progress=run.progress,
+        )
         events = monitor.finish()
         seconds = time.perf_counter() - started
     name = source.name if source is not None else str(resolve(truth_frames))
     if not records:
         raise DrowsyError(f"{name}: no frames could be read")
-    summary = {"source": name, "backend": _backend_name(detector), "frames": len(records), "fps": stream_fps,
-               "fps_achieved": len(records) / seconds if seconds > 0 else 0.0, "offsets": monitor.offsets}
+    summary = {
+        "source": name,
+        "backend": _backend_name(detector),
+        "frames": len(records),
+        "fps": stream_fps,
+        "fps_achieved": len(records) / seconds if seconds > 0 else 0.0,
+        "offsets": monitor.offsets,
+    }
     if alert_free:
         summary["false_alerts_per_hour"] = false_alerts_per_hour(events, alert_free)
     return _write_results(out_dir, summary, monitor, records, events, true_events, annotated)
@@ -81,8 +93,9 @@ def _check_inputs(source, detector, truth_frames) -> None:
     if source is None and detector is not None:
         raise DrowsyError("monitor: field 'source': a detector needs a video, a frames folder or a camera")
     if detector is not None and tuple(detector.class_names) != CLASSES:
-        raise DrowsyError(f"{detector.weights}: field 'class_names': {list(detector.class_names)}, "
-                          f"the monitor needs {list(CLASSES)}")
+        raise DrowsyError(
+            f"{detector.weights}: field 'class_names': {list(detector.class_names)}, the monitor needs {list(CLASSES)}"
+        )
 
 
 @contextlib.contextmanager
@@ -120,12 +133,13 @@ def _detections_of(detector, truth: list | None, img_size: int, min_score: float
     """A function (index of the first frame, frames) -> their detections: the clip's ground-truth
     boxes when given, else the detector's on the frames."""
     if truth is not None:
-        return lambda start, frames: truth[start:start + len(frames)]
+        return lambda start, frames: truth[start : start + len(frames)]
     return lambda start, frames: detect_frames(detector, frames, img_size, min_score, iou)
 
 
-def _monitor_loop(monitor: DriverStateMonitor, batches, detections_of, annotated: Path | None, total: int | None,
-                  progress: bool) -> list[dict]:
+def _monitor_loop(
+    monitor: DriverStateMonitor, batches, detections_of, annotated: Path | None, total: int | None, progress: bool
+) -> list[dict]:
     """Feed every frame to the monitor (and the annotated video); returns the timeline rows, one per frame."""
     writer, records = None, []
     bar = progress_bar(desc="monitor", total=total, unit="frame", enabled=progress)
@@ -174,8 +188,15 @@ def _record(state: FrameState) -> dict:
     return row
 
 
-def _write_results(out_dir: Path, summary: dict, monitor: DriverStateMonitor, records: list[dict],
-                   events: list[Event], truth: list[Event] | None, annotated: Path | None) -> dict:
+def _write_results(
+    out_dir: Path,
+    summary: dict,
+    monitor: DriverStateMonitor,
+    records: list[dict],
+    events: list[Event],
+    truth: list[Event] | None,
+    annotated: Path | None,
+) -> dict:
     """Write timeline.csv, events.json, timeline.png and summary.json; returns `summary` completed
     with the metrics, the files and, with `truth`, the event scores."""
     import matplotlib.pyplot as plt
@@ -187,9 +208,15 @@ def _write_results(out_dir: Path, summary: dict, monitor: DriverStateMonitor, re
     figure = plot_timeline(timeline, events, truth, monitor.config)
     figure.savefig(out_dir / "timeline.png", dpi=100)
     plt.close(figure)
-    summary = {**summary, "metrics": monitor.metrics(),
-               "files": {"events": str(events_path), "timeline": str(out_dir / "timeline.png"),
-                         "timeline_csv": str(out_dir / "timeline.csv")}}
+    summary = {
+        **summary,
+        "metrics": monitor.metrics(),
+        "files": {
+            "events": str(events_path),
+            "timeline": str(out_dir / "timeline.png"),
+            "timeline_csv": str(out_dir / "timeline.csv"),
+        },
+    }
     if annotated is not None:
         summary["files"]["annotated"] = str(annotated)
     if truth is not None:

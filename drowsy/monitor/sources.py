@@ -25,8 +25,9 @@ def truth_detections(frames_json: str | Path) -> tuple[list[np.ndarray], float]:
     path = resolve(frames_json)
     document = read_json(path)
     if not isinstance(document, dict) or not isinstance(document.get("frames"), list) or "fps" not in document:
-        raise DrowsyError(f"{path}: field 'frames': expected {{\"fps\", \"frames\": [...]}} "
-                          "as written by drowsy synth --video")
+        raise DrowsyError(
+            f'{path}: field \'frames\': expected {{"fps", "frames": [...]}} as written by drowsy synth --video'
+        )
     detections = []
     for i, frame in enumerate(document["frames"]):
         rows = []
@@ -74,8 +75,10 @@ class FrameSource:
             logging.setLogLevel(level)
         if not self._capture.isOpened():
             self._capture.release()
-            raise DrowsyError(f"camera {index}: not available (OpenCV cannot open it; check the index, "
-                              "that it is plugged in and not used by another program)")
+            raise DrowsyError(
+                f"camera {index}: not available (OpenCV cannot open it; check the index, "
+                "that it is plugged in and not used by another program)"
+            )
         self.name, self.length = f"camera {index}", None
         self.fps = fps or self._capture.get(cv2.CAP_PROP_FPS) or 30.0
 
@@ -92,8 +95,10 @@ class FrameSource:
         image = read_gray(path)
         self._shape = self._shape or image.shape  # the first frame's
         if image.shape != self._shape:
-            raise DrowsyError(f"{path}: {image.shape[1]}x{image.shape[0]} pixels, but the first frame is "
-                              f"{self._shape[1]}x{self._shape[0]}; frames of a stream share one size")
+            raise DrowsyError(
+                f"{path}: {image.shape[1]}x{image.shape[0]} pixels, but the first frame is "
+                f"{self._shape[1]}x{self._shape[0]}; frames of a stream share one size"
+            )
         return image
 
     def close(self) -> None:
@@ -127,4 +132,3 @@ def frame_batches(source: FrameSource, batch: int, limit: int | None):
                 return
             pending = pool.submit(read_batch, min(batch, remaining))
             yield frames
-

@@ -30,8 +30,10 @@ SIGNALS = DETECTOR_SIGNALS + ("eyes_off_road", "eyes_unseen")
 SIGNAL_EVENTS = {
     "eyes_closed": (("unresponsive", "unresponsive_s"), ("sleep", "sleep_s"), ("microsleep", "microsleep_s")),
     "eyes_off_road": (("unresponsive", "unresponsive_s"), ("distraction", "distraction_s")),
-    "mouth_open": (("yawn", "yawn_min_s"),), "phone": (("phone", "phone_min_s"),),
-    "cigarette": (("smoking", "smoking_min_s"),), "eyes_unseen": (("degraded", "degraded_s"),),
+    "mouth_open": (("yawn", "yawn_min_s"),),
+    "phone": (("phone", "phone_min_s"),),
+    "cigarette": (("smoking", "smoking_min_s"),),
+    "eyes_unseen": (("degraded", "degraded_s"),),
 }
 _EPS = 1e-6  # seconds: frame times are products of float steps
 
@@ -65,8 +67,9 @@ class FrameState:
     ended: tuple[Event, ...]
 
 
-def frame_scores(detections, min_score: float = 0.0, offsets: dict[str, float] | None = None,
-                 exclusive: bool = True) -> dict[str, float | None]:
+def frame_scores(
+    detections, min_score: float = 0.0, offsets: dict[str, float] | None = None, exclusive: bool = True
+) -> dict[str, float | None]:
     """Per-signal scores of one frame: DETECTOR_SIGNALS, eyes_seen and mouth_seen.
 
     detections: [n, 6] (x1, y1, x2, y2, score, class_id with CLASSES ids): an array, a torch tensor
@@ -242,9 +245,14 @@ class DriverStateMonitor:
     (`gaze.HeadPose`'s features and angles; by default the box offsets that `update` measures).
     """
 
-    def __init__(self, config: MonitorConfig | None = None, fps: float = 15.0,
-                 offsets: dict[str, float] | None = None, head_features: tuple[str, ...] = ("eyes", "mouth"),
-                 head_angles=None):
+    def __init__(
+        self,
+        config: MonitorConfig | None = None,
+        fps: float = 15.0,
+        offsets: dict[str, float] | None = None,
+        head_features: tuple[str, ...] = ("eyes", "mouth"),
+        head_angles=None,
+    ):
         config = config or MonitorConfig()
         config.check()
         if not fps > 0:
@@ -253,30 +261,53 @@ class DriverStateMonitor:
         self.fps, self.step = float(fps), 1.0 / fps
         self.offsets = offsets  # per-signal score calibration (`calibrate`), None: the detector's own scores
         self.signals = {
-            "eyes_closed": _Signal(c.eyes_closed_on, c.eyes_closed_off, c.min_state_s, c.eyes_max_gap_s,
-                                   (c.microsleep_s, c.sleep_s, c.unresponsive_s)),
+            "eyes_closed": _Signal(
+                c.eyes_closed_on,
+                c.eyes_closed_off,
+                c.min_state_s,
+                c.eyes_max_gap_s,
+                (c.microsleep_s, c.sleep_s, c.unresponsive_s),
+            ),
             "mouth_open": _Signal(c.mouth_open_on, c.mouth_open_off, c.min_state_s, c.mouth_max_gap_s, (c.yawn_min_s,)),
             "phone": _Signal(c.phone_on, c.phone_off, c.min_state_s, c.phone_max_gap_s, (c.phone_min_s,)),
-            "cigarette": _Signal(c.cigarette_on, c.cigarette_off, c.min_state_s, c.cigarette_max_gap_s,
-                                 (c.smoking_min_s,)),
-            "eyes_off_road": _Signal(1.0, c.off_road_off, c.min_state_s, c.gaze_max_gap_s,
-                                     (c.distraction_s, c.unresponsive_s)),
+            "cigarette": _Signal(
+                c.cigarette_on, c.cigarette_off, c.min_state_s, c.cigarette_max_gap_s, (c.smoking_min_s,)
+            ),
+            "eyes_off_road": _Signal(
+                1.0, c.off_road_off, c.min_state_s, c.gaze_max_gap_s, (c.distraction_s, c.unresponsive_s)
+            ),
             "eyes_unseen": _Signal(0.5, 0.5, c.min_state_s, c.degraded_max_gap_s, (c.degraded_s,)),
         }
-        self.pose = HeadPose(fps, c.gaze_baseline_s, c.gaze_min_baseline_s,
-                             (c.yaw_limit, c.pitch_down_limit, c.pitch_up_limit), head_features, head_angles)
+        self.pose = HeadPose(
+            fps,
+            c.gaze_baseline_s,
+            c.gaze_min_baseline_s,
+            (c.yaw_limit, c.pitch_down_limit, c.pitch_up_limit),
+            head_features,
+            head_angles,
+        )
         self.vats = Vats(c.vats_total_s, c.vats_window_s, c.vats_reset_s, _EPS)
         self.ladder = AlertLadder(c.prompt_after_s, c.final_after_s, c.recovery_s, c.cooldown_s)
-        self.window = _PerclosWindow(max(round(c.perclos_window_s * fps), 1),
-                                     max(math.ceil(c.perclos_min_window_s * fps - _EPS), 1))
+        self.window = _PerclosWindow(
+            max(round(c.perclos_window_s * fps), 1), max(math.ceil(c.perclos_min_window_s * fps - _EPS), 1)
+        )
         # The same PERCLOS values twice: dated by the window's end for the live alarm, by its centre for the event.
         drowsy = (c.drowsy_perclos_on, c.drowsy_perclos_off, c.drowsy_min_s, c.drowsy_max_gap_s)
         self.drowsy_live, self.drowsy = _Signal(*drowsy), _Signal(*drowsy)
         self.events: list[Event] = []
         self.blink_ends: deque[float] = deque()  # end times of the blinks in the PERCLOS window
         self.last_index = -1
-        self.stats = {"frames": 0, "blinks": 0, "eyes_unseen": 0, "perclos_max": 0.0, "perclos_sum": 0.0,
-                      "perclos_frames": 0, "longest_closure_s": 0.0, "off_road": 0, "pose_frames": 0}
+        self.stats = {
+            "frames": 0,
+            "blinks": 0,
+            "eyes_unseen": 0,
+            "perclos_max": 0.0,
+            "perclos_sum": 0.0,
+            "perclos_frames": 0,
+            "longest_closure_s": 0.0,
+            "off_road": 0,
+            "pose_frames": 0,
+        }
 
     def update(self, frame_index: int, detections, image: np.ndarray | None = None) -> FrameState:
         """Take one frame's detections ([n, 6] x1, y1, x2, y2, score, class_id; as `frame_scores` takes them).
@@ -291,8 +322,12 @@ class DriverStateMonitor:
         height = features["mouth_open_height"] if features is not None else None
         if scores["mouth_open"] is not None and (height is None or height < self.config.yawn_min_height):
             scores["mouth_open"] = 0.0  # open, but not as wide as a yawn (talking, laughing)
-        if features is not None and image is not None and scores["eyes_closed"] is not None \
-                and scores["eyes_closed"] < 0.5:
+        if (
+            features is not None
+            and image is not None
+            and scores["eyes_closed"] is not None
+            and scores["eyes_closed"] < 0.5
+        ):
             features["iris"] = iris_offset(image, rows)
         return self.update_scores(frame_index, scores, features)
 
@@ -308,9 +343,11 @@ class DriverStateMonitor:
         time_s = frame_index / self.fps
         c = self.config
         pose = self.pose.update(features)
-        scores = {**{name: scores[name] for name in DETECTOR_SIGNALS},
-                  "eyes_off_road": off_road_score(pose, c.yaw_limit, c.pitch_down_limit, c.pitch_up_limit),
-                  "eyes_unseen": float(scores["eyes_closed"] is None)}
+        scores = {
+            **{name: scores[name] for name in DETECTOR_SIGNALS},
+            "eyes_off_road": off_road_score(pose, c.yaw_limit, c.pitch_down_limit, c.pitch_up_limit),
+            "eyes_unseen": float(scores["eyes_closed"] is None),
+        }
         ended = []
         for name, signal in self.signals.items():
             run = signal.update(time_s, self.step, scores[name])
@@ -329,11 +366,17 @@ class DriverStateMonitor:
         alerts = self._alerts()
         attentive = scores["eyes_closed"] is not None and not eyes.active and not self.signals["eyes_off_road"].active
         return FrameState(
-            index=frame_index, time_s=time_s, scores=scores,
+            index=frame_index,
+            time_s=time_s,
+            scores=scores,
             states={name: signal.on_now for name, signal in self.signals.items()},
-            perclos=perclos, blink_rate=self._blink_rate(time_s),
-            closure_s=eyes.duration if eyes.on_now else 0.0, pose=pose,
-            level=self.ladder.update(time_s, alerts, attentive), alerts=alerts, ended=tuple(ended),
+            perclos=perclos,
+            blink_rate=self._blink_rate(time_s),
+            closure_s=eyes.duration if eyes.on_now else 0.0,
+            pose=pose,
+            level=self.ladder.update(time_s, alerts, attentive),
+            alerts=alerts,
+            ended=tuple(ended),
         )
 
     def finish(self) -> list[Event]:
@@ -362,12 +405,17 @@ class DriverStateMonitor:
         longest = max(s["longest_closure_s"], self.signals["eyes_closed"].duration)
         counts = {f"{kind}_events": sum(e.type == kind for e in self.events) for kind in ALERT_EVENTS}
         return {
-            "frames": s["frames"], "seconds": seconds, "perclos_max": s["perclos_max"],
+            "frames": s["frames"],
+            "seconds": seconds,
+            "perclos_max": s["perclos_max"],
             "perclos_mean": s["perclos_sum"] / s["perclos_frames"] if s["perclos_frames"] else None,
-            "blinks": s["blinks"], "blinks_per_min": s["blinks"] / seconds * 60 if seconds else 0.0,
-            "longest_closure_s": longest, "yawns": counts["yawn_events"],
+            "blinks": s["blinks"],
+            "blinks_per_min": s["blinks"] / seconds * 60 if seconds else 0.0,
+            "longest_closure_s": longest,
+            "yawns": counts["yawn_events"],
             "eyes_unseen_share": s["eyes_unseen"] / s["frames"] if s["frames"] else 0.0,
-            "off_road_share": s["off_road"] / s["pose_frames"] if s["pose_frames"] else None, **counts,
+            "off_road_share": s["off_road"] / s["pose_frames"] if s["pose_frames"] else None,
+            **counts,
         }
 
     def _signal_events(self, name: str, run: tuple) -> list[Event]:

@@ -52,8 +52,9 @@ class Canvas:
                 fine = _clip_polygon(fine, -1, -1, mask.shape[1], mask.shape[0])
                 if not len(fine):
                     continue
-            cv2.fillPoly(mask, [np.rint(fine * (1 << _SUBPIXEL_BITS)).astype(np.int32)], 255, cv2.LINE_8,
-                         _SUBPIXEL_BITS)
+            cv2.fillPoly(
+                mask, [np.rint(fine * (1 << _SUBPIXEL_BITS)).astype(np.int32)], 255, cv2.LINE_8, _SUBPIXEL_BITS
+            )
         coverage = cv2.resize(mask, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
         return coverage.astype(np.float32) * (1 / 255)
 
@@ -74,8 +75,12 @@ class Canvas:
         # pixel centres -> pixel edges (+0.5); the fill also covers the subpixels its outline
         # touches, so a filled shape comes out half a subpixel larger on every side
         grow = 0.5 / _SUPERSAMPLE
-        return (max(left + 0.5 - grow, 0.0), max(top + 0.5 - grow, 0.0),
-                min(right + 0.5 + grow, self.width), min(bottom + 0.5 + grow, self.height))
+        return (
+            max(left + 0.5 - grow, 0.0),
+            max(top + 0.5 - grow, 0.0),
+            min(right + 0.5 + grow, self.width),
+            min(bottom + 0.5 + grow, self.height),
+        )
 
     def paint(self, polygons: list[np.ndarray], fill, owner: int = -1) -> Box | None:
         """Blend `fill` over `polygons` (each [n, 2] float, image xy).
@@ -139,14 +144,16 @@ def union(*boxes: Box | None) -> Box | None:
 
 # ---- shapes, in a local frame (face units unless said otherwise) -----------------------------
 
+
 @functools.lru_cache(maxsize=256)
 def _unit_arc(start: float, stop: float, n: int) -> np.ndarray:
     t = np.deg2rad(np.linspace(start, stop, n, endpoint=stop - start < 360))
     return np.stack([np.cos(t), np.sin(t)], 1)
 
 
-def ellipse(cx: float, cy: float, ax: float, ay: float, start: float = 0.0, stop: float = 360.0,
-             n: int = 40) -> np.ndarray:
+def ellipse(
+    cx: float, cy: float, ax: float, ay: float, start: float = 0.0, stop: float = 360.0, n: int = 40
+) -> np.ndarray:
     """Points [n, 2] on an ellipse arc, angles in degrees (0 = +x, 90 = +y, i.e. down)."""
     return _unit_arc(float(start), float(stop), n) * (ax, ay) + (cx, cy)
 
@@ -162,8 +169,12 @@ def ribbon(curve: np.ndarray, thickness: float) -> np.ndarray:
 
 def rounded_rect(cx: float, cy: float, w: float, h: float, r: float, angle: float = 0.0) -> np.ndarray:
     """Rounded rectangle centred at (cx, cy), rotated by `angle` degrees: polygon [32, 2]."""
-    corners = [(w / 2 - r, h / 2 - r, 0), (-w / 2 + r, h / 2 - r, 90), (-w / 2 + r, -h / 2 + r, 180),
-               (w / 2 - r, -h / 2 + r, 270)]
+    corners = [
+        (w / 2 - r, h / 2 - r, 0),
+        (-w / 2 + r, h / 2 - r, 90),
+        (-w / 2 + r, -h / 2 + r, 180),
+        (w / 2 - r, -h / 2 + r, 270),
+    ]
     outline = np.concatenate([ellipse(x, y, r, r, a, a + 90, 8) for x, y, a in corners])
     return _rotate(outline, angle) + (cx, cy)
 
@@ -212,8 +223,13 @@ class Frame:
     def place(self, points: np.ndarray) -> np.ndarray:
         if self.yaw or self.pitch:
             yaw, pitch = np.deg2rad(self.yaw), np.deg2rad(self.pitch)
-            points = np.stack([points[:, 0] * np.cos(yaw) + self.depth * np.sin(yaw),
-                               points[:, 1] * np.cos(pitch) + self.depth * np.sin(pitch)], 1)
+            points = np.stack(
+                [
+                    points[:, 0] * np.cos(yaw) + self.depth * np.sin(yaw),
+                    points[:, 1] * np.cos(pitch) + self.depth * np.sin(pitch),
+                ],
+                1,
+            )
         return _rotate(points * self.scale, self.angle) + self.origin
 
     def turned(self, yaw: float, pitch: float, depth: float) -> "Frame":
@@ -223,5 +239,3 @@ class Frame:
     def px(self, pixels: float) -> float:
         """A length in pixels, in face units."""
         return pixels / self.scale
-
-

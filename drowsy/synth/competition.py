@@ -48,8 +48,15 @@ def _write_images(out_dir: Path, seed: int, size: tuple[int, int], start: int, s
     return records
 
 
-def write_dataset(out_dir, images: int, seed: int = 0, size: tuple[int, int] = (640, 360), labels_path=None,
-                  workers: int = 1, progress: bool = True) -> Path:
+def write_dataset(
+    out_dir,
+    images: int,
+    seed: int = 0,
+    size: tuple[int, int] = (640, 360),
+    labels_path=None,
+    workers: int = 1,
+    progress: bool = True,
+) -> Path:
     """Write `images` scenes to OUT/images/image_XXXXXXXX.jpg and their labels; return the labels path.
 
     size: (width, height) in pixels. labels_path: where labels.json goes (default OUT/labels.json;

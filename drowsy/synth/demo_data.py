@@ -22,8 +22,9 @@ def parse_size(size: str | Sequence[int], field: str = "synth_size", minimum: in
         match = _SIZE_PATTERN.fullmatch(size) if isinstance(size, str) else None
         width, height = (int(v) for v in match.groups()) if match else (0, 0)
     if min(width, height) < max(minimum, 1):
-        raise DrowsyError(f"{field}: expected WIDTHxHEIGHT in pixels like '640x360', each >= {max(minimum, 1)}, "
-                          f"got {size!r}")
+        raise DrowsyError(
+            f"{field}: expected WIDTHxHEIGHT in pixels like '640x360', each >= {max(minimum, 1)}, got {size!r}"
+        )
     return width, height
 
 
@@ -44,11 +45,12 @@ def ensure_dataset(
     With `raw_dir/labels.json` present (the competition's task03_train, or an earlier run) or an AIHub
     tree in `raw_dir`, nothing is written. Else `synth_images` images of `size` ('640x360') are
     synthesised from `seed`, in `layout` "competition" (images/ + labels.json) or "aihub" (the public
-    AIHub tree: subjects, recordings, one label JSON per image). The test set is synthesised from `seed + 1` (other images than the
-    training set) into `test_dir/images`, its labels written apart to `test_labels`, when
-    `synth_test_images` > 0 and `test_dir/images` does not exist. A folder that holds images but no
-    labels is never written into, so a real data set can not be mixed with synthetic images. `workers`
-    processes render (default: one per CPU; the images are the same for any number).
+    AIHub tree: subjects, recordings, one label JSON per image). The test set is synthesised from
+    `seed + 1` (other images than the training set) into `test_dir/images`, its labels written apart to
+    `test_labels`, when `synth_test_images` > 0 and `test_dir/images` does not exist. A folder that
+    holds images but no labels is never written into, so a real data set can not be mixed with
+    synthetic images. `workers` processes render (default: one per CPU; the images are the same for
+    any number).
     """
     from drowsy.data.aihub import is_aihub_tree
 

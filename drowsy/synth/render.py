@@ -15,7 +15,6 @@ from drowsy.synth.scene import Identity, SceneState, identity, sample_scene
 _GAUSS_QUANTILES = np.array([NormalDist().inv_cdf((k + 0.5) / 256) for k in range(256)], np.float32)
 
 
-
 # How far in front of the head's axis of turn the features sit, face units (drawn head turns: `Frame.turned`)
 DEPTHS = {"eyes": 0.27, "nose": 0.4, "mouth": 0.3, "hand": 0.38}
 
@@ -42,8 +41,10 @@ def _draw_cabin(canvas: Canvas, state: SceneState, body: Frame) -> None:
         sx, sy = rng.uniform(min(x_in, x_out), max(x_in, x_out)), rng.uniform(top, bottom)
         canvas.paint([ellipse(sx, sy, rng.uniform(5, 0.1 * w), rng.uniform(5, 0.1 * h))], rng.uniform(60, 250))
     pillar_x = x_in + side * 0.02 * w
-    canvas.paint([capsule(np.array([pillar_x, -10]), np.array([pillar_x + side * 0.12 * w, h + 10]),
-                           0.03 * w)], rng.uniform(15, 60))
+    canvas.paint(
+        [capsule(np.array([pillar_x, -10]), np.array([pillar_x + side * 0.12 * w, h + 10]), 0.03 * w)],
+        rng.uniform(15, 60),
+    )
     canvas.paint([np.array([[-2, -2], [w + 2, -2], [w + 2, top * 0.7], [-2, top * 0.5]])], rng.uniform(20, 70))
     seat_tone = rng.uniform(35, 120)
     sx, sy = state.seat
@@ -62,8 +63,7 @@ def _draw_body(canvas: Canvas, ident: Identity, state: SceneState, body: Frame) 
     canvas.paint([body.place(torso)], ident.shirt)
     belt = np.array([[ident.belt_side * 0.95, 0.8], [-ident.belt_side * 0.6, 3.0]])
     canvas.paint([body.place(ribbon(belt, 0.16))], ident.belt)
-    canvas.paint([body.place(np.array([[-0.17, 0.2], [0.17, 0.2], [0.19, 0.72], [-0.19, 0.72]]))],
-                 ident.skin * 0.72)
+    canvas.paint([body.place(np.array([[-0.17, 0.2], [0.17, 0.2], [0.19, 0.72], [-0.19, 0.72]]))], ident.skin * 0.72)
 
 
 def _head_frame(state: SceneState) -> Frame:
@@ -106,9 +106,11 @@ def _draw_eye(canvas: Canvas, ident: Identity, state: SceneState, head: Frame, s
     if state.eyes_closed:
         crease = ellipse(cx, cy, ew / 2, 0.35 * eh, 180, 360, 16)
         lash = ellipse(cx, cy, ew / 2, 0.25 * eh, 0, 180, 16)
-        return union(canvas.paint([head.place(np.concatenate([crease, lash]))], ident.skin * 0.82, owner=owner),
-                      canvas.paint([head.place(ribbon(crease, 0.6 * lash_width))], ident.skin * 0.6, owner=owner),
-                      canvas.paint([head.place(ribbon(lash, 1.6 * lash_width))], 25.0, owner=owner))
+        return union(
+            canvas.paint([head.place(np.concatenate([crease, lash]))], ident.skin * 0.82, owner=owner),
+            canvas.paint([head.place(ribbon(crease, 0.6 * lash_width))], ident.skin * 0.6, owner=owner),
+            canvas.paint([head.place(ribbon(lash, 1.6 * lash_width))], 25.0, owner=owner),
+        )
     box = canvas.paint([head.place(ellipse(cx, cy, ew / 2, eh / 2, n=32))], ident.sclera, owner=owner)
     radius = 0.38 * eh
     ix, iy = cx + state.gaze[0] * IRIS_TRAVEL[0] * ew, cy + state.gaze[1] * IRIS_TRAVEL[1] * eh
@@ -150,8 +152,9 @@ def _draw_glasses(canvas: Canvas, ident: Identity, head: Frame) -> None:
     for side in (-1, 1):
         cx = side * ident.eye_spacing / 2
         for start, stop in ((-95, 95), (85, 275)):  # two half rings overlapping at the ends
-            canvas.paint([head.place(ribbon(ellipse(cx, y, half_w, half_h, start, stop, 20), thick))],
-                         ident.glasses_frame)
+            canvas.paint(
+                [head.place(ribbon(ellipse(cx, y, half_w, half_h, start, stop, 20), thick))], ident.glasses_frame
+            )
         temple = np.array([[side * (ident.eye_spacing / 2 + half_w), y - 0.01], [side * ident.aspect / 2, y - 0.03]])
         canvas.paint([head.place(ribbon(temple, thick))], ident.glasses_frame)
     inner = ident.eye_spacing / 2 - half_w
@@ -165,15 +168,18 @@ def _draw_eye_cover(canvas: Canvas, ident: Identity, state: SceneState, eyes: Fr
     half_w, half_h = ident.eye_width / 2 + 0.05, ident.eye_height / 2 + 0.06
     if state.sunglasses:
         for side in (-1, 1):
-            canvas.paint([eyes.place(ellipse(side * ident.eye_spacing / 2, ident.eye_level + 0.01, half_w, half_h))],
-                         12.0)
-        bridge = np.array([[-ident.eye_spacing / 2 + half_w, ident.eye_level], [ident.eye_spacing / 2 - half_w,
-                                                                                  ident.eye_level]])
+            canvas.paint(
+                [eyes.place(ellipse(side * ident.eye_spacing / 2, ident.eye_level + 0.01, half_w, half_h))], 12.0
+            )
+        bridge = np.array(
+            [[-ident.eye_spacing / 2 + half_w, ident.eye_level], [ident.eye_spacing / 2 - half_w, ident.eye_level]]
+        )
         canvas.paint([eyes.place(ribbon(bridge, 0.02))], 12.0)
     if state.glare > 0:
         reach = (ident.eye_spacing / 2 + half_w) * (0.6 + 0.6 * state.glare)
-        canvas.paint([eyes.place(ellipse(0, ident.eye_level, reach, half_h * (0.8 + 0.6 * state.glare)))],
-                     190 + 65 * state.glare)
+        canvas.paint(
+            [eyes.place(ellipse(0, ident.eye_level, reach, half_h * (0.8 + 0.6 * state.glare)))], 190 + 65 * state.glare
+        )
 
 
 def _draw_cap(canvas: Canvas, ident: Identity, head: Frame) -> None:
@@ -182,8 +188,9 @@ def _draw_cap(canvas: Canvas, ident: Identity, head: Frame) -> None:
     half = ident.aspect / 2
     crown = ellipse(0, -0.34, half + 0.08, 0.33, 180, 360, 24)
     canvas.paint([head.place(crown)], ident.cap_tone)
-    peak = np.concatenate([ellipse(0, -0.36, half + 0.1, 0.035, 180, 360, 16),
-                           ellipse(0, -0.36, half + 0.1, 0.07, 0, 180, 16)])
+    peak = np.concatenate(
+        [ellipse(0, -0.36, half + 0.1, 0.035, 180, 360, 16), ellipse(0, -0.36, half + 0.1, 0.07, 0, 180, 16)]
+    )
     canvas.paint([head.place(peak)], ident.cap_tone * 0.7)
 
 
@@ -201,8 +208,15 @@ def _draw_face_mask(canvas: Canvas, ident: Identity, head: Frame) -> None:
         canvas.paint([head.place(ribbon(pleat, max(0.01, head.px(1.2))))], ident.mask * 0.82)
 
 
-def _draw_hand(canvas: Canvas, ident: Identity, frame: Frame, palm: tuple[float, float], angle: float,
-               size: float = 1.0, thumb: int = 1) -> None:
+def _draw_hand(
+    canvas: Canvas,
+    ident: Identity,
+    frame: Frame,
+    palm: tuple[float, float],
+    angle: float,
+    size: float = 1.0,
+    thumb: int = 1,
+) -> None:
     """A hand: palm with four fingers pointing along `angle` (degrees) and a thumb, outlined.
 
     thumb: +1 puts the thumb 90 degrees clockwise of the fingers, -1 the other way.
@@ -211,16 +225,18 @@ def _draw_hand(canvas: Canvas, ident: Identity, frame: Frame, palm: tuple[float,
     direction = np.array([np.cos(np.deg2rad(angle)), np.sin(np.deg2rad(angle))])
     across = np.array([-direction[1], direction[0]])
     base = np.asarray(palm) + direction * 0.1 * size
-    sticks = [(base + across * k * 0.055 * size, direction, 0.22 * size * (1 - 0.12 * abs(k - 0.5)))
-              for k in (-1.5, -0.5, 0.5, 1.5)]
-    sticks.append((np.asarray(palm) + thumb * across * 0.13 * size, (direction + thumb * across) / np.sqrt(2),
-                   0.16 * size))
+    sticks = [
+        (base + across * k * 0.055 * size, direction, 0.22 * size * (1 - 0.12 * abs(k - 0.5)))
+        for k in (-1.5, -0.5, 0.5, 1.5)
+    ]
+    sticks.append(
+        (np.asarray(palm) + thumb * across * 0.13 * size, (direction + thumb * across) / np.sqrt(2), 0.16 * size)
+    )
     for root, pointing, length in sticks:
         stick = (root, root + pointing * length)
         canvas.paint([frame.place(capsule(*stick, 0.032 * size))], skin * 0.6)  # outline
         canvas.paint([frame.place(capsule(*stick, 0.026 * size))], skin)
-    canvas.paint([frame.place(rounded_rect(palm[0], palm[1], 0.26 * size, 0.24 * size, 0.08 * size,
-                                            angle + 90))], skin)
+    canvas.paint([frame.place(rounded_rect(palm[0], palm[1], 0.26 * size, 0.24 * size, 0.08 * size, angle + 90))], skin)
 
 
 def _draw_phone(canvas: Canvas, ident: Identity, state: SceneState, head: Frame, body: Frame) -> Box | None:
@@ -234,8 +250,9 @@ def _draw_phone(canvas: Canvas, ident: Identity, state: SceneState, head: Frame,
         frame, tilt = body, state.phone_place[2]
         (cx, cy), w, h = state.phone_place[:2], 0.32, 0.6
         _draw_hand(canvas, ident, frame, (cx, cy + 0.2), -90 + tilt, 1.1)
-    body_box = canvas.paint([frame.place(rounded_rect(cx, cy, w, h, 0.05, tilt))], ident.phone_body,
-                            owner=OWNERS["phone"])
+    body_box = canvas.paint(
+        [frame.place(rounded_rect(cx, cy, w, h, 0.05, tilt))], ident.phone_body, owner=OWNERS["phone"]
+    )
     screen = rounded_rect(cx, cy, w * 0.82, h * 0.78, 0.02, tilt)
     canvas.paint([frame.place(screen)], ident.phone_screen, owner=OWNERS["phone"])
     return body_box
@@ -258,9 +275,11 @@ def _draw_cigarette(canvas: Canvas, ident: Identity, state: SceneState, head: Fr
     filter_end = start + direction * 0.3 * length
     stop = start + direction * length
     owner = OWNERS["cigar"]
-    return union(canvas.paint([head.place(capsule(start, filter_end, radius))], 170.0, owner=owner),
-                  canvas.paint([head.place(capsule(filter_end, stop, radius))], 238.0, owner=owner),
-                  canvas.paint([head.place(ellipse(*stop, 1.3 * radius, 1.3 * radius, n=16))], 255.0, owner=owner))
+    return union(
+        canvas.paint([head.place(capsule(start, filter_end, radius))], 170.0, owner=owner),
+        canvas.paint([head.place(capsule(filter_end, stop, radius))], 238.0, owner=owner),
+        canvas.paint([head.place(ellipse(*stop, 1.3 * radius, 1.3 * radius, n=16))], 255.0, owner=owner),
+    )
 
 
 def _finish(canvas: Canvas, state: SceneState, rng: np.random.Generator) -> np.ndarray:
@@ -280,8 +299,9 @@ def _finish(canvas: Canvas, state: SceneState, rng: np.random.Generator) -> np.n
     return cv2.addWeighted(image, 1.0, noise, 1.0, -128.0, dtype=cv2.CV_8U)
 
 
-def draw_scene(rng: np.random.Generator, width: int, height: int, state: SceneState,
-            trace: bool = False) -> tuple[np.ndarray, list[tuple[str, Box]], Canvas]:
+def draw_scene(
+    rng: np.random.Generator, width: int, height: int, state: SceneState, trace: bool = False
+) -> tuple[np.ndarray, list[tuple[str, Box]], Canvas]:
     """Draw `state`; returns the image, (class, box) pairs and the canvas (its trace for tests)."""
     ident = identity(state.identity_seed)
     head = _head_frame(state)
@@ -308,17 +328,25 @@ def draw_scene(rng: np.random.Generator, width: int, height: int, state: SceneSt
     if state.cap:
         _draw_cap(canvas, ident, head)
     if state.mouth_cover == "hand":
-        _draw_hand(canvas, ident, hand, (0.1 * state.hand_side, ident.mouth_level + 0.03),
-                   180 if state.hand_side > 0 else 0, thumb=-state.hand_side)  # thumb under the chin
+        _draw_hand(
+            canvas,
+            ident,
+            hand,
+            (0.1 * state.hand_side, ident.mouth_level + 0.03),
+            180 if state.hand_side > 0 else 0,
+            thumb=-state.hand_side,
+        )  # thumb under the chin
         if state.food:  # a snack held at the fingertips, against the lips
-            snack = rounded_rect(-0.17 * state.hand_side, ident.mouth_level - 0.03, 0.17, 0.13, 0.05,
-                                 12.0 * state.hand_side)
+            snack = rounded_rect(
+                -0.17 * state.hand_side, ident.mouth_level - 0.03, 0.17, 0.13, 0.05, 12.0 * state.hand_side
+            )
             canvas.paint([hand.place(snack)], 215.0)
             canvas.paint([hand.place(ribbon(snack[::3], 0.012))], 120.0)  # its crust
     if state.hidden_eye:
         eye_x = state.hidden_eye * ident.eye_spacing / 2
-        _draw_hand(canvas, ident, hand, (eye_x + state.hidden_eye * 0.02, ident.eye_level + 0.04), -90,
-                   thumb=state.hidden_eye)  # thumb outwards, clear of the other eye
+        _draw_hand(
+            canvas, ident, hand, (eye_x + state.hidden_eye * 0.02, ident.eye_level + 0.04), -90, thumb=state.hidden_eye
+        )  # thumb outwards, clear of the other eye
     if state.cigarette != "none":
         objects.append(("cigar", _draw_cigarette(canvas, ident, state, mouth)))
     if state.phone != "none":
@@ -326,8 +354,9 @@ def draw_scene(rng: np.random.Generator, width: int, height: int, state: SceneSt
     return _finish(canvas, state, rng), [(c, box) for c, box in objects if box is not None], canvas
 
 
-def render_scene(rng: np.random.Generator, width: int, height: int,
-                 state: SceneState | None = None) -> tuple[np.ndarray, list[dict]]:
+def render_scene(
+    rng: np.random.Generator, width: int, height: int, state: SceneState | None = None
+) -> tuple[np.ndarray, list[dict]]:
     """Render one scene (a random one from `rng` when `state` is None).
 
     Returns the image, uint8 [height, width] grey, and its objects in the competition format:
@@ -337,4 +366,3 @@ def render_scene(rng: np.random.Generator, width: int, height: int,
     state = sample_scene(rng, width, height) if state is None else state
     image, objects, _ = draw_scene(rng, width, height, state)
     return image, [{"class": c, "position": [round(float(v), 1) for v in box]} for c, box in objects]
-

@@ -37,13 +37,18 @@ GLARE_RATE = 0.02
 # image's right (the driver's left: the camera faces the driver), pitch + = down. Left-hand drive. The
 # AIHub gaze targets (drowsy.data.meta.GAZE_TARGET) and the protocol's gaze locations.
 GAZE_POSES = {
-    "ahead": (0.0, 0.0), "left side mirror": (45.0, 5.0), "left window": (60.0, 0.0),
-    "rear-view mirror": (-35.0, -22.0), "sun visor": (-10.0, -30.0), "right side mirror": (-55.0, 5.0),
-    "passenger": (-60.0, 5.0), "navigation": (-35.0, 25.0), "instrument cluster": (0.0, 28.0),
-    "glovebox": (-45.0, 35.0), "footwell": (-10.0, 40.0),
+    "ahead": (0.0, 0.0),
+    "left side mirror": (45.0, 5.0),
+    "left window": (60.0, 0.0),
+    "rear-view mirror": (-35.0, -22.0),
+    "sun visor": (-10.0, -30.0),
+    "right side mirror": (-55.0, 5.0),
+    "passenger": (-60.0, 5.0),
+    "navigation": (-35.0, 25.0),
+    "instrument cluster": (0.0, 28.0),
+    "glovebox": (-45.0, 35.0),
+    "footwell": (-10.0, 40.0),
 }
-
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,15 +131,29 @@ def identity(seed: int) -> Identity:
     skin = rng.uniform(140, 210)
     eye_width = rng.uniform(0.21, 0.25) * aspect  # a little large: eyes stay a few pixels tall at 320 px
     return Identity(
-        aspect=aspect, skin=skin, hair=rng.uniform(15, 70), hair_long=bool(rng.random() < 0.3),
-        shirt=rng.uniform(30, 200), brow=rng.uniform(20, 70),
-        eye_spacing=rng.uniform(0.38, 0.44) * aspect, eye_width=eye_width,
-        eye_height=eye_width * rng.uniform(0.44, 0.52), eye_level=rng.uniform(-0.1, -0.06),
-        sclera=min(skin + rng.uniform(25, 45), 250.0), iris=rng.uniform(35, 90),
-        mouth_level=rng.uniform(0.24, 0.28), mouth_width=rng.uniform(0.33, 0.4) * aspect,
-        lips=skin - rng.uniform(30, 50), teeth=rng.uniform(175, 230), mask=rng.uniform(170, 240),
-        phone_body=rng.uniform(15, 45), phone_screen=rng.uniform(120, 230), belt=rng.uniform(50, 120),
-        belt_side=int(rng.choice([-1, 1])), glasses_frame=rng.uniform(10, 60), cap_tone=rng.uniform(20, 220),
+        aspect=aspect,
+        skin=skin,
+        hair=rng.uniform(15, 70),
+        hair_long=bool(rng.random() < 0.3),
+        shirt=rng.uniform(30, 200),
+        brow=rng.uniform(20, 70),
+        eye_spacing=rng.uniform(0.38, 0.44) * aspect,
+        eye_width=eye_width,
+        eye_height=eye_width * rng.uniform(0.44, 0.52),
+        eye_level=rng.uniform(-0.1, -0.06),
+        sclera=min(skin + rng.uniform(25, 45), 250.0),
+        iris=rng.uniform(35, 90),
+        mouth_level=rng.uniform(0.24, 0.28),
+        mouth_width=rng.uniform(0.33, 0.4) * aspect,
+        lips=skin - rng.uniform(30, 50),
+        teeth=rng.uniform(175, 230),
+        mask=rng.uniform(170, 240),
+        phone_body=rng.uniform(15, 45),
+        phone_screen=rng.uniform(120, 230),
+        belt=rng.uniform(50, 120),
+        belt_side=int(rng.choice([-1, 1])),
+        glasses_frame=rng.uniform(10, 60),
+        cap_tone=rng.uniform(20, 220),
     )
 
 
@@ -155,12 +174,15 @@ def hands_in_frame(state: SceneState, width: int) -> SceneState:
     """The state with a phone at the ear and a cigarette in hand on the side of the face that has room for
     them, where their own side would cut them off at the image edge (close-ups: the face fills the
     width) and the other side has more room."""
+
     def room(side: int) -> float:
         return (state.face_x if side < 0 else width - state.face_x) / state.face_height
 
     sides = {}
-    for prop, held, side in (("phone", state.phone == "ear", state.phone_side),
-                             ("cigarette", state.cigarette == "hand", state.cigarette_side)):
+    for prop, held, side in (
+        ("phone", state.phone == "ear", state.phone_side),
+        ("cigarette", state.cigarette == "hand", state.cigarette_side),
+    ):
         if held and room(side) < HAND_REACH and room(-side) > room(side):
             sides[f"{prop}_side"] = -side
     return dataclasses.replace(state, **sides) if sides else state
@@ -198,20 +220,34 @@ def sample_scene(rng: np.random.Generator, width: int, height: int) -> SceneStat
     cigarette_side = -phone_side  # keeps a phone and a cigarette hand apart
     reach = min(0.6, (face_x / face_height) - 0.2, (width - face_x) / face_height - 0.2)
     phone_xy = (rng.uniform(-reach, reach), rng.uniform(0.8, max(min(1.05, room), 0.8)))
-    return hands_in_frame(SceneState(
-        face_x=face_x, face_y=face_y, face_height=face_height,
-        roll=float(np.clip(rng.normal(0, 5), -14, 14)),
-        gaze=(rng.uniform(-1, 1), rng.uniform(-1, 1)),
-        eyes_closed=bool(rng.random() < EYES_CLOSED_RATE), hidden_eye=hidden_eye,
-        mouth_open=bool(mouth_open), mouth_gape=rng.uniform(0.5, 0.85), mouth_cover=mouth_cover,
-        hand_side=int(rng.choice([-1, 1])), food=mouth_cover == "hand" and bool(rng.random() < FOOD_RATE),
-        phone=phone, phone_side=phone_side,
-        phone_place=(*phone_xy, rng.uniform(-25, 25)),
-        cigarette=cigarette, cigarette_side=cigarette_side,
-        cigarette_angle=rng.uniform(10, 40) if cigarette == "mouth" else rng.uniform(10, 45),
-        seat=(face_x + rng.uniform(-0.1, 0.1) * face_height, face_y - rng.uniform(0.1, 0.25) * face_height),
-        brightness=rng.uniform(0.75, 1.2), light_angle=rng.uniform(0, 360),
-        light_strength=rng.uniform(0, 0.35), blur=rng.uniform(0, 1.2) if rng.random() < 0.6 else 0.0,
-        noise=rng.uniform(1, 7), identity_seed=int(rng.integers(2**31)), clutter_seed=int(rng.integers(2**31)),
-    ), width)
-
+    return hands_in_frame(
+        SceneState(
+            face_x=face_x,
+            face_y=face_y,
+            face_height=face_height,
+            roll=float(np.clip(rng.normal(0, 5), -14, 14)),
+            gaze=(rng.uniform(-1, 1), rng.uniform(-1, 1)),
+            eyes_closed=bool(rng.random() < EYES_CLOSED_RATE),
+            hidden_eye=hidden_eye,
+            mouth_open=bool(mouth_open),
+            mouth_gape=rng.uniform(0.5, 0.85),
+            mouth_cover=mouth_cover,
+            hand_side=int(rng.choice([-1, 1])),
+            food=mouth_cover == "hand" and bool(rng.random() < FOOD_RATE),
+            phone=phone,
+            phone_side=phone_side,
+            phone_place=(*phone_xy, rng.uniform(-25, 25)),
+            cigarette=cigarette,
+            cigarette_side=cigarette_side,
+            cigarette_angle=rng.uniform(10, 40) if cigarette == "mouth" else rng.uniform(10, 45),
+            seat=(face_x + rng.uniform(-0.1, 0.1) * face_height, face_y - rng.uniform(0.1, 0.25) * face_height),
+            brightness=rng.uniform(0.75, 1.2),
+            light_angle=rng.uniform(0, 360),
+            light_strength=rng.uniform(0, 0.35),
+            blur=rng.uniform(0, 1.2) if rng.random() < 0.6 else 0.0,
+            noise=rng.uniform(1, 7),
+            identity_seed=int(rng.integers(2**31)),
+            clutter_seed=int(rng.integers(2**31)),
+        ),
+        width,
+    )

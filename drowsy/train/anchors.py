@@ -90,8 +90,15 @@ def _lloyd(points: np.ndarray, centers: np.ndarray) -> np.ndarray:
     return centers
 
 
-def kmeans_anchors(boxes_wh, n: int, img_size: int | None = None, anchor_t: float = 4.0, seed: int = 0,
-                   iterations: int = 1000, progress: bool = False) -> torch.Tensor:
+def kmeans_anchors(
+    boxes_wh,
+    n: int,
+    img_size: int | None = None,
+    anchor_t: float = 4.0,
+    seed: int = 0,
+    iterations: int = 1000,
+    progress: bool = False,
+) -> torch.Tensor:
     """Fit n anchors to box sizes.
 
     boxes_wh: [N, 2] (w, h) pixels at the training image size; boxes under 2 px on both sides are ignored,
@@ -118,7 +125,7 @@ def kmeans_anchors(boxes_wh, n: int, img_size: int | None = None, anchor_t: floa
         factors = np.ones_like(anchors)
         while (factors == 1).all():  # a generation that changes nothing is wasted
             perturbed = rng.random(anchors.shape) < MUTATION_PROB
-            factors = (perturbed * rng.random() * rng.standard_normal(anchors.shape) * MUTATION_SIGMA + 1)
+            factors = perturbed * rng.random() * rng.standard_normal(anchors.shape) * MUTATION_SIGMA + 1
             factors = factors.clip(0.3, 3.0)
         candidate = (anchors * factors).clip(MIN_BOX_SIDE, upper)
         candidate_fitness = anchor_fitness(candidate, fit_wh, anchor_t)
@@ -128,8 +135,16 @@ def kmeans_anchors(boxes_wh, n: int, img_size: int | None = None, anchor_t: floa
     return torch.tensor(anchors, dtype=torch.float32)
 
 
-def check_anchors(model: torch.nn.Module, boxes_wh: np.ndarray, anchor_t: float, threshold: float = 0.98,
-                  seed: int = 0, img_size: int | None = None, iterations: int = 1000, progress: bool = False) -> dict:
+def check_anchors(
+    model: torch.nn.Module,
+    boxes_wh: np.ndarray,
+    anchor_t: float,
+    threshold: float = 0.98,
+    seed: int = 0,
+    img_size: int | None = None,
+    iterations: int = 1000,
+    progress: bool = False,
+) -> dict:
     """Check the model's anchors against the training boxes; refit them when BPR < threshold.
 
     model: has a buffer `anchors` [nl, na, 2] (w, h) pixels, written in place when the refit anchors
@@ -153,5 +168,11 @@ def check_anchors(model: torch.nn.Module, boxes_wh: np.ndarray, anchor_t: float,
             with torch.no_grad():
                 model.anchors.copy_(refit.view_as(model.anchors))
             after, replaced = candidate, True
-    return {"bpr_before": before[0], "fit_before": before[1], "bpr_after": after[0], "fit_after": after[1],
-            "replaced": replaced, "anchors": model.anchors.detach().cpu().round(decimals=1).tolist()}
+    return {
+        "bpr_before": before[0],
+        "fit_before": before[1],
+        "bpr_after": after[0],
+        "fit_after": after[1],
+        "replaced": replaced,
+        "anchors": model.anchors.detach().cpu().round(decimals=1).tolist(),
+    }

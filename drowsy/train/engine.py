@@ -1,7 +1,7 @@
 """The training engine, in the spirit of torchvision's references/detection/engine.py.
 
-`train(config)` is a short composition: join the process group, `build_run` (model, EMA, optimizer,
-scaler, data, loss, held in a `TrainRun`), then per epoch `train_one_epoch` and, on rank 0,
+`train(config)` is a short composition: join the process group, `build_run` (drowsy.train.run: model,
+EMA, optimizer, scaler, data, loss, held in a `TrainRun`), then per epoch `train_one_epoch` and, on rank 0,
 `evaluate` and the checkpoints and log lines. It writes next to the weights: `config.json` and
 `metrics.jsonl` (drowsy.train.runlog), `last.pt` and `best.pt` (best validation mAP@0.75; drowsy.models.checkpoint).
 
@@ -11,92 +11,35 @@ any point and resumed from `last.pt` ends with the same weights as an uninterrup
 """
 
 import contextlib
-import dataclasses
-import math
 import signal
 import time
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from drowsy import CLASSES
-from drowsy.config import Hyp, TrainConfig
-from drowsy.data.dataset import DetectionDataset, EpochPartsSampler, build_loader
+from drowsy.config import TrainConfig
 from drowsy.data.geometry import Letterbox
-from drowsy.data.image_cache import cache_if_it_fits, check_shared_memory
-from drowsy.data.labels import load_manifest, spread
-from drowsy.device import autocast, needs_grad_scaler, reuse_freed_memory, seed_everything
+from drowsy.device import autocast
 from drowsy.distributed import Process, barrier, joined
 from drowsy.errors import DrowsyError
 from drowsy.eval.metrics import evaluate_arrays
 from drowsy.infer.postprocess import decode, to_detections
-from drowsy.models.checkpoint import load_checkpoint, save_checkpoint
-from drowsy.models.yolo import build_model
-from drowsy.paths import require, resolve
+from drowsy.models.checkpoint import save_checkpoint
 from drowsy.progress import log
 from drowsy.progress import progress as progress_bar
-from drowsy.train.anchors import check_anchors
 from drowsy.train.loss import YoloLoss
 from drowsy.train.optim import (
-    ModelEMA,
     apply_schedule,
-    freeze_modules,
-    parameter_groups,
     set_train_mode,
     unwrap,
-    warmup_steps,
 )
+from drowsy.train.run import TrainRun, build_run
 from drowsy.train.runlog import RunLog, code_version
 
-MADE_BY_PREPARE = "notebooks/02_build_diet.ipynb (drowsy prepare)"
 # Validation keeps low-scoring boxes (YOLOv5's val settings): mAP integrates over the whole
 # precision-recall curve, which a higher threshold would cut short.
 VAL_CONF, VAL_IOU, VAL_MAX_DET = 0.001, 0.6, 300
-
-
-@dataclasses.dataclass
-class TrainRun:
-    """Everything one run holds, from `build_run`. `model` is the plain model (EMA source, checkpoints);
-    `train_model` what the step calls (maybe compiled, maybe DDP-wrapped)."""
-
-    config: TrainConfig
-    hyp: Hyp
-    process: Process
-    run_dir: Path
-    model: nn.Module
-    train_model: nn.Module
-    model_config: str
-    in_channels: int
-    frozen_prefixes: list[str]
-    frozen: list[str]
-    ema: ModelEMA
-    optimizer: torch.optim.Optimizer
-    scaler: torch.amp.GradScaler
-    loss: object  # (head logits, targets) -> (loss, parts)
-    train_data: DetectionDataset
-    sampler: "ResumableSampler"
-    train_loader: torch.utils.data.DataLoader
-    val_loader: torch.utils.data.DataLoader
-    val_records: list[dict]
-    subset_loader: torch.utils.data.DataLoader  # validations before the last (val_subset); val_loader if none
-    subset_records: list[dict]
-    accumulate: int  # batches per optimizer step
-    batches_per_epoch: int
-    warmup: int  # batches of warm-up
-    anchor_check: dict | None
-    start_epoch: int = 0
-    skip_batches: int = 0  # batches of start_epoch already trained (mid-epoch resume)
-    best_map75: float = -1.0  # best validation mAP@0.75 so far; -1 before the first validation
-    saved_at: float = dataclasses.field(default_factory=time.time)  # when last.pt was last written
-
-    @property
-    def last_path(self) -> Path:
-        return self.run_dir / "last.pt"
-
-    @property
-    def best_path(self) -> Path:
-        return self.run_dir / "best.pt"
 
 
 def train(config: TrainConfig, progress: bool = True, loss_factory=YoloLoss) -> dict:
@@ -123,127 +66,24 @@ def train_in(process: Process, config: TrainConfig, progress: bool, loss_factory
             if "stopped_at_batch" in row:
                 if process.main:
                     save_checkpoint(make_checkpoint(run, epoch, row["stopped_at_batch"]), run.last_path)
-                    log(f"stopped at epoch {epoch + 1}, batch {row['stopped_at_batch']}; "
-                        f"resume with resume=True ({run.last_path})")
+                    log(
+                        f"stopped at epoch {epoch + 1}, batch {row['stopped_at_batch']}; "
+                        f"resume with resume=True ({run.last_path})"
+                    )
                 return run_summary(run, stopped=True, epochs_done=epoch, metrics=metrics)
             if process.main:
                 final = epoch + 1 == config.epochs
                 if final or (epoch + 1) % config.val_every == 0:
-                    loader, records = (run.val_loader, run.val_records) if final else (run.subset_loader,
-                                                                                       run.subset_records)
-                    metrics = evaluate(run.ema.ema, loader, records, process.device, config.amp,
-                                       config.channels_last, progress)
+                    loader, records = (
+                        (run.val_loader, run.val_records) if final else (run.subset_loader, run.subset_records)
+                    )
+                    metrics = evaluate(
+                        run.ema.ema, loader, records, process.device, config.amp, config.channels_last, progress
+                    )
                     row |= metric_columns(metrics) | {"val_images": len(records)}
                 end_epoch(run, row)
     barrier(process)
     return run_summary(run, stopped=False, epochs_done=config.epochs, metrics=metrics)
-
-
-# --------------------------------------------------------------------------------------- building the run
-
-
-def build_run(config: TrainConfig, process: Process, loss_factory=YoloLoss, progress: bool = False) -> TrainRun:
-    """Model, EMA, optimizer, scaler, data and loss of a run, restored from `last.pt` on resume."""
-    seed_everything(config.seed, config.deterministic)
-    if process.device.type == "cpu":
-        reuse_freed_memory()
-    hyp = Hyp.load(config.hyp)
-    run_dir = resolve(config.run_dir)
-    checkpoint = load_checkpoint(run_dir / "last.pt") if config.resume and (run_dir / "last.pt").exists() else None
-    init = checkpoint or (load_checkpoint(require(config.weights, "notebooks/03_train_baseline.ipynb (drowsy train)"))
-                          if config.weights else None)
-    model_config = init["model_config"] if init else config.model
-    in_channels = init["in_channels"] if init else 1
-    model = build_model(model_config, num_classes=len(CLASSES), in_channels=in_channels)
-    if init:
-        model.load_state_dict(init["model"] if checkpoint else init["ema"])
-    frozen_prefixes = [p.strip() for p in config.freeze.split(",") if p.strip()]
-    frozen = freeze_modules(model, frozen_prefixes)
-    train_data, val_data, val_records = build_datasets(config, hyp, in_channels, process)
-    check_shared_memory(config.workers, config.batch * 2, config.img_size, in_channels)  # the val loader's batches
-    anchor_check = None
-    if config.autoanchor and not init:
-        anchor_check = check_anchors(model, train_data.boxes_wh(), anchor_t=hyp.anchor_t, seed=config.seed)
-    model.to(process.device)
-    if config.channels_last:
-        model.to(memory_format=torch.channels_last)
-    accumulate = max(round(config.nominal_batch / (config.batch * process.world_size)), 1)
-    optimizer, scaler = build_optimizer(model, config, hyp, process, accumulate)
-    ema = ModelEMA(model)
-    sampler = ResumableSampler(EpochPartsSampler(len(train_data), config.epoch_parts, seed=config.seed,
-                                                 rank=process.rank, world_size=process.world_size), config.batch)
-    pin = process.device.type == "cuda"
-    batches_per_epoch = math.ceil(len(sampler.sampler) / config.batch)
-    val_loader = build_loader(val_data, config.batch * 2, config.workers, pin_memory=pin, persistent=False)
-    subset = spread(range(len(val_records)), config.val_subset)
-    subset_loader = val_loader if len(subset) == len(val_records) else build_loader(
-        torch.utils.data.Subset(val_data, subset), config.batch * 2, config.workers, pin_memory=pin,
-        persistent=False)
-    run = TrainRun(
-        config=config, hyp=hyp, process=process, run_dir=run_dir, model=model,
-        train_model=wrap_model(model, config, process), model_config=model_config, in_channels=in_channels,
-        frozen_prefixes=frozen_prefixes, frozen=frozen, ema=ema, optimizer=optimizer, scaler=scaler,
-        loss=loss_factory(model, hyp.to_dict()), train_data=train_data, sampler=sampler,
-        train_loader=build_loader(train_data, config.batch, config.workers, sampler=sampler, pin_memory=pin),
-        val_loader=val_loader, val_records=val_records, subset_loader=subset_loader,
-        subset_records=[val_records[i] for i in subset], accumulate=accumulate, batches_per_epoch=batches_per_epoch,
-        warmup=warmup_steps(hyp, batches_per_epoch, config.epochs), anchor_check=anchor_check,
-    )
-    if checkpoint:
-        restore(run, checkpoint)
-    return run
-
-
-def build_datasets(config: TrainConfig, hyp: Hyp, in_channels: int,
-                   process: Process) -> tuple[DetectionDataset, DetectionDataset, list[dict]]:
-    """The augmented training set, the letterboxed validation set and its records (the first
-    val_images of the validation manifest)."""
-    train_set = load_manifest(require(config.train_manifest, MADE_BY_PREPARE))
-    val_set = load_manifest(require(config.val_manifest, MADE_BY_PREPARE))
-    train_data = DetectionDataset(train_set.image_root, train_set.records, config.img_size, hyp=hyp.to_dict(),
-                                  augment=True, in_channels=in_channels, seed=config.seed)
-    val_records = val_set.records[: config.val_images or None]
-    val_data = DetectionDataset(val_set.image_root, val_records, config.img_size, augment=False,
-                                in_channels=in_channels, seed=config.seed)
-    if config.cache:  # decoded once here into shared memory, which the loader workers and the node's ranks map
-        cache_if_it_fits([train_data, val_data], config.cache_gb, process)
-    return train_data, val_data, val_records
-
-
-def build_optimizer(model: nn.Module, config: TrainConfig, hyp: Hyp, process: Process,
-                    accumulate: int) -> tuple[torch.optim.Optimizer, torch.amp.GradScaler]:
-    """SGD with Nesterov momentum over the three parameter groups, and the fp16 gradient scaler (enabled
-    only where autocast runs in fp16: GPUs without native bf16)."""
-    # weight decay is tuned for the nominal batch; scale it to the batch actually accumulated
-    weight_decay = hyp.weight_decay * config.batch * process.world_size * accumulate / config.nominal_batch
-    optimizer = torch.optim.SGD(parameter_groups(model, weight_decay), lr=hyp.lr0, momentum=hyp.momentum,
-                                nesterov=True)
-    return optimizer, torch.amp.GradScaler("cuda", enabled=needs_grad_scaler(process.device, config.amp))
-
-
-def wrap_model(model: nn.Module, config: TrainConfig, process: Process) -> nn.Module:
-    """The model the training step calls: SyncBatchNorm, DDP and torch.compile as configured. Compiled
-    after the DDP wrap, as PyTorch advises: DDP's optimizer then splits the graph at its gradient buckets
-    and overlaps their all-reduce with the backward pass."""
-    if process.distributed and config.sync_bn:
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    if process.distributed:
-        device_ids = [process.device.index] if process.device.type == "cuda" else None
-        model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
-    if config.compile:
-        model = torch.compile(model)
-    return model
-
-
-def restore(run: TrainRun, checkpoint: dict) -> None:
-    """Continue from `last.pt`: optimizer, scaler, EMA, position in the run, best mAP@0.75."""
-    run.optimizer.load_state_dict(checkpoint["optimizer"])
-    if checkpoint["scaler"]:
-        run.scaler.load_state_dict(checkpoint["scaler"])
-    run.ema.ema.load_state_dict(checkpoint["ema"])
-    run.ema.updates = checkpoint["ema_updates"]
-    run.start_epoch, run.skip_batches = checkpoint["epoch"], checkpoint["batches_done"]
-    run.best_map75 = checkpoint["best_map75"]
 
 
 # --------------------------------------------------------------------------------------- one epoch
@@ -262,8 +102,9 @@ def train_one_epoch(run: TrainRun, epoch: int, stop: "StopRequest", progress: bo
     run.optimizer.zero_grad(set_to_none=True)
     bar = progress_bar(run.train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", enabled=progress, leave=False)
     for batch_index, (images, targets, _) in enumerate(bar, start=first_batch):
-        apply_schedule(run.optimizer, epoch * run.batches_per_epoch + batch_index, epoch, config.epochs,
-                       run.warmup, run.hyp)
+        apply_schedule(
+            run.optimizer, epoch * run.batches_per_epoch + batch_index, epoch, config.epochs, run.warmup, run.hyp
+        )
         parts = train_step(run, images, targets, epoch, batch_index)
         boundary = (batch_index + 1) % run.accumulate == 0 or batch_index + 1 == run.batches_per_epoch
         if boundary:
@@ -275,8 +116,13 @@ def train_one_epoch(run: TrainRun, epoch: int, stop: "StopRequest", progress: bo
         if stop.requested and boundary:
             return {"stopped_at_batch": batch_index + 1}
     run.skip_batches = 0
-    return {"epoch": epoch, "lr": run.optimizer.param_groups[1]["lr"], "images": seen * run.process.world_size,
-            "seconds": round(time.time() - started, 2), **{f"loss_{k}": v / max(seen, 1) for k, v in sums.items()}}
+    return {
+        "epoch": epoch,
+        "lr": run.optimizer.param_groups[1]["lr"],
+        "images": seen * run.process.world_size,
+        "seconds": round(time.time() - started, 2),
+        **{f"loss_{k}": v / max(seen, 1) for k, v in sums.items()},
+    }
 
 
 def train_step(run: TrainRun, images: torch.Tensor, targets: torch.Tensor, epoch: int, batch_index: int) -> dict:
@@ -294,12 +140,16 @@ def train_step(run: TrainRun, images: torch.Tensor, targets: torch.Tensor, epoch
         flags = torch.tensor([float(finite)], device=device)
         torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MIN)
         if finite and not flags.item():
-            raise DrowsyError(f"non-finite loss on another rank at epoch {epoch + 1}, batch {batch_index + 1}; "
-                              f"training stopped on rank {run.process.rank} too")
+            raise DrowsyError(
+                f"non-finite loss on another rank at epoch {epoch + 1}, batch {batch_index + 1}; "
+                f"training stopped on rank {run.process.rank} too"
+            )
     if not finite:
         where = f" on rank {run.process.rank}" if run.process.distributed else ""
-        raise DrowsyError(f"non-finite loss{where} at epoch {epoch + 1}, batch {batch_index + 1} ({parts}); "
-                          f"training stopped, {checkpoint_kept(run)}; lower lr0 or check the data")
+        raise DrowsyError(
+            f"non-finite loss{where} at epoch {epoch + 1}, batch {batch_index + 1} ({parts}); "
+            f"training stopped, {checkpoint_kept(run)}; lower lr0 or check the data"
+        )
     if run.process.distributed:
         loss = loss * run.process.world_size  # DDP averages gradients over ranks; YOLOv5 sums them
     run.scaler.scale(loss).backward()
@@ -313,8 +163,10 @@ def optimizer_step(run: TrainRun, epoch: int, batch_index: int) -> None:
     run.scaler.unscale_(run.optimizer)
     norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), max_norm=10.0)
     if not run.scaler.is_enabled() and not bool(torch.isfinite(norm)):
-        raise DrowsyError(f"non-finite gradient at epoch {epoch + 1}, batch {batch_index + 1} (the loss was finite); "
-                          f"training stopped, {checkpoint_kept(run)}; lower lr0 or check the data")
+        raise DrowsyError(
+            f"non-finite gradient at epoch {epoch + 1}, batch {batch_index + 1} (the loss was finite); "
+            f"training stopped, {checkpoint_kept(run)}; lower lr0 or check the data"
+        )
     run.scaler.step(run.optimizer)
     run.scaler.update()
     run.optimizer.zero_grad(set_to_none=True)
@@ -330,8 +182,15 @@ def checkpoint_kept(run: TrainRun) -> str:
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, loader, records: list[dict], device: torch.device, amp: bool, channels_last: bool,
-             progress: bool = False) -> dict:
+def evaluate(
+    model: nn.Module,
+    loader,
+    records: list[dict],
+    device: torch.device,
+    amp: bool,
+    channels_last: bool,
+    progress: bool = False,
+) -> dict:
     """Score `model` on a validation loader's images against their `records`, post-processed exactly
     as `drowsy predict` makes a submission (drowsy.infer.postprocess.to_detections). Returns
     drowsy.eval.metrics.evaluate_detections' dict (mAP50, mAP75, mAP50_95, per_class, ...)."""
@@ -346,16 +205,26 @@ def evaluate(model: nn.Module, loader, records: list[dict], device: torch.device
             logits = model(images)
         decoded = decode([level.float() for level in logits], plain.anchors, plain.strides)
         geometries = [Letterbox(meta["ratio"], meta["pad"]) for meta in metas]
-        detections += [d.cpu() for d in to_detections([(decoded, geometries)], [meta["original_hw"] for meta in metas],
-                                                       conf=VAL_CONF, iou=VAL_IOU, max_det=VAL_MAX_DET)]
+        detections += [
+            d.cpu()
+            for d in to_detections(
+                [(decoded, geometries)],
+                [meta["original_hw"] for meta in metas],
+                conf=VAL_CONF,
+                iou=VAL_IOU,
+                max_det=VAL_MAX_DET,
+            )
+        ]
         names += [meta["file_name"] for meta in metas]
     return evaluate_arrays(records, names, detections)  # as to_records would round them, without a dict per box
 
 
 def metric_columns(metrics: dict) -> dict:
     """The validation columns of a metrics.jsonl row."""
-    return {**{k: metrics[k] for k in ("mAP50", "mAP75", "mAP50_95")},
-            "per_class": {c: v["AP75"] for c, v in metrics["per_class"].items()}}
+    return {
+        **{k: metrics[k] for k in ("mAP50", "mAP75", "mAP50_95")},
+        "per_class": {c: v["AP75"] for c, v in metrics["per_class"].items()},
+    }
 
 
 # --------------------------------------------------------------------------------------- checkpoints and log
@@ -366,28 +235,49 @@ def make_checkpoint(run: TrainRun, epoch: int, batches_done: int) -> dict:
     return {
         "model": {k: v.detach().cpu() for k, v in run.model.state_dict().items()},
         "ema": {k: v.detach().cpu() for k, v in run.ema.ema.state_dict().items()},
-        "ema_updates": run.ema.updates, "optimizer": run.optimizer.state_dict(), "scaler": run.scaler.state_dict(),
-        "epoch": epoch, "batches_done": batches_done, "best_map75": run.best_map75,
-        "model_config": run.model_config, "num_classes": len(CLASSES), "in_channels": run.in_channels,
-        "class_names": list(CLASSES), "config": run.config.to_dict(), "hyp": run.hyp.to_dict(),
+        "ema_updates": run.ema.updates,
+        "optimizer": run.optimizer.state_dict(),
+        "scaler": run.scaler.state_dict(),
+        "epoch": epoch,
+        "batches_done": batches_done,
+        "best_map75": run.best_map75,
+        "model_config": run.model_config,
+        "num_classes": len(CLASSES),
+        "in_channels": run.in_channels,
+        "class_names": list(CLASSES),
+        "config": run.config.to_dict(),
+        "hyp": run.hyp.to_dict(),
         "code_version": code_version(),
     }
 
 
 def start_log(run: TrainRun) -> None:
     """config.json, metrics.jsonl cut to the epochs kept on resume, and what was frozen and fitted."""
-    RunLog(run.run_dir).start({
-        "config": run.config.to_dict(), "hyp": run.hyp.to_dict(), "code_version": code_version(),
-        "device": str(run.process.device), "world_size": run.process.world_size, "accumulate": run.accumulate,
-        "frozen": run.frozen, "anchors": run.anchor_check, "torch": torch.__version__,
-    }, run.start_epoch)
+    RunLog(run.run_dir).start(
+        {
+            "config": run.config.to_dict(),
+            "hyp": run.hyp.to_dict(),
+            "code_version": code_version(),
+            "device": str(run.process.device),
+            "world_size": run.process.world_size,
+            "accumulate": run.accumulate,
+            "frozen": run.frozen,
+            "anchors": run.anchor_check,
+            "torch": torch.__version__,
+        },
+        run.start_epoch,
+    )
     if run.frozen:
-        log(f"frozen: {len(run.frozen)} parameter tensors under {', '.join(run.frozen_prefixes)} "
-            f"(first {run.frozen[0]}, last {run.frozen[-1]})")
+        log(
+            f"frozen: {len(run.frozen)} parameter tensors under {', '.join(run.frozen_prefixes)} "
+            f"(first {run.frozen[0]}, last {run.frozen[-1]})"
+        )
     if run.anchor_check:
         check = run.anchor_check
-        log(f"autoanchor: best possible recall {check['bpr_before']:.4f} -> {check['bpr_after']:.4f}"
-            f"{' (anchors replaced)' if check['replaced'] else ''}")
+        log(
+            f"autoanchor: best possible recall {check['bpr_before']:.4f} -> {check['bpr_after']:.4f}"
+            f"{' (anchors replaced)' if check['replaced'] else ''}"
+        )
 
 
 def end_epoch(run: TrainRun, row: dict) -> None:
@@ -398,16 +288,21 @@ def end_epoch(run: TrainRun, row: dict) -> None:
     improved = "mAP75" in row and row["mAP75"] > run.best_map75
     run.best_map75 = max(run.best_map75, row.get("mAP75", -1.0))
     RunLog(run.run_dir).append(row)
-    due = (done % config.checkpoint_every == 0 or done == config.epochs
-           or 0 < config.checkpoint_minutes * 60 <= time.time() - run.saved_at)
+    due = (
+        done % config.checkpoint_every == 0
+        or done == config.epochs
+        or 0 < config.checkpoint_minutes * 60 <= time.time() - run.saved_at
+    )
     checkpoint = make_checkpoint(run, done, 0) if due or improved else None
     if due:
         save_checkpoint(checkpoint, run.last_path)
         run.saved_at = time.time()
     if improved:
         save_checkpoint(checkpoint, run.best_path)
-    line = (f"epoch {row['epoch'] + 1}/{run.config.epochs} loss box {row['loss_box']:.4f} obj {row['loss_obj']:.4f} "
-            f"cls {row['loss_cls']:.4f} ({row['seconds']:.0f}s, {row['images'] / max(row['seconds'], 1e-9):.0f} img/s)")
+    line = (
+        f"epoch {row['epoch'] + 1}/{run.config.epochs} loss box {row['loss_box']:.4f} obj {row['loss_obj']:.4f} "
+        f"cls {row['loss_cls']:.4f} ({row['seconds']:.0f}s, {row['images'] / max(row['seconds'], 1e-9):.0f} img/s)"
+    )
     if "mAP75" in row:
         line += f"  mAP@0.5 {row['mAP50']:.3f} mAP@0.75 {row['mAP75']:.3f}"
     log(line)
@@ -415,30 +310,18 @@ def end_epoch(run: TrainRun, row: dict) -> None:
 
 def run_summary(run: TrainRun, stopped: bool, epochs_done: int, metrics: dict) -> dict:
     """The one return shape of `train`, however it ended."""
-    return {"run_dir": str(run.run_dir), "stopped": stopped, "epochs_done": epochs_done,
-            "best_map75": run.best_map75, "metrics": metrics,
-            "best": str(run.best_path) if run.best_path.exists() else None, "last": str(run.last_path)}
+    return {
+        "run_dir": str(run.run_dir),
+        "stopped": stopped,
+        "epochs_done": epochs_done,
+        "best_map75": run.best_map75,
+        "metrics": metrics,
+        "best": str(run.best_path) if run.best_path.exists() else None,
+        "last": str(run.last_path),
+    }
 
 
 # --------------------------------------------------------------------------------------- interruption
-
-
-class ResumableSampler(torch.utils.data.Sampler):
-    """The epoch's indices from EpochPartsSampler, minus the batches already trained (mid-epoch resume).
-    Iterated in the main process, so changing `skip` between epochs is seen by persistent workers."""
-
-    def __init__(self, sampler: EpochPartsSampler, batch: int):
-        self.sampler, self.batch, self.skip = sampler, batch, 0
-
-    def set_epoch(self, epoch: int, skip_batches: int = 0) -> None:
-        self.sampler.set_epoch(epoch)
-        self.skip = skip_batches * self.batch
-
-    def __iter__(self):
-        return iter(list(self.sampler)[self.skip:])
-
-    def __len__(self) -> int:
-        return max(len(self.sampler) - self.skip, 0)
 
 
 class StopRequest:

@@ -109,11 +109,12 @@ def schedule(step: int, epoch: int, epochs: int, warmup: int, hyp: Hyp, kind: st
         return hyp.lr0 * lr_scale, hyp.momentum
     t = step / warmup
     start_lr = hyp.warmup_bias_lr if kind == "bias" else 0.0
-    return start_lr + t * (hyp.lr0 * lr_scale - start_lr), hyp.warmup_momentum + t * (hyp.momentum - hyp.warmup_momentum)
+    return start_lr + t * (hyp.lr0 * lr_scale - start_lr), hyp.warmup_momentum + t * (
+        hyp.momentum - hyp.warmup_momentum
+    )
 
 
-def apply_schedule(optimizer: torch.optim.Optimizer, step: int, epoch: int, epochs: int, warmup: int,
-                   hyp: Hyp) -> None:
+def apply_schedule(optimizer: torch.optim.Optimizer, step: int, epoch: int, epochs: int, warmup: int, hyp: Hyp) -> None:
     """Set every parameter group's learning rate and momentum for this step (`schedule`)."""
     for group in optimizer.param_groups:
         group["lr"], group["momentum"] = schedule(step, epoch, epochs, warmup, hyp, group["kind"])

@@ -65,9 +65,14 @@ def objects_frame(records: Sequence[dict]) -> pd.DataFrame:
         {
             "file_name": file_names,
             "class": pd.Categorical(classes, categories=CLASSES),
-            "x1": x1, "y1": y1, "x2": x2, "y2": y2,
-            "w": x2 - x1, "h": y2 - y1,
-            "cx": (x1 + x2) / 2, "cy": (y1 + y2) / 2,
+            "x1": x1,
+            "y1": y1,
+            "x2": x2,
+            "y2": y2,
+            "w": x2 - x1,
+            "h": y2 - y1,
+            "cx": (x1 + x2) / 2,
+            "cy": (y1 + y2) / 2,
         }
     )
     if with_sizes:
@@ -285,8 +290,16 @@ def _count_heatmap(table: pd.DataFrame, ax: Axes, colour_label: str) -> None:
     values = table.to_numpy()
     vmax = max(int(values.max()), 2) if values.size else 2
     sns.heatmap(
-        table, ax=ax, annot=True, fmt=",d", annot_kws={"fontsize": 8}, mask=values == 0,
-        norm=LogNorm(vmin=1, vmax=vmax), cmap="viridis", linewidths=0.5, cbar_kws={"label": f"{colour_label} (log)"},
+        table,
+        ax=ax,
+        annot=True,
+        fmt=",d",
+        annot_kws={"fontsize": 8},
+        mask=values == 0,
+        norm=LogNorm(vmin=1, vmax=vmax),
+        cmap="viridis",
+        linewidths=0.5,
+        cbar_kws={"label": f"{colour_label} (log)"},
     )
     ax.grid(False)  # blank (zero) cells would show the style's grid lines
 
@@ -298,8 +311,18 @@ def plot_cooccurrence(records: Sequence[dict], ax: Axes | None = None, share: bo
     ax = _axes(ax, (9, 7))
     if share:
         shares = 100 * matrix.div(np.diag(matrix).clip(min=1), axis=0)
-        sns.heatmap(shares, ax=ax, annot=True, fmt=".0f", vmin=0, vmax=100, cmap="viridis", linewidths=0.5,
-                    annot_kws={"fontsize": 8}, cbar_kws={"label": "% of the row class's images"})
+        sns.heatmap(
+            shares,
+            ax=ax,
+            annot=True,
+            fmt=".0f",
+            vmin=0,
+            vmax=100,
+            cmap="viridis",
+            linewidths=0.5,
+            annot_kws={"fontsize": 8},
+            cbar_kws={"label": "% of the row class's images"},
+        )
         ax.grid(False)
         ax.set_title("Co-occurrence: % of images with the row class that also hold the column class")
     else:
@@ -329,8 +352,17 @@ def plot_box_sizes(frame: pd.DataFrame) -> Figure:
         (right, "aspect", "aspect ratio w / h (log scale)"),
     ):
         sns.boxenplot(
-            boxes, x=column, y="class", hue="class", order=CLASSES, hue_order=CLASSES, palette=CLASS_COLOURS,
-            showfliers=False, log_scale=True, legend=False, ax=ax,
+            boxes,
+            x=column,
+            y="class",
+            hue="class",
+            order=CLASSES,
+            hue_order=CLASSES,
+            palette=CLASS_COLOURS,
+            showfliers=False,
+            log_scale=True,
+            legend=False,
+            ax=ax,
         )
         _plain_log_ticks(ax.xaxis)
         ax.set(xlabel=label, ylabel="")

@@ -42,6 +42,13 @@ def draw_record(ax: Axes, image_root: Path, record: dict) -> None:
         x1, y1, x2, y2 = obj["position"]
         colour = CLASS_COLOURS[obj["class"]]
         ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=colour, linewidth=1.5))
-        ax.text(x1, y1, obj["class"], fontsize=7, color="white", va="bottom",
-                bbox={"facecolor": colour, "edgecolor": "none", "pad": 1})
+        ax.text(
+            x1,
+            y1,
+            obj["class"],
+            fontsize=7,
+            color="white",
+            va="bottom",
+            bbox={"facecolor": colour, "edgecolor": "none", "pad": 1},
+        )
     ax.set_title(english_name(record["file_name"]), fontsize=8)

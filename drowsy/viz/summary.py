@@ -24,10 +24,12 @@ def collect(preset: dict) -> dict:
             validated = read_history(weights_dir / stage).dropna(subset=["mAP75"])
             if len(validated):
                 last = validated.iloc[-1]
-                stages[stage] = {"mAP50": last["mAP50"], "mAP75": last["mAP75"],
-                                 "per_class_AP75": last.filter(like="AP75_").rename(
-                                     lambda k: k.removeprefix("AP75_")).to_dict(),
-                                 "weights": str(weights_dir / stage / "best.pt")}
+                stages[stage] = {
+                    "mAP50": last["mAP50"],
+                    "mAP75": last["mAP75"],
+                    "per_class_AP75": last.filter(like="AP75_").rename(lambda k: k.removeprefix("AP75_")).to_dict(),
+                    "weights": str(weights_dir / stage / "best.pt"),
+                }
     ensemble_file = out_dir / "ensemble_scores.json"
     if ensemble_file.exists():
         stages.update(read_json(ensemble_file))
@@ -42,15 +44,21 @@ def main(argv=None) -> None:
     preset = load_yaml(args.preset)
     out_dir = resolve(preset["out_dir"])
     stages = collect(preset)
-    metrics = {"preset": args.preset, "seconds": args.seconds, "stages": stages,
-               "notebooks": str(out_dir / "notebooks"), "figures": str(out_dir / "figures"),
-               "weights": str(resolve(preset["weights_dir"]))}
+    metrics = {
+        "preset": args.preset,
+        "seconds": args.seconds,
+        "stages": stages,
+        "notebooks": str(out_dir / "notebooks"),
+        "figures": str(out_dir / "figures"),
+        "weights": str(resolve(preset["weights_dir"])),
+    }
     write_json(out_dir / "metrics.json", metrics, indent=2)
 
     print("\n== summary")
     if stages:
-        table = pd.DataFrame({name: s["per_class_AP75"] | {"mAP@0.75": s["mAP75"], "mAP@0.5": s["mAP50"]}
-                              for name, s in stages.items()})
+        table = pd.DataFrame(
+            {name: s["per_class_AP75"] | {"mAP@0.75": s["mAP75"], "mAP@0.5": s["mAP50"]} for name, s in stages.items()}
+        )
         tested = any(name.startswith("test") for name in stages)  # notebook 05's "test: submission"
         print("AP@0.75 per class (validation" + (", test" if tested else "") + "):")
         print(table.round(4).to_string())

@@ -28,14 +28,31 @@ from tests.helpers import (
 
 def test_meta_from_the_three_naming_schemes():
     found, recognised = meta.from_path(
-        f"{CONTROLLED_IMAGES}/001_G1/001_G1_03_좌측광원_룸미러_하품재현_20200917_182234_02144.jpg")
+        f"{CONTROLLED_IMAGES}/001_G1/001_G1_03_좌측광원_룸미러_하품재현_20200917_182234_02144.jpg"
+    )
     assert recognised and found == {
-        "aihub_split": "training", "environment": "controlled", "subject": "001", "group": "G1", "scenario": "03",
-        "lighting": "left", "gaze_target": "rear-view mirror", "behaviour": "yawning"}
+        "aihub_split": "training",
+        "environment": "controlled",
+        "subject": "001",
+        "group": "G1",
+        "scenario": "03",
+        "lighting": "left",
+        "gaze_target": "rear-view mirror",
+        "behaviour": "yawning",
+    }
     found, recognised = meta.from_path("Validation/[원천]bbox(실제도로환경)/3.택시/R_0123_45_M_02_1_0_Y_00017.jpg")
     assert recognised and found == {
-        "aihub_split": "validation", "environment": "real road", "vehicle": "taxi", "subject": "R_0123", "age": 45,
-        "gender": "male", "scenario": "02", "mask": True, "glasses": False, "cap": True}
+        "aihub_split": "validation",
+        "environment": "real road",
+        "vehicle": "taxi",
+        "subject": "R_0123",
+        "age": 45,
+        "gender": "male",
+        "scenario": "02",
+        "mask": True,
+        "glasses": False,
+        "cap": True,
+    }
     found, recognised = meta.from_path("Training/[원천]bbox(준통제환경)/x/some_other_name.jpg")
     assert not recognised and found == {"aihub_split": "training", "environment": "semi-controlled"}
     found, recognised = meta.from_path("001_G1_01_달빛_계기판_정상주시_20200917_182234_00001.jpg")  # unknown lighting
@@ -43,32 +60,55 @@ def test_meta_from_the_three_naming_schemes():
 
 
 def test_meta_from_the_label_json():
-    found = meta.from_label({"UserInfo": {"ID": 7, "Gender": "여", "Age": "34"},
-                             "Accessory": {"Mask": False, "Glasses": "Y", "Cap": "maybe"}})
+    found = meta.from_label(
+        {
+            "UserInfo": {"ID": 7, "Gender": "여", "Age": "34"},
+            "Accessory": {"Mask": False, "Glasses": "Y", "Cap": "maybe"},
+        }
+    )
     assert found == {"subject": "7", "gender": "female", "age": 34, "mask": False, "glasses": True}
 
 
 def test_a_clean_tree_maps_every_box_to_its_class(tmp_path):
     tree = AIHubTree(tmp_path / "raw")
     tree.add("001_G1", controlled_stem(1, 1))
-    phone = aihub_label(f"{controlled_stem(2, 1, behaviour='통화재현')}.jpg", boxes={
-        "Face": aihub_box("20.00", "30.00", "60.00", "90.00"), "Leye": aihub_hidden(), "Reye": aihub_box(42, 45, 52, 52, opened=True),
-        "Mouth": aihub_box(32, 70, 48, 80, opened=False), "Cigar": aihub_box(45, 75, 70, 80), "Phone": aihub_box(60, 40, 78, 90)},
-        user={"ID": "002", "Gender": "남", "Age": 30}, accessory={"Mask": False, "Glasses": True, "Cap": False})
+    phone = aihub_label(
+        f"{controlled_stem(2, 1, behaviour='통화재현')}.jpg",
+        boxes={
+            "Face": aihub_box("20.00", "30.00", "60.00", "90.00"),
+            "Leye": aihub_hidden(),
+            "Reye": aihub_box(42, 45, 52, 52, opened=True),
+            "Mouth": aihub_box(32, 70, 48, 80, opened=False),
+            "Cigar": aihub_box(45, 75, 70, 80),
+            "Phone": aihub_box(60, 40, 78, 90),
+        },
+        user={"ID": "002", "Gender": "남", "Age": 30},
+        accessory={"Mask": False, "Glasses": True, "Cap": False},
+    )
     tree.add("002_G1", controlled_stem(2, 1, behaviour="통화재현"), phone)
     report = prepare_dataset(tree.root, tmp_path / "out", val_size=0, progress=False)
     assert report["format"] == "aihub" and report["totals"]["records"] == {"read": 2, "kept": 2, "dropped": 0}
     records = {r["meta"]["subject"]: r for r in load_manifest(tmp_path / "out" / "train.json").records}
-    assert sorted(o["class"] for o in records["001"]["objects"]) == [
-        "eye_closed", "eye_opened", "face", "mouth_opened"]
+    assert sorted(o["class"] for o in records["001"]["objects"]) == ["eye_closed", "eye_opened", "face", "mouth_opened"]
     second = records["002"]
     assert sorted(o["class"] for o in second["objects"]) == ["cigar", "eye_opened", "face", "mouth_closed", "phone"]
     assert next(o for o in second["objects"] if o["class"] == "face")["position"] == [20.0, 30.0, 60.0, 90.0]
     assert second["file_name"] == f"{CONTROLLED_IMAGES}/002_G1/{controlled_stem(2, 1, behaviour='통화재현')}.jpg"
     assert second["meta"] | {} == {
-        "aihub_split": "training", "environment": "controlled", "subject": "002", "group": "G1", "scenario": "01",
-        "lighting": "none", "gaze_target": "instrument cluster", "behaviour": "phone call", "gender": "male",
-        "age": 30, "mask": False, "glasses": True, "cap": False}
+        "aihub_split": "training",
+        "environment": "controlled",
+        "subject": "002",
+        "group": "G1",
+        "scenario": "01",
+        "lighting": "none",
+        "gaze_target": "instrument cluster",
+        "behaviour": "phone call",
+        "gender": "male",
+        "age": 30,
+        "mask": False,
+        "glasses": True,
+        "cap": False,
+    }
     assert (second["width"], second["height"], second["channels"]) == (AIHUB_W, AIHUB_H, 1)
 
 
@@ -97,7 +137,10 @@ def defects(tmp_path):
     bad("no_objectinfo", {"FileInfo": {"FileName": "no_objectinfo.jpg"}})
     bad("no_boundingbox", {"FileInfo": {"FileName": "no_boundingbox.jpg"}, "ObjectInfo": {"KeyPoints": {}}})
     boxes = aihub_label("x")["ObjectInfo"]["BoundingBox"]
-    bad("bad_position", aihub_label("bad_position.jpg", boxes=boxes | {"Face": {"isVisible": True, "Position": [1, 2, 3]}}))
+    bad(
+        "bad_position",
+        aihub_label("bad_position.jpg", boxes=boxes | {"Face": {"isVisible": True, "Position": [1, 2, 3]}}),
+    )
     bad("no_opened", aihub_label("no_opened.jpg", boxes=boxes | {"Leye": aihub_box(28, 45, 38, 52)}))
     bad("zero_box", aihub_label("zero_box.jpg", boxes=boxes | {"Mouth": aihub_box(0, 0, 0, 0, opened=False)}))
     bad("inverted_box", aihub_label("inverted_box.jpg", boxes=boxes | {"Reye": aihub_box(52, 45, 42, 52, opened=True)}))
@@ -105,11 +148,16 @@ def defects(tmp_path):
     bad("wrong_size", aihub_label("wrong_size.jpg", size=(AIHUB_H, AIHUB_W)))
     bad("no_image", aihub_label("no_image.jpg"), image=False)
     bad("names_bom_image", aihub_label("bom.jpg"), image=False)  # a second label file for bom.jpg
-    bad("cp949", data=CP949_PREFIX + "운전자.jpg\"}}".encode("cp949"))
+    bad("cp949", data=CP949_PREFIX + '운전자.jpg"}}'.encode("cp949"))
     bad("top_list", text="[]")
     bad("objectinfo_text", {"FileInfo": {"FileName": "objectinfo_text.jpg"}, "ObjectInfo": "none"})
-    odd = {"Leye": aihub_box(28, 45, 38, 52, opened=True), "Reye": {"isVisible": "true", "Position": [42, 45, 52, 52]},
-           "Mouth": aihub_box(32, 70, 48, 80, opened=True), "Cigar": aihub_hidden(), "Phone": "n/a"}  # and no Face at all
+    odd = {
+        "Leye": aihub_box(28, 45, 38, 52, opened=True),
+        "Reye": {"isVisible": "true", "Position": [42, 45, 52, 52]},
+        "Mouth": aihub_box(32, 70, 48, 80, opened=True),
+        "Cigar": aihub_hidden(),
+        "Phone": "n/a",
+    }  # and no Face at all
     bad("odd_boxes", aihub_label("odd_boxes.jpg", boxes=odd))
     thin = {"Cigar": aihub_box(45, 75, 45, 80), "Phone": aihub_box(60, 40, 78, 40)}  # no width; no height
     bad("thin_boxes", aihub_label("thin_boxes.jpg", boxes=boxes | thin))
@@ -138,14 +186,30 @@ def test_every_defect_is_named_and_nothing_good_is_lost(defects, tmp_path):
     assert objects["read"] == objects["kept"] + objects["dropped"]
     kept = {r["file_name"].rsplit("/", 1)[-1] for r in load_manifest(tmp_path / "out" / "train.json").records}
     good = {f"{controlled_stem(s, f)}.jpg" for s in range(1, 6) for f in range(4)}
-    assert good | {"bom.jpg", "bad_position.jpg", "no_opened.jpg", "zero_box.jpg", "inverted_box.jpg",
-                   "past_edge.jpg", "odd_boxes.jpg", "thin_boxes.jpg", "all_hidden.jpg", "no_size.jpg"} == kept
+    assert (
+        good
+        | {
+            "bom.jpg",
+            "bad_position.jpg",
+            "no_opened.jpg",
+            "zero_box.jpg",
+            "inverted_box.jpg",
+            "past_edge.jpg",
+            "odd_boxes.jpg",
+            "thin_boxes.jpg",
+            "all_hidden.jpg",
+            "no_size.jpg",
+        }
+        == kept
+    )
     assert _issues_by_file(report["issues"]) == _expected_defect_issues(cases)
-    past_edge = next(r for r in load_manifest(tmp_path / "out" / "train.json").records
-                     if r["file_name"].endswith("past_edge.jpg"))
+    past_edge = next(
+        r for r in load_manifest(tmp_path / "out" / "train.json").records if r["file_name"].endswith("past_edge.jpg")
+    )
     assert next(o for o in past_edge["objects"] if o["class"] == "face")["position"] == [0, 30, AIHUB_W, 90]
-    zero_box = next(r for r in load_manifest(tmp_path / "out" / "train.json").records
-                    if r["file_name"].endswith("zero_box.jpg"))
+    zero_box = next(
+        r for r in load_manifest(tmp_path / "out" / "train.json").records if r["file_name"].endswith("zero_box.jpg")
+    )
     assert "mouth_closed" not in {o["class"] for o in zero_box["objects"]}
     assert records["read"] == len(cases) + 20 + 1  # every label file, the undecodable name included
     assert report["meta"]["unrecognised_names"] == 12  # the defect cases that reached an image (named off-scheme)
@@ -168,12 +232,21 @@ def _expected_defect_issues(cases: dict) -> dict[str, list[dict]]:
 
     def at(stem, field, reason, action="dropped", image=None):
         label_file = f"{folder}/{stem}.json"
-        return {"record": label_files.index(label_file), "label_file": label_file,
-                "file_name": image and f"{images}/{image}", "field": field, "reason": reason, "action": action}
+        return {
+            "record": label_files.index(label_file),
+            "label_file": label_file,
+            "file_name": image and f"{images}/{image}",
+            "field": field,
+            "reason": reason,
+            "action": action,
+        }
 
     def empty(stem, key, position):
-        return at(stem, f"ObjectInfo.BoundingBox.{key}.Position",
-                  f"isVisible is true but the box {position} is empty or inverted")
+        return at(
+            stem,
+            f"ObjectInfo.BoundingBox.{key}.Position",
+            f"isVisible is true but the box {position} is empty or inverted",
+        )
 
     expected = [
         at("not_json", "file", "not valid JSON: Expecting value (line 1 column 14)"),  # 13 characters, then nothing
@@ -193,22 +266,62 @@ def _expected_defect_issues(cases: dict) -> dict[str, list[dict]]:
         empty("thin_boxes", "Cigar", [45, 75, 45, 80]),  # no width
         empty("thin_boxes", "Phone", [60, 40, 78, 40]),  # no height
         at("no_image", "FileInfo.FileName", "no image named no_image.jpg under the image folder"),
-        at("names_bom_image", "FileInfo.FileName",
-           f"image {images}/bom.jpg already labelled by {folder}/bom.json: duplicate dropped", image="bom.jpg"),
-        at("past_edge", "ObjectInfo.BoundingBox.Face.Position",
-           f"box [-5, 30, {AIHUB_W + 10}, 90] clipped to the {AIHUB_W}x{AIHUB_H} image: [0, 30, {AIHUB_W}, 90]", "repaired", "past_edge.jpg"),
-        at("wrong_size", "FileInfo.Width/Height", f"the label says {AIHUB_H}x{AIHUB_W} but the image is {AIHUB_W}x{AIHUB_H}",
-           image="wrong_size.jpg"),
+        at(
+            "names_bom_image",
+            "FileInfo.FileName",
+            f"image {images}/bom.jpg already labelled by {folder}/bom.json: duplicate dropped",
+            image="bom.jpg",
+        ),
+        at(
+            "past_edge",
+            "ObjectInfo.BoundingBox.Face.Position",
+            f"box [-5, 30, {AIHUB_W + 10}, 90] clipped to the {AIHUB_W}x{AIHUB_H} image: [0, 30, {AIHUB_W}, 90]",
+            "repaired",
+            "past_edge.jpg",
+        ),
+        at(
+            "wrong_size",
+            "FileInfo.Width/Height",
+            f"the label says {AIHUB_H}x{AIHUB_W} but the image is {AIHUB_W}x{AIHUB_H}",
+            image="wrong_size.jpg",
+        ),
         at("all_hidden", "objects", "no objects: kept as a negative example", "info", "all_hidden.jpg"),
         at("broken_image", "image", "unreadable image (not a format OpenCV can decode)", image="broken_image.jpg"),
-        {"record": None, "label_file": f"{folder}/\ufffd\ufffd.json", "file_name": None, "field": "path",
-         "reason": not_utf8, "action": "dropped"},
-        {"record": None, "label_file": None, "file_name": f"{images}/\ufffd\ufffd.jpg", "field": "path",
-         "reason": not_utf8, "action": "dropped"},
-    ] + [{"record": None, "label_file": None, "file_name": f"{images}/{stem}.jpg", "field": "image",
-          "reason": "no label file names this image: not used", "action": "info"}  # their label files were dropped
-         for stem in ("cp949", "no_boundingbox", "no_objectinfo", "not_json", "objectinfo_text", "top_list",
-                      "unlabelled")]
+        {
+            "record": None,
+            "label_file": f"{folder}/\ufffd\ufffd.json",
+            "file_name": None,
+            "field": "path",
+            "reason": not_utf8,
+            "action": "dropped",
+        },
+        {
+            "record": None,
+            "label_file": None,
+            "file_name": f"{images}/\ufffd\ufffd.jpg",
+            "field": "path",
+            "reason": not_utf8,
+            "action": "dropped",
+        },
+    ] + [
+        {
+            "record": None,
+            "label_file": None,
+            "file_name": f"{images}/{stem}.jpg",
+            "field": "image",
+            "reason": "no label file names this image: not used",
+            "action": "info",
+        }  # their label files were dropped
+        for stem in (
+            "cp949",
+            "no_boundingbox",
+            "no_objectinfo",
+            "not_json",
+            "objectinfo_text",
+            "top_list",
+            "unlabelled",
+        )
+    ]
     return _issues_by_file(expected)
 
 
@@ -226,8 +339,9 @@ def test_grouped_split_puts_no_subject_on_both_sides(defects, tmp_path):
 
 
 def test_random_split_reports_its_leakage():
-    records = [{"file_name": f"{s}_{f}.jpg", "objects": [], "meta": {"subject": str(s)}}
-               for s in range(10) for f in range(10)]
+    records = [
+        {"file_name": f"{s}_{f}.jpg", "objects": [], "meta": {"subject": str(s)}} for s in range(10) for f in range(10)
+    ]
     train, val = split_records(records, val_size=20, seed=0)
     shared = {r["meta"]["subject"] for r in train} & {r["meta"]["subject"] for r in val}
     assert len(val) == 20 and shared  # 20 random frames of 10 drivers: some drivers on both sides
@@ -240,9 +354,15 @@ def test_random_split_reports_its_leakage():
 def test_grouped_split_gives_a_rare_class_its_share(seed):
     # 40 drivers of 10 frames; only 4 of them smoke: a random draw of 8 drivers misses all 4 in 39 % of draws
     smokers = {3, 17, 22, 35}
-    records = [{"file_name": f"{s}_{f}.jpg", "meta": {"subject": str(s)},
-                "objects": [{"class": "face"}, *([{"class": "cigar"}] if s in smokers else [])]}
-               for s in range(40) for f in range(10)]
+    records = [
+        {
+            "file_name": f"{s}_{f}.jpg",
+            "meta": {"subject": str(s)},
+            "objects": [{"class": "face"}, *([{"class": "cigar"}] if s in smokers else [])],
+        }
+        for s in range(40)
+        for f in range(10)
+    ]
     train, val = split_records(records, val_size=80, seed=seed, group_by="subject")
     val_subjects = {r["meta"]["subject"] for r in val}
     assert len(val) == 80 and not val_subjects & {r["meta"]["subject"] for r in train}
@@ -263,14 +383,22 @@ def test_images_elsewhere_and_forced_format(tmp_path):
     report = prepare_dataset(tree.root, tmp_path / "out", val_size=0, images_dir=tmp_path / "images", progress=False)
     assert report["totals"]["records"]["kept"] == 2
     assert {r["file_name"] for r in load_manifest(tmp_path / "out" / "train.json").records} == {
-        f"001_G1/{in_folder}.jpg", f"{at_top}.jpg"}
+        f"001_G1/{in_folder}.jpg",
+        f"{at_top}.jpg",
+    }
 
 
-@pytest.mark.parametrize("layout, message", [
-    ("empty", "neither a competition folder"),
-    ("labels_without_json", "no label JSON found (expected AIHub label folders like "
-                            "'[라벨]bbox(통제환경)/<subject>/*.json'; or use --format competition)"),
-])
+@pytest.mark.parametrize(
+    "layout, message",
+    [
+        ("empty", "neither a competition folder"),
+        (
+            "labels_without_json",
+            "no label JSON found (expected AIHub label folders like "
+            "'[라벨]bbox(통제환경)/<subject>/*.json'; or use --format competition)",
+        ),
+    ],
+)
 def test_unusable_root_is_one_line_exit_2(tmp_path, capsys, layout, message):
     raw = tmp_path / "raw"
     raw.mkdir()
@@ -295,8 +423,13 @@ def test_read_tree_counts_every_label_file_and_reports_progress_only_when_asked(
     tree.label_at(f"{CONTROLLED}/001_G1", "orphan", aihub_label("orphan.jpg"))  # its image is missing
     reading = read_tree(tree.root)
     assert capsys.readouterr().out == ""
-    assert reading.counts == {"records_read": 3, "records_dropped": 1, "objects_read": 12, "objects_dropped": 4,
-                              "unrecognised_names": 0}  # 4 visible boxes per label file
+    assert reading.counts == {
+        "records_read": 3,
+        "records_dropped": 1,
+        "objects_read": 12,
+        "objects_dropped": 4,
+        "unrecognised_names": 0,
+    }  # 4 visible boxes per label file
     monkeypatch.setenv("DROWSY_PROGRESS", "lines")
     read_tree(tree.root, progress=True)
     assert capsys.readouterr().out.startswith("label files: 3 file in ")
@@ -315,8 +448,10 @@ def test_cli_groups_by_subject(defects, tmp_path, capsys):
 
 
 def test_plot_titles_get_english_names():
-    assert meta.english_name(f"{CONTROLLED_IMAGES}/001_G1/{controlled_stem(1, 4, '좌측광원', '하품재현')}.jpg") == \
-        "001_G1_01_left_instrument cluster_yawning_20200917_182234_00004.jpg"
+    assert (
+        meta.english_name(f"{CONTROLLED_IMAGES}/001_G1/{controlled_stem(1, 4, '좌측광원', '하품재현')}.jpg")
+        == "001_G1_01_left_instrument cluster_yawning_20200917_182234_00004.jpg"
+    )
     assert meta.english_name("운전자_x.jpg") == "???_x.jpg"
 
 
@@ -333,7 +468,10 @@ def find(document: dict, images: dict, claimed: dict | None = None, label_file: 
 
 def test_the_image_is_found_by_the_base_name_of_its_fileinfo_name_even_a_windows_path():
     images = {"a.jpg": ["Training/[원천]bbox/R_216/a.jpg"]}
-    assert find({"FileInfo": {"FileName": " C:\\data\\R_216\\a.jpg "}}, images) == ("Training/[원천]bbox/R_216/a.jpg", None)
+    assert find({"FileInfo": {"FileName": " C:\\data\\R_216\\a.jpg "}}, images) == (
+        "Training/[원천]bbox/R_216/a.jpg",
+        None,
+    )
 
 
 def test_without_a_file_name_the_label_files_stem_with_any_image_suffix_is_used():
@@ -355,10 +493,17 @@ def test_of_several_images_of_one_name_the_one_mirroring_the_label_folder_wins()
     assert find(named, {"a.jpg": ambiguous}) == (None, "4 images named a.jpg: W/R_4/a.jpg, X/R_1/a.jpg, Y/R_2/a.jpg")
     # label files right inside the label folder, no subject folders: two images of the name is one too many
     assert find(named, {"a.jpg": ["B/a.jpg", "A/a.jpg"]}, label_file="[라벨]bbox/a.json") == (
-        None, "2 images named a.jpg: A/a.jpg, B/a.jpg")
+        None,
+        "2 images named a.jpg: A/a.jpg, B/a.jpg",
+    )
 
 
 def test_an_image_another_label_file_claimed_is_reported_as_a_duplicate():
     image = "Training/[원천]bbox/R_216/a.jpg"
-    found = find({"FileInfo": {"FileName": "a.jpg"}}, {"a.jpg": [image]}, {image: "Training/[라벨]bbox/R_216/a_copy.json"})
-    assert found == (image, f"image {image} already labelled by Training/[라벨]bbox/R_216/a_copy.json: duplicate dropped")
+    found = find(
+        {"FileInfo": {"FileName": "a.jpg"}}, {"a.jpg": [image]}, {image: "Training/[라벨]bbox/R_216/a_copy.json"}
+    )
+    assert found == (
+        image,
+        f"image {image} already labelled by Training/[라벨]bbox/R_216/a_copy.json: duplicate dropped",
+    )

@@ -16,6 +16,7 @@ def unletterbox(boxes, geometry: Letterbox, original_hw) -> torch.Tensor:
     [candidates] = to_candidates(decoded, [geometry], [original_hw], conf=0.5)
     return xywh_to_xyxy(candidates[:, :4])
 
+
 BRIGHT = 255
 
 
@@ -102,8 +103,14 @@ def test_affine_box_follows_the_warped_object(seed):
     box = (60, 50, 110, 90)
     image = square_image((160, 160), box)
     out, boxes, classes = random_affine(
-        image, np.array([box], np.float32), np.array([1]), np.random.default_rng(seed),
-        degrees=30, translate=0.1, scale=0.3, shear=5,
+        image,
+        np.array([box], np.float32),
+        np.array([1]),
+        np.random.default_rng(seed),
+        degrees=30,
+        translate=0.1,
+        scale=0.3,
+        shear=5,
     )
     assert out.shape == image.shape
     assert classes.tolist() == [1]
@@ -171,7 +178,7 @@ def test_augment_value_scales_brightness_within_the_gain():
         lowest = (out[1:] / values[1:]).max()
         unsaturated = out[1:] < 255
         highest = ((out[1:][unsaturated] + 1) / values[1:][unsaturated]).min(initial=np.inf)
-        assert lowest < highest and 0.6 <= highest and lowest <= 1.4
+        assert lowest < highest and highest >= 0.6 and lowest <= 1.4
         assert out[0] == 0
         outputs.append(out)
     assert len({tuple(out) for out in outputs}) > 1

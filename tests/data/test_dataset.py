@@ -264,8 +264,11 @@ def test_a_cache_over_budget_or_over_shared_memory_is_not_made(tmp_path, records
 
 def test_too_little_shared_memory_for_the_workers_batches_is_one_line(monkeypatch):
     monkeypatch.setattr("drowsy.data.image_cache.shared_memory_free", lambda: 64 * 2**20)  # Docker's default /dev/shm
-    with pytest.raises(DrowsyError, match=r"^workers: 8 loader workers need about 800 MB .* --shm-size=16g or "
-                                          r"--ipc=host, or set workers lower$"):
+    with pytest.raises(
+        DrowsyError,
+        match=r"^workers: 8 loader workers need about 800 MB .* --shm-size=16g or "
+        r"--ipc=host, or set workers lower$",
+    ):
         check_shared_memory(workers=8, batch=32, img_size=1280, channels=1)
     check_shared_memory(workers=0, batch=32, img_size=1280, channels=1)  # no workers, no shared batches
     check_shared_memory(workers=1, batch=16, img_size=1280, channels=1)  # 50 MB fit

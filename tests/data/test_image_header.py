@@ -89,8 +89,16 @@ def test_header_progress_is_off_by_default_and_counts_the_images(tmp_path, monke
         # 2 + 4084 bytes before the frame: its 10-byte header ends exactly at the end of the first 4096 read
         (jpeg_segment(0xE0, bytes(4080)) + jpeg_frame(40, 30) + SCAN, (40, 30, 1, 1)),
     ],
-    ids=["baseline", "dht-first", "dac-first", "progressive", "fill-bytes", "tem-marker", "big-endian",
-         "frame-ends-at-4096"],
+    ids=[
+        "baseline",
+        "dht-first",
+        "dac-first",
+        "progressive",
+        "fill-bytes",
+        "tem-marker",
+        "big-endian",
+        "frame-ends-at-4096",
+    ],
 )
 def test_hand_made_jpeg_header_is_read_from_its_frame_segment(tmp_path, body, expected):
     (tmp_path / "a.jpg").write_bytes(SOI + body + EOI)
@@ -120,8 +128,15 @@ def baseline_with_fill_bytes() -> bytes:
         lambda: encoded(".jpg", 37, 23) + b"\xff" * 4 + b"maker trailer" * 50,  # a camera's data after EOI
         lambda: encoded(".png", 37, 23) + b"\x01" * 3000,
     ],
-    ids=["fill-bytes-before-frame", "progressive", "jpeg-zero-padding", "png-zero-padding", "jpeg-block-padding",
-         "jpeg-trailer", "png-trailer"],
+    ids=[
+        "fill-bytes-before-frame",
+        "progressive",
+        "jpeg-zero-padding",
+        "png-zero-padding",
+        "jpeg-block-padding",
+        "jpeg-trailer",
+        "png-trailer",
+    ],
 )
 def test_opencv_images_with_unusual_layout_match_decoded_size(tmp_path, make):
     path = tmp_path / "image.bin"
@@ -151,8 +166,17 @@ def png_with_header(width: int, height: int, colour_type: int) -> bytes:
         (encoded(".png", 5, 3)[:26], "truncated PNG: no IEND chunk"),  # cut right after the colour type
         (encoded(".png", 5, 3)[:33], "truncated PNG: no IEND chunk"),  # cut right after the IHDR chunk
     ],
-    ids=["zero-width", "zero-height", "bad-colour-type", "signature-only", "idat-first", "bad-signature", "no-iend",
-         "cut-after-colour-type", "cut-after-ihdr"],
+    ids=[
+        "zero-width",
+        "zero-height",
+        "bad-colour-type",
+        "signature-only",
+        "idat-first",
+        "bad-signature",
+        "no-iend",
+        "cut-after-colour-type",
+        "cut-after-ihdr",
+    ],
 )
 def test_corrupt_png_gives_one_line_reason(tmp_path, data, reason):
     (tmp_path / "bad.png").write_bytes(data)
@@ -174,14 +198,23 @@ def test_png_sizes_are_four_byte_big_endian(tmp_path):
 
 def tiff_ifd(entries: list[tuple[int, int]], order: str = "little", next_ifd: int = 0) -> bytes:
     """A TIFF IFD: its entry count, (tag, SHORT value) `entries`, the offset of the next IFD (0: none)."""
-    return len(entries).to_bytes(2, order) + b"".join(
-        tag.to_bytes(2, order) + (3).to_bytes(2, order) + (1).to_bytes(4, order) + value.to_bytes(2, order) + bytes(2)
-        for tag, value in entries
-    ) + next_ifd.to_bytes(4, order)
+    return (
+        len(entries).to_bytes(2, order)
+        + b"".join(
+            tag.to_bytes(2, order)
+            + (3).to_bytes(2, order)
+            + (1).to_bytes(4, order)
+            + value.to_bytes(2, order)
+            + bytes(2)
+            for tag, value in entries
+        )
+        + next_ifd.to_bytes(4, order)
+    )
 
 
-def tiff_app1(entries: list[tuple[int, int]], byte_order: str = "II", ifd_offset: int = 8, pad: bool = True,
-              cut: int = 0) -> bytes:
+def tiff_app1(
+    entries: list[tuple[int, int]], byte_order: str = "II", ifd_offset: int = 8, pad: bool = True, cut: int = 0
+) -> bytes:
     """An EXIF APP1 segment whose first IFD holds (tag, SHORT value) `entries`, at `ifd_offset` (or, without
     `pad`, right after the TIFF header whatever the offset says); `cut` bytes short at its end."""
     order = "little" if byte_order == "II" else "big"
@@ -192,8 +225,14 @@ def tiff_app1(entries: list[tuple[int, int]], byte_order: str = "II", ifd_offset
 
 # IFD0 (the image's) at offset 256 with one entry, and IFD1 (the thumbnail's) right after it at 274
 # (little-endian 274 reads as the orientation tag 0x0112 where IFD0's entries end).
-THUMBNAIL_IFD_TIFF = b"II" + (42).to_bytes(2, "little") + (256).to_bytes(4, "little") + bytes(248) + \
-    tiff_ifd([(0x0101, 20)], next_ifd=274) + tiff_ifd([(0x0112, 6)])
+THUMBNAIL_IFD_TIFF = (
+    b"II"
+    + (42).to_bytes(2, "little")
+    + (256).to_bytes(4, "little")
+    + bytes(248)
+    + tiff_ifd([(0x0101, 20)], next_ifd=274)
+    + tiff_ifd([(0x0112, 6)])
+)
 
 
 @pytest.mark.parametrize(
@@ -212,8 +251,20 @@ THUMBNAIL_IFD_TIFF = b"II" + (42).to_bytes(2, "little") + (256).to_bytes(4, "lit
         (tiff_app1([(0x0112, 6)], cut=5), 1),  # the segment cuts the entry short
         (jpeg_segment(0xE1, b"Exif\0\0" + THUMBNAIL_IFD_TIFF), 1),  # the thumbnail's orientation is not the image's
     ],
-    ids=["after-other-tags", "ifd-further-on", "zero", "nine", "other-tag", "no-byte-order", "ifd-past-segment",
-         "xmp", "value-274-before", "entry-ends-the-segment", "entry-cut-short", "thumbnail-ifd"],
+    ids=[
+        "after-other-tags",
+        "ifd-further-on",
+        "zero",
+        "nine",
+        "other-tag",
+        "no-byte-order",
+        "ifd-past-segment",
+        "xmp",
+        "value-274-before",
+        "entry-ends-the-segment",
+        "entry-cut-short",
+        "thumbnail-ifd",
+    ],
 )
 def test_exif_orientation_read_only_from_a_valid_orientation_tag(tmp_path, app1, orientation):
     data = encoded(".jpg", 30, 20)

@@ -43,9 +43,14 @@ def test_exif_orientation_is_reported_and_images_read_as_stored(tmp_path, byte_o
     result = validate_records(records, tmp_path)
     assert result.records[0]["objects"][0]["position"] == [20, 2, 30, 18]  # inside the stored 30x20 image
     (issue,) = result.issues
-    assert issue == {"record": 0, "file_name": "rotated.jpg", "field": "file_name", "action": "info",
-                     "reason": "EXIF orientation 6 ignored: the image is read as stored, by this check and by every "
-                     "decoder of drowsy, and its boxes with it"}
+    assert issue == {
+        "record": 0,
+        "file_name": "rotated.jpg",
+        "field": "file_name",
+        "action": "info",
+        "reason": "EXIF orientation 6 ignored: the image is read as stored, by this check and by every "
+        "decoder of drowsy, and its boxes with it",
+    }
     item = DetectionDataset(tmp_path, result.records, 32)[0]  # the decoder agrees with the header: no size error
     assert item[0].shape == (1, 32, 32)
 
@@ -82,7 +87,9 @@ def test_read_labels_accepts_competition_file_and_manifest(tmp_path):
 
 
 def test_missing_manifest_says_what_makes_it(tmp_path):
-    with pytest.raises(DrowsyError, match=r"train\.json not found: run notebooks/02_build_diet\.ipynb \(or drowsy prepare\) first"):
+    with pytest.raises(
+        DrowsyError, match=r"train\.json not found: run notebooks/02_build_diet\.ipynb \(or drowsy prepare\) first"
+    ):
         load_manifest(tmp_path / "train.json")
 
 
@@ -167,8 +174,13 @@ def test_bad_record_is_dropped(bad_record, field, reason, objects_read):
     validation = validate_records([good, bad_record])
     issue = only_issue(validation, "dropped")
     name = bad_record.get("file_name") if isinstance(bad_record, dict) else None
-    assert issue == {"record": 1, "file_name": name if isinstance(name, str) else None, "field": field,
-                     "reason": reason, "action": "dropped"}
+    assert issue == {
+        "record": 1,
+        "file_name": name if isinstance(name, str) else None,
+        "field": field,
+        "reason": reason,
+        "action": "dropped",
+    }
     assert validation.counts["records_dropped"] == 1
     assert validation.counts["objects_read"] == 1 + objects_read
     assert validation.records == [good]
@@ -227,7 +239,10 @@ def test_image_checks_and_box_clipping(tmp_path):
     kept = {r["file_name"]: r for r in validation.records}
     assert list(kept) == ["gray.jpg", "colour.JPG", "운전자_ü.png", "sub/deep.jpg"]
     assert [(r["width"], r["height"], r["channels"]) for r in kept.values()] == [
-        (32, 18, 1), (32, 18, 3), (40, 20, 1), (32, 18, 1)
+        (32, 18, 1),
+        (32, 18, 3),
+        (40, 20, 1),
+        (32, 18, 1),
     ]
     assert kept["gray.jpg"]["objects"][0]["position"] == [0, 2, 10, 18]
     assert [o["class"] for o in kept["colour.JPG"]["objects"]] == ["cigar"]  # on the border: kept as is
@@ -251,13 +266,26 @@ def test_every_decision_is_one_issue_and_every_object_counted(tmp_path):
         {"file_name": "a.jpg", "objects": [face, obj("dog", 1, 1, 5, 5), {"class": "face"}]},
         {"file_name": "a.jpg", "objects": [face, face]},
         {"file_name": "../a.jpg", "objects": [face, face, face]},
-        {"file_name": "b.jpg", "objects": [obj("face", -1, 1, 5, 5), obj("eye_opened", 1, 1, 40, 5),
-                                           {**obj("phone", 1, 1, 5, 5), "attributes": {"occluded": True}}]},
+        {
+            "file_name": "b.jpg",
+            "objects": [
+                obj("face", -1, 1, 5, 5),
+                obj("eye_opened", 1, 1, 40, 5),
+                {**obj("phone", 1, 1, 5, 5), "attributes": {"occluded": True}},
+            ],
+        },
         {"file_name": "missing.jpg", "objects": [face]},
     ]
     validation = validate_records(records, tmp_path)
-    assert validation.counts == {"records_read": 5, "records_kept": 2, "records_dropped": 3, "objects_read": 12,
-                                 "objects_kept": 4, "objects_dropped": 8, "objects_repaired": 2}
+    assert validation.counts == {
+        "records_read": 5,
+        "records_kept": 2,
+        "records_dropped": 3,
+        "objects_read": 12,
+        "objects_kept": 4,
+        "objects_dropped": 8,
+        "objects_repaired": 2,
+    }
     assert [(i["record"], i["file_name"], i["field"], i["action"]) for i in validation.issues] == [
         (1, "a.jpg", "file_name", "dropped"),
         (2, "../a.jpg", "file_name", "dropped"),
@@ -268,19 +296,28 @@ def test_every_decision_is_one_issue_and_every_object_counted(tmp_path):
         (4, "missing.jpg", "file_name", "dropped"),
     ]
     assert validation.records[1]["objects"] == [  # objects keep only their class and position
-        obj("face", 0, 1, 5, 5), obj("eye_opened", 1, 1, 32, 5), obj("phone", 1, 1, 5, 5)
+        obj("face", 0, 1, 5, 5),
+        obj("eye_opened", 1, 1, 32, 5),
+        obj("phone", 1, 1, 5, 5),
     ]
 
 
 def test_image_whose_size_differs_from_the_declared_one_is_dropped(tmp_path):
     write_image(tmp_path / "a.jpg", 32, 18)
     write_image(tmp_path / "b.jpg", 32, 18)
-    records = [{"file_name": "a.jpg", "declared_size": [18, 32], "objects": [obj("face", 1, 1, 5, 5)]},
-               {"file_name": "b.jpg", "declared_size": [32, 18], "objects": []}]
+    records = [
+        {"file_name": "a.jpg", "declared_size": [18, 32], "objects": [obj("face", 1, 1, 5, 5)]},
+        {"file_name": "b.jpg", "declared_size": [32, 18], "objects": []},
+    ]
     validation = validate_records(records, tmp_path)
     issue = only_issue(validation, "dropped")
-    assert issue == {"record": 0, "file_name": "a.jpg", "field": "declared_size", "action": "dropped",
-                     "reason": "the label says 18x32 but the image is 32x18"}
+    assert issue == {
+        "record": 0,
+        "file_name": "a.jpg",
+        "field": "declared_size",
+        "action": "dropped",
+        "reason": "the label says 18x32 but the image is 32x18",
+    }
     assert [r["file_name"] for r in validation.records] == ["b.jpg"]
     check_counts(validation)
 
@@ -301,12 +338,26 @@ def test_image_whose_size_differs_from_the_declared_one_is_dropped(tmp_path):
         (SOI + JFIF + jpeg_frame(40, 30)[:4], "truncated JPEG: frame header cut off"),  # right after its length
         (SOI + JFIF + jpeg_frame(40, 30) + SCAN, "truncated JPEG: no end-of-image marker"),
         # an EXIF thumbnail's end marker in the segment right before the frame header is not the image's
-        (SOI + JFIF + jpeg_segment(0xE1, b"Exif\0\0" + SOI + b"thumbnail" + EOI) + jpeg_frame(40, 30) + SCAN,
-         "truncated JPEG: no end-of-image marker"),
+        (
+            SOI + JFIF + jpeg_segment(0xE1, b"Exif\0\0" + SOI + b"thumbnail" + EOI) + jpeg_frame(40, 30) + SCAN,
+            "truncated JPEG: no end-of-image marker",
+        ),
     ],
-    ids=["bad-marker", "scan-first", "end-first", "zero-width", "zero-height", "zero-channels", "soi-only",
-         "cut-in-marker", "segment-past-end", "frame-cut-off", "frame-cut-after-length", "no-end-marker",
-         "thumbnail-end-before-frame"],
+    ids=[
+        "bad-marker",
+        "scan-first",
+        "end-first",
+        "zero-width",
+        "zero-height",
+        "zero-channels",
+        "soi-only",
+        "cut-in-marker",
+        "segment-past-end",
+        "frame-cut-off",
+        "frame-cut-after-length",
+        "no-end-marker",
+        "thumbnail-end-before-frame",
+    ],
 )
 def test_corrupt_jpeg_is_dropped_with_one_line_reason(tmp_path, data, reason):
     (tmp_path / "bad.jpg").write_bytes(data)
@@ -329,8 +380,16 @@ def test_corrupt_jpeg_is_dropped_with_one_line_reason(tmp_path, data, reason):
         ([-2, 1, 1, 5], "repaired", [0, 1, 1, 5]),  # ends one pixel in from the left edge
         ([1, -2, 5, 1], "repaired", [1, 0, 5, 1]),  # ends one pixel below the top edge
     ],
-    ids=["right-edge", "bottom-edge", "left-edge", "top-edge", "all-sides", "corner", "one-pixel-left",
-         "one-pixel-top"],
+    ids=[
+        "right-edge",
+        "bottom-edge",
+        "left-edge",
+        "top-edge",
+        "all-sides",
+        "corner",
+        "one-pixel-left",
+        "one-pixel-top",
+    ],
 )
 def test_box_on_the_image_edge_is_dropped_and_one_across_it_clipped(tmp_path, position, action, kept):
     write_image(tmp_path / "a.jpg", 32, 18)

@@ -12,12 +12,11 @@ import yaml
 
 from drowsy import CLASSES
 from drowsy.cli import main
+from drowsy.data.exports import coco_instances, export_coco
 from drowsy.data.labels import load_manifest
 from drowsy.data.prepare import (
-    coco_instances,
     detect_format,
     diet_rule,
-    export_coco,
     leakage,
     meta_stats,
     prepare_dataset,
@@ -113,8 +112,16 @@ def test_every_third_mouth_opened_image_counts_only_its_own():
 
 @pytest.mark.parametrize(
     "num_images, val_size, expected",
-    [(0, 20000, 0), (1, 20000, 0), (2, 20000, 1), (4, 20000, 1), (100, 20000, 20), (100, 5, 5),
-     (100, 0, 0), (273224, 20000, 20000)],
+    [
+        (0, 20000, 0),
+        (1, 20000, 0),
+        (2, 20000, 1),
+        (4, 20000, 1),
+        (100, 20000, 20),
+        (100, 5, 5),
+        (100, 0, 0),
+        (273224, 20000, 20000),
+    ],
 )
 def test_val_count_is_clamped_to_a_fifth(num_images, val_size, expected):
     assert val_count(num_images, val_size) == expected
@@ -139,8 +146,11 @@ def driver(subject, frames, *classes):
 
 def test_records_without_the_group_key_are_groups_of_their_own():
     # 4 frames of driver "a" and 6 records that name no driver, the last without any meta
-    records = driver("a", 4, "face") + [{**record(f"x{i}.jpg", "face"), "meta": {}} for i in range(5)] + [
-        record("x5.jpg", "face")]
+    records = (
+        driver("a", 4, "face")
+        + [{**record(f"x{i}.jpg", "face"), "meta": {}} for i in range(5)]
+        + [record("x5.jpg", "face")]
+    )
     for seed in range(4):
         train, val = split_records(records, val_size=2, seed=seed, group_by="subject")
         assert len(val) == 2 and set(names(val)) <= {f"x{i}.jpg" for i in range(6)}  # "a" alone would overshoot
@@ -168,9 +178,14 @@ def test_a_grouped_split_leaves_train_a_group_even_if_val_stays_short(records, v
         # val_count(10) = 2; due: 9 faces x 2 / 10 = 1.8, 4 phones x 2 / 10 = 0.8 (each relative to max(due, 1)).
         # 1st draw: a face+phone image fills 1/1.8 + 0.8 - 0.2 = 1.16 (two faces: 1 - 0.2/1.8 = 0.89, one: 0.56);
         # then 0.8 faces and no phone lack: one face (0.6/1.8) beats two (-0.4/1.8) and a phone (-0.67)
-        ([{**record(f"{i}.jpg", *classes), "meta": {"subject": str(i)}} for i, classes in enumerate(
-            [()] * 3 + [("face",)] + [("face", "face")] * 2 + [("face", "phone")] * 4)],
-         2, [["face"], ["face", "phone"]]),
+        (
+            [
+                {**record(f"{i}.jpg", *classes), "meta": {"subject": str(i)}}
+                for i, classes in enumerate([()] * 3 + [("face",)] + [("face", "face")] * 2 + [("face", "phone")] * 4)
+            ],
+            2,
+            [["face"], ["face", "phone"]],
+        ),
         # val_count(4) = 1 image; driver "c" brings 4 cigars where 1 is due (-2), "f" 2 faces where 0.5 are (-1)
         (driver("c", 2, "cigar", "cigar") + driver("f", 2, "face"), 1, [["face"], ["face"]]),
     ],
@@ -188,7 +203,8 @@ def test_leakage_counts_val_subjects_seen_in_each_other_split_and_their_val_imag
         "diet": driver("c", 1) + driver("e", 1),
     }
     assert leakage(splits) == {
-        "key": "subject", "val_values": 3,  # a, c, d
+        "key": "subject",
+        "val_values": 3,  # a, c, d
         "records_without_key": 2,  # n1 (no meta), n2 (meta without a subject)
         "train": {"shared_values": 2, "val_images": 4},  # a (3 val images) and c (1)
         "diet": {"shared_values": 1, "val_images": 1},  # c
@@ -215,8 +231,14 @@ def test_meta_stats_count_records_per_key_and_value_and_list_values_up_to_50():
 
 @pytest.fixture
 def raw(tmp_path):
-    kinds = [("face", "eye_opened", "mouth_closed"), ("face", "phone"), ("face", "eye_closed", "mouth_closed"),
-             ("face", "mouth_opened"), ("face", "cigar"), ()]
+    kinds = [
+        ("face", "eye_opened", "mouth_closed"),
+        ("face", "phone"),
+        ("face", "eye_closed", "mouth_closed"),
+        ("face", "mouth_opened"),
+        ("face", "cigar"),
+        (),
+    ]
     records = [record(f"image_{i:04d}.jpg", *kinds[i % len(kinds)]) for i in range(40)]
     bad = [
         {"file_name": "missing.jpg", "objects": [{"class": "face", "position": [1, 1, 5, 5]}]},
@@ -259,19 +281,35 @@ def test_prepare_writes_consistent_manifests_and_report(raw, tmp_path):
     assert json.loads((out / "report.json").read_text()) == report
 
     assert (report["format"], report["labels"], report["image_root"]) == (
-        "competition", str(raw / "labels.json"), str(raw / "images"))
+        "competition",
+        str(raw / "labels.json"),
+        str(raw / "images"),
+    )
     no_subjects = {"shared_values": 0, "val_images": 0}
     assert report["split"] == {
-        "seed": 0, "group_by": None, "val_size_requested": 6, "val_images": 6, "train_images": 34,
+        "seed": 0,
+        "group_by": None,
+        "val_size_requested": 6,
+        "val_images": 6,
+        "train_images": 34,
         "rule": "val = min(val_size, 20% of kept images, at least 1 when >= 2 images), drawn at random with the seed; "
-                "train = the rest",
-        "leakage": {"key": "subject", "val_values": 0, "records_without_key": 40 + len(diet.records),
-                    "train": no_subjects, "diet": no_subjects},
+        "train = the rest",
+        "leakage": {
+            "key": "subject",
+            "val_values": 0,
+            "records_without_key": 40 + len(diet.records),
+            "train": no_subjects,
+            "diet": no_subjects,
+        },
     }
-    assert (report["diet"]["source"], report["diet"]["rules_in_order"]) == ("train split", [
-        "cigar_or_phone", "eye_closed_and_mouth_closed", "eye_closed_and_mouth_opened", "mouth_opened_every_3rd"])
-    assert report["outputs"] == {**{split: str(out / f"{split}.json") for split in ("train", "val", "diet")},
-                                 "report": str(out / "report.json")}
+    assert (report["diet"]["source"], report["diet"]["rules_in_order"]) == (
+        "train split",
+        ["cigar_or_phone", "eye_closed_and_mouth_closed", "eye_closed_and_mouth_opened", "mouth_opened_every_3rd"],
+    )
+    assert report["outputs"] == {
+        **{split: str(out / f"{split}.json") for split in ("train", "val", "diet")},
+        "report": str(out / "report.json"),
+    }
     # "image_0000.jpg" fits no AIHub naming scheme: no meta, every name unrecognised
     assert report["meta"] == {"unrecognised_names": 40, "records_with": {}, "distinct": {}, "values": {}}
     assert summarize(report).splitlines()[:3] == [
@@ -300,29 +338,68 @@ def test_competition_names_give_meta_for_a_split_by_driver_and_the_report(named_
     train, val = (load_manifest(out / f"{split}.json").records for split in ("train", "val"))
     by_name = {r["file_name"]: r.get("meta") for r in train + val}
     assert by_name[controlled_name(2, 3)] == {
-        "subject": "002", "group": "G1", "scenario": "01", "environment": "controlled", "lighting": "none",
-        "gaze_target": "instrument cluster", "behaviour": "normal"}
+        "subject": "002",
+        "group": "G1",
+        "scenario": "01",
+        "environment": "controlled",
+        "lighting": "none",
+        "gaze_target": "instrument cluster",
+        "behaviour": "normal",
+    }
     assert "lighting" not in by_name[controlled_name(6, 0, lighting="달빛")] and by_name["extra_0.jpg"] is None
     # val_count(23) = 4 images; a driver's 4 faces fill the 4 due exactly: validation is one whole driver
     val_subjects = {r["meta"]["subject"] for r in val}
-    assert len(val) == 4 and len(val_subjects) == 1 and not val_subjects & {r.get("meta", {}).get("subject") for r in train}
+    assert (
+        len(val) == 4
+        and len(val_subjects) == 1
+        and not val_subjects & {r.get("meta", {}).get("subject") for r in train}
+    )
     nothing_shared = {"shared_values": 0, "val_images": 0}
     assert report["split"] == {
-        "seed": 0, "group_by": "subject", "val_size_requested": 4, "val_images": 4, "train_images": 19,
+        "seed": 0,
+        "group_by": "subject",
+        "val_size_requested": 4,
+        "val_images": 4,
+        "train_images": 19,
         "rule": "val = min(val_size, 20% of kept images, at least 1 when >= 2 images), whole groups drawn at random "
-                "until val_size with the seed; train = the rest",
-        "leakage": {"key": "subject", "val_values": 1, "records_without_key": 2,  # the extras; the diet set is empty
-                    "train": nothing_shared, "diet": nothing_shared},
+        "until val_size with the seed; train = the rest",
+        "leakage": {
+            "key": "subject",
+            "val_values": 1,
+            "records_without_key": 2,  # the extras; the diet set is empty
+            "train": nothing_shared,
+            "diet": nothing_shared,
+        },
     }
     assert report["meta"] == {
         "unrecognised_names": 3,  # driver 6's frame and the two extras
-        "records_with": {"subject": 21, "group": 21, "scenario": 21, "lighting": 20, "gaze_target": 21,
-                         "behaviour": 21, "environment": 21},
-        "distinct": {"subject": 6, "group": 1, "scenario": 1, "lighting": 1, "gaze_target": 1, "behaviour": 1,
-                     "environment": 1},
-        "values": {"subject": {"001": 4, "002": 4, "003": 4, "004": 4, "005": 4, "006": 1}, "group": {"G1": 21},
-                   "scenario": {"01": 21}, "lighting": {"none": 20}, "gaze_target": {"instrument cluster": 21},
-                   "behaviour": {"normal": 21}, "environment": {"controlled": 21}},
+        "records_with": {
+            "subject": 21,
+            "group": 21,
+            "scenario": 21,
+            "lighting": 20,
+            "gaze_target": 21,
+            "behaviour": 21,
+            "environment": 21,
+        },
+        "distinct": {
+            "subject": 6,
+            "group": 1,
+            "scenario": 1,
+            "lighting": 1,
+            "gaze_target": 1,
+            "behaviour": 1,
+            "environment": 1,
+        },
+        "values": {
+            "subject": {"001": 4, "002": 4, "003": 4, "004": 4, "005": 4, "006": 1},
+            "group": {"G1": 21},
+            "scenario": {"01": 21},
+            "lighting": {"none": 20},
+            "gaze_target": {"instrument cluster": 21},
+            "behaviour": {"normal": 21},
+            "environment": {"controlled": 21},
+        },
     }
     assert summarize(report).splitlines()[3] == "subjects: 1 in val, 0 of them also in train (0 val images)"
 
@@ -370,8 +447,10 @@ def test_the_raw_format_is_told_from_what_the_folder_holds(raw, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DrowsyError) as err:
         detect_format(tmp_path / "empty")
-    assert str(err.value) == (f"{tmp_path / 'empty'}: neither a competition folder (labels.json + images/) nor an AIHub "
-                              "tree ('[라벨]...' label folders of per-image JSON); check the path or set --format")
+    assert str(err.value) == (
+        f"{tmp_path / 'empty'}: neither a competition folder (labels.json + images/) nor an AIHub "
+        "tree ('[라벨]...' label folders of per-image JSON); check the path or set --format"
+    )
     # images given elsewhere: the folder is read as an AIHub tree even with no label folder in sight
     with pytest.raises(DrowsyError, match="no label JSON found"):
         read_raw(tmp_path / "empty", images_dir=tree)
@@ -382,7 +461,9 @@ def test_an_aihub_tree_is_read_with_the_tree_as_labels_and_image_root(tmp_path):
     raw = read_raw(tree)
     assert (raw.raw_format, raw.labels, raw.image_root) == ("aihub", tree, tree)
     assert [r["file_name"] for r in raw.validation.records] == [
-        "Training/[원천]bbox(통제환경)/001_G1/a.jpg", "Training/[원천]bbox(통제환경)/001_G1/b.jpg"]
+        "Training/[원천]bbox(통제환경)/001_G1/a.jpg",
+        "Training/[원천]bbox(통제환경)/001_G1/b.jpg",
+    ]
     report = prepare_dataset(tree, tmp_path / "out", val_size=0, progress=False)
     assert (report["format"], report["labels"], report["image_root"]) == ("aihub", str(tree), str(tree))
     assert load_manifest(tmp_path / "out" / "train.json").image_root == tree
@@ -393,8 +474,13 @@ def test_an_aihub_tree_is_read_with_the_tree_as_labels_and_image_root(tmp_path):
 
 def test_yolo_export_links_images_and_normalises_boxes(tmp_path):
     records = [
-        {"file_name": "a.jpg", "width": 32, "height": 18, "channels": 1,
-         "objects": [{"class": "phone", "position": [4, 3, 12, 9]}, {"class": "face", "position": [0, 0, 32, 18]}]},
+        {
+            "file_name": "a.jpg",
+            "width": 32,
+            "height": 18,
+            "channels": 1,
+            "objects": [{"class": "phone", "position": [4, 3, 12, 9]}, {"class": "face", "position": [0, 0, 32, 18]}],
+        },
         {"file_name": "b.jpg", "width": 32, "height": 18, "channels": 1, "objects": []},
     ]
     raw = make_raw(tmp_path / "raw", records)
@@ -437,15 +523,21 @@ def test_coco_export_loads_in_pycocotools(tmp_path):
 
 def test_coco_instances_number_images_annotations_and_categories_from_1():
     records = [
-        {"file_name": "a.jpg", "width": 32, "height": 18, "objects": [
-            {"class": "phone", "position": [4, 3, 12, 9]}, {"class": "face", "position": [0, 1, 32, 18]}]},
+        {
+            "file_name": "a.jpg",
+            "width": 32,
+            "height": 18,
+            "objects": [{"class": "phone", "position": [4, 3, 12, 9]}, {"class": "face", "position": [0, 1, 32, 18]}],
+        },
         {"file_name": "b/c.jpg", "width": 20, "height": 10, "objects": []},
         {"file_name": "d.jpg", "width": 32, "height": 18, "objects": [{"class": "face", "position": [2, 2, 6, 10]}]},
     ]
     assert coco_instances(records) == {
-        "images": [{"id": 1, "file_name": "a.jpg", "width": 32, "height": 18},
-                   {"id": 2, "file_name": "b/c.jpg", "width": 20, "height": 10},
-                   {"id": 3, "file_name": "d.jpg", "width": 32, "height": 18}],
+        "images": [
+            {"id": 1, "file_name": "a.jpg", "width": 32, "height": 18},
+            {"id": 2, "file_name": "b/c.jpg", "width": 20, "height": 10},
+            {"id": 3, "file_name": "d.jpg", "width": 32, "height": 18},
+        ],
         "annotations": [
             {"id": 1, "image_id": 1, "category_id": 6, "bbox": [4, 3, 8, 6], "area": 48, "iscrowd": 0},
             {"id": 2, "image_id": 1, "category_id": 5, "bbox": [0, 1, 32, 17], "area": 544, "iscrowd": 0},
@@ -514,8 +606,10 @@ def test_resize_copies_large_images_once_and_scales_their_boxes(tmp_path, capsys
     (raw / "images").mkdir(parents=True)
     cv2.imwrite(str(raw / "images" / "big.jpg"), np.tile(np.arange(320, dtype=np.uint8) // 2, (180, 1)))
     cv2.imwrite(str(raw / "images" / "small.png"), np.zeros((60, 100), np.uint8))
-    labels = [{"file_name": "big.jpg", "objects": [{"class": "face", "position": [100, 40, 300, 180]}]},
-              {"file_name": "small.png", "objects": [{"class": "phone", "position": [10, 10, 50, 30]}]}]
+    labels = [
+        {"file_name": "big.jpg", "objects": [{"class": "face", "position": [100, 40, 300, 180]}]},
+        {"file_name": "small.png", "objects": [{"class": "phone", "position": [10, 10, 50, 30]}]},
+    ]
     (raw / "labels.json").write_text(json.dumps({"annotations": labels}))
     assert main(["prepare", str(raw), str(tmp_path / "out"), "--val-size", "0", "--resize", "160"]) == 0
     assert "images: 1 resized to a long side of 160 px, 1 hard-linked as they were" in capsys.readouterr().out
@@ -555,16 +649,22 @@ def test_bad_prepare_argument_is_one_line_before_reading_anything(tmp_path, argu
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("folder, keys", [
-    ("raw", "none"),
-    ("named_raw", "behaviour, environment, gaze_target, group, lighting, scenario, subject"),
-], ids=["no meta", "named"])
+@pytest.mark.parametrize(
+    "folder, keys",
+    [
+        ("raw", "none"),
+        ("named_raw", "behaviour, environment, gaze_target, group, lighting, scenario, subject"),
+    ],
+    ids=["no meta", "named"],
+)
 def test_a_group_by_key_no_record_has_is_refused_not_a_silent_random_split(request, tmp_path, folder, keys):
     raw = request.getfixturevalue(folder)
     with pytest.raises(DrowsyError) as err:
         prepare_dataset(raw, tmp_path / "out", val_size=6, group_by="subjekt", progress=False)
-    assert str(err.value) == (f"{raw / 'labels.json'}: group_by 'subjekt': no record's meta has this key (keys: {keys}), "
-                              'so no group can be held out; group_by "" splits by random images')
+    assert str(err.value) == (
+        f"{raw / 'labels.json'}: group_by 'subjekt': no record's meta has this key (keys: {keys}), "
+        'so no group can be held out; group_by "" splits by random images'
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -626,9 +726,12 @@ def test_yolo_export_mirrors_nested_file_names_without_collisions(tmp_path):
         assert os.path.samefile(image, raw / "images" / name) and not image.is_symlink()
     diet = out / "yolo" / "diet" / "labels"
     assert {path.relative_to(diet).as_posix() for path in diet.rglob("*.txt")} == {
-        "[원천]졸음운전/R_216_60_M/r_216_60_m_01_0001.txt", "other/r_216_60_m_01_0001.txt"
+        "[원천]졸음운전/R_216_60_M/r_216_60_m_01_0001.txt",
+        "other/r_216_60_m_01_0001.txt",
     }
-    assert f"path: {out / 'yolo'}\n" in (out / "yolo" / "data.yaml").read_text(encoding="utf-8")  # readable, not escaped
+    assert f"path: {out / 'yolo'}\n" in (out / "yolo" / "data.yaml").read_text(
+        encoding="utf-8"
+    )  # readable, not escaped
 
 
 def test_yolo_export_refuses_two_images_sharing_a_nested_label_file(tmp_path):
@@ -646,6 +749,7 @@ def test_yolo_export_refuses_two_images_sharing_a_nested_label_file(tmp_path):
 def refusing_link(code):
     def link(source, target):
         raise OSError(code, os.strerror(code))
+
     return link
 
 

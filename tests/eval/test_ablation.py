@@ -12,9 +12,24 @@ from drowsy.train.engine import train
 @pytest.fixture(scope="module")
 def weights(tiny_dataset, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("ablation_model")
-    train(TrainConfig(train_manifest=str(tiny_dataset / "train.json"), val_manifest=str(tiny_dataset / "val.json"),
-                      run_dir=str(run_dir), model="yolov5n", img_size=96, batch=4, nominal_batch=8, epochs=2,
-                      epoch_parts=1, device="cpu", workers=0, cache=False, seed=1), progress=False)
+    train(
+        TrainConfig(
+            train_manifest=str(tiny_dataset / "train.json"),
+            val_manifest=str(tiny_dataset / "val.json"),
+            run_dir=str(run_dir),
+            model="yolov5n",
+            img_size=96,
+            batch=4,
+            nominal_batch=8,
+            epochs=2,
+            epoch_parts=1,
+            device="cpu",
+            workers=0,
+            cache=False,
+            seed=1,
+        ),
+        progress=False,
+    )
     return {"baseline": run_dir / "best.pt", "finetune": run_dir / "last.pt"}
 
 
@@ -25,7 +40,9 @@ def canonical(record: dict) -> tuple:
 def test_chunked_ablation_equals_one_pass(tiny_dataset, weights, monkeypatch):
     val = load_manifest(tiny_dataset / "val.json")
     params = EnsembleParams(predict_img_size=128, device="cpu", amp=False, batch=2, conf=0.001)
-    options = {name: o for name, o in ablation.variants(weights).items() if name in ("fine-tuned", "ensemble + TTA, WBF")}
+    options = {
+        name: o for name, o in ablation.variants(weights).items() if name in ("fine-tuned", "ensemble + TTA, WBF")
+    }
     whole = ablation.run_ablation(options, val.image_root, val.records, **params.predict_options(), progress=False)
     monkeypatch.setattr(ablation, "ABLATION_CHUNK", 3)  # 8 val images: chunks of 3, 3 and 2
     chunked = ablation.run_ablation(options, val.image_root, val.records, **params.predict_options(), progress=False)

@@ -55,24 +55,41 @@ def handmade_fixture():
     """A crowded image, an image without objects, one without predictions, a class never labelled."""
     crowd = [[10 + 22 * k, 10, 30 + 22 * k, 30] for k in range(8)]  # 8 touching eyes in a row
     ground_truth = [
-        {"file_name": "a.jpg", "objects": [
-            obj("face", [100, 50, 300, 320]), obj("eye_opened", [140, 120, 180, 140]),
-            obj("eye_closed", [220, 120, 260, 140]), obj("mouth_closed", [170, 240, 230, 270]),
-        ]},
+        {
+            "file_name": "a.jpg",
+            "objects": [
+                obj("face", [100, 50, 300, 320]),
+                obj("eye_opened", [140, 120, 180, 140]),
+                obj("eye_closed", [220, 120, 260, 140]),
+                obj("mouth_closed", [170, 240, 230, 270]),
+            ],
+        },
         {"file_name": "crowd.jpg", "objects": [obj("eye_opened", box) for box in crowd]},
         {"file_name": "empty.jpg", "objects": []},
         {"file_name": "unseen.jpg", "objects": [obj("phone", [10, 10, 60, 100]), obj("face", [5, 5, 200, 200])]},
     ]
     predictions = [
-        {"file_name": "a.jpg", "objects": [obj("face", [102, 48, 298, 322], 0.95), obj("face", [90, 60, 280, 300], 0.4),
-                                           obj("eye_opened", [141, 121, 181, 141], 0.8),
-                                           obj("eye_opened", [221, 119, 259, 141], 0.7),
-                                           obj("mouth_closed", [170, 236, 230, 272], 0.6),
-                                           obj("cigar", [200, 260, 230, 270], 0.3)]},
-        {"file_name": "crowd.jpg", "objects": [
-            *(obj("eye_opened", [b[0] + 3, b[1] - 2, b[2] + 3, b[3] + 1], 0.9 - 0.05 * k) for k, b in enumerate(crowd)),
-            obj("eye_opened", [21, 10, 41, 30], 0.88),  # straddles two objects
-        ]},
+        {
+            "file_name": "a.jpg",
+            "objects": [
+                obj("face", [102, 48, 298, 322], 0.95),
+                obj("face", [90, 60, 280, 300], 0.4),
+                obj("eye_opened", [141, 121, 181, 141], 0.8),
+                obj("eye_opened", [221, 119, 259, 141], 0.7),
+                obj("mouth_closed", [170, 236, 230, 272], 0.6),
+                obj("cigar", [200, 260, 230, 270], 0.3),
+            ],
+        },
+        {
+            "file_name": "crowd.jpg",
+            "objects": [
+                *(
+                    obj("eye_opened", [b[0] + 3, b[1] - 2, b[2] + 3, b[3] + 1], 0.9 - 0.05 * k)
+                    for k, b in enumerate(crowd)
+                ),
+                obj("eye_opened", [21, 10, 41, 30], 0.88),  # straddles two objects
+            ],
+        },
         {"file_name": "empty.jpg", "objects": [obj("phone", [0, 0, 50, 50], 0.5)]},
     ]
     return ground_truth, predictions
@@ -90,8 +107,14 @@ def reference(ground_truth, predictions, category_ids=None, max_dets: int = 100)
 
     objects = [(image_ids[r["file_name"]], o) for r in ground_truth for o in r["objects"]]
     annotations = [
-        {"id": k + 1, "image_id": image, "category_id": category[o["class"]], "bbox": xywh(o["position"]),
-         "area": xywh(o["position"])[2] * xywh(o["position"])[3], "iscrowd": 0}
+        {
+            "id": k + 1,
+            "image_id": image,
+            "category_id": category[o["class"]],
+            "bbox": xywh(o["position"]),
+            "area": xywh(o["position"])[2] * xywh(o["position"])[3],
+            "iscrowd": 0,
+        }
         for k, (image, o) in enumerate(objects)
     ]
     # skipped without pycocotools: only the tests that compare with it (the others do not need it)
@@ -104,9 +127,14 @@ def reference(ground_truth, predictions, category_ids=None, max_dets: int = 100)
         "annotations": annotations,
     }
     results = [
-        {"image_id": image_ids[r["file_name"]], "category_id": category[o["class"]], "bbox": xywh(o["position"]),
-         "score": o["confidence_score"]}
-        for r in predictions for o in r["objects"]
+        {
+            "image_id": image_ids[r["file_name"]],
+            "category_id": category[o["class"]],
+            "bbox": xywh(o["position"]),
+            "score": o["confidence_score"],
+        }
+        for r in predictions
+        for o in r["objects"]
     ]
     with contextlib.redirect_stdout(io.StringIO()):
         truth.createIndex()
@@ -148,19 +176,31 @@ def test_degenerate_boxes_score_like_pycocotools():
     """Boxes of zero width or height overlap nothing (even themselves), a box of a pixel or less
     still matches itself, and an inverted box (x2 < x1) overlaps nothing and has a negative area,
     outside the area range: an inverted object is not scored, an inverted prediction neither."""
-    objects = [obj("face", [10, 0, 10, 20]), obj("phone", [0, 30, 20, 30]), obj("eye_opened", [0, 0, 1, 1]),
-               obj("eye_closed", [5, 5, 5.8, 5.6]), obj("mouth_opened", [20, 0, 10, 10]),
-               obj("mouth_closed", [40, 40, 60, 50])]
+    objects = [
+        obj("face", [10, 0, 10, 20]),
+        obj("phone", [0, 30, 20, 30]),
+        obj("eye_opened", [0, 0, 1, 1]),
+        obj("eye_closed", [5, 5, 5.8, 5.6]),
+        obj("mouth_opened", [20, 0, 10, 10]),
+        obj("mouth_closed", [40, 40, 60, 50]),
+    ]
     ground_truth = [{"file_name": "thin.jpg", "objects": [*objects, obj("cigar", [0, 60, 10, 70])]}]
     # inverted over the cigar: its signed "IoU" would be -100 / -100 = 1
     inverted = obj("cigar", [10, 60, 0, 90], 0.9)
     predictions = [{"file_name": "thin.jpg", "objects": [*(dict(o, confidence_score=0.9) for o in objects), inverted]}]
     result = evaluate_detections(ground_truth, predictions)
     assert {name: values["AP50"] for name, values in result["per_class"].items()} == {
-        "face": 0.0, "phone": 0.0, "eye_opened": 1.0, "eye_closed": 1.0, "mouth_closed": 1.0, "cigar": 0.0}
+        "face": 0.0,
+        "phone": 0.0,
+        "eye_opened": 1.0,
+        "eye_closed": 1.0,
+        "mouth_closed": 1.0,
+        "cigar": 0.0,
+    }
     for name in result["per_class"]:
         assert result["per_class"][name]["AP50_95"] == pytest.approx(
-            reference(ground_truth, predictions, category_ids=[name])["mAP50_95"], abs=1e-9), name
+            reference(ground_truth, predictions, category_ids=[name])["mAP50_95"], abs=1e-9
+        ), name
 
 
 def test_class_without_ground_truth_is_left_out():
@@ -182,7 +222,8 @@ def test_max_dets_caps_per_image_and_class_like_cocoeval():
     assert capped["per_class"]["face"]["AP50"] == 0.0  # the hit ranks 6th among the faces
     assert capped["mAP50"] == pytest.approx(reference(ground_truth, predictions, max_dets=5)["mAP50"], abs=1e-9)
     assert evaluate_detections(ground_truth, predictions, max_dets=1)["mAP50"] == pytest.approx(
-        reference(ground_truth, predictions, max_dets=1)["mAP50"], abs=1e-9)  # one box per image and class is a cap
+        reference(ground_truth, predictions, max_dets=1)["mAP50"], abs=1e-9
+    )  # one box per image and class is a cap
     uncapped = evaluate_detections(ground_truth, predictions, max_dets=6)  # the eye does not use up the cap
     assert uncapped["per_class"]["face"]["AP50"] == pytest.approx(1 / 6)
     assert uncapped["mAP50"] == pytest.approx(reference(ground_truth, predictions, max_dets=6)["mAP50"], abs=1e-9)
@@ -241,13 +282,19 @@ def test_pr_curve_mean_is_the_class_ap():
 @pytest.mark.parametrize(
     ("predictions", "message"),
     [
-        ([{"file_name": "ghost.jpg", "objects": []}, {"file_name": "phantom.jpg", "objects": []}],
-         "2 predicted image(s) not in the ground truth: ghost.jpg, phantom.jpg"),
-        ([{"file_name": name, "objects": []} for name in ("x.jpg", "y.jpg", "x.jpg", "y.jpg")],
-         "file name(s) listed more than once: x.jpg, y.jpg"),
+        (
+            [{"file_name": "ghost.jpg", "objects": []}, {"file_name": "phantom.jpg", "objects": []}],
+            "2 predicted image(s) not in the ground truth: ghost.jpg, phantom.jpg",
+        ),
+        (
+            [{"file_name": name, "objects": []} for name in ("x.jpg", "y.jpg", "x.jpg", "y.jpg")],
+            "file name(s) listed more than once: x.jpg, y.jpg",
+        ),
         ([{"file_name": "x.jpg", "objects": [obj("dog", [0, 0, 1, 1], 0.5)]}], "unknown class 'dog'"),
-        ([{"file_name": "x.jpg", "objects": [obj("face", [0, 0, 1], 0.5)]}],
-         "every position must be 4 numbers [x1, y1, x2, y2]"),
+        (
+            [{"file_name": "x.jpg", "objects": [obj("face", [0, 0, 1], 0.5)]}],
+            "every position must be 4 numbers [x1, y1, x2, y2]",
+        ),
     ],
     ids=["unknown-images", "repeated-images", "unknown-class", "short-position"],
 )
@@ -258,8 +305,11 @@ def test_rejects_predictions_that_do_not_fit(predictions, message):
 
 
 def test_ground_truth_listing_an_image_twice_is_rejected_by_name():
-    ground_truth = [{"file_name": "a.jpg", "objects": [obj("face", [0, 0, 10, 10])]},
-                    {"file_name": "b.jpg", "objects": []}, {"file_name": "a.jpg", "objects": []}]
+    ground_truth = [
+        {"file_name": "a.jpg", "objects": [obj("face", [0, 0, 10, 10])]},
+        {"file_name": "b.jpg", "objects": []},
+        {"file_name": "a.jpg", "objects": []},
+    ]
     with pytest.raises(ValueError, match=r"^file name\(s\) listed more than once: a.jpg$"):
         evaluate_detections(ground_truth, [])
 
@@ -276,14 +326,17 @@ def test_a_class_list_of_its_own_names_and_orders_the_classes():
     an unknown class, not silently one of CLASSES."""
     classes = ("cat", "dog")
     ground_truth = [{"file_name": "x.jpg", "objects": [obj("dog", [0, 0, 10, 10]), obj("cat", [20, 20, 40, 40])]}]
-    predictions = [{"file_name": "x.jpg", "objects": [obj("dog", [0, 0, 10, 10], 0.9), obj("cat", [60, 60, 70, 70], 0.8)]}]
+    predictions = [
+        {"file_name": "x.jpg", "objects": [obj("dog", [0, 0, 10, 10], 0.9), obj("cat", [60, 60, 70, 70], 0.8)]}
+    ]
     result = evaluate_detections(ground_truth, predictions, classes=classes)
     assert list(result["per_class"]) == ["cat", "dog"]
     assert result["per_class"]["dog"]["AP50"] == 1.0 and result["per_class"]["cat"]["AP50"] == 0.0
     assert result["mAP50"] == pytest.approx(0.5)
     with pytest.raises(ValueError, match="unknown class 'face'; known: cat, dog"):
-        evaluate_detections(ground_truth, [{"file_name": "x.jpg", "objects": [obj("face", [0, 0, 1, 1], 0.5)]}],
-                            classes=classes)
+        evaluate_detections(
+            ground_truth, [{"file_name": "x.jpg", "objects": [obj("face", [0, 0, 1, 1], 0.5)]}], classes=classes
+        )
 
 
 def test_ground_truth_without_objects_raises():
@@ -297,10 +350,15 @@ def test_confusion_matrix_counts_hits_confusions_misses_and_false_alarms():
         {"file_name": "b.jpg", "objects": [obj("mouth_closed", [40, 70, 60, 80])]},
     ]
     predictions = [
-        {"file_name": "a.jpg", "objects": [
-            obj("face", [0, 0, 100, 100], 0.9), obj("eye_closed", [10, 10, 30, 21], 0.8),
-            obj("phone", [200, 200, 250, 250], 0.7), obj("cigar", [0, 0, 100, 100], 0.1),
-        ]},
+        {
+            "file_name": "a.jpg",
+            "objects": [
+                obj("face", [0, 0, 100, 100], 0.9),
+                obj("eye_closed", [10, 10, 30, 21], 0.8),
+                obj("phone", [200, 200, 250, 250], 0.7),
+                obj("cigar", [0, 0, 100, 100], 0.1),
+            ],
+        },
     ]
     matrix = confusion_matrix(ground_truth, predictions, iou=0.5, conf=0.25)
     ids = {name: k for k, name in enumerate(CLASSES)}
@@ -338,8 +396,14 @@ def test_confusion_matrix_defaults_match_at_iou_05_and_score_025_each_object_onc
         # IoU 50 / 100 = 0.5 and a score of 0.25: both exactly at the default thresholds
         {"file_name": "one.jpg", "objects": [obj("face", [0, 0, 10, 5], 0.25)]},
         # a duplicate of a matched prediction finds its object taken
-        {"file_name": "two.jpg", "objects": [obj("face", [0, 0, 10, 10], 0.9), obj("face", [0, 0, 10, 10], 0.8),
-                                             obj("face", [50, 50, 60, 60], 0.7)]},
+        {
+            "file_name": "two.jpg",
+            "objects": [
+                obj("face", [0, 0, 10, 10], 0.9),
+                obj("face", [0, 0, 10, 10], 0.8),
+                obj("face", [50, 50, 60, 60], 0.7),
+            ],
+        },
     ]
     matrix = confusion_matrix(ground_truth, predictions)
     background = len(CLASSES)
@@ -356,13 +420,20 @@ def test_confusion_matrix_gives_an_equal_iou_tie_to_the_prediction_listed_first(
     """Ties are broken by the submission's order, whatever order the records come in, so the matrix
     does not depend on the sorting algorithm (numpy's default sort is not stable beyond 16 items)."""
     ids = {name: k for k, name in enumerate(CLASSES)}
-    ground_truth = [{"file_name": "ties.jpg", "objects": [obj("face", [0, 0, 100, 100])]},
-                    {"file_name": "other.jpg", "objects": [obj("phone", [0, 0, 10, 10])]}]
+    ground_truth = [
+        {"file_name": "ties.jpg", "objects": [obj("face", [0, 0, 100, 100])]},
+        {"file_name": "other.jpg", "objects": [obj("phone", [0, 0, 10, 10])]},
+    ]
     # 10 phones at IoU 0.8, then 10 exact boxes at IoU 1: the face first, then 9 open eyes
-    ties = [*[obj("phone", [0, 0, 100, 80], 0.9)] * 10, obj("face", [0, 0, 100, 100], 0.9),
-            *[obj("eye_opened", [0, 0, 100, 100], 0.9)] * 9]
-    predictions = [{"file_name": "other.jpg", "objects": [obj("phone", [0, 0, 10, 10], 0.9)]},
-                   {"file_name": "ties.jpg", "objects": ties}]
+    ties = [
+        *[obj("phone", [0, 0, 100, 80], 0.9)] * 10,
+        obj("face", [0, 0, 100, 100], 0.9),
+        *[obj("eye_opened", [0, 0, 100, 100], 0.9)] * 9,
+    ]
+    predictions = [
+        {"file_name": "other.jpg", "objects": [obj("phone", [0, 0, 10, 10], 0.9)]},
+        {"file_name": "ties.jpg", "objects": ties},
+    ]
     matrix = confusion_matrix(ground_truth, predictions)
     background = len(CLASSES)
     expected = np.zeros((background + 1, background + 1), dtype=np.int64)
@@ -407,12 +478,21 @@ def test_cli_json_prints_one_parseable_object(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("predictions", "message"),
     [
-        ([{"file_name": "ghost.jpg", "objects": []}],
-         "submission.json: 1 predicted image(s) not in the ground truth: ghost.jpg"),
-        ([{"file_name": "x.jpg", "objects": [obj("face", [0, 0, 1, 1])]}],
-         "submission.json: record 0 (x.jpg): field 'objects[0].confidence_score'"),
-        ([{"file_name": "x.jpg", "objects": [obj("face", [0, 0, 1, 1], 0.5)]}, {"file_name": "x.jpg", "objects": []}],
-         "submission.json: record 1 (x.jpg): field 'file_name': repeats record 0"),
+        (
+            [{"file_name": "ghost.jpg", "objects": []}],
+            "submission.json: 1 predicted image(s) not in the ground truth: ghost.jpg",
+        ),
+        (
+            [{"file_name": "x.jpg", "objects": [obj("face", [0, 0, 1, 1])]}],
+            "submission.json: record 0 (x.jpg): field 'objects[0].confidence_score'",
+        ),
+        (
+            [
+                {"file_name": "x.jpg", "objects": [obj("face", [0, 0, 1, 1], 0.5)]},
+                {"file_name": "x.jpg", "objects": []},
+            ],
+            "submission.json: record 1 (x.jpg): field 'file_name': repeats record 0",
+        ),
     ],
     ids=["unknown-image", "missing-score", "repeated-image"],
 )
@@ -439,8 +519,12 @@ def test_arrays_score_exactly_as_their_submission_records():
         name = f"image_{i}.jpg"
         corner = rng.uniform(0, 300, (5, 2))
         boxes = np.column_stack([corner, corner + rng.uniform(10, 50, (5, 2))]).round(1)
-        truth.append({"file_name": name, "objects": [{"class": CLASSES[k % 7], "position": b.tolist()}
-                                                      for k, b in enumerate(boxes)]})
+        truth.append(
+            {
+                "file_name": name,
+                "objects": [{"class": CLASSES[k % 7], "position": b.tolist()} for k, b in enumerate(boxes)],
+            }
+        )
         n = int(rng.integers(0, 40))
         xy = rng.uniform(0, 300, (n, 2))
         rows = np.column_stack([xy, xy + rng.uniform(5, 40, (n, 2)), rng.uniform(0, 1, n), rng.integers(0, 7, n)])
@@ -459,12 +543,16 @@ def test_arrays_score_exactly_as_their_submission_records():
 
 def test_arrays_round_boxes_to_a_tenth_of_a_pixel_and_rank_by_the_score():
     face = CLASSES.index("face")
-    ground_truth = [{"file_name": "a.jpg", "objects": [obj("face", [0, 0, 3.3, 1])]},
-                    {"file_name": "b.jpg", "objects": [obj("face", [0, 0, 10, 10])]}]
+    ground_truth = [
+        {"file_name": "a.jpg", "objects": [obj("face", [0, 0, 3.3, 1])]},
+        {"file_name": "b.jpg", "objects": [obj("face", [0, 0, 10, 10])]},
+    ]
     # a.jpg: x2 = 2.46 is submitted as 2.5, IoU 2.5 / 3.3 = 0.758, a hit at 0.75 (2.46 / 3.3 = 0.745 would miss).
     # b.jpg: the hit listed first scores below a false alarm, so it ranks second: precision 1/2 for b alone.
-    detections = [torch.tensor([[0, 0, 2.46, 1, 0.9, face]]),
-                   torch.tensor([[0, 0, 10, 10, 0.3, face], [50, 50, 60, 60, 0.4, face]])]
+    detections = [
+        torch.tensor([[0, 0, 2.46, 1, 0.9, face]]),
+        torch.tensor([[0, 0, 10, 10, 0.3, face], [50, 50, 60, 60, 0.4, face]]),
+    ]
     result = evaluate_arrays(ground_truth, ["a.jpg", "b.jpg"], detections)
     assert result == evaluate_detections(ground_truth, to_records(["a.jpg", "b.jpg"], detections))
     assert evaluate_arrays(ground_truth[:1], ["a.jpg"], detections[:1])["mAP75"] == 1.0

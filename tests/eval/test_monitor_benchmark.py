@@ -30,12 +30,18 @@ def test_benchmark_tables_on_short_protocol_and_alert_clips_with_their_true_boxe
     assert hard["events"].sum() >= 3 and (hard["recall (truth)"].dropna() == 1.0).all()
     alerts = false_alert_counts(runs, "truth")
     assert alerts["hours"] == pytest.approx(60 / 3600) and alerts["per_hour"] == 0.0
-    assert alerts["yawns_while_talking"] == 0 and alerts["alerts_while_rubbing"] == 0 and alerts["alerts_while_eating"] == 0
+    assert (
+        alerts["yawns_while_talking"] == 0
+        and alerts["alerts_while_rubbing"] == 0
+        and alerts["alerts_while_eating"] == 0
+    )
     runs[1]["found"]["truth"].append(Event("yawn", 10.0, 12.0, 11.0))  # one false alert in a minute
     assert false_alert_counts(runs, "truth")["per_hour"] == pytest.approx(60.0)
     rub = next(a for a in make_script("protocol", 150.0, 7, (240, 384)).actions if a.kind == "rub")
-    runs[0]["found"]["truth"] += [Event("microsleep", rub.start, rub.end - 0.1, rub.start + 1.0),  # a hand read as closed eyes
-                                  Event("phone", rub.start, rub.end)]  # not a drowsiness alert: not counted
+    runs[0]["found"]["truth"] += [
+        Event("microsleep", rub.start, rub.end - 0.1, rub.start + 1.0),  # a hand read as closed eyes
+        Event("phone", rub.start, rub.end),
+    ]  # not a drowsiness alert: not counted
     assert false_alert_counts(runs, "truth")["alerts_while_rubbing"] == 1
 
 
@@ -88,12 +94,25 @@ def frames_of(seconds: float, ear=0.3, mar=0.05, yaw=2.0, pitch=8.0) -> list:
 
 
 def test_landmark_events_time_closures_glances_yawns_and_a_lost_face_by_drowsys_rules():
-    frames = (frames_of(10) + frames_of(3.6, ear=0.1) + frames_of(5) + frames_of(4, yaw=42.0) + frames_of(5)
-              + frames_of(2, mar=0.7) + frames_of(3) + [None] * 6 * FPS + frames_of(2))
-    events = [e for e in landmark_events({"fps": FPS, "frames": frames}, MonitorConfig(), PeerRules()) if e.type != "drowsy"]
+    frames = (
+        frames_of(10)
+        + frames_of(3.6, ear=0.1)
+        + frames_of(5)
+        + frames_of(4, yaw=42.0)
+        + frames_of(5)
+        + frames_of(2, mar=0.7)
+        + frames_of(3)
+        + [None] * 6 * FPS
+        + frames_of(2)
+    )
+    events = [
+        e for e in landmark_events({"fps": FPS, "frames": frames}, MonitorConfig(), PeerRules()) if e.type != "drowsy"
+    ]
     assert [e.type for e in events] == ["sleep", "distraction", "yawn", "degraded"]
     for event, start, length in zip(events, (10.0, 18.6, 27.6, 32.6), (3.6, 4.0, 2.0, 6.0)):
-        assert event.start == pytest.approx(start, abs=0.05) and event.end - event.start == pytest.approx(length, abs=0.1)
+        assert event.start == pytest.approx(start, abs=0.05) and event.end - event.start == pytest.approx(
+            length, abs=0.1
+        )
     assert events[1].alert == pytest.approx(18.6 + 3.0, abs=1 / FPS)  # the live alert 3 s into the glance
 
 
@@ -114,13 +133,19 @@ def test_the_peers_iris_turns_the_pose_when_the_eyes_are_open():
     events = landmark_events({"fps": FPS, "frames": open_eyes}, MonitorConfig(), PeerRules())
     assert [e.type for e in events] == ["distraction"]
     closed = glance(0.0) * 3 + glance(-0.22, ear=0.1) + glance(0.0)  # the iris points of shut eyes are not read
-    assert "distraction" not in [e.type for e in landmark_events({"fps": FPS, "frames": closed}, MonitorConfig(), PeerRules())]
+    assert "distraction" not in [
+        e.type for e in landmark_events({"fps": FPS, "frames": closed}, MonitorConfig(), PeerRules())
+    ]
 
 
 def test_peer_gains_scale_the_head_angles_before_the_on_road_limits():
     frames = frames_of(10) + frames_of(4, yaw=42.0) + frames_of(3)
-    found = {gain: [e.type for e in landmark_events({"fps": FPS, "frames": frames}, MonitorConfig(),
-                                                    PeerRules(yaw_gain=gain))] for gain in (1.0, 0.4, -1.0)}
+    found = {
+        gain: [
+            e.type for e in landmark_events({"fps": FPS, "frames": frames}, MonitorConfig(), PeerRules(yaw_gain=gain))
+        ]
+        for gain in (1.0, 0.4, -1.0)
+    }
     assert found == {1.0: ["distraction"], 0.4: [], -1.0: ["distraction"]}  # 40 deg x 0.4 = 16 < 20
 
 
@@ -135,10 +160,26 @@ def clip_folder(path, seconds: float, seed: int):
         t = i / FPS
         closed, yawning, talking = bool(rng.random() < 0.2), 5.0 <= t <= 8.0, 12.0 <= t <= 14.0
         yaw, pitch = float(rng.uniform(-40, 40)), float(rng.uniform(-20, 20))
-        truth.append({"index": i, "time_s": t, "eyes_closed": closed, "mouth_open": yawning or talking,
-                      "yaw": yaw, "pitch": pitch})
-        measured.append(None if i % 10 == 0 else {"ear": 0.2 if closed else 0.32, "mar": 0.5 if yawning else 0.2 if talking else 0.05,
-                                                  "yaw": 0.5 * yaw + 3, "pitch": -2 * pitch})
+        truth.append(
+            {
+                "index": i,
+                "time_s": t,
+                "eyes_closed": closed,
+                "mouth_open": yawning or talking,
+                "yaw": yaw,
+                "pitch": pitch,
+            }
+        )
+        measured.append(
+            None
+            if i % 10 == 0
+            else {
+                "ear": 0.2 if closed else 0.32,
+                "mar": 0.5 if yawning else 0.2 if talking else 0.05,
+                "yaw": 0.5 * yaw + 3,
+                "pitch": -2 * pitch,
+            }
+        )
     (path / "frames.json").write_text(json.dumps({"fps": FPS, "frames": truth}))
     write_events(path / "events.json", [Event("yawn", 5.0, 8.0)], FPS, len(truth))
     (path / "facemesh.json").write_text(json.dumps({"fps": FPS, "frames": measured}))

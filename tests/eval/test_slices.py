@@ -10,17 +10,23 @@ from drowsy.eval.slices import MISSING, evaluate_by, plot_slices, slice_table
 
 
 def gt(name, lighting=None, classes=("face", "eye_opened")):
-    record = {"file_name": name, "objects": [{"class": c, "position": [10 + 20 * i, 10, 25 + 20 * i, 30]}
-                                             for i, c in enumerate(classes)]}
+    record = {
+        "file_name": name,
+        "objects": [{"class": c, "position": [10 + 20 * i, 10, 25 + 20 * i, 30]} for i, c in enumerate(classes)],
+    }
     if lighting is not None:
         record["meta"] = {"lighting": lighting}
     return record
 
 
 def predicted(record, shift=0.0, score=0.9):
-    return {"file_name": record["file_name"], "objects": [
-        {"class": o["class"], "position": [v + shift for v in o["position"]], "confidence_score": score}
-        for o in record["objects"]]}
+    return {
+        "file_name": record["file_name"],
+        "objects": [
+            {"class": o["class"], "position": [v + shift for v in o["position"]], "confidence_score": score}
+            for o in record["objects"]
+        ],
+    }
 
 
 @pytest.fixture
@@ -45,8 +51,10 @@ def test_each_slice_is_scored_on_its_own_images(data):
 
 
 def test_file_names_give_meta_when_records_have_none():
-    names = ["001_G1_01_좌측광원_정면_정상주시_20200917_182234_00001.jpg",
-             "001_G1_01_후면광원_정면_정상주시_20200917_182234_00002.jpg"]
+    names = [
+        "001_G1_01_좌측광원_정면_정상주시_20200917_182234_00001.jpg",
+        "001_G1_01_후면광원_정면_정상주시_20200917_182234_00002.jpg",
+    ]
     truth = [gt(name) for name in names]
     rows = evaluate_by(truth, [predicted(r) for r in truth], "lighting")
     assert sorted(row["value"] for row in rows) == ["back", "left"]
@@ -66,10 +74,35 @@ def test_cli_prints_the_slices(data, tmp_path, capsys):
     truth, preds = data
     (tmp_path / "gt.json").write_text(json.dumps({"annotations": truth}))
     (tmp_path / "pred.json").write_text(json.dumps({"annotations": preds}))
-    assert main(["evaluate", "--labels", str(tmp_path / "gt.json"), "--predictions", str(tmp_path / "pred.json"),
-                 "--by", "lighting", "--json"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--labels",
+                str(tmp_path / "gt.json"),
+                "--predictions",
+                str(tmp_path / "pred.json"),
+                "--by",
+                "lighting",
+                "--json",
+            ]
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     assert [row["value"] for row in result["by"]["lighting"]] == ["front", "none", MISSING]
-    assert main(["evaluate", "--labels", str(tmp_path / "gt.json"), "--predictions", str(tmp_path / "pred.json"),
-                 "--by", "lighting"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--labels",
+                str(tmp_path / "gt.json"),
+                "--predictions",
+                str(tmp_path / "pred.json"),
+                "--by",
+                "lighting",
+            ]
+        )
+        == 0
+    )
     assert "AP@0.75 by lighting" in capsys.readouterr().out

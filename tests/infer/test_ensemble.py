@@ -10,8 +10,11 @@ from drowsy.infer.ensemble import weighted_boxes_fusion
 
 
 def member(boxes, scores, labels):
-    return (torch.tensor(boxes, dtype=torch.float32), torch.tensor(scores, dtype=torch.float32),
-            torch.tensor(labels, dtype=torch.int64))
+    return (
+        torch.tensor(boxes, dtype=torch.float32),
+        torch.tensor(scores, dtype=torch.float32),
+        torch.tensor(labels, dtype=torch.int64),
+    )
 
 
 def fuse(members, **options):
@@ -95,7 +98,9 @@ def test_wbf_orders_equal_scores_by_class_then_input_and_keeps_300_by_default():
 
 def test_wbf_leaves_out_zero_area_boxes_and_zero_weight_members():
     good = member([[0, 0, 10, 10]], [0.8], [1])
-    flat = member([[0, 0, 10, 10], [5, 5, 5, 20], [30, 30, 40, 30]], [0.8, 0.99, 0.99], [1, 1, 1])  # no width, no height
+    flat = member(
+        [[0, 0, 10, 10], [5, 5, 5, 20], [30, 30, 40, 30]], [0.8, 0.99, 0.99], [1, 1, 1]
+    )  # no width, no height
     boxes, scores, _ = fuse([flat])
     torch.testing.assert_close(boxes, torch.tensor([[0.0, 0, 10, 10]]))
     torch.testing.assert_close(scores, torch.tensor([0.8]))
@@ -133,8 +138,15 @@ def test_wbf_equals_the_reference_implementation():
         conf_type = ("avg", "max")[trial % 2]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # it warns about boxes it clips to [0, 1]; these already are
-            expected = reference(boxes_list, scores_list, labels_list, weights=weights, iou_thr=0.55,
-                                 skip_box_thr=0.05, conf_type=conf_type)
+            expected = reference(
+                boxes_list,
+                scores_list,
+                labels_list,
+                weights=weights,
+                iou_thr=0.55,
+                skip_box_thr=0.05,
+                conf_type=conf_type,
+            )
         as_tensors = [[torch.from_numpy(a) for a in arrays] for arrays in (boxes_list, scores_list, labels_list)]
         got = weighted_boxes_fusion(*as_tensors, weights=weights, iou_thres=0.55, skip_thres=0.05, conf_type=conf_type)
         got = [t.numpy() for t in got]
@@ -171,7 +183,10 @@ def test_wbf_equals_the_reference_implementation():
     ],
 )
 def test_wbf_rejects_bad_input(arguments, message):
-    valid = dict(boxes_list=[torch.tensor([[0.0, 0, 10, 10]])], scores_list=[torch.tensor([0.5])],
-                 labels_list=[torch.tensor([0])])
+    valid = dict(
+        boxes_list=[torch.tensor([[0.0, 0, 10, 10]])],
+        scores_list=[torch.tensor([0.5])],
+        labels_list=[torch.tensor([0])],
+    )
     with pytest.raises(ValueError, match=message):
         weighted_boxes_fusion(**{**valid, **arguments})

@@ -63,8 +63,9 @@ def test_cli_static_export_fixes_the_input_and_keeps_metadata(exported, detector
     assert static.class_names == CLASSES and static.stride == 32 and static.in_channels == 1
     images = noise_images(3)
     # three images through a batch-1 graph, compared with the dynamic graph taking them at once
-    for s, d in zip(static.detect(images, IMG, conf=0.05, batch=3),
-                    detectors[1].detect(images, IMG, conf=0.05, batch=3)):
+    for s, d in zip(
+        static.detect(images, IMG, conf=0.05, batch=3), detectors[1].detect(images, IMG, conf=0.05, batch=3)
+    ):
         torch.testing.assert_close(s, d, atol=1e-3, rtol=0)
     with pytest.raises(DrowsyError, match="--dynamic"):
         static.detect(images, IMG, tta=True)
@@ -73,8 +74,12 @@ def test_cli_static_export_fixes_the_input_and_keeps_metadata(exported, detector
 def test_onnx_without_drowsy_metadata_is_refused(tmp_path):
     node = onnx.helper.make_node("Identity", ["images"], ["predictions"])
     tensor = onnx.helper.make_tensor_value_info
-    graph = onnx.helper.make_graph([node], "plain", [tensor("images", onnx.TensorProto.FLOAT, [1, 1, 8, 8])],
-                                   [tensor("predictions", onnx.TensorProto.FLOAT, [1, 1, 8, 8])])
+    graph = onnx.helper.make_graph(
+        [node],
+        "plain",
+        [tensor("images", onnx.TensorProto.FLOAT, [1, 1, 8, 8])],
+        [tensor("predictions", onnx.TensorProto.FLOAT, [1, 1, 8, 8])],
+    )
     onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]), tmp_path / "plain.onnx")
     with pytest.raises(DrowsyError, match="drowsy export"):
         Detector(tmp_path / "plain.onnx")

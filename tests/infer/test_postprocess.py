@@ -17,8 +17,7 @@ from drowsy.infer.postprocess import (
     xyxy_to_xywh,
 )
 
-ANCHORS = torch.tensor([[[10.0, 13.0], [16.0, 30.0], [33.0, 23.0]],
-                        [[30.0, 61.0], [62.0, 45.0], [59.0, 119.0]]])
+ANCHORS = torch.tensor([[[10.0, 13.0], [16.0, 30.0], [33.0, 23.0]], [[30.0, 61.0], [62.0, 45.0], [59.0, 119.0]]])
 STRIDES = torch.tensor([8.0, 16.0])
 NUM_CLASSES = 3
 
@@ -56,10 +55,11 @@ def test_decode_hand_built_prediction():
         (0.75 * 2 - 0.5 + 3) * 16,  # cy: one cell lower than the centre of row 3
         (0.25 * 2) ** 2 * 59,  # w
         (0.75 * 2) ** 2 * 119,  # h
-        0.9, 0.8,
+        0.9,
+        0.8,
     ]
     torch.testing.assert_close(decoded[0, index, :6], torch.tensor(expected))
-    others = torch.cat((decoded[0, :index, 4], decoded[0, index + 1:, 4]))
+    others = torch.cat((decoded[0, :index, 4], decoded[0, index + 1 :, 4]))
     assert others.max() < 1e-6
 
 
@@ -68,7 +68,7 @@ def test_decode_batched_equals_one_by_one_and_autocast_gives_float32():
     raw = [torch.randn(2, 3, n, n, 5 + NUM_CLASSES, generator=generator) for n in (8, 4)]
     batched = decode(raw, ANCHORS, STRIDES)
     for i in range(2):
-        torch.testing.assert_close(batched[i:i + 1], decode([r[i:i + 1] for r in raw], ANCHORS, STRIDES))
+        torch.testing.assert_close(batched[i : i + 1], decode([r[i : i + 1] for r in raw], ANCHORS, STRIDES))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         low_precision = decode([r.bfloat16() for r in raw], ANCHORS, STRIDES)
     assert low_precision.dtype == torch.float32
@@ -81,13 +81,15 @@ def _decoded(rows: list[list[float]]) -> torch.Tensor:
 
 
 def test_nms_removes_a_duplicate_and_keeps_another_class():
-    decoded = _decoded([
-        [100, 100, 40, 40, 0.9, 0.9, 0.0, 0.0],  # class 0, best
-        [102, 101, 40, 40, 0.8, 0.9, 0.0, 0.0],  # same object, same class: suppressed
-        [101, 100, 40, 40, 0.9, 0.0, 0.7, 0.0],  # same place, class 1: kept
-        [300, 300, 20, 20, 0.9, 0.5, 0.0, 0.0],  # elsewhere, class 0: kept
-        [400, 400, 20, 20, 0.0005, 0.0, 0.0, 1.0],  # objectness below conf_thres: dropped
-    ])
+    decoded = _decoded(
+        [
+            [100, 100, 40, 40, 0.9, 0.9, 0.0, 0.0],  # class 0, best
+            [102, 101, 40, 40, 0.8, 0.9, 0.0, 0.0],  # same object, same class: suppressed
+            [101, 100, 40, 40, 0.9, 0.0, 0.7, 0.0],  # same place, class 1: kept
+            [300, 300, 20, 20, 0.9, 0.5, 0.0, 0.0],  # elsewhere, class 0: kept
+            [400, 400, 20, 20, 0.0005, 0.0, 0.0, 1.0],  # objectness below conf_thres: dropped
+        ]
+    )
     (detections,) = non_max_suppression(decoded, conf_thres=0.01, iou_thres=0.6, multi_label=False)
     assert detections.shape == (3, 6)
     assert detections.dtype == torch.float32
@@ -98,13 +100,15 @@ def test_nms_removes_a_duplicate_and_keeps_another_class():
 
 def test_nms_defaults_are_conf_0_001_and_iou_0_6():
     # 40 x 40 boxes shifted by dx overlap with IoU (40 - dx) / (40 + dx): 32 / 48 = 0.67 at dx 8, 28 / 52 = 0.54 at 12
-    decoded = _decoded([
-        [100, 100, 40, 40, 0.9, 0.9, 0.0],
-        [108, 100, 40, 40, 0.8, 0.9, 0.0],  # IoU 0.67 with the first: suppressed
-        [112, 100, 40, 40, 0.7, 0.9, 0.0],  # IoU 0.54: kept
-        [300, 300, 40, 40, 0.04, 0.05, 0.0],  # score 0.002: above 0.001
-        [400, 400, 40, 40, 0.02, 0.025, 0.0],  # score 0.0005: below
-    ])
+    decoded = _decoded(
+        [
+            [100, 100, 40, 40, 0.9, 0.9, 0.0],
+            [108, 100, 40, 40, 0.8, 0.9, 0.0],  # IoU 0.67 with the first: suppressed
+            [112, 100, 40, 40, 0.7, 0.9, 0.0],  # IoU 0.54: kept
+            [300, 300, 40, 40, 0.04, 0.05, 0.0],  # score 0.002: above 0.001
+            [400, 400, 40, 40, 0.02, 0.025, 0.0],  # score 0.0005: below
+        ]
+    )
     (detections,) = non_max_suppression(decoded)
     torch.testing.assert_close(detections[:, 4], torch.tensor([0.81, 0.63, 0.002]))
 
@@ -115,7 +119,7 @@ def test_nms_multi_label_and_max_det():
     decoded = _decoded(two_classes + apart)
     (multi,) = non_max_suppression(decoded, conf_thres=0.01, multi_label=True)
     (single,) = non_max_suppression(decoded, conf_thres=0.01, multi_label=False)
-    first_box = (multi[:, 0] == 80.0)
+    first_box = multi[:, 0] == 80.0
     assert sorted(multi[first_box, 5].tolist()) == [0.0, 1.0]  # both classes above the threshold
     assert single[single[:, 0] == 80.0, 5].tolist() == [0.0]
     (capped,) = non_max_suppression(decoded, conf_thres=0.01, max_det=3)
@@ -136,8 +140,12 @@ def test_a_score_equal_to_the_threshold_is_not_a_detection():
     for multi_label in (True, False):
         (detections,) = non_max_suppression(decoded, conf_thres=0.5, multi_label=multi_label)
         assert detections[:, 5].tolist() == [1.0], multi_label
-    [candidates] = to_candidates(_decoded([[50, 50, 10, 10, 0.5, 1, 0, 0], [80, 80, 10, 10, 0.75, 1, 0, 0]]),
-                                 [Letterbox(1.0, (0, 0))], [(200, 200)], conf=0.5)
+    [candidates] = to_candidates(
+        _decoded([[50, 50, 10, 10, 0.5, 1, 0, 0], [80, 80, 10, 10, 0.75, 1, 0, 0]]),
+        [Letterbox(1.0, (0, 0))],
+        [(200, 200)],
+        conf=0.5,
+    )
     assert candidates[:, 4].tolist() == [0.75]  # objectness equal to conf: dropped
 
 
@@ -147,16 +155,32 @@ def test_nms_keeps_300_by_default_and_caps_an_untrained_models_candidates_at_the
     assert len(detections) == 300 and detections[:, 4].min() > 0.9 * 0.5  # the lowest-scoring one is cut
     count = MAX_NMS_CANDIDATES + 5  # boxes on a grid 4 px apart, 2 px wide: no two overlap
     index = torch.arange(count, dtype=torch.float32)
-    rows = torch.stack((index % 200 * 4 + 2, index // 200 * 4 + 2, torch.full_like(index, 2), torch.full_like(index, 2),
-                        torch.ones_like(index), 0.2 + 0.7 * index / count), dim=1)
+    rows = torch.stack(
+        (
+            index % 200 * 4 + 2,
+            index // 200 * 4 + 2,
+            torch.full_like(index, 2),
+            torch.full_like(index, 2),
+            torch.ones_like(index),
+            0.2 + 0.7 * index / count,
+        ),
+        dim=1,
+    )
     (detections,) = non_max_suppression(rows[None], conf_thres=0.01, max_det=count)
     assert len(detections) == MAX_NMS_CANDIDATES  # only the best-scoring candidates go to NMS
     torch.testing.assert_close(detections[:, 4].min(), rows[5, 5])  # the 5 lowest were left out
 
 
 def test_boxes_exactly_min_box_px_wide_or_high_are_kept():
-    decoded = _decoded([[10, 10, 1, 8, 0.9, 1, 0, 0], [30, 30, 8, 1, 0.9, 1, 0, 0], [50, 50, 0.5, 8, 0.9, 1, 0, 0],
-                        [70, 70, 8, 0.5, 0.9, 1, 0, 0], [200, 100, 2, 8, 0.9, 1, 0, 0]])
+    decoded = _decoded(
+        [
+            [10, 10, 1, 8, 0.9, 1, 0, 0],
+            [30, 30, 8, 1, 0.9, 1, 0, 0],
+            [50, 50, 0.5, 8, 0.9, 1, 0, 0],
+            [70, 70, 8, 0.5, 0.9, 1, 0, 0],
+            [200, 100, 2, 8, 0.9, 1, 0, 0],
+        ]
+    )
     [candidates] = to_candidates(decoded, [Letterbox(1.0, (0, 0))], [(200, 200)], conf=0.1)
     # 1 px wide and 1 px high kept; 0.5 px dropped; a box clipped to 1 px at the image's edge kept
     assert candidates[:, :4].tolist() == [[10, 10, 1, 8], [30, 30, 8, 1], [199.5, 100, 1, 8]]
@@ -168,8 +192,13 @@ def _member(rows: list[list[float]]) -> tuple[torch.Tensor, list[Letterbox]]:
 
 def test_to_detections_applies_its_conf_iou_and_max_det():
     # two class-0 boxes with IoU 40 x 30 / (2 x 40 x 40 - 40 x 30) = 0.6, and three apart
-    rows = [[100, 100, 40, 40, 0.9, 1, 0, 0], [110, 100, 40, 40, 0.8, 1, 0, 0],
-            [300, 300, 20, 20, 0.7, 1, 0, 0], [400, 300, 20, 20, 0.6, 1, 0, 0], [500, 300, 20, 20, 0.3, 1, 0, 0]]
+    rows = [
+        [100, 100, 40, 40, 0.9, 1, 0, 0],
+        [110, 100, 40, 40, 0.8, 1, 0, 0],
+        [300, 300, 20, 20, 0.7, 1, 0, 0],
+        [400, 300, 20, 20, 0.6, 1, 0, 0],
+        [500, 300, 20, 20, 0.3, 1, 0, 0],
+    ]
     hw = [(640, 640)]
 
     def scores(**kwargs) -> list[float]:

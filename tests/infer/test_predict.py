@@ -80,8 +80,9 @@ def test_tta_views_agree_on_an_asymmetric_object():
     assert len(joined) == 1  # the three views' boxes coincide, so NMS keeps one
     assert joined[0, :4] == pytest.approx(truth, abs=2.5)
     [mirrored] = stub.detect([cv2.flip(image, 1)], 128, conf=0.5, tta=True)
-    assert mirrored[0, [2, 1, 0, 3]] * torch.tensor([-1, 1, -1, 1]) + torch.tensor([200, 0, 200, 0]) == \
-        pytest.approx(joined[0, :4], abs=1e-3)
+    assert mirrored[0, [2, 1, 0, 3]] * torch.tensor([-1, 1, -1, 1]) + torch.tensor([200, 0, 200, 0]) == pytest.approx(
+        joined[0, :4], abs=1e-3
+    )
 
 
 def test_batched_equals_one_by_one(detector):
@@ -120,9 +121,15 @@ def test_wbf_ensemble_of_a_model_with_itself_keeps_its_boxes(detector):
         torch.testing.assert_close(by_class_and_score(a), by_class_and_score(b), atol=1e-3, rtol=0)
 
 
-@pytest.mark.parametrize("options, field", [
-    ({"fuse": "mean"}, "fuse"), ({"conf": 1.5}, "conf"), ({"iou": 0.0}, "iou"), ({"max_det": 0}, "max_det"),
-])
+@pytest.mark.parametrize(
+    "options, field",
+    [
+        ({"fuse": "mean"}, "fuse"),
+        ({"conf": 1.5}, "conf"),
+        ({"iou": 0.0}, "iou"),
+        ({"max_det": 0}, "max_det"),
+    ],
+)
 def test_bad_options_are_one_line_errors(detector, options, field):
     with pytest.raises(DrowsyError, match=f"field '{field}'") as error:
         predict_ensemble([detector], noise_images(1), IMG, **options)
@@ -135,14 +142,19 @@ def test_no_weights_is_an_error(tmp_path):
 
 
 def test_records_round_positions_and_scores_and_keep_empty_images():
-    detections = [torch.tensor([[10.04, 20.06, 30.56, 40.949, 0.123456, 4.0],
-                                [0.0, 1.0, 2.0, 3.0, 0.00999, 6.0]]), torch.zeros(0, 6)]
+    detections = [
+        torch.tensor([[10.04, 20.06, 30.56, 40.949, 0.123456, 4.0], [0.0, 1.0, 2.0, 3.0, 0.00999, 6.0]]),
+        torch.zeros(0, 6),
+    ]
     records = to_records(["a.jpg", "b.jpg"], detections)
     assert records == [
-        {"file_name": "a.jpg", "objects": [
-            {"class": "face", "position": [10.0, 20.1, 30.6, 40.9], "confidence_score": 0.1235},
-            {"class": "cigar", "position": [0.0, 1.0, 2.0, 3.0], "confidence_score": 0.01},
-        ]},
+        {
+            "file_name": "a.jpg",
+            "objects": [
+                {"class": "face", "position": [10.0, 20.1, 30.6, 40.9], "confidence_score": 0.1235},
+                {"class": "cigar", "position": [0.0, 1.0, 2.0, 3.0], "confidence_score": 0.01},
+            ],
+        },
         {"file_name": "b.jpg", "objects": []},
     ]
 
@@ -154,8 +166,15 @@ def test_predict_folder_writes_one_entry_per_image(checkpoint, tmp_path):
     for name, image in zip(names, noise_images(3)):
         (folder / name).write_bytes(cv2.imencode(".png" if name.endswith("PNG") else ".jpg", image)[1].tobytes())
     (folder / "notes.txt").write_text("not an image")
-    stats = predict_folder([checkpoint], tmp_path, tmp_path / "out" / "submission.json", img_size=IMG, conf=0.05,
-                           device="cpu", progress=False)
+    stats = predict_folder(
+        [checkpoint],
+        tmp_path,
+        tmp_path / "out" / "submission.json",
+        img_size=IMG,
+        conf=0.05,
+        device="cpu",
+        progress=False,
+    )
     document = json.loads((tmp_path / "out" / "submission.json").read_text(encoding="utf-8"))
     records = document["annotations"]
     assert [r["file_name"] for r in records] == sorted(names)
@@ -178,8 +197,9 @@ def test_predict_folder_without_detections_still_lists_every_image(checkpoint, t
 
 def test_empty_folder_gives_an_empty_submission_and_a_warning(checkpoint, tmp_path, capsys):
     (tmp_path / "images").mkdir()
-    stats = predict_folder([checkpoint], tmp_path / "images", tmp_path / "s.json", img_size=IMG, device="cpu",
-                           progress=False)
+    stats = predict_folder(
+        [checkpoint], tmp_path / "images", tmp_path / "s.json", img_size=IMG, device="cpu", progress=False
+    )
     assert stats["images"] == 0
     assert json.loads((tmp_path / "s.json").read_text()) == {"annotations": []}
     assert "warning" in capsys.readouterr().err
@@ -192,8 +212,9 @@ def test_corrupt_images_get_empty_entries_not_a_crash(checkpoint, tmp_path):
     (tmp_path / "truncated.jpg").write_bytes(whole[: len(whole) // 2])
     (tmp_path / "random.jpg").write_bytes(np.random.default_rng(0).integers(0, 256, 500, dtype=np.uint8).tobytes())
     (tmp_path / "empty.png").write_bytes(b"")
-    stats = predict_folder([checkpoint], tmp_path, tmp_path / "s.json", img_size=IMG, conf=0.05, device="cpu",
-                           progress=False)
+    stats = predict_folder(
+        [checkpoint], tmp_path, tmp_path / "s.json", img_size=IMG, conf=0.05, device="cpu", progress=False
+    )
     records = {r["file_name"]: r["objects"] for r in json.loads((tmp_path / "s.json").read_text())["annotations"]}
     assert sorted(records) == ["empty.png", "good.jpg", "random.jpg", "truncated.jpg"]
     unreadable = {u["file_name"] for u in stats["unreadable"]}
@@ -212,16 +233,44 @@ def test_cli_writes_a_submission(checkpoint, tmp_path, capsys):
     for name, image in zip(["a.jpg", "b.jpg"], noise_images(2)):
         write_jpg(tmp_path / name, image)
     out = tmp_path / "submission.json"
-    code = cli_main(["predict", "--weights", str(checkpoint), str(checkpoint), "--images", str(tmp_path),
-                     "--out", str(out), "--img", str(IMG), "--conf", "0.05", "--tta", "--fuse", "wbf", "--device", "cpu",
-                     "--quiet"])
+    code = cli_main(
+        [
+            "predict",
+            "--weights",
+            str(checkpoint),
+            str(checkpoint),
+            "--images",
+            str(tmp_path),
+            "--out",
+            str(out),
+            "--img",
+            str(IMG),
+            "--conf",
+            "0.05",
+            "--tta",
+            "--fuse",
+            "wbf",
+            "--device",
+            "cpu",
+            "--quiet",
+        ]
+    )
     assert code == 0
     assert [r["file_name"] for r in json.loads(out.read_text())["annotations"]] == ["a.jpg", "b.jpg"]
     assert "2 images" in capsys.readouterr().out
 
 
 def test_cli_reports_missing_weights_in_one_line(tmp_path, capsys):
-    code = cli_main(["predict", "--weights", str(tmp_path / "nope.pt"), "--images", str(tmp_path),
-                     "--out", str(tmp_path / "s.json")])
+    code = cli_main(
+        [
+            "predict",
+            "--weights",
+            str(tmp_path / "nope.pt"),
+            "--images",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "s.json"),
+        ]
+    )
     error = capsys.readouterr().err
     assert code == 2 and error.startswith("drowsy: error:") and "nope.pt" in error and error.count("\n") == 1

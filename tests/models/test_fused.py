@@ -14,12 +14,14 @@ CHANNELS_LAST = torch.channels_last
 @pytest.fixture
 def pytorch_ops():
     """Within the test: the plain PyTorch ops instead of the fused kernel."""
+
     def run(function, *args):
         previous = fused.set_enabled(False)
         try:
             return function(*args)
         finally:
             fused.set_enabled(previous)
+
     return run
 
 
@@ -50,9 +52,15 @@ def _train_step(bn: nn.BatchNorm2d, x: torch.Tensor, grad: torch.Tensor, bn_silu
     x = x.clone().requires_grad_()
     y = bn_silu(x, bn)
     y.backward(grad)
-    return {"y": y.detach(), "grad_x": x.grad, "grad_weight": bn.weight.grad, "grad_bias": bn.bias.grad,
-            "running_mean": bn.running_mean.clone(), "running_var": bn.running_var.clone(),
-            "batches": bn.num_batches_tracked.clone()}
+    return {
+        "y": y.detach(),
+        "grad_x": x.grad,
+        "grad_weight": bn.weight.grad,
+        "grad_bias": bn.bias.grad,
+        "running_mean": bn.running_mean.clone(),
+        "running_var": bn.running_var.clone(),
+        "batches": bn.num_batches_tracked.clone(),
+    }
 
 
 def test_the_kernel_builds_here_and_leaves_float_modes_alone():

@@ -55,11 +55,14 @@ def test_input_channels_and_rectangular_input(in_channels):
     assert [tuple(level.shape) for level in raw] == [(1, 3, 16, 12, 7), (1, 3, 8, 6, 7), (1, 3, 4, 3, 7)]
 
 
-@pytest.mark.parametrize("name, unfused, fused", [
-    # YOLOv5's own model summaries (80 classes, RGB): training (with BN) and fused counts.
-    ("yolov5n", 1_872_157, 1_867_405),
-    ("yolov5s", 7_235_389, 7_225_885),
-])
+@pytest.mark.parametrize(
+    "name, unfused, fused",
+    [
+        # YOLOv5's own model summaries (80 classes, RGB): training (with BN) and fused counts.
+        ("yolov5n", 1_872_157, 1_867_405),
+        ("yolov5s", 7_235_389, 7_225_885),
+    ],
+)
 def test_parameter_counts_match_yolov5(name, unfused, fused):
     model = build_model(name, num_classes=80, in_channels=3)
     assert model_info(model, 64)["params"] == pytest.approx(unfused, rel=1e-3)
@@ -106,8 +109,14 @@ def test_onnx_export_runs_with_other_batch_and_size():
     onnxruntime = pytest.importorskip("onnxruntime")
     model = build_model("yolov5n").eval()
     buffer = io.BytesIO()
-    torch.onnx.export(model, (torch.rand(1, 1, 64, 64),), buffer, dynamo=False, input_names=["images"],
-                      dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"}})
+    torch.onnx.export(
+        model,
+        (torch.rand(1, 1, 64, 64),),
+        buffer,
+        dynamo=False,
+        input_names=["images"],
+        dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"}},
+    )
     session = onnxruntime.InferenceSession(buffer.getvalue())
     images = torch.rand(2, 1, 96, 128)
     outputs = session.run(None, {"images": images.numpy()})
@@ -145,20 +154,28 @@ def test_unknown_model_name_lists_the_available_ones():
 
 def test_model_from_yaml_path(tmp_path):
     path = tmp_path / "tiny.yaml"
-    path.write_text("architecture: p5\ndepth_multiple: 0.33\nwidth_multiple: 0.125\n"
-                    "anchors: [[4, 5, 8, 9, 12, 10], [20, 30, 40, 30, 50, 60], [90, 80, 120, 150, 300, 250]]\n")
+    path.write_text(
+        "architecture: p5\ndepth_multiple: 0.33\nwidth_multiple: 0.125\n"
+        "anchors: [[4, 5, 8, 9, 12, 10], [20, 30, 40, 30, 50, 60], [90, 80, 120, 150, 300, 250]]\n"
+    )
     model = build_model(path, num_classes=1)
     assert model.config_name == str(path)
     assert model.anchors[1, 2].tolist() == [50.0, 60.0]
     assert model.num_classes == 1
 
 
-@pytest.mark.parametrize("text, field", [
-    ("architecture: p7\ndepth_multiple: 1\nwidth_multiple: 1\nanchors: [[1, 2], [3, 4], [5, 6]]\n", "architecture"),
-    ("architecture: p5\ndepth_multiple: 1\nwidth_multiple: 1\nanchors: [[1, 2], [3, 4]]\n", "anchors"),
-    ("architecture: p5\ndepth_multiple: 1\nwidth_multiple: 1\nanchors: [[1, 2], [3, 4], [5, -6]]\n", "anchors"),
-    ("architecture: p5\ndepth_multiple: 0\nwidth_multiple: 1\nanchors: [[1, 2], [3, 4], [5, 6]]\n", "depth_multiple"),
-])
+@pytest.mark.parametrize(
+    "text, field",
+    [
+        ("architecture: p7\ndepth_multiple: 1\nwidth_multiple: 1\nanchors: [[1, 2], [3, 4], [5, 6]]\n", "architecture"),
+        ("architecture: p5\ndepth_multiple: 1\nwidth_multiple: 1\nanchors: [[1, 2], [3, 4]]\n", "anchors"),
+        ("architecture: p5\ndepth_multiple: 1\nwidth_multiple: 1\nanchors: [[1, 2], [3, 4], [5, -6]]\n", "anchors"),
+        (
+            "architecture: p5\ndepth_multiple: 0\nwidth_multiple: 1\nanchors: [[1, 2], [3, 4], [5, 6]]\n",
+            "depth_multiple",
+        ),
+    ],
+)
 def test_bad_model_yaml_names_the_field(tmp_path, text, field):
     path = tmp_path / "bad.yaml"
     path.write_text(text)

@@ -24,19 +24,28 @@ def test_fit_offset_maximises_balanced_accuracy():
     positive = rng.random(300) < 0.15
     logits = rng.normal(np.where(positive, -1.0, -2.0), 0.6)
     offset, balanced = fit_offset(logits, positive)
-    brute = max(((logits > t) & positive).sum() / positive.sum() + ((logits <= t) & ~positive).sum() / (~positive).sum()
-                for t in np.concatenate([logits, [logits.min() - 1]]))
+    brute = max(
+        ((logits > t) & positive).sum() / positive.sum() + ((logits <= t) & ~positive).sum() / (~positive).sum()
+        for t in np.concatenate([logits, [logits.min() - 1]])
+    )
     assert balanced == pytest.approx(brute / 2)
-    assert ((logits > offset) & positive).sum() / positive.sum() / 2 + (
-        (logits <= offset) & ~positive).sum() / (~positive).sum() / 2 == pytest.approx(balanced)
+    assert ((logits > offset) & positive).sum() / positive.sum() / 2 + ((logits <= offset) & ~positive).sum() / (
+        ~positive
+    ).sum() / 2 == pytest.approx(balanced)
     with pytest.raises(ValueError, match="both states"):
         fit_offset([0.1, 0.2], [True, True])
 
 
 def test_image_states_from_labels():
     objects = [{"class": c} for c in ("eye_closed", "eye_opened", "mouth_opened", "cigar")]
-    assert image_states(objects) == {"eyes_closed": None, "mouth_open": True, "phone": False, "cigarette": True,
-                                     "eyes_seen": True, "mouth_seen": True}
+    assert image_states(objects) == {
+        "eyes_closed": None,
+        "mouth_open": True,
+        "phone": False,
+        "cigarette": True,
+        "eyes_seen": True,
+        "mouth_seen": True,
+    }
     assert image_states([{"class": "eye_closed"}] * 2)["eyes_closed"] is True
     assert image_states([{"class": "eye_opened"}])["eyes_seen"] is True
     assert image_states([])["mouth_open"] is None
@@ -51,8 +60,15 @@ def labelled_split(tmp_path, objects: list[list[str]]) -> Path:
     records = []
     for i, names in enumerate(objects):
         cv2.imwrite(str(tmp_path / "images" / f"{i}.png"), np.zeros((16, 16), np.uint8))
-        records.append({"file_name": f"{i}.png", "width": 16, "height": 16, "channels": 1,
-                        "objects": [{"class": name, "bbox": [1, 1, 4, 4]} for name in names]})
+        records.append(
+            {
+                "file_name": f"{i}.png",
+                "width": 16,
+                "height": 16,
+                "channels": 1,
+                "objects": [{"class": name, "bbox": [1, 1, 4, 4]} for name in names],
+            }
+        )
     path = tmp_path / "val.json"
     path.write_text(json.dumps({"image_root": str(tmp_path / "images"), "annotations": records}))
     return path
@@ -62,8 +78,11 @@ def test_calibration_fits_eyes_seen_on_images_without_labelled_eyes(tmp_path, mo
     objects = [["face", "eye_opened", "eye_opened"]] * 4 + [["face"]] * 3  # three wear sunglasses
     split = labelled_split(tmp_path, objects)
     scores = iter([0.8, 0.6, 0.9, 0.7, 0.15, 0.3, 0.1])
-    monkeypatch.setattr(drowsy.monitor.calibration, "detect_frames",
-                        lambda detector, frames, *args: [faint_eyes(next(scores)) for _ in frames])
+    monkeypatch.setattr(
+        drowsy.monitor.calibration,
+        "detect_frames",
+        lambda detector, frames, *args: [faint_eyes(next(scores)) for _ in frames],
+    )
     entry = calibrate(None, split, MonitorConfig(), img_size=64, batch=3, progress=False)["signals"]["eyes_seen"]
     assert entry["fitted"] and entry["balanced_accuracy"] == 1.0 and entry["positives"] == 4
     assert entry["offset"] == pytest.approx((logit(0.3) + logit(0.6)) / 2, abs=1e-5)
@@ -78,8 +97,11 @@ def test_calibration_fits_mouth_seen_on_images_without_a_labelled_mouth(tmp_path
     objects = [["face", "eye_opened", "mouth_closed"]] * 3 + [["face", "eye_opened"]] * 2  # two masks or hands
     split = labelled_split(tmp_path, objects)
     scores = iter([0.7, 0.5, 0.8, 0.2, 0.1])
-    monkeypatch.setattr(drowsy.monitor.calibration, "detect_frames",
-                        lambda detector, frames, *args: [bite(next(scores)) for _ in frames])
+    monkeypatch.setattr(
+        drowsy.monitor.calibration,
+        "detect_frames",
+        lambda detector, frames, *args: [bite(next(scores)) for _ in frames],
+    )
     entry = calibrate(None, split, MonitorConfig(), img_size=64, batch=2, progress=False)["signals"]["mouth_seen"]
     assert entry["fitted"] and entry["balanced_accuracy"] == 1.0 and entry["positives"] == 3
     assert entry["offset"] == pytest.approx((logit(0.2) + logit(0.5)) / 2, abs=1e-5)
@@ -91,17 +113,27 @@ def test_calibration_turns_a_biased_detector_into_right_states(tmp_path, monkeyp
     labels = write_dataset(tmp_path / "data", 40, seed=3, size=(160, 96), progress=False)
     records = json.loads(labels.read_text())["annotations"]
     manifest = tmp_path / "val.json"
-    manifest.write_text(json.dumps({"image_root": str(tmp_path / "data" / "images"), "annotations": [
-        {**r, "width": 160, "height": 96, "channels": 1} for r in records]}))
+    manifest.write_text(
+        json.dumps(
+            {
+                "image_root": str(tmp_path / "data" / "images"),
+                "annotations": [{**r, "width": 160, "height": 96, "channels": 1} for r in records],
+            }
+        )
+    )
 
     def biased(objects_closed: bool) -> np.ndarray:
         closed, opened = (0.2, 0.5) if objects_closed else (0.08, 0.8)
-        return np.array([[0, 0, 9, 9, closed, CLASS_IDS["eye_closed"]], [0, 0, 9, 9, opened, CLASS_IDS["eye_opened"]]],
-                        np.float32)
+        return np.array(
+            [[0, 0, 9, 9, closed, CLASS_IDS["eye_closed"]], [0, 0, 9, 9, opened, CLASS_IDS["eye_opened"]]], np.float32
+        )
 
     truth_by_shape = iter([image_states(r["objects"])["eyes_closed"] for r in records])
-    monkeypatch.setattr(drowsy.monitor.calibration, "detect_frames",
-                        lambda detector, frames, *args: [biased(bool(next(truth_by_shape))) for _ in frames])
+    monkeypatch.setattr(
+        drowsy.monitor.calibration,
+        "detect_frames",
+        lambda detector, frames, *args: [biased(bool(next(truth_by_shape))) for _ in frames],
+    )
     calibration = calibrate(None, manifest, MonitorConfig(), img_size=64, batch=7, progress=False)
     eyes = calibration["signals"]["eyes_closed"]
     assert eyes["fitted"] and eyes["balanced_accuracy"] == 1.0 and eyes["positives"] > 0
@@ -115,12 +147,16 @@ def test_calibration_turns_a_biased_detector_into_right_states(tmp_path, monkeyp
     for i, detections in enumerate(frames):
         monitor.update(i, detections)
     assert [(e.start, e.end) for e in of_type(monitor.finish(), "sleep")] == [
-        (pytest.approx(14.5 / FPS), pytest.approx(59.5 / FPS))]
+        (pytest.approx(14.5 / FPS), pytest.approx(59.5 / FPS))
+    ]
     with pytest.raises(DrowsyError, match="img_size': calibrated at 64 pixels, the monitor runs at 416"):
         load_offsets(path, img_size=416)
     seen = []  # a capped calibration runs the detector on that many images, spread over the split
-    monkeypatch.setattr(drowsy.monitor.calibration, "detect_frames",
-                        lambda detector, frames, *args: seen.extend(frames) or [biased(False) for _ in frames])
+    monkeypatch.setattr(
+        drowsy.monitor.calibration,
+        "detect_frames",
+        lambda detector, frames, *args: seen.extend(frames) or [biased(False) for _ in frames],
+    )
     capped = calibrate(None, manifest, MonitorConfig(), img_size=64, batch=7, progress=False, images=9)
     assert len(seen) == 9 and capped["signals"]["eyes_closed"]["images"] <= 9
 

@@ -30,7 +30,7 @@ def test_detect_frames_returns_boxes_in_the_frames_own_pixels(height, width):
     frames = []
     for x1, y1 in ((100, 50), (220, 180)):
         image = np.zeros((height, width), np.uint8)
-        image[y1:y1 + 96, x1:x1 + 128] = 255
+        image[y1 : y1 + 96, x1 : x1 + 128] = 255
         frames.append(image)
     found = detect_frames(BrightSquareDetector(), frames, img_size=320, conf=0.25, iou=0.5)
     for detections, (x1, y1) in zip(found, ((100, 50), (220, 180))):

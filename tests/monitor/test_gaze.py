@@ -37,10 +37,18 @@ def test_baseline_is_the_median_of_the_first_samples_then_frozen():
 
 
 def test_face_features_are_offsets_in_face_heights_of_the_best_boxes_inside_the_best_face():
-    rows = np.array([[400.0, 100.0, 556.0, 300.0, 0.5, CLASS_IDS["face"]], [*FACE, 0.9, CLASS_IDS["face"]],
-                     detection((158, 190), (20, 10), "eye_opened"), detection((218, 190), (20, 10), "eye_opened"),
-                     detection((178, 250), (50, 20), "mouth_opened", 0.6), detection((178, 270), (50, 10), "mouth_closed", 0.5),
-                     detection((188, 260), (50, 40), "mouth_opened")], np.float32)
+    rows = np.array(
+        [
+            [400.0, 100.0, 556.0, 300.0, 0.5, CLASS_IDS["face"]],
+            [*FACE, 0.9, CLASS_IDS["face"]],
+            detection((158, 190), (20, 10), "eye_opened"),
+            detection((218, 190), (20, 10), "eye_opened"),
+            detection((178, 250), (50, 20), "mouth_opened", 0.6),
+            detection((178, 270), (50, 10), "mouth_closed", 0.5),
+            detection((188, 260), (50, 40), "mouth_opened"),
+        ],
+        np.float32,
+    )
     features = face_features(rows)  # face centre (178, 200), 200 px tall
     assert features["eyes"] == pytest.approx((10 / 200, -10 / 200))  # the eyes' midpoint (188, 190)
     assert features["mouth"] == pytest.approx((10 / 200, 60 / 200))  # the best mouth, (188, 260)
@@ -48,7 +56,9 @@ def test_face_features_are_offsets_in_face_heights_of_the_best_boxes_inside_the_
 
 
 def test_only_features_centred_inside_the_face_box_count_its_edges_included():
-    others = [detection(centre, (50, 12), "mouth_opened", 0.95) for centre in ((60, 200), (300, 200), (178, 60), (178, 340))]
+    others = [
+        detection(centre, (50, 12), "mouth_opened", 0.95) for centre in ((60, 200), (300, 200), (178, 60), (178, 340))
+    ]
     features = face_features(np.array([*face(), *others], np.float32))  # a passenger's mouths all around
     assert features["mouth"] == pytest.approx((0.0, 0.26)) and features["mouth_open_height"] is None
     edges = {(100, 200): (-78 / 200, 0.0), (256, 200): (78 / 200, 0.0), (178, 100): (0.0, -0.5), (178, 300): (0.0, 0.5)}
@@ -88,8 +98,9 @@ def test_baseline_is_used_from_its_minimum_length_on_and_ignores_samples_off_the
     assert pose.update({"head": (21, 0)}) == (20.0, 0.0)  # on the region's edge: not a baseline sample
     assert pose.update({"head": (31, 0)}) == (30.0, 0.0)  # beyond it
     assert pose.update({"head": (3, 0)}) == (1.5, 0.0)  # on the road: the median of 0, 1, 2, 3
-    short = HeadPose(FPS, baseline_s=1 / FPS, min_baseline_s=1 / FPS, limits=(20, 15, 15), features=("head",),
-                     angles=identity)  # a one-frame baseline: usable at its frame, frozen after it
+    short = HeadPose(
+        FPS, baseline_s=1 / FPS, min_baseline_s=1 / FPS, limits=(20, 15, 15), features=("head",), angles=identity
+    )  # a one-frame baseline: usable at its frame, frozen after it
     assert short.update({"head": (5, 0)}) == (0.0, 0.0) and short.update({"head": (12, 3)}) == (7.0, 3.0)
 
 
@@ -98,7 +109,9 @@ def test_the_iris_locator_finds_a_drawn_iris_within_0_03_eye_widths(size):
     for seed in range(3):
         base = dataclasses.replace(base_scene(seed, size), eyes_closed=False, yaw=0.0, pitch=0.0)
         for gaze in (-1.0, -0.5, 0.0, 0.5, 1.0):
-            image, objects = render_scene(np.random.default_rng(seed), *size, dataclasses.replace(base, gaze=(gaze, 0.0)))
+            image, objects = render_scene(
+                np.random.default_rng(seed), *size, dataclasses.replace(base, gaze=(gaze, 0.0))
+            )
             rows = np.array([[*o["position"], 0.9, CLASS_IDS[o["class"]]] for o in objects], np.float32)
             assert iris_offset(image, rows) == pytest.approx(gaze * IRIS_TRAVEL[0], abs=0.03), (seed, gaze)
         closed, objects = render_scene(np.random.default_rng(seed), *size, dataclasses.replace(base, eyes_closed=True))
@@ -118,6 +131,7 @@ def test_the_pose_adds_the_eyes_own_turn_against_their_baseline():
         pose.update({**face_features(face()), "iris": 0.02})
     turned = 0.02 + EYE_RADIUS * math.sin(math.radians(30))
     assert pose.update({**face_features(face()), "iris": turned}) == pytest.approx((30, 0), abs=0.5)
-    assert pose.update({**face_features(face(yaw=10)), "iris": 0.02 - EYE_RADIUS * math.sin(math.radians(25))}) \
-        == pytest.approx((-15, 0), abs=0.5)  # head 10 right, eyes 25 left
+    assert pose.update(
+        {**face_features(face(yaw=10)), "iris": 0.02 - EYE_RADIUS * math.sin(math.radians(25))}
+    ) == pytest.approx((-15, 0), abs=0.5)  # head 10 right, eyes 25 left
     assert pose.update(face_features(face())) == pytest.approx((0, 0), abs=1e-3)  # no iris read: the head alone

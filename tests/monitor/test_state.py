@@ -43,8 +43,12 @@ def measures(seconds: float, eyes=0.0, mouth=0.0, phone=0.0, cigarette=0.0, head
 
 def head_monitor(config: MonitorConfig | None = None, fps: float = FPS) -> DriverStateMonitor:
     """A monitor whose pose is the measured head angles against their baseline (as the landmark peer feeds it)."""
-    return DriverStateMonitor(config or MonitorConfig(), fps, head_features=("head",),
-                              head_angles=lambda offset: (float(offset[0]), float(offset[1])))
+    return DriverStateMonitor(
+        config or MonitorConfig(),
+        fps,
+        head_features=("head",),
+        head_angles=lambda offset: (float(offset[0]), float(offset[1])),
+    )
 
 
 def run_measures(frames: list, monitor: DriverStateMonitor | None = None):
@@ -55,9 +59,15 @@ def run_measures(frames: list, monitor: DriverStateMonitor | None = None):
 
 
 def test_frame_scores_from_best_boxes():
-    detections = torch.tensor([[0, 0, 1, 1, 0.8, CLASS_IDS["eye_closed"]], [0, 0, 1, 1, 0.2, CLASS_IDS["eye_opened"]],
-                               [0, 0, 1, 1, 0.6, CLASS_IDS["phone"]], [0, 0, 1, 1, 0.1, CLASS_IDS["cigar"]]],
-                              requires_grad=True)  # a detector's output outside inference mode
+    detections = torch.tensor(
+        [
+            [0, 0, 1, 1, 0.8, CLASS_IDS["eye_closed"]],
+            [0, 0, 1, 1, 0.2, CLASS_IDS["eye_opened"]],
+            [0, 0, 1, 1, 0.6, CLASS_IDS["phone"]],
+            [0, 0, 1, 1, 0.1, CLASS_IDS["cigar"]],
+        ],
+        requires_grad=True,
+    )  # a detector's output outside inference mode
     scores = frame_scores(detections, min_score=0.15)
     assert scores["eyes_closed"] == pytest.approx(0.8)  # 0.8 / (0.8 + 0.2)
     assert scores["mouth_open"] is None  # no mouth box: unknown, not "closed"
@@ -66,11 +76,19 @@ def test_frame_scores_from_best_boxes():
 
 
 def test_offsets_move_the_decision_boundary():
-    biased_closed = np.array([[0, 0, 9, 9, 0.2, CLASS_IDS["eye_closed"]], [0, 0, 9, 9, 0.5, CLASS_IDS["eye_opened"]],
-                              [0, 0, 9, 9, 0.1, CLASS_IDS["cigar"]]], np.float32)
+    biased_closed = np.array(
+        [
+            [0, 0, 9, 9, 0.2, CLASS_IDS["eye_closed"]],
+            [0, 0, 9, 9, 0.5, CLASS_IDS["eye_opened"]],
+            [0, 0, 9, 9, 0.1, CLASS_IDS["cigar"]],
+        ],
+        np.float32,
+    )
     raw = frame_scores(biased_closed)
     assert raw["eyes_closed"] == pytest.approx(0.2 / 0.7)  # the raw vote says open
-    calibrated = frame_scores(biased_closed, offsets={"eyes_closed": np.log(0.2 / 0.5) - 0.5, "cigarette": np.log(1 / 9)})
+    calibrated = frame_scores(
+        biased_closed, offsets={"eyes_closed": np.log(0.2 / 0.5) - 0.5, "cigarette": np.log(1 / 9)}
+    )
     assert calibrated["eyes_closed"] == pytest.approx(1 / (1 + np.exp(-0.5)))  # 0.5 above the boundary: closed
     assert calibrated["cigarette"] == pytest.approx(0.5)  # exactly on its boundary
     assert calibrated["mouth_open"] is None and calibrated["phone"] < 1e-4  # unseen stays unseen, absent ~0
@@ -94,7 +112,9 @@ def test_an_eyes_seen_offset_makes_faint_eye_boxes_unseen_and_sunglasses_degrade
     for i, detections in enumerate(frames):
         monitor.update(i, detections)
     events = monitor.finish()
-    assert [(e.type, e.start, e.end) for e in events] == [("degraded", pytest.approx(14.5 / FPS), pytest.approx(104.5 / FPS))]
+    assert [(e.type, e.start, e.end) for e in events] == [
+        ("degraded", pytest.approx(14.5 / FPS), pytest.approx(104.5 / FPS))
+    ]
 
 
 def test_a_mouth_seen_offset_makes_faint_mouth_boxes_unseen_and_a_bite_no_yawn():
@@ -141,8 +161,14 @@ def test_blink_versus_microsleep():
 
 
 def test_closure_length_names_the_event_microsleep_sleep_unresponsive():
-    for frames, kind in ((FPS - 1, None), (FPS, "microsleep"), (3 * FPS - 1, "microsleep"), (3 * FPS, "sleep"),
-                         (6 * FPS - 1, "sleep"), (6 * FPS, "unresponsive")):
+    for frames, kind in (
+        (FPS - 1, None),
+        (FPS, "microsleep"),
+        (3 * FPS - 1, "microsleep"),
+        (3 * FPS, "sleep"),
+        (6 * FPS - 1, "sleep"),
+        (6 * FPS, "unresponsive"),
+    ):
         _, events = run_frames(closure(frames))  # 0.93 s: a long closure, counted by PERCLOS, no event
         assert [e.type for e in events] == ([kind] if kind else []), frames
 
@@ -196,8 +222,13 @@ def test_unseen_eyes_are_no_evidence():
 
 
 def test_yawn_during_phone_use():
-    frames = ([frame()] * 15 + [frame(phone=True)] * 30 + [frame(phone=True, mouth_open=True)] * 30
-              + [frame(phone=True)] * 60 + [frame()] * 15)
+    frames = (
+        [frame()] * 15
+        + [frame(phone=True)] * 30
+        + [frame(phone=True, mouth_open=True)] * 30
+        + [frame(phone=True)] * 60
+        + [frame()] * 15
+    )
     states, events = run_frames(frames)
     assert spans(events) == [("phone", edge(15), edge(15 + 120)), ("yawn", edge(15 + 30), edge(15 + 60))]
     assert set(states[15 + 30 + 20].alerts) == {"phone", "yawn"}
@@ -259,8 +290,9 @@ def test_state_machine_imports_numpy_alone():
         generators = sorted(m for m in sys.modules if m.startswith(("drowsy.synth", "drowsy.synth.clips")))
         print(json.dumps({"heavy": heavy, "generators": generators}))
     """)
-    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[1], capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=Path(__file__).parents[1], capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"heavy": [], "generators": []}
 
@@ -295,8 +327,10 @@ def test_a_cigarette_held_2_s_is_a_smoking_event_alerted_when_it_completes():
 def test_each_frame_of_a_closure_alerts_the_one_event_its_length_so_far_names():
     states, _ = run_frames(closure(7 * FPS))
     assert all(s.closure_s == 0.0 for s in states[:15])
-    for n, state in enumerate(states[15:15 + 7 * FPS], start=1):  # n closed frames so far
-        expected = ("unresponsive",) if n >= 6 * FPS else ("sleep",) if n >= 3 * FPS else ("microsleep",) if n >= FPS else ()
+    for n, state in enumerate(states[15 : 15 + 7 * FPS], start=1):  # n closed frames so far
+        expected = (
+            ("unresponsive",) if n >= 6 * FPS else ("sleep",) if n >= 3 * FPS else ("microsleep",) if n >= FPS else ()
+        )
         assert state.alerts == expected, n
         assert state.closure_s == (pytest.approx(n / FPS) if n / FPS >= 0.1 else 0.0), n  # from min_state_s on
 
@@ -305,7 +339,7 @@ def test_a_long_glance_away_alerts_distraction_then_unresponsive_and_counts_as_o
     monitor = head_monitor()
     frames = measures(4) + measures(7, head=(30.0, 0.0)) + measures(2, eyes=None, head=None) + measures(2)
     states, events = run_measures(frames, monitor)
-    for n, state in enumerate(states[4 * FPS:11 * FPS], start=1):  # n frames away so far
+    for n, state in enumerate(states[4 * FPS : 11 * FPS], start=1):  # n frames away so far
         expected = ("unresponsive",) if n >= 6 * FPS else ("distraction",) if n >= 3 * FPS else ()
         assert state.alerts == expected and state.pose == pytest.approx((30.0, 0.0)), n
     assert [e.type for e in events] == ["unresponsive"]
@@ -358,13 +392,15 @@ def test_after_an_alert_the_level_holds_while_the_eyes_keep_closing_and_drops_on
     states, _ = run_measures(frames)
     alerted = [s.index for s in states if s.alerts]
     assert alerted == list(range(FPS + 2 * FPS - 1, alerted[-1] + 1))  # the phone alone
-    assert {s.level for s in states[alerted[-1] + 1:len(frames) - FPS - 1]} == {2}  # eyes open from len - 2 s
+    assert {s.level for s in states[alerted[-1] + 1 : len(frames) - FPS - 1]} == {2}  # eyes open from len - 2 s
     assert states[-1].level == 0  # recovery_s with the eyes open
 
 
 def test_events_ending_on_the_same_frame_are_all_reported_on_it():
     config = dataclasses.replace(MonitorConfig(), cigarette_max_gap_s=1.0)  # as phone_max_gap_s: both end together
-    states, events = run_measures(measures(1) + measures(3, phone=1.0, cigarette=1.0) + measures(2), head_monitor(config))
+    states, events = run_measures(
+        measures(1) + measures(3, phone=1.0, cigarette=1.0) + measures(2), head_monitor(config)
+    )
     reported = [(s.index, sorted(e.type for e in s.ended)) for s in states if s.ended]
     assert reported == [(4 * FPS + FPS, ["phone", "smoking"])]  # the frame that makes the dropout longer than 1 s
     assert spans(events) == [("phone", edge(FPS), edge(4 * FPS)), ("smoking", edge(FPS), edge(4 * FPS))]
@@ -372,15 +408,22 @@ def test_events_ending_on_the_same_frame_are_all_reported_on_it():
 
 def test_boxes_under_the_configured_min_score_are_no_evidence():
     monitor = DriverStateMonitor(dataclasses.replace(MonitorConfig(), min_score=0.5), FPS)
-    scores = [monitor.update(i, frame(eyes_closed=True, score=score)).scores["eyes_closed"]
-              for i, score in enumerate((0.45, 0.5))]
+    scores = [
+        monitor.update(i, frame(eyes_closed=True, score=score)).scores["eyes_closed"]
+        for i, score in enumerate((0.45, 0.5))
+    ]
     assert scores == [None, 1.0]  # under min_score: eyes not seen; exactly min_score: counted
 
 
 def test_a_mouth_open_less_than_yawn_min_height_scores_0_and_one_that_wide_counts():
     def opened_mouth(height: float) -> np.ndarray:  # a face 200 px tall, its mouth open `height` px
-        return np.array([[0, 0, 200, 200, 0.9, CLASS_IDS["face"]],
-                         [80, 150 - height / 2, 120, 150 + height / 2, 0.9, CLASS_IDS["mouth_opened"]]], np.float32)
+        return np.array(
+            [
+                [0, 0, 200, 200, 0.9, CLASS_IDS["face"]],
+                [80, 150 - height / 2, 120, 150 + height / 2, 0.9, CLASS_IDS["mouth_opened"]],
+            ],
+            np.float32,
+        )
 
     monitor = DriverStateMonitor(dataclasses.replace(MonitorConfig(), yawn_min_height=0.25), FPS)
     scores = [monitor.update(i, opened_mouth(height)).scores["mouth_open"] for i, height in enumerate((30, 50))]
@@ -412,9 +455,18 @@ def test_the_drowsy_event_is_dated_by_the_perclos_windows_centre_at_both_ends_of
 
 def test_metrics_of_a_stream_without_frames_are_zeros_and_unknowns():
     assert DriverStateMonitor(MonitorConfig(), FPS).metrics() == {
-        "frames": 0, "seconds": 0.0, "perclos_max": 0.0, "perclos_mean": None, "blinks": 0, "blinks_per_min": 0.0,
-        "longest_closure_s": 0.0, "yawns": 0, "eyes_unseen_share": 0.0, "off_road_share": None,
-        **{f"{kind}_events": 0 for kind in ALERT_EVENTS}}
+        "frames": 0,
+        "seconds": 0.0,
+        "perclos_max": 0.0,
+        "perclos_mean": None,
+        "blinks": 0,
+        "blinks_per_min": 0.0,
+        "longest_closure_s": 0.0,
+        "yawns": 0,
+        "eyes_unseen_share": 0.0,
+        "off_road_share": None,
+        **{f"{kind}_events": 0 for kind in ALERT_EVENTS},
+    }
 
 
 def test_metrics_summarise_blinks_closures_perclos_and_unseen_eyes():
@@ -431,7 +483,9 @@ def test_metrics_summarise_blinks_closures_perclos_and_unseen_eyes():
     assert metrics["longest_closure_s"] == pytest.approx(1.5) and metrics["microsleep_events"] == 1
     assert metrics["eyes_unseen_share"] == pytest.approx(30 / 400)
     assert len(perclos) == 400 - (20 * fps - 1)  # from 20 s of seen eyes on
-    assert metrics["perclos_mean"] == pytest.approx(np.mean(perclos)) and metrics["perclos_max"] == pytest.approx(max(perclos))
+    assert metrics["perclos_mean"] == pytest.approx(np.mean(perclos)) and metrics["perclos_max"] == pytest.approx(
+        max(perclos)
+    )
     # at its peak, the last frame of the 1.5 s closure: every closed frame so far, of the 315 seen
     assert metrics["perclos_max"] == pytest.approx((6 * 2 + 15) / 315)
 

@@ -14,8 +14,13 @@ from drowsy.synth.scene import CAP_RATE, CLASS_RATES, GLASSES_RATE, PHONE_IN_HAN
 
 SIZE = (160, 256)  # portrait like 800x1280, small for speed
 # behaviour -> (class it implies, class it rules out); other behaviours show neither implied class
-IMPLIED = {"drowsy": ("eye_closed", "eye_opened"), "yawning": ("mouth_opened", "mouth_closed"),
-           "phone call": ("phone", None), "smoking": ("cigar", None)}
+IMPLIED = {
+    "drowsy": ("eye_closed", "eye_opened"),
+    "yawning": ("mouth_opened", "mouth_closed"),
+    "phone call": ("phone", None),
+    "smoking": ("cigar", None),
+}
+
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
@@ -74,8 +79,10 @@ def test_same_output_for_any_number_of_workers(tmp_path, monkeypatch):
     write_aihub_tree(tmp_path / "a", 30, seed=1, size=SIZE, frames=3, progress=False)
     monkeypatch.setattr("drowsy.synth.competition._CHUNK", 7)  # several chunks, split over two processes
     write_aihub_tree(tmp_path / "b", 30, seed=1, size=SIZE, frames=3, workers=2, progress=False)
-    files = [{p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*.*"))} for root in
-             (tmp_path / "a", tmp_path / "b")]
+    files = [
+        {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*.*"))}
+        for root in (tmp_path / "a", tmp_path / "b")
+    ]
     assert len(files[0]) == 60 and files[0] == files[1]
 
 
@@ -91,7 +98,9 @@ def test_class_rates_follow_the_real_table(tmp_path):
     for key, rate in (("glasses", glasses), ("cap", CAP_RATE)):  # Accessory in the JSON -> meta
         assert sum(r["meta"][key] for r in records) / 1500 == pytest.approx(rate, abs=0.04), key
     # a phone call holds the phone at the ear or, where there is room, in front of the chest (below the face)
-    calls = [{o["class"]: o["position"] for o in r["objects"]} for r in records if r["meta"]["behaviour"] == "phone call"]
+    calls = [
+        {o["class"]: o["position"] for o in r["objects"]} for r in records if r["meta"]["behaviour"] == "phone call"
+    ]
     in_hand = sum(boxes["phone"][1] > boxes["face"][3] - 2 for boxes in calls if "face" in boxes)
     assert len(calls) >= 40 and 0.25 * PHONE_IN_HAND_RATE < in_hand / len(calls) <= PHONE_IN_HAND_RATE + 0.1
 

@@ -109,8 +109,24 @@ def test_write_clip_frames_agree_with_events_and_mp4_reads_back(tmp_path):
 
 
 def test_cli_video_mode(tmp_path, capsys):
-    assert main(["synth", "--video", str(tmp_path / "clip"), "--seconds", "2", "--fps", "4", "--seed", "3",
-                 "--size", "96x64"]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                "--video",
+                str(tmp_path / "clip"),
+                "--seconds",
+                "2",
+                "--fps",
+                "4",
+                "--seed",
+                "3",
+                "--size",
+                "96x64",
+            ]
+        )
+        == 0
+    )
     assert {p.name for p in (tmp_path / "clip").iterdir()} == {"clip.mp4", "frames.json", "events.json"}
     capsys.readouterr()
     assert main(["synth", "--video", str(tmp_path / "bad"), "--size", "96by64"]) == 2
@@ -128,8 +144,9 @@ def test_protocol_script_plays_every_item_with_its_definitions():
     glances = [a for a in script.actions if a.kind == "glance"]
     for event in script.events:
         length = event.end - event.start
-        if event.type in ("microsleep", "sleep") or (event.type == "unresponsive" and
-                                                     any(c.start == event.start for c in closures)):
+        if event.type in ("microsleep", "sleep") or (
+            event.type == "unresponsive" and any(c.start == event.start for c in closures)
+        ):
             low, high = {"microsleep": (1.0, 3.0), "sleep": (3.0, 6.0), "unresponsive": (6.0, 99)}[event.type]
             assert low + 0.25 <= length <= high - 0.25 or (high == 99 and length >= 6.25), event
         if event.type in ("distraction", "unresponsive") and any(g.start == event.start for g in glances):
@@ -144,8 +161,12 @@ def test_protocol_script_plays_every_item_with_its_definitions():
             assert max(gaps) < 2.0  # never long enough on the road to restart the sum
         if event.alert is not None and event.type != "vats":
             assert event.alert == pytest.approx(event.start + ONSET_S[event.type], abs=1e-3)
-    short = [g for g in glances if g.end - g.start < 2.5 and not any(e.start < g.end and g.start < e.end
-                                                                      for e in script.events if e.type == "vats")]
+    short = [
+        g
+        for g in glances
+        if g.end - g.start < 2.5
+        and not any(e.start < g.end and g.start < e.end for e in script.events if e.type == "vats")
+    ]
     assert short and all(1.5 - EPS <= g.end - g.start <= 2.3 + EPS for g in short)  # the glances that must not alert
     eyes_only = [a for a in script.actions if a.kind == "eye_glance"]  # "lizard": the head still
     assert eyes_only and all(27 <= abs(g.value[0]) <= 35 and g.value[1] == 0 for g in eyes_only)
@@ -153,15 +174,19 @@ def test_protocol_script_plays_every_item_with_its_definitions():
     for glance in eyes_only:
         length = glance.end - glance.start
         assert (1.5 - EPS <= length <= 2.3 + EPS and away_interval(glance) not in distractions) or (
-            3.3 - EPS <= length <= 5.0 + EPS and away_interval(glance) in distractions), glance
+            3.3 - EPS <= length <= 5.0 + EPS and away_interval(glance) in distractions
+        ), glance
 
 
 def test_alert_script_has_only_blinks_and_is_alert_free():
     script = alert_script(600.0, seed=1)
     assert {e.type for e in script.events} == {"blink"} and script.alert_free == [(0.0, 600.0)]
     kinds = {a.kind for a in script.actions}
-    assert {"glance", "eye_glance", "syllable", "closure"} <= kinds <= {"glance", "eye_glance", "syllable", "closure",
-                                                                       "rub", "eat", "bite"}
+    assert (
+        {"glance", "eye_glance", "syllable", "closure"}
+        <= kinds
+        <= {"glance", "eye_glance", "syllable", "closure", "rub", "eat", "bite"}
+    )
     assert all(a.end - a.start <= 1.5 + EPS for a in script.actions if a.kind in ("glance", "eye_glance"))
     assert all(abs(a.value[0]) <= 35 for a in script.actions if a.kind == "eye_glance")  # within the eyes' reach
 

@@ -62,8 +62,9 @@ def test_class_rates_follow_the_raw_train_table():
 
 
 def test_labels_schema_and_separate_labels_path(tmp_path):
-    labels_path = write_dataset(tmp_path / "test", 4, seed=2, size=SIZE,
-                                      labels_path=tmp_path / "test_labels.json", progress=False)
+    labels_path = write_dataset(
+        tmp_path / "test", 4, seed=2, size=SIZE, labels_path=tmp_path / "test_labels.json", progress=False
+    )
     assert labels_path == tmp_path / "test_labels.json"
     assert not (tmp_path / "test" / "labels.json").exists()
     labels = json.loads(labels_path.read_text())
@@ -81,12 +82,28 @@ def test_labels_schema_and_separate_labels_path(tmp_path):
 
 
 def test_cli_writes_the_competition_layout(tmp_path):
-    assert main(["synth", str(tmp_path / "raw"), "--format", "competition", "--images", "3", "--seed", "1", "--size",
-                 "160x96"]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                str(tmp_path / "raw"),
+                "--format",
+                "competition",
+                "--images",
+                "3",
+                "--seed",
+                "1",
+                "--size",
+                "160x96",
+            ]
+        )
+        == 0
+    )
     labels = json.loads((tmp_path / "raw" / "labels.json").read_text())
     assert len(labels["annotations"]) == 3
     assert sorted(p.name for p in (tmp_path / "raw" / "images").iterdir()) == [
-        r["file_name"] for r in labels["annotations"]]
+        r["file_name"] for r in labels["annotations"]
+    ]
     assert cv2.imread(str(tmp_path / "raw" / "images" / "image_00000002.jpg")).shape[:2] == (96, 160)
 
 

@@ -75,13 +75,16 @@ def test_boxes_inside_image_and_tight_around_visible_pixels(variant):
 def test_render_scene_follows_the_state():
     rng = np.random.default_rng(0)
     state = sample_scene(rng, *SIZE)
-    closed = dataclasses.replace(state, eyes_closed=True, hidden_eye=0, mouth_cover="none", mouth_open=True,
-                                 phone="hand", cigarette="hand")
+    closed = dataclasses.replace(
+        state, eyes_closed=True, hidden_eye=0, mouth_cover="none", mouth_open=True, phone="hand", cigarette="hand"
+    )
     _, objects = render_scene(rng, *SIZE, closed)
     assert sorted(o["class"] for o in objects) == sorted(
-        ["face", "eye_closed", "eye_closed", "mouth_opened", "phone", "cigar"])
-    hidden = dataclasses.replace(state, eyes_closed=False, hidden_eye=1, mouth_cover="mask", phone="none",
-                                 cigarette="none")
+        ["face", "eye_closed", "eye_closed", "mouth_opened", "phone", "cigar"]
+    )
+    hidden = dataclasses.replace(
+        state, eyes_closed=False, hidden_eye=1, mouth_cover="mask", phone="none", cigarette="none"
+    )
     _, objects = render_scene(rng, *SIZE, hidden)
     assert sorted(o["class"] for o in objects) == ["eye_opened", "face"]
 
@@ -105,8 +108,15 @@ def test_glasses_and_cap_change_the_pixels_not_the_labels():
 def test_a_hand_held_cigarette_or_phone_moves_to_the_side_with_room():
     width, height = 800, 1280  # a close-up: the face fills most of the width
     state = sample_scene(np.random.default_rng(4), width, height)
-    near_left = dataclasses.replace(state, face_x=0.5 * state.face_height, cigarette="hand", cigarette_side=-1,
-                                    phone="ear", phone_side=-1, mouth_cover="none")
+    near_left = dataclasses.replace(
+        state,
+        face_x=0.5 * state.face_height,
+        cigarette="hand",
+        cigarette_side=-1,
+        phone="ear",
+        phone_side=-1,
+        mouth_cover="none",
+    )
     moved = hands_in_frame(near_left, width)
     assert (moved.cigarette_side, moved.phone_side) == (1, 1)
     _, objects = render_scene(np.random.default_rng(4), width, height, moved)

@@ -8,8 +8,10 @@ from drowsy.errors import DrowsyError
 from drowsy.models.yolo import build_model
 from drowsy.train.anchors import anchor_fitness, best_possible_recall, check_anchors, kmeans_anchors
 
-CLUSTERS = np.array([[12, 14], [30, 20], [24, 48], [60, 60], [90, 150], [180, 120],
-                     [200, 260], [330, 200], [400, 420]], dtype=np.float64)
+CLUSTERS = np.array(
+    [[12, 14], [30, 20], [24, 48], [60, 60], [90, 150], [180, 120], [200, 260], [330, 200], [400, 420]],
+    dtype=np.float64,
+)
 
 
 def _clustered_boxes(centers: np.ndarray, per_cluster: int = 200, spread: float = 0.05, seed: int = 0) -> np.ndarray:

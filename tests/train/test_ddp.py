@@ -21,8 +21,19 @@ from drowsy.data.dataset import EpochPartsSampler
 WORLD_SIZE = 2
 EPOCHS, RESUMED_EPOCHS = 2, 3
 # 32 training images / 4 parts = 8 per epoch: 4 per rank, 2 batches of 2; one optimizer step per batch.
-TRAIN_OPTIONS = dict(model="yolov5n", img_size=64, batch=2, nominal_batch=4, epoch_parts=4, device="cpu",
-                     workers=0, cache="true", val_every=100, val_images=2, seed=5)
+TRAIN_OPTIONS = dict(
+    model="yolov5n",
+    img_size=64,
+    batch=2,
+    nominal_batch=4,
+    epoch_parts=4,
+    device="cpu",
+    workers=0,
+    cache="true",
+    val_every=100,
+    val_images=2,
+    seed=5,
+)
 
 RANK_SCRIPT = textwrap.dedent('''
     """Run `drowsy train` on this rank, then save what it did to DUMP_DIR/rank<RANK>.pt."""
@@ -35,12 +46,13 @@ RANK_SCRIPT = textwrap.dedent('''
 
     from drowsy import cli
     from drowsy.train import engine
+    from drowsy.train import run as train_run
 
     dump_dir, argv = Path(sys.argv[1]), sys.argv[2:]
     record = {"sampled": {}, "sampler_rank": [], "saved": []}
 
 
-    class RecordingEMA(engine.ModelEMA):
+    class RecordingEMA(train_run.ModelEMA):
         """Created once per run, after autoanchor and before the first step: keeps the model."""
 
         def __init__(self, model, updates=0):
@@ -50,7 +62,7 @@ RANK_SCRIPT = textwrap.dedent('''
             record["ema_instance"] = self
 
 
-    class RecordingSampler(engine.EpochPartsSampler):
+    class RecordingSampler(train_run.EpochPartsSampler):
         def __iter__(self):
             indices = list(super().__iter__())
             record["sampled"][self.epoch] = indices
@@ -64,7 +76,8 @@ RANK_SCRIPT = textwrap.dedent('''
 
 
     save = engine.save_checkpoint
-    engine.ModelEMA, engine.EpochPartsSampler, engine.save_checkpoint = RecordingEMA, RecordingSampler, recording_save
+    train_run.ModelEMA, train_run.EpochPartsSampler = RecordingEMA, RecordingSampler
+    engine.save_checkpoint = recording_save
     code = cli.main(["train", *argv, "--quiet"])
     ema = record.pop("ema_instance")
     record.update(model=ema.model.state_dict(), ema=ema.ema.state_dict(), code=code)
@@ -83,8 +96,17 @@ def torchrun(script, dump_dir, options: dict) -> list[dict]:
     """Run the rank script on WORLD_SIZE CPU processes; returns each rank's record, rank order."""
     dump_dir.mkdir()
     argv = [arg for key, value in options.items() for arg in (f"--{key.replace('_', '-')}", str(value))]
-    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={WORLD_SIZE}",
-               "--master_addr=127.0.0.1", f"--master_port={free_port()}", str(script), str(dump_dir), *argv]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc_per_node={WORLD_SIZE}",
+        "--master_addr=127.0.0.1",
+        f"--master_port={free_port()}",
+        str(script),
+        str(dump_dir),
+        *argv,
+    ]
     # one thread per rank: two ranks already fill a small machine
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
@@ -98,21 +120,33 @@ def ddp_runs(tiny_dataset, tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp")
     script = root / "rank_train.py"
     script.write_text(RANK_SCRIPT)
-    options = dict(TRAIN_OPTIONS, train_manifest=tiny_dataset / "train.json", val_manifest=tiny_dataset / "val.json",
-                   run_dir=root / "run")
+    options = dict(
+        TRAIN_OPTIONS,
+        train_manifest=tiny_dataset / "train.json",
+        val_manifest=tiny_dataset / "val.json",
+        run_dir=root / "run",
+    )
     first = torchrun(script, root / "first", dict(options, epochs=EPOCHS))
     metrics_after_first = (root / "run" / "metrics.jsonl").read_text()
     resumed = torchrun(script, root / "resumed", dict(options, epochs=RESUMED_EPOCHS, resume="true"))
     train_images = len(json.loads((tiny_dataset / "train.json").read_text())["annotations"])
-    return {"run_dir": root / "run", "first": first, "resumed": resumed, "metrics_after_first": metrics_after_first,
-            "train_images": train_images}
+    return {
+        "run_dir": root / "run",
+        "first": first,
+        "resumed": resumed,
+        "metrics_after_first": metrics_after_first,
+        "train_images": train_images,
+    }
 
 
 def parameter_names(state: dict) -> list[str]:
     """Entries that are parameters: BatchNorm running statistics are buffers, updated by each rank's
     own batch in its forward pass (DDP broadcasts rank 0's before each forward), so they may differ."""
-    return [k for k in state if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))
-            and k not in ("anchors", "strides")]
+    return [
+        k
+        for k in state
+        if not k.endswith(("running_mean", "running_var", "num_batches_tracked")) and k not in ("anchors", "strides")
+    ]
 
 
 def assert_ranks_identical(records: list[dict], key: str) -> None:
@@ -137,7 +171,7 @@ def test_sampler_ranks_take_disjoint_slices_of_one_draw(epoch_parts):
     assert len(slices[0]) == len(slices[1])  # DDP needs equal step counts on every rank
     joined = slices[0] + slices[1]
     assert joined[: len(drawn)] == drawn  # together exactly the one-process draw, in order ...
-    assert joined[len(drawn):] == drawn[: len(joined) - len(drawn)]  # ... padded by wrapping around
+    assert joined[len(drawn) :] == drawn[: len(joined) - len(drawn)]  # ... padded by wrapping around
     if epoch_parts == 1:  # a permutation: every image once, on one rank only (but for the padding)
         assert set(joined) == set(range(25)) and len(set(slices[0]) & set(slices[1])) == len(joined) - 25
 
@@ -274,8 +308,9 @@ def test_the_ranks_of_a_node_share_one_image_cache_each_decoding_half(tiny_datas
 def test_ranks_stream_from_disk_together_when_one_has_no_room_for_the_cache(tiny_dataset, tmp_path):
     script = tmp_path / "rank_cache.py"
     script.write_text(CACHE_SCRIPT)
-    ranks = torchrun(script, tmp_path / "dump", {"manifest": tiny_dataset / "train.json",
-                                                 "no_shared_memory_on_rank": 1})
+    ranks = torchrun(
+        script, tmp_path / "dump", {"manifest": tiny_dataset / "train.json", "no_shared_memory_on_rank": 1}
+    )
     assert [(r["cached"], r["decoded"]) for r in ranks] == [(False, []), (False, [])]
 
 
@@ -284,8 +319,10 @@ def test_an_image_that_fails_on_one_rank_stops_both_with_one_line_each(tiny_data
     script.write_text(CACHE_SCRIPT)
     ranks = torchrun(script, tmp_path / "dump", {"manifest": tiny_dataset / "train.json", "bad_image": 3})
     # image 3 is rank 1's to decode: rank 0 must not wait for it in the barrier
-    assert [r["error"] for r in ranks] == ["stopped: another rank failed (its own line says why)",
-                                           "image 3: cannot read image"]
+    assert [r["error"] for r in ranks] == [
+        "stopped: another rank failed (its own line says why)",
+        "image 3: cannot read image",
+    ]
 
 
 POISONED_SCRIPT = textwrap.dedent('''
@@ -320,14 +357,32 @@ POISONED_SCRIPT = textwrap.dedent('''
 def test_a_non_finite_loss_on_one_rank_stops_every_rank(tiny_dataset, tmp_path):
     script = tmp_path / "poisoned.py"
     script.write_text(POISONED_SCRIPT)
-    options = dict(TRAIN_OPTIONS, cache=False, epochs=1, train_manifest=str(tiny_dataset / "train.json"),
-                   val_manifest=str(tiny_dataset / "val.json"), run_dir=str(tmp_path / "run"))
+    options = dict(
+        TRAIN_OPTIONS,
+        cache=False,
+        epochs=1,
+        train_manifest=str(tiny_dataset / "train.json"),
+        val_manifest=str(tiny_dataset / "val.json"),
+        run_dir=str(tmp_path / "run"),
+    )
     port = free_port()
-    ranks = [subprocess.Popen([sys.executable, str(script), json.dumps(options)], stderr=subprocess.PIPE, text=True,
-                              env={**os.environ, "OMP_NUM_THREADS": "1", "RANK": str(rank), "LOCAL_RANK": str(rank),
-                                   "WORLD_SIZE": str(WORLD_SIZE), "MASTER_ADDR": "127.0.0.1",
-                                   "MASTER_PORT": str(port)})
-             for rank in range(WORLD_SIZE)]
+    ranks = [
+        subprocess.Popen(
+            [sys.executable, str(script), json.dumps(options)],
+            stderr=subprocess.PIPE,
+            text=True,
+            env={
+                **os.environ,
+                "OMP_NUM_THREADS": "1",
+                "RANK": str(rank),
+                "LOCAL_RANK": str(rank),
+                "WORLD_SIZE": str(WORLD_SIZE),
+                "MASTER_ADDR": "127.0.0.1",
+                "MASTER_PORT": str(port),
+            },
+        )
+        for rank in range(WORLD_SIZE)
+    ]
     # without the shared verdict rank 0 would wait in the gradient all-reduce for the 3 h group timeout
     errors = [rank.communicate(timeout=120)[1] for rank in ranks]
     assert [rank.returncode for rank in ranks] == [2, 2], errors

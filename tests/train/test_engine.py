@@ -15,9 +15,22 @@ from drowsy.train.loss import YoloLoss
 
 
 def tiny_config(prepared, run_dir, **overrides) -> TrainConfig:
-    values = dict(train_manifest=str(prepared / "train.json"), val_manifest=str(prepared / "val.json"),
-                  run_dir=str(run_dir), model="yolov5n", img_size=96, batch=4, nominal_batch=8, epochs=3,
-                  epoch_parts=2, device="cpu", workers=0, cache=False, val_every=3, seed=1)
+    values = dict(
+        train_manifest=str(prepared / "train.json"),
+        val_manifest=str(prepared / "val.json"),
+        run_dir=str(run_dir),
+        model="yolov5n",
+        img_size=96,
+        batch=4,
+        nominal_batch=8,
+        epochs=3,
+        epoch_parts=2,
+        device="cpu",
+        workers=0,
+        cache=False,
+        val_every=3,
+        seed=1,
+    )
     values.update(overrides)
     return TrainConfig(**values)
 
@@ -88,19 +101,28 @@ def test_checkpoints_every_n_epochs_and_resume_stays_exact(tiny_dataset, referen
 
     # 4 batches per epoch: call 6 is in epoch 2, call 10 in epoch 3; last.pt only after epochs 2 and 3
     with pytest.raises(RuntimeError):
-        train(tiny_config(tiny_dataset, tmp_path / "a", checkpoint_every=2), progress=False,
-              loss_factory=InterruptAt(6, crash))
+        train(
+            tiny_config(tiny_dataset, tmp_path / "a", checkpoint_every=2),
+            progress=False,
+            loss_factory=InterruptAt(6, crash),
+        )
     assert not (tmp_path / "a" / "last.pt").exists()
     with pytest.raises(RuntimeError):
-        train(tiny_config(tiny_dataset, tmp_path / "b", checkpoint_every=2), progress=False,
-              loss_factory=InterruptAt(10, crash))
+        train(
+            tiny_config(tiny_dataset, tmp_path / "b", checkpoint_every=2),
+            progress=False,
+            loss_factory=InterruptAt(10, crash),
+        )
     assert load_checkpoint(tmp_path / "b" / "last.pt")["epoch"] == 2
     train(tiny_config(tiny_dataset, tmp_path / "b", checkpoint_every=2, resume=True), progress=False)
     assert_same_weights(final_weights(reference_run[0]), final_weights(tmp_path / "b"))
     # by time instead: a due time already passed at every epoch's end
     with pytest.raises(RuntimeError):
-        train(tiny_config(tiny_dataset, tmp_path / "c", checkpoint_every=100, checkpoint_minutes=1e-9),
-              progress=False, loss_factory=InterruptAt(6, crash))
+        train(
+            tiny_config(tiny_dataset, tmp_path / "c", checkpoint_every=100, checkpoint_minutes=1e-9),
+            progress=False,
+            loss_factory=InterruptAt(6, crash),
+        )
     assert load_checkpoint(tmp_path / "c" / "last.pt")["epoch"] == 1
 
 
@@ -118,8 +140,11 @@ def test_a_bad_checkpoint_cadence_is_one_line(tiny_dataset, tmp_path):
 
 
 def test_sigterm_saves_mid_epoch_and_resume_equals_uninterrupted(tiny_dataset, reference_run, tmp_path):
-    summary = train(tiny_config(tiny_dataset, tmp_path), progress=False,
-                    loss_factory=InterruptAt(4, lambda: signal.raise_signal(signal.SIGTERM)))
+    summary = train(
+        tiny_config(tiny_dataset, tmp_path),
+        progress=False,
+        loss_factory=InterruptAt(4, lambda: signal.raise_signal(signal.SIGTERM)),
+    )
     assert summary["stopped"] and summary["epochs_done"] == 1 and summary["last"].endswith("last.pt")
     checkpoint = load_checkpoint(tmp_path / "last.pt")
     assert (checkpoint["epoch"], checkpoint["batches_done"]) == (1, 2)  # stopped at the next optimizer step
@@ -189,15 +214,20 @@ def test_non_finite_gradient_of_a_finite_loss_stops_training_with_one_line(tiny_
 
         return compute
 
-    with pytest.raises(DrowsyError, match=r"^non-finite gradient at epoch 1, batch \d+ \(the loss was finite\); "
-                                          "training stopped, no checkpoint written yet"):
+    with pytest.raises(
+        DrowsyError,
+        match=r"^non-finite gradient at epoch 1, batch \d+ \(the loss was finite\); "
+        "training stopped, no checkpoint written yet",
+    ):
         train(tiny_config(tiny_dataset, tmp_path, epochs=1), progress=False, loss_factory=nan_gradient)
 
 
 def test_freeze_backbone_freezes_exactly_the_backbone(tiny_dataset, reference_run, tmp_path):
     baseline = reference_run[0] / "last.pt"
-    train(tiny_config(tiny_dataset, tmp_path, weights=str(baseline), freeze="backbone", epochs=1, autoanchor=False),
-          progress=False)
+    train(
+        tiny_config(tiny_dataset, tmp_path, weights=str(baseline), freeze="backbone", epochs=1, autoanchor=False),
+        progress=False,
+    )
     before, after = load_checkpoint(baseline)["ema"], load_checkpoint(tmp_path / "last.pt")["model"]
     backbone = [k for k in after if k.startswith("backbone.")]
     assert backbone and all(torch.equal(before[k], after[k]) for k in backbone)  # incl. BatchNorm statistics
@@ -208,8 +238,10 @@ def test_freeze_backbone_freezes_exactly_the_backbone(tiny_dataset, reference_ru
 
 def test_freeze_unknown_module_is_an_error(tiny_dataset, reference_run, tmp_path):
     with pytest.raises(DrowsyError, match="no module named 'backbnoe'"):
-        train(tiny_config(tiny_dataset, tmp_path, weights=str(reference_run[0] / "last.pt"), freeze="backbnoe"),
-              progress=False)
+        train(
+            tiny_config(tiny_dataset, tmp_path, weights=str(reference_run[0] / "last.pt"), freeze="backbnoe"),
+            progress=False,
+        )
 
 
 def test_resume_without_a_last_checkpoint_starts_from_scratch(tiny_dataset, reference_run, tmp_path):
@@ -225,7 +257,11 @@ def test_resume_keeps_the_best_score_and_best_pt_of_the_epochs_before(tiny_datas
     every_epoch = {"val_every": 1}
     reference = train(tiny_config(tiny_dataset, tmp_path / "a", **every_epoch), progress=False)
     with pytest.raises(RuntimeError):  # call 10: epoch 3, after two validations
-        train(tiny_config(tiny_dataset, tmp_path / "b", **every_epoch), progress=False, loss_factory=InterruptAt(10, crash))
+        train(
+            tiny_config(tiny_dataset, tmp_path / "b", **every_epoch),
+            progress=False,
+            loss_factory=InterruptAt(10, crash),
+        )
     before = load_checkpoint(tmp_path / "b" / "last.pt")["best_map75"]
     resumed = train(tiny_config(tiny_dataset, tmp_path / "b", resume=True, **every_epoch), progress=False)
     assert before >= 0 and resumed["best_map75"] == reference["best_map75"] >= before

@@ -20,8 +20,15 @@ from drowsy.train.optim import (
     warmup_steps,
 )
 
-HYP = dataclasses.replace(Hyp.load(REPO_ROOT / "data/hyp.scratch-p6.yaml"), lr0=0.01, lrf=0.1, momentum=0.937,
-                          warmup_epochs=3.0, warmup_momentum=0.8, warmup_bias_lr=0.1)
+HYP = dataclasses.replace(
+    Hyp.load(REPO_ROOT / "data/hyp.scratch-p6.yaml"),
+    lr0=0.01,
+    lrf=0.1,
+    momentum=0.937,
+    warmup_epochs=3.0,
+    warmup_momentum=0.8,
+    warmup_bias_lr=0.1,
+)
 
 
 def test_one_cycle_runs_a_cosine_from_1_to_lrf():
@@ -65,13 +72,21 @@ def test_parameter_groups_decay_only_conv_weights_and_leave_frozen_parameters_ou
     model = Tiny()
     groups = {g["kind"]: g for g in parameter_groups(model, weight_decay=5e-4)}
     ids = {kind: {id(p) for p in g["params"]} for kind, g in groups.items()}
-    assert ids == {"norm": {id(model.backbone[1].weight)},
-                   "weight": {id(model.backbone[0].weight), id(model.head.weight)},
-                   "bias": {id(model.backbone[1].bias), id(model.head.bias)}}
-    assert (groups["norm"]["weight_decay"], groups["weight"]["weight_decay"], groups["bias"]["weight_decay"]) == (0.0, 5e-4, 0.0)
+    assert ids == {
+        "norm": {id(model.backbone[1].weight)},
+        "weight": {id(model.backbone[0].weight), id(model.head.weight)},
+        "bias": {id(model.backbone[1].bias), id(model.head.bias)},
+    }
+    assert (groups["norm"]["weight_decay"], groups["weight"]["weight_decay"], groups["bias"]["weight_decay"]) == (
+        0.0,
+        5e-4,
+        0.0,
+    )
     freeze_modules(model, ["backbone"])
-    left = {kind: {id(p) for p in g["params"]} for kind, g in
-            ((g["kind"], g) for g in parameter_groups(model, weight_decay=5e-4))}
+    left = {
+        kind: {id(p) for p in g["params"]}
+        for kind, g in ((g["kind"], g) for g in parameter_groups(model, weight_decay=5e-4))
+    }
     assert left == {"norm": set(), "weight": {id(model.head.weight)}, "bias": {id(model.head.bias)}}
 
 
@@ -80,7 +95,10 @@ def test_apply_schedule_sets_each_group_by_its_kind():
     optimizer = torch.optim.SGD(parameter_groups(model, 5e-4), lr=1.0, momentum=0.5, nesterov=True)
     apply_schedule(optimizer, step=0, epoch=0, epochs=10, warmup=100, hyp=HYP)
     assert [(g["kind"], g["lr"], g["momentum"]) for g in optimizer.param_groups] == [
-        ("norm", 0.0, pytest.approx(0.8)), ("weight", 0.0, pytest.approx(0.8)), ("bias", pytest.approx(0.1), pytest.approx(0.8))]
+        ("norm", 0.0, pytest.approx(0.8)),
+        ("weight", 0.0, pytest.approx(0.8)),
+        ("bias", pytest.approx(0.1), pytest.approx(0.8)),
+    ]
 
 
 def test_ema_decay_ramps_up_from_zero_and_averages_with_it():

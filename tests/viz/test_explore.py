@@ -21,14 +21,30 @@ from tests.helpers import obj  # noqa: E402
 
 # Four 100x50 images: a typical open-eyed driver, a drowsy one on the phone, an empty frame, a smoker.
 RECORDS = [
-    {"file_name": "a.jpg", "width": 100, "height": 50,
-     "objects": [obj("face", 20, 0, 80, 50), obj("eye_opened"), obj("eye_opened", 50, 10, 70, 20),
-                 obj("mouth_closed")]},
-    {"file_name": "b.jpg", "width": 100, "height": 50,
-     "objects": [obj("face"), obj("eye_closed"), obj("eye_closed"), obj("mouth_opened"), obj("phone")]},
+    {
+        "file_name": "a.jpg",
+        "width": 100,
+        "height": 50,
+        "objects": [
+            obj("face", 20, 0, 80, 50),
+            obj("eye_opened"),
+            obj("eye_opened", 50, 10, 70, 20),
+            obj("mouth_closed"),
+        ],
+    },
+    {
+        "file_name": "b.jpg",
+        "width": 100,
+        "height": 50,
+        "objects": [obj("face"), obj("eye_closed"), obj("eye_closed"), obj("mouth_opened"), obj("phone")],
+    },
     {"file_name": "c.jpg", "width": 100, "height": 50, "objects": []},
-    {"file_name": "d.jpg", "width": 100, "height": 50,
-     "objects": [obj("face"), obj("cigar"), obj("eye_closed"), obj("eye_opened")]},
+    {
+        "file_name": "d.jpg",
+        "width": 100,
+        "height": 50,
+        "objects": [obj("face"), obj("cigar"), obj("eye_closed"), obj("eye_opened")],
+    },
 ]
 
 
@@ -41,11 +57,25 @@ def _close_figures():
 def test_class_counts_and_images_per_class_are_exact_and_in_class_order():
     counts = explore.class_counts(RECORDS)
     assert list(counts.index) == list(CLASSES)
-    assert counts.to_dict() == {"eye_opened": 3, "eye_closed": 3, "mouth_opened": 1, "mouth_closed": 1,
-                                "face": 3, "phone": 1, "cigar": 1}
+    assert counts.to_dict() == {
+        "eye_opened": 3,
+        "eye_closed": 3,
+        "mouth_opened": 1,
+        "mouth_closed": 1,
+        "face": 3,
+        "phone": 1,
+        "cigar": 1,
+    }
     images = explore.images_per_class(RECORDS)
-    assert images.to_dict() == {"eye_opened": 2, "eye_closed": 2, "mouth_opened": 1, "mouth_closed": 1,
-                                "face": 3, "phone": 1, "cigar": 1}
+    assert images.to_dict() == {
+        "eye_opened": 2,
+        "eye_closed": 2,
+        "mouth_opened": 1,
+        "mouth_closed": 1,
+        "face": 3,
+        "phone": 1,
+        "cigar": 1,
+    }
 
 
 def test_class_counts_include_absent_classes_as_zero():
@@ -67,7 +97,18 @@ def test_cooccurrence_counts_images_holding_both_classes():
 def test_objects_frame_has_one_row_per_object_with_derived_geometry():
     frame = explore.objects_frame(RECORDS)
     assert list(frame.columns) == [
-        "file_name", "class", "x1", "y1", "x2", "y2", "w", "h", "cx", "cy", "width", "height"
+        "file_name",
+        "class",
+        "x1",
+        "y1",
+        "x2",
+        "y2",
+        "w",
+        "h",
+        "cx",
+        "cy",
+        "width",
+        "height",
     ]
     assert len(frame) == 13
     assert list(frame["class"].cat.categories) == list(CLASSES)
@@ -157,10 +198,12 @@ def test_ensure_dataset_leaves_an_aihub_tree_alone(tmp_path):
 
 
 def test_meta_class_counts_per_value():
-    records = [{"file_name": "a.jpg", "objects": [{"class": "face"}, {"class": "phone"}], "meta": {"lighting": "left"}},
-               {"file_name": "b.jpg", "objects": [{"class": "face"}], "meta": {"lighting": "none"}},
-               {"file_name": "c.jpg", "objects": [{"class": "face"}], "meta": {"lighting": "left"}},
-               {"file_name": "d.jpg", "objects": [{"class": "cigar"}]}]
+    records = [
+        {"file_name": "a.jpg", "objects": [{"class": "face"}, {"class": "phone"}], "meta": {"lighting": "left"}},
+        {"file_name": "b.jpg", "objects": [{"class": "face"}], "meta": {"lighting": "none"}},
+        {"file_name": "c.jpg", "objects": [{"class": "face"}], "meta": {"lighting": "left"}},
+        {"file_name": "d.jpg", "objects": [{"class": "cigar"}]},
+    ]
     table = explore.meta_class_counts(records, "lighting")
     assert list(table.index) == ["left", "none"]
     assert table.loc["left", "images"] == 2 and table.loc["left", "face"] == 2 and table.loc["left", "phone"] == 1
@@ -209,7 +252,9 @@ def test_plots_draw_the_numbers_of_the_tables(image_root, tmp_path):
     assert [t.get_text() for t in sizes.get_yticklabels()] == list(CLASSES)
     per_class = frame["class"].value_counts()
     titles = [ax.get_title() for ax in explore.plot_box_centres(frame).axes if ax.get_title()]
-    assert titles == [f"all classes ({len(frame)} boxes)"] + [f"{c} ({per_class[c]} boxes)" for c in CLASSES if c in per_class]
+    assert titles == [f"all classes ({len(frame)} boxes)"] + [
+        f"{c} ({per_class[c]} boxes)" for c in CLASSES if c in per_class
+    ]
     path = save_figure(samples, tmp_path / "out", "01_test")
     assert path == tmp_path / "out" / "figures" / "01_test.png" and cv2.imread(str(path)).shape[0] > 100
 
@@ -236,8 +281,16 @@ def test_class_table_and_split_comparison_agree_with_the_counts():
 
 
 def test_ensure_dataset_synthesises_train_and_a_different_test_set_with_labels_apart(tmp_path):
-    raw_dir = ensure_dataset(tmp_path / "train", 3, seed=5, size="96x64", test_dir=tmp_path / "test",
-                             test_labels=tmp_path / "test_labels.json", synth_test_images=2, progress=False)
+    raw_dir = ensure_dataset(
+        tmp_path / "train",
+        3,
+        seed=5,
+        size="96x64",
+        test_dir=tmp_path / "test",
+        test_labels=tmp_path / "test_labels.json",
+        synth_test_images=2,
+        progress=False,
+    )
     assert raw_dir == tmp_path / "train"
     labels = raw_dir / "labels.json"
     assert len(json.loads(labels.read_text())["annotations"]) == 3

@@ -25,9 +25,16 @@ def frame_truth(script: Script, frames: int, fps: float) -> list[dict]:
     for index in range(frames):
         t = index / fps
         kinds = {a.kind for a in lookup.at(t) if a.covers(t)}
-        truth.append({"index": index, "time_s": round(t, 4), "eyes_closed": "closure" in kinds,
-                      "mouth_open": bool(kinds & {"yawn", "syllable"}), "phone": "phone" in kinds,
-                      "cigarette": "smoking" in kinds})
+        truth.append(
+            {
+                "index": index,
+                "time_s": round(t, 4),
+                "eyes_closed": "closure" in kinds,
+                "mouth_open": bool(kinds & {"yawn", "syllable"}),
+                "phone": "phone" in kinds,
+                "cigarette": "smoking" in kinds,
+            }
+        )
     return truth
 
 
@@ -74,14 +81,23 @@ def base_scene(seed: int, size: tuple[int, int]) -> SceneState:
     rng = np.random.default_rng([seed, 2])
     base = sample_scene(rng, width, height)
     face_height = min(base.face_height, 0.55 * height)
-    return dataclasses.replace(base, face_height=face_height,
-                               face_y=min(base.face_y, 0.92 * height - face_height / 2), hidden_eye=0,
-                               mouth_cover="none", blur=min(base.blur, 0.8), noise=min(base.noise, 4.0),
-                               phone="none", cigarette="none", **accessories(rng))
+    return dataclasses.replace(
+        base,
+        face_height=face_height,
+        face_y=min(base.face_y, 0.92 * height - face_height / 2),
+        hidden_eye=0,
+        mouth_cover="none",
+        blur=min(base.blur, 0.8),
+        noise=min(base.noise, 4.0),
+        phone="none",
+        cigarette="none",
+        **accessories(rng),
+    )
 
 
-def clip_states(script: Script, seconds: float, fps: float, seed: int,
-                size: tuple[int, int] = (640, 360)) -> tuple[list[SceneState], list[dict]]:
+def clip_states(
+    script: Script, seconds: float, fps: float, seed: int, size: tuple[int, int] = (640, 360)
+) -> tuple[list[SceneState], list[dict]]:
     """Everything about a clip but its pixels: per-frame scene states and per-frame truth (with the
     head's drawn yaw and pitch)."""
     width, height = size
@@ -92,8 +108,13 @@ def clip_states(script: Script, seconds: float, fps: float, seed: int,
     nod_side = int(rng.choice([-1, 1]))  # where the head tips in a microsleep
     # head drift: x, y (face units), scale, roll (deg), gaze x, gaze y, brightness, yaw, pitch (deg); the
     # eyes on the road wander by 0.1 of the iris's travel (about 3.5 degrees) across
-    walk = _random_walk(rng, frames, fps, np.array([4.0, 4.0, 6.0, 3.0, 0.8, 0.8, 8.0, 2.0, 2.0]),
-                        np.array([0.08, 0.04, 0.04, 4.0, 0.1, 0.4, 0.05, 4.0, 3.0]))
+    walk = _random_walk(
+        rng,
+        frames,
+        fps,
+        np.array([4.0, 4.0, 6.0, 3.0, 0.8, 0.8, 8.0, 2.0, 2.0]),
+        np.array([0.08, 0.04, 0.04, 4.0, 0.1, 0.4, 0.05, 4.0, 3.0]),
+    )
     lookup = _Lookup(script.actions)
     states = []
     for frame, drift in zip(truth, walk):
@@ -103,8 +124,9 @@ def clip_states(script: Script, seconds: float, fps: float, seed: int,
     return states, truth
 
 
-def _animate(base: SceneState, t: float, near: list[Action], drift: np.ndarray, nod_side: int,
-             width: int) -> SceneState:
+def _animate(
+    base: SceneState, t: float, near: list[Action], drift: np.ndarray, nod_side: int, width: int
+) -> SceneState:
     """The scene at time `t` from the actions near it and the head's drift."""
     dx, dy, scale, roll, gx, gy, light, yaw, pitch = drift
     active = {a.kind: a for a in near if a.covers(t)}
@@ -131,17 +153,27 @@ def _animate(base: SceneState, t: float, near: list[Action], drift: np.ndarray, 
     face_height = base.face_height * (1 + scale)
     face_x = float(np.clip(base.face_x + dx * face_height, 0.45 * face_height, width - 0.45 * face_height))
     smoking = "smoking" in active
-    return hands_in_frame(dataclasses.replace(
-        base,
-        face_x=face_x + out * (width + face_height), face_height=face_height,
-        face_y=base.face_y + (dy + 0.03 * droop + 0.1 * nod) * face_height,
-        roll=base.roll + roll + 8.0 * nod * nod_side, yaw=float(yaw), pitch=float(pitch),
-        gaze=(float(np.clip(gx, -1, 1)), float(np.clip(gy + 0.5 * droop, -1, 1))),
-        eyes_closed="closure" in active, mouth_open=mouth is not None, mouth_gape=gape,
-        phone=active["phone"].value if "phone" in active else "none",
-        cigarette=("mouth" if "puff" in active else "hand") if smoking else "none",
-        hidden_eye=active["rub"].value if "rub" in active else 0,
-        mouth_cover="hand" if "bite" in active else "none", food="bite" in active,
-        sunglasses="sunglasses" in active, glare=active["glare"].value if "glare" in active else 0.0,
-        brightness=float(np.clip(base.brightness + light, 0.7, 1.25)),
-    ), width)
+    return hands_in_frame(
+        dataclasses.replace(
+            base,
+            face_x=face_x + out * (width + face_height),
+            face_height=face_height,
+            face_y=base.face_y + (dy + 0.03 * droop + 0.1 * nod) * face_height,
+            roll=base.roll + roll + 8.0 * nod * nod_side,
+            yaw=float(yaw),
+            pitch=float(pitch),
+            gaze=(float(np.clip(gx, -1, 1)), float(np.clip(gy + 0.5 * droop, -1, 1))),
+            eyes_closed="closure" in active,
+            mouth_open=mouth is not None,
+            mouth_gape=gape,
+            phone=active["phone"].value if "phone" in active else "none",
+            cigarette=("mouth" if "puff" in active else "hand") if smoking else "none",
+            hidden_eye=active["rub"].value if "rub" in active else 0,
+            mouth_cover="hand" if "bite" in active else "none",
+            food="bite" in active,
+            sunglasses="sunglasses" in active,
+            glare=active["glare"].value if "glare" in active else 0.0,
+            brightness=float(np.clip(base.brightness + light, 0.7, 1.25)),
+        ),
+        width,
+    )

@@ -25,9 +25,27 @@ from drowsy.synth.scene import GAZE_POSES
 
 GAZE_TARGETS = {name: pose for name, pose in GAZE_POSES.items() if name != "ahead"}  # the protocol's locations
 MIRRORS = ("left side mirror", "rear-view mirror", "right side mirror")
-ITEMS = ("glance", "distraction", "unresponsive_gaze", "eye_glance", "eye_distraction", "vats", "microsleep",
-         "sleep", "unresponsive_eyes", "yawn", "talk", "laugh", "eat", "rub", "phone", "smoking", "sunglasses",
-         "glare", "out")
+ITEMS = (
+    "glance",
+    "distraction",
+    "unresponsive_gaze",
+    "eye_glance",
+    "eye_distraction",
+    "vats",
+    "microsleep",
+    "sleep",
+    "unresponsive_eyes",
+    "yawn",
+    "talk",
+    "laugh",
+    "eat",
+    "rub",
+    "phone",
+    "smoking",
+    "sunglasses",
+    "glare",
+    "out",
+)
 LEAD_S = 6.0  # plain driving before the first item
 GAP_S = (4.0, 7.0)  # plain driving between items
 EYE_YAW = (27.0, 35.0)  # eyes-only glances: clear of the 20 degree on-road edge, within the eyes' easy range
@@ -82,7 +100,8 @@ def _item(item: str, t: float, rng: np.random.Generator) -> tuple[list, list[Act
         start, end = stamp(t, rng.uniform(8.0, 14.0))
         return [], meal(rng, start, end), end
     low, high = {"yawn": (1.5, 4.0), "rub": (1.5, 2.5), "phone": (5.0, 10.0), "smoking": (8.0, 15.0)}.get(
-        item, (10.5, 14.0))
+        item, (10.5, 14.0)
+    )
     start, end = stamp(t, rng.uniform(low, high))
     side = int(rng.choice([-1, 1]))
     value = {"rub": side, "out": side, "glare": float(rng.uniform(0.7, 1.0)), "phone": "ear"}.get(item)
@@ -121,8 +140,11 @@ def _vats(t: float, rng: np.random.Generator) -> tuple[list, list[Action], float
 
 
 # Mouth movements per kind: (seconds open, gape, seconds closed between); never as wide as a yawn (gape >= 0.7).
-SYLLABLES = {"talk": ((0.1, 0.25), (0.12, 0.3), (0.08, 0.2)), "laugh": ((0.2, 0.45), (0.25, 0.33), (0.05, 0.15)),
-             "chew": ((0.15, 0.3), (0.08, 0.18), (0.1, 0.25))}
+SYLLABLES = {
+    "talk": ((0.1, 0.25), (0.12, 0.3), (0.08, 0.2)),
+    "laugh": ((0.2, 0.45), (0.25, 0.33), (0.05, 0.15)),
+    "chew": ((0.15, 0.3), (0.08, 0.18), (0.1, 0.25)),
+}
 BITE_S = (0.6, 1.2)  # eating: a snack held to the mouth ...
 CHEW_S = (1.5, 3.5)  # ... then chewing
 

@@ -35,8 +35,16 @@ PUFF = (2.0, 4.0)  # while smoking: cigarette at the mouth ...
 PUFF_PAUSE = (3.0, 6.0)  # ... then in the hand
 # The protocol's time at which an event becomes conclusive, seconds after its start (data/monitor.yaml
 # cites the sources); degraded: the deadline by which the driver must be told.
-ONSET_S = {"microsleep": 1.0, "sleep": 3.0, "unresponsive": 6.0, "yawn": 1.0, "distraction": 3.0,
-           "phone": 2.0, "smoking": 2.0, "degraded": 10.0}
+ONSET_S = {
+    "microsleep": 1.0,
+    "sleep": 3.0,
+    "unresponsive": 6.0,
+    "yawn": 1.0,
+    "distraction": 3.0,
+    "phone": 2.0,
+    "smoking": 2.0,
+    "degraded": 10.0,
+}
 TURN_S = 0.2  # a head turn (a glance) takes this long (30-60 degrees at 150-300 degrees/s), centred on
 # the glance action's start and on its end
 # The on-road region around straight ahead, degrees: the head beyond it is a glance away (the same
@@ -161,8 +169,9 @@ def story_script(seconds: float, seed: int, room_below: float) -> Script:
     of the chest needs 0.8)."""
     events, closures = plan_events(seconds, seed)
     rng = np.random.default_rng([seed, 2])
-    actions = [Action("closure", e.start, e.end) for e in events + closures
-               if e.type in ("blink", "microsleep", "long_blink")]
+    actions = [
+        Action("closure", e.start, e.end) for e in events + closures if e.type in ("blink", "microsleep", "long_blink")
+    ]
     for event in events:
         if event.type == "yawn":
             actions.append(Action("yawn", event.start, event.end))

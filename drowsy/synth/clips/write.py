@@ -29,8 +29,15 @@ def make_script(kind: str, seconds: float, seed: int, size: tuple[int, int] = (6
     raise ValueError(f"script must be one of {', '.join(SCRIPTS)}, got {kind!r}")
 
 
-def write_clip(out_dir, seconds: float, fps: float, seed: int, size: tuple[int, int] = (640, 360),
-               progress: bool = True, script: str = "story") -> Path:
+def write_clip(
+    out_dir,
+    seconds: float,
+    fps: float,
+    seed: int,
+    size: tuple[int, int] = (640, 360),
+    progress: bool = True,
+    script: str = "story",
+) -> Path:
     """Render a clip of `script` to OUT/clip.mp4 (grey, 'mp4v') with OUT/frames.json and OUT/events.json.
 
     frames.json: {"fps", "width", "height", "frames": [{"index", "time_s", "eyes_closed", "mouth_open",
@@ -53,8 +60,15 @@ def write_clip(out_dir, seconds: float, fps: float, seed: int, size: tuple[int, 
     return clip_path
 
 
-def _render_video(path: Path, states: list[SceneState], truth: list[dict], fps: float, seed: int,
-                  size: tuple[int, int], progress: bool) -> None:
+def _render_video(
+    path: Path,
+    states: list[SceneState],
+    truth: list[dict],
+    fps: float,
+    seed: int,
+    size: tuple[int, int],
+    progress: bool,
+) -> None:
     """Render every frame's scene into the video at `path`; adds each frame's boxes to its truth
     record as "objects". Frame i draws its noise from its own generator, so a frame does not depend
     on the ones before it."""
@@ -63,8 +77,9 @@ def _render_video(path: Path, states: list[SceneState], truth: list[dict], fps: 
     if not writer.isOpened():
         raise OSError(f"{path}: cv2.VideoWriter cannot write 'mp4v'")
     try:
-        for frame, state in progress_bar(zip(truth, states), desc="clip", total=len(states), unit="frame",
-                                         enabled=progress):
+        for frame, state in progress_bar(
+            zip(truth, states), desc="clip", total=len(states), unit="frame", enabled=progress
+        ):
             image, objects = render_scene(np.random.default_rng([seed, 3, frame["index"]]), width, height, state)
             writer.write(image)
             frame["objects"] = objects
