@@ -42,16 +42,18 @@ preset_file="data/presets/${preset}.yaml"
 [ -f "$preset_file" ] || { echo "run_all.sh: no preset '$preset' (have: $(ls data/presets | sed 's/\.yaml//' | tr '\n' ' '))" >&2; exit 2; }
 out="outputs/${preset}/notebooks"
 mkdir -p "$out"
+# a key no notebook takes ends the run here, before any work; each notebook is passed only its own keys
+.venv/bin/python -m drowsy.notebooks "$preset_file" "outputs/${preset}/parameters"
 # one line per stage and epoch in the log instead of every progress-bar refresh (drowsy.progress)
 export DROWSY_PROGRESS=lines
 start=$(date +%s)
 for notebook in notebooks/[0-9][0-9]_*.ipynb; do
   echo "== $(basename "$notebook") ($preset)"
   began=$(date +%s)
-  # papermill's own chatter (parameters the notebook does not take, cell starts and ends, blank lines)
-  # is left out of the log
-  .venv/bin/papermill --no-progress-bar --log-output -k python3 -f "$preset_file" "$notebook" "$out/$(basename "$notebook")" 2>&1 \
-    | { grep -v -E '^(Passed unknown parameter|Ending Cell|Executing Cell|\s*$)' || true; }
+  name=$(basename "$notebook" .ipynb)
+  # papermill's cell starts and ends and blank lines are left out of the log
+  .venv/bin/papermill --no-progress-bar --log-output -k python3 -f "outputs/${preset}/parameters/${name}.yaml" \
+    "$notebook" "$out/${name}.ipynb" 2>&1 | { grep -v -E '^(Ending Cell|Executing Cell|\s*$)' || true; }
   echo "== $(basename "$notebook") done in $(( $(date +%s) - began )) s"
 done
 .venv/bin/python -m drowsy.viz.summary "$preset_file" --seconds $(( $(date +%s) - start ))

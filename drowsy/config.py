@@ -92,28 +92,29 @@ def load_yaml(path: str | Path) -> dict:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig(Params):
-    """Everything one training run needs. Paths are relative to the repository root or absolute."""
+    """Everything one training run needs. Paths are relative to the repository root or absolute; the
+    defaults are the demo's (data/presets/demo.yaml), the recipe's values are in data/presets/full.yaml."""
 
     train_manifest: str = "data/prepared/demo/diet.json"  # manifest to train on (from notebook 02)
     val_manifest: str = "data/prepared/demo/val.json"  # manifest to validate on
     run_dir: str = "weights/demo/baseline"  # last.pt, best.pt, metrics.jsonl, config.json go here
     model: str = "yolov5n"  # variant name (data/models/<name>.yaml) or a YAML path
-    hyp: str = "data/hyp.scratch-p6.yaml"  # hyperparameter file
-    img_size: int = 320  # square network input, pixels
+    hyp: str = "data/hyp.scratch-demo.yaml"  # hyperparameter file (the recipe: data/hyp.scratch-p6.yaml)
+    img_size: int = 256  # square network input, pixels
     batch: int = 16  # images per step (per process under DDP)
-    nominal_batch: int = 64  # gradients accumulate to this many images per optimizer step
-    epochs: int = 300  # epochs (each draws len/epoch_parts images)
-    epoch_parts: int = 15  # an epoch samples 1/epoch_parts of the set, with replacement
+    nominal_batch: int = 16  # gradients accumulate to this many images per optimizer step (the recipe: 64)
+    epochs: int = 50  # epochs (each draws len/epoch_parts images)
+    epoch_parts: int = 1  # an epoch samples 1/epoch_parts of the set, with replacement
     weights: str = ""  # start from this checkpoint's EMA weights (fine-tuning); "" = from scratch
     freeze: str = ""  # comma-separated module-name prefixes to freeze, e.g. "backbone"
-    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1"
-    workers: int = 2  # data-loading processes
+    device: str = "cpu"  # "auto", "cpu", "cuda", "cuda:1"
+    workers: int = 1  # data-loading processes
     cache: bool = True  # keep decoded, resized images in shared memory (one copy for all loader workers)
     cache_gb: float = 8.0  # largest image cache; a set that needs more is streamed from disk
     amp: bool = True  # bf16 autocast on CPU, fp16/bf16 autocast on CUDA
     channels_last: bool = True  # NHWC convolutions (faster with oneDNN/AMX and tensor cores)
     autoanchor: bool = True  # recompute anchors by k-means when they fit the boxes badly
-    val_every: int = 1  # validate every N epochs (and always after the last)
+    val_every: int = 5  # validate every N epochs (and always after the last)
     val_images: int = 0  # validate on the first N val images (0 = all)
     val_subset: int = 0  # validations before the last use N of those, evenly spread (0: all); the last uses all
     checkpoint_every: int = 1  # write last.pt every N epochs (and on a stop signal, and after the last epoch)

@@ -1,20 +1,43 @@
 """The parameters of each notebook (notebooks/NN_*.ipynb): one frozen dataclass per notebook.
 
-A notebook's `parameters` cell holds one scalar per line; the cell after it calls
-`SomeParams.from_namespace(globals())`, which rejects unknown keys and wrong types in one line
-(tests keep every cell equal to its dataclass's defaults). The two training notebooks share every
+The defaults are the demo's (data/presets/demo.yaml), so a notebook run as it opens, in JupyterLab or
+by papermill without `-f`, runs the demo; the recipe is `-f data/presets/full.yaml`. A notebook's
+`parameters` cell holds one scalar per line, equal to its dataclass's defaults (tests keep the cells,
+the dataclasses and the demo preset equal); the cell after it calls `SomeParams.from_notebook(globals())`,
+which refuses a parameter no notebook takes (`-p epoch 3`: "did you mean 'epochs'?") and wrong types
+in one line. A preset is checked the same way (`check_preset`; ./run_all.sh passes each notebook only
+its own share of it). The two training notebooks share every
 `drowsy.config.TrainConfig` field that is not stage-specific, derived below rather than copied, so a
 new engine option reaches both notebooks.
 """
 
+import argparse
+import ast
 import dataclasses
+import difflib
+import sys
 from pathlib import Path
 
-from drowsy.config import Params, TrainConfig
+import yaml
+
+from drowsy.config import Params, TrainConfig, load_yaml
 from drowsy.data.prepare import FORMATS
 from drowsy.errors import DrowsyError
 from drowsy.eval.ablation import VARIANTS
+from drowsy.paths import resolve
 from drowsy.synth.demo_data import LAYOUTS, parse_size
+
+
+@dataclasses.dataclass(frozen=True)
+class NotebookParams(Params):
+    """Base of each notebook's parameters."""
+
+    @classmethod
+    def from_notebook(cls, namespace: dict):
+        """The config cell's call: a parameter papermill passed that no notebook takes ends the run in one
+        line naming the nearest known name; then this notebook's parameters from `namespace`."""
+        check_names(injected_names(namespace), "parameters")
+        return cls.from_namespace(namespace)
 
 
 def _check_format(raw_format: str) -> None:
@@ -23,7 +46,7 @@ def _check_format(raw_format: str) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class ExploreParams(Params):
+class ExploreParams(NotebookParams):
     """Parameters of notebooks/01_explore_imbalance.ipynb."""
 
     raw_dir: str = "data/datasets/demo/train"
@@ -49,14 +72,14 @@ class ExploreParams(Params):
 
 
 @dataclasses.dataclass(frozen=True)
-class DietParams(Params):
+class DietParams(NotebookParams):
     """Parameters of notebooks/02_build_diet.ipynb."""
 
     raw_dir: str = "data/datasets/demo/train"
     raw_format: str = "auto"
     images_dir: str = ""
     prepared_dir: str = "data/prepared/demo"
-    val_size: int = 20000
+    val_size: int = 300
     seed: int = 0
     group_by: str = "subject"
     export: str = ""
@@ -97,7 +120,7 @@ _StageBase = dataclasses.make_dataclass(
         for f in dataclasses.fields(TrainConfig)
         if f.name in SHARED_TRAIN_FIELDS
     ],
-    bases=(Params,),
+    bases=(NotebookParams,),
     frozen=True,
 )
 
@@ -115,9 +138,9 @@ class BaselineParams(StageParams):
     """Parameters of notebooks/03_train_baseline.ipynb: the diet set, scratch hyperparameters."""
 
     model: str = "yolov5n"
-    hyp: str = "data/hyp.scratch-p6.yaml"
-    epochs: int = 300
-    epoch_parts: int = 15
+    hyp: str = "data/hyp.scratch-demo.yaml"
+    epochs: int = 50
+    epoch_parts: int = 1
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(
@@ -138,8 +161,8 @@ class FinetuneParams(StageParams):
     03's last weights."""
 
     finetune_hyp: str = "data/hyp.finetune-simple.yaml"
-    finetune_epochs: int = 50
-    finetune_epoch_parts: int = 50
+    finetune_epochs: int = 5
+    finetune_epoch_parts: int = 1
     freeze: str = "backbone"
 
     def train_config(self) -> TrainConfig:
@@ -157,11 +180,8 @@ class FinetuneParams(StageParams):
         )
 
 
-RECIPE_VARIANT = "ensemble + TTA, NMS"  # what the winning team submitted
-
-
 @dataclasses.dataclass(frozen=True)
-class EnsembleParams(Params):
+class EnsembleParams(NotebookParams):
     """Parameters of notebooks/05_ensemble_predict.ipynb."""
 
     prepared_dir: str = "data/prepared/demo"
@@ -169,17 +189,17 @@ class EnsembleParams(Params):
     test_dir: str = "data/datasets/demo/test"
     test_labels: str = "data/datasets/demo/test_labels.json"
     out_dir: str = "outputs/demo"
-    predict_img_size: int = 1536
+    predict_img_size: int = 320
     conf: float = 0.006
     iou: float = 0.7
     max_det: int = 300
-    batch: int = 8
-    device: str = "auto"
+    predict_batch: int = 16
+    device: str = "cpu"
     amp: bool = True
     val_images: int = 0
     ablation_images: int = 0
-    samples: int = 6
-    submission_variant: str = RECIPE_VARIANT
+    predicted_samples: int = 6
+    submission_variant: str = "best"
     slice_by: str = "lighting,behaviour,glasses,mask,cap"
 
     def __post_init__(self):
@@ -196,14 +216,14 @@ class EnsembleParams(Params):
             "conf": self.conf,
             "iou": self.iou,
             "max_det": self.max_det,
-            "batch": self.batch,
+            "batch": self.predict_batch,
             "device": self.device,
             "amp": self.amp,
         }
 
 
 @dataclasses.dataclass(frozen=True)
-class DriverMonitorParams(Params):
+class DriverMonitorParams(NotebookParams):
     """Parameters of notebooks/06_driver_monitor.ipynb."""
 
     weights_dir: str = "weights/demo"
@@ -218,7 +238,7 @@ class DriverMonitorParams(Params):
     monitor_img_size: int = 320
     monitor_config: str = "data/monitor.yaml"
     backend: str = "torch"
-    device: str = "auto"
+    device: str = "cpu"
     calibration_images: int = 0
 
     def __post_init__(self):
@@ -239,3 +259,80 @@ class DriverMonitorParams(Params):
     def size(self) -> tuple[int, int]:
         """clip_size as (width, height)."""
         return parse_size(self.clip_size, field="clip_size", minimum=64)
+
+
+# ----------------------------------------------------------------------------- unknown parameters
+
+NOTEBOOK_PARAMS = {
+    "01_explore_imbalance": ExploreParams,
+    "02_build_diet": DietParams,
+    "03_train_baseline": BaselineParams,
+    "04_finetune": FinetuneParams,
+    "05_ensemble_predict": EnsembleParams,
+    "06_driver_monitor": DriverMonitorParams,
+}
+
+
+def parameter_names() -> set[str]:
+    """Every parameter some notebook takes."""
+    return {field.name for params in NOTEBOOK_PARAMS.values() for field in dataclasses.fields(params)}
+
+
+def check_names(names, source: str) -> None:
+    """One line naming the first of `names` that no notebook takes, and the nearest name that one does."""
+    known = parameter_names()
+    for name in sorted(set(names) - known):
+        nearest = difflib.get_close_matches(name, sorted(known), n=1)
+        hint = f" (did you mean '{nearest[0]}'?)" if nearest else ""
+        raise DrowsyError(f"{source}: unknown parameter '{name}'{hint}")
+
+
+def check_preset(path: str | Path) -> dict:
+    """A preset's values, after checking that some notebook takes each key."""
+    values = load_yaml(path)
+    check_names(values, str(resolve(path)))
+    return values
+
+
+def injected_names(namespace: dict) -> list[str]:
+    """The names papermill's injected-parameters cell (`-p name value`, `-f preset.yaml`) assigned, read
+    from the kernel's input history (`In`); none when the notebook runs as it opened (JupyterLab)."""
+    injected = [source for source in namespace.get("In", []) if source.startswith("# Parameters\n")]
+    if not injected:
+        return []
+    return [target.id for node in ast.parse(injected[-1]).body for target in getattr(node, "targets", [])]
+
+
+def params_of(notebook: str, values: dict) -> dict:
+    """The part of a preset's `values` that `notebook` takes."""
+    names = {field.name for field in dataclasses.fields(NOTEBOOK_PARAMS[notebook])}
+    return {key: value for key, value in values.items() if key in names}
+
+
+def write_notebook_params(preset: str | Path, out_dir: str | Path) -> None:
+    """Check a preset, then write `out_dir/<notebook>.yaml`: each notebook's share of it, so that papermill
+    is passed no parameter its notebook does not take (./run_all.sh)."""
+    values = check_preset(preset)
+    out_dir = resolve(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for notebook in NOTEBOOK_PARAMS:
+        text = yaml.safe_dump(params_of(notebook, values), sort_keys=False, allow_unicode=True)
+        (out_dir / f"{notebook}.yaml").write_text(text, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m drowsy.notebooks PRESET OUT_DIR`: check PRESET, write each notebook's share to OUT_DIR."""
+    parser = argparse.ArgumentParser(description=main.__doc__.split(": ", 1)[1])
+    parser.add_argument("preset", help="a preset file (data/presets/NAME.yaml)")
+    parser.add_argument("out_dir", help="folder for <notebook>.yaml")
+    args = parser.parse_args(argv)
+    try:
+        write_notebook_params(args.preset, args.out_dir)
+    except DrowsyError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -13,16 +13,18 @@ import torch
 
 from drowsy import CLASSES
 from drowsy.config import TrainConfig, load_yaml
+from drowsy.errors import DrowsyError
 from drowsy.eval.ablation import VARIANTS
 from drowsy.monitor.events import load_events
 from drowsy.notebooks import (
+    NOTEBOOK_PARAMS,
     SHARED_TRAIN_FIELDS,
     BaselineParams,
-    DietParams,
-    DriverMonitorParams,
-    EnsembleParams,
-    ExploreParams,
     FinetuneParams,
+    check_preset,
+    injected_names,
+    params_of,
+    write_notebook_params,
 )
 from drowsy.paths import REPO_ROOT
 
@@ -49,20 +51,20 @@ def test_notebooks_are_committed_clean():
         ), f"{notebook.name} defines a function or class: it belongs in the package"
 
 
-@pytest.mark.filterwarnings("ignore:Passed unknown parameter")
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
-def test_notebook_runs_with_smoke_preset(notebook, smoke_parameters, tmp_path_factory):
+def test_notebook_runs_with_smoke_preset(notebook, smoke_parameters, tmp_path_factory, caplog):
     # module-scoped parameters and name order make 01 -> 06 run as one chain on the same files
     out = Path(smoke_parameters["out_dir"]) / "notebooks" / notebook.name
     out.parent.mkdir(parents=True, exist_ok=True)
     papermill.execute_notebook(
         str(notebook),
         str(out),
-        parameters=smoke_parameters,
+        parameters=params_of(notebook.stem, smoke_parameters),  # as ./run_all.sh passes them
         kernel_name="python3",
         progress_bar=False,
         cwd=str(tmp_path_factory.getbasetemp()),
     )
+    assert "Passed unknown parameter" not in caplog.text
     PROMISES[notebook.stem](smoke_parameters)
 
 
@@ -158,16 +160,6 @@ def test_missing_input_names_the_notebook_that_makes_it(tmp_path):
         )
 
 
-NOTEBOOK_PARAMS = {
-    "01_explore_imbalance": ExploreParams,
-    "02_build_diet": DietParams,
-    "03_train_baseline": BaselineParams,
-    "04_finetune": FinetuneParams,
-    "05_ensemble_predict": EnsembleParams,
-    "06_driver_monitor": DriverMonitorParams,
-}
-
-
 def parameters_cell(name: str) -> dict:
     """name -> value of every assignment in the notebook's cell tagged `parameters` (one scalar per line,
     as the parameters cell is read by people and by papermill)."""
@@ -211,3 +203,56 @@ def test_both_training_stages_take_every_shared_train_config_field():
         assert (config.deterministic, config.compile, config.batch) == (False, True, 3)
     finetune = FinetuneParams(weights_dir="w").train_config()
     assert (finetune.weights, finetune.run_dir, finetune.freeze) == ("w/baseline/last.pt", "w/finetune", "backbone")
+
+
+def test_the_demo_preset_is_every_notebooks_defaults():
+    demo = load_yaml(REPO_ROOT / "data/presets/demo.yaml")
+    for name, params in NOTEBOOK_PARAMS.items():
+        defaults, share = params().to_dict(), params_of(name, demo)
+        assert {key: defaults[key] for key in share} == share, name
+    # what the training notebooks do not set comes from TrainConfig's defaults: the demo's as well
+    assert BaselineParams().train_config() == TrainConfig(train_manifest="data/prepared/demo/diet.json")
+
+
+@pytest.mark.parametrize("preset", sorted((REPO_ROOT / "data/presets").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_key_of_every_preset_is_taken_by_a_notebook(preset):
+    assert check_preset(preset) == load_yaml(preset)
+
+
+def test_a_typo_in_a_preset_stops_in_one_line_naming_the_nearest_parameter(tmp_path):
+    preset = tmp_path / "typo.yaml"
+    preset.write_text("epoch: 3\nmodel: yolov5s\n")
+    with pytest.raises(DrowsyError, match=r"typo.yaml: unknown parameter 'epoch' \(did you mean 'epochs'\?\)$"):
+        check_preset(preset)
+    with pytest.raises(DrowsyError, match="unknown parameter 'epoch'"):
+        write_notebook_params(preset, tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # stopped before writing anything
+    preset.write_text("colour: red\n")
+    with pytest.raises(DrowsyError, match=r"typo.yaml: unknown parameter 'colour'$"):
+        check_preset(preset)
+
+
+def test_each_notebook_is_passed_only_its_own_share_of_a_preset(tmp_path):
+    write_notebook_params(REPO_ROOT / "data/presets/full.yaml", tmp_path)
+    full = load_yaml(REPO_ROOT / "data/presets/full.yaml")
+    shares = {name: load_yaml(tmp_path / f"{name}.yaml") for name in NOTEBOOK_PARAMS}
+    assert shares["03_train_baseline"]["epochs"] == 300 and "finetune_epochs" not in shares["03_train_baseline"]
+    assert shares["05_ensemble_predict"]["predict_batch"] == full["predict_batch"]
+    assert set().union(*shares.values()) == set(full)
+
+
+def test_papermill_parameters_a_notebook_takes_pass_and_a_typo_stops_the_config_cell(tmp_path):
+    assert injected_names({"In": ["", "# Parameters\nepochs = 3\nseed = 1\n", "params"]}) == ["epochs", "seed"]
+    assert injected_names({"In": ["", "x = 1"]}) == [] and injected_names({}) == []
+    namespace = {**BaselineParams().to_dict(), "In": ["# Parameters\nepochs = 3\nfinetune_epochs = 9\n"]}
+    assert BaselineParams.from_notebook(namespace).epochs == 50  # a key of notebook 04 passes quietly
+    with pytest.raises(DrowsyError, match=r"^parameters: unknown parameter 'epoch' \(did you mean 'epochs'\?\)$"):
+        BaselineParams.from_notebook({**namespace, "In": ["# Parameters\nepoch = 3\n"]})
+    with pytest.raises(papermill.PapermillExecutionError, match=r"unknown parameter 'epoch' \(did you mean 'epochs'"):
+        papermill.execute_notebook(
+            str(REPO_ROOT / "notebooks" / "03_train_baseline.ipynb"),
+            str(tmp_path / "out.ipynb"),
+            parameters={"epoch": 3},
+            kernel_name="python3",
+            progress_bar=False,
+        )

@@ -39,7 +39,7 @@ def canonical(record: dict) -> tuple:
 
 def test_chunked_ablation_equals_one_pass(tiny_dataset, weights, monkeypatch):
     val = load_manifest(tiny_dataset / "val.json")
-    params = EnsembleParams(predict_img_size=128, device="cpu", amp=False, batch=2, conf=0.001)
+    params = EnsembleParams(predict_img_size=128, device="cpu", amp=False, predict_batch=2, conf=0.001)
     options = {
         name: o for name, o in ablation.variants(weights).items() if name in ("fine-tuned", "ensemble + TTA, WBF")
     }
