@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The two commands of this repository (see README):
-#   ./run_all.sh [PRESET]   set up .venv if needed, then run the notebooks in order with data/presets/PRESET.yaml
-#                           (default: demo, the embedded synthetic dataset on a CPU); executed copies go to outputs/PRESET/
+#   ./run_all.sh [PRESET] [--overwrite]
+#                           set up .venv if needed, then run the notebooks in order with data/presets/PRESET.yaml
+#                           (default: demo, the embedded synthetic dataset on a CPU); executed copies go to outputs/PRESET/;
+#                           training over runs already in weights/PRESET stops unless --overwrite
 #   ./run_all.sh --test     set up .venv if needed, lint and format-check the code (ruff), then run the test suite
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -23,8 +25,15 @@ setup() {
     { .venv/bin/python -m pip install --quiet --upgrade pip 2>&1 \
         && .venv/bin/python -m pip install --quiet -e ".[test]" 2>&1; } \
       | { grep -v "is ignored: it is neither a file nor a directory" || true; }
-    # a kernel spec inside the venv, so papermill runs notebooks with this environment's python
+    # a kernel spec inside the venv, so papermill runs notebooks with this environment's python (the
+    # notebooks name it, display name included, so JupyterLab's autosave leaves their metadata as it is)
     .venv/bin/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (drowsy)" >/dev/null
+    # git stores notebooks without outputs, execution counts or the language_info JupyterLab fills in
+    # (.gitattributes names the filter; this checkout's .git/config gets its command)
+    if git rev-parse --git-dir >/dev/null 2>&1; then
+      .venv/bin/nbstripout --install --attributes .gitattributes --python .venv/bin/python
+      git config filter.nbstripout.extrakeys "metadata.language_info"
+    fi
     touch .venv/.installed
   fi
 }
@@ -37,6 +46,9 @@ if [ "${1:-}" = "--test" ]; then
   exec .venv/bin/python -m pytest "$@"
 fi
 
+overwrite=false
+[ "${2:-${1:-}}" = "--overwrite" ] && overwrite=true
+[ "${1:-}" = "--overwrite" ] && shift
 preset="${1:-demo}"
 preset_file="data/presets/${preset}.yaml"
 [ -f "$preset_file" ] || { echo "run_all.sh: no preset '$preset' (have: $(ls data/presets | sed 's/\.yaml//' | tr '\n' ' '))" >&2; exit 2; }
@@ -44,6 +56,9 @@ out="outputs/${preset}/notebooks"
 mkdir -p "$out"
 # a key no notebook takes ends the run here, before any work; each notebook is passed only its own keys
 .venv/bin/python -m drowsy.notebooks "$preset_file" "outputs/${preset}/parameters"
+if [ "$overwrite" = true ]; then
+  for stage in 03_train_baseline 04_finetune; do echo "overwrite: true" >> "outputs/${preset}/parameters/${stage}.yaml"; done
+fi
 # one line per stage and epoch in the log instead of every progress-bar refresh (drowsy.progress)
 export DROWSY_PROGRESS=lines
 start=$(date +%s)

@@ -15,12 +15,13 @@ COMMANDS = ("synth", "prepare", "train", "evaluate", "predict", "export", "monit
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="drowsy", description="Inattentive-driver detection.")
+    parser = argparse.ArgumentParser(prog="drowsy", description="Inattentive-driver detection.", allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     chosen = argv[0] if argv and argv[0] in COMMANDS else None
     for name in COMMANDS:
         module = importlib.import_module(f"drowsy.commands.{name}")
-        command_parser = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        # no abbreviations: an old spelling must not pass as a prefix of a new one (--img of --img-size)
+        command_parser = sub.add_parser(name, help=module.HELP, description=module.HELP, allow_abbrev=False)
         if name == chosen:
             module.add_arguments(command_parser)
         command_parser.set_defaults(run=module.run)

@@ -14,6 +14,10 @@ it calls `SomeParams.from_namespace(globals())`. Presets and YAML files go throu
 """
 
 import dataclasses
+import inspect
+import io
+import textwrap
+import tokenize
 import types
 import typing
 from pathlib import Path
@@ -76,6 +80,20 @@ def _type_name(annotation) -> str:
     return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
 
 
+def field_comments(cls) -> dict[str, str]:
+    """name -> the comment on a field's line in `cls`'s source (`name: type = default  # comment`): what the
+    field means and its unit, shown in the notebooks' parameter cells and as the command line's --help."""
+    comments, field = {}, None
+    for token in tokenize.generate_tokens(io.StringIO(textwrap.dedent(inspect.getsource(cls))).readline):
+        if token.type == tokenize.NAME and token.start[1] == 4 and field is None:
+            field = token.string  # the first name on a line of the class body
+        elif token.type == tokenize.COMMENT and field is not None:
+            comments[field] = token.string.lstrip("#").strip()
+        if token.type in (tokenize.NEWLINE, tokenize.NL):
+            field = None
+    return {name: text for name, text in comments.items() if name in {f.name for f in dataclasses.fields(cls)}}
+
+
 def load_yaml(path: str | Path) -> dict:
     """Read a YAML mapping; a missing file or a non-mapping is a one-line error."""
     path = resolve(path)
@@ -124,6 +142,7 @@ class TrainConfig(Params):
     compile: bool = False  # torch.compile the model (CUDA)
     sync_bn: bool = False  # SyncBatchNorm under DDP
     resume: bool = False  # continue <run_dir>/last.pt if it exists
+    overwrite: bool = False  # train again from the start over a run already in run_dir (replaces its weights)
 
     def __post_init__(self):
         if self.checkpoint_every < 1 or min(self.val_subset, self.checkpoint_minutes, self.cache_gb) < 0:

@@ -5,6 +5,9 @@ rot, and each is checked for what it promises, from the files it writes."""
 import ast
 import dataclasses
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import papermill
@@ -38,6 +41,30 @@ def smoke_parameters(tmp_path_factory) -> dict:
     for key in ("raw_dir", "test_dir", "test_labels", "prepared_dir", "weights_dir", "out_dir"):
         parameters[key] = str(root / Path(parameters[key]).relative_to(Path(parameters[key]).parts[0]))
     return parameters
+
+
+def test_notebooks_are_committed_as_the_git_filter_stores_them():
+    # ./run_all.sh sets up nbstripout as the git filter (outputs, counts and language_info stripped): a
+    # notebook committed in exactly its output form stays clean in `git status` after JupyterLab saves it
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nbstripout",
+            "--verify",
+            "--extra-keys",
+            "metadata.language_info",
+            *map(str, NOTEBOOKS),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    installed = re.search(r'--display-name "([^"]+)"', (REPO_ROOT / "run_all.sh").read_text()).group(1)
+    for notebook in NOTEBOOKS:  # the kernel run_all.sh installs: JupyterLab's autosave leaves the name alone
+        assert json.loads(notebook.read_text())["metadata"]["kernelspec"]["display_name"] == installed
+    attributes = (REPO_ROOT / ".gitattributes").read_text().splitlines()
+    assert "*.ipynb filter=nbstripout" in attributes
 
 
 def test_notebooks_are_committed_clean():
@@ -154,7 +181,11 @@ def test_missing_input_names_the_notebook_that_makes_it(tmp_path):
         papermill.execute_notebook(
             str(notebook),
             str(tmp_path / "out.ipynb"),
-            parameters={"prepared_dir": str(tmp_path / "nothing"), "epochs": 1},
+            parameters={
+                "prepared_dir": str(tmp_path / "nothing"),
+                "weights_dir": str(tmp_path / "weights"),
+                "epochs": 1,
+            },
             kernel_name="python3",
             progress_bar=False,
         )

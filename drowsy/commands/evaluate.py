@@ -4,16 +4,19 @@ import argparse
 import json
 import math
 
+from drowsy.commands.options import renamed
+
 HELP = "score predictions (submission JSON) against labels: COCO mAP@0.5, @0.75 (the competition's), @0.5:0.95"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    renamed(parser, "--max-dets", "--max-det")
     parser.add_argument(
         "--labels", required=True, metavar="JSON", help="ground truth: competition labels.json or a manifest"
     )
     parser.add_argument("--predictions", required=True, metavar="JSON", help="predictions in the submission format")
     parser.add_argument(
-        "--max-dets", type=int, default=100, help="detections scored per image and class (default 100, as COCO)"
+        "--max-det", type=int, default=100, help="detections scored per image and class (default 100, as COCO)"
     )
     parser.add_argument(
         "--by",
@@ -33,8 +36,8 @@ def run(args: argparse.Namespace) -> int:
     from drowsy.eval.slices import evaluate_by, slice_table
     from drowsy.paths import resolve
 
-    if args.max_dets < 1:
-        raise DrowsyError(f"evaluate: field 'max_dets': must be >= 1, got {args.max_dets}")
+    if args.max_det < 1:
+        raise DrowsyError(f"evaluate: field 'max_det': must be >= 1, got {args.max_det}")
     for path, role in ((args.labels, "labels"), (args.predictions, "predictions")):
         if not resolve(path).is_file():
             raise DrowsyError(f"{resolve(path)}: {role} file not found")
@@ -43,11 +46,11 @@ def run(args: argparse.Namespace) -> int:
     if not any(record["objects"] for record in ground_truth):
         raise DrowsyError(f"{args.labels}: field 'objects': no record has any object, nothing to score against")
     try:
-        result = evaluate_detections(ground_truth, predictions, max_dets=args.max_dets)
+        result = evaluate_detections(ground_truth, predictions, max_dets=args.max_det)
     except ValueError as err:
         # With both files well formed, what is left to reject is predictions for unknown images.
         raise DrowsyError(f"{args.predictions}: {err} (labels: {args.labels})") from None
-    slices = {key: evaluate_by(ground_truth, predictions, key, args.max_dets) for key in args.by}
+    slices = {key: evaluate_by(ground_truth, predictions, key, args.max_det) for key in args.by}
     if args.json:
         print(json.dumps({**result, "by": slices} if slices else result))
         return 0

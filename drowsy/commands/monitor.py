@@ -2,12 +2,13 @@
 
 import argparse
 
-from drowsy.commands.predict import _positive_int
+from drowsy.commands.options import positive_int, renamed
 
 HELP = "monitor a driver video, frames folder or camera: states, PERCLOS, alerts, events.json, annotated video"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    renamed(parser, "--img", "--img-size")
     _detector_arguments(parser)
     _calibration_arguments(parser)
     _run_arguments(parser)
@@ -37,7 +38,7 @@ def _detector_arguments(parser: argparse.ArgumentParser) -> None:
         help="writes events.json, timeline.png, timeline.csv, annotated.mp4, summary.json",
     )
     parser.add_argument("--config", default="data/monitor.yaml", help="thresholds (default data/monitor.yaml)")
-    parser.add_argument("--img", type=_positive_int, default=416, help="detector input size, pixels (default 416)")
+    parser.add_argument("--img-size", type=positive_int, default=416, help="detector input size, pixels (default 416)")
 
 
 def _calibration_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,7 +53,7 @@ def _calibration_arguments(parser: argparse.ArgumentParser) -> None:
     calibration.add_argument(
         "--calibration",
         metavar="JSON",
-        help="use a calibration.json written by an earlier --calibrate at the same --img",
+        help="use a calibration.json written by an earlier --calibrate at the same --img-size",
     )
     parser.add_argument(
         "--calibrate-images",
@@ -65,10 +66,10 @@ def _calibration_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
     """How the run goes: batching, threads, frame rate, length, scoring and what it writes."""
-    parser.add_argument("--batch", type=_positive_int, default=4, help="frames per detector call (default 4)")
+    parser.add_argument("--batch", type=positive_int, default=4, help="frames per detector call (default 4)")
     parser.add_argument(
         "--threads",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         help="PyTorch compute threads (default 1: decoding gets the other core, and one thread "
         "keeps its pace on a shared CPU)",
@@ -76,7 +77,7 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fps", type=float, help="frame rate of a frames folder (default 15) or of a video that states none"
     )
-    parser.add_argument("--max-frames", type=_positive_int, help="stop after this many frames")
+    parser.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
     parser.add_argument(
         "--truth",
         metavar="JSON",
@@ -107,22 +108,22 @@ def run(args: argparse.Namespace) -> int:
     config = MonitorConfig.from_yaml(args.config)
     detector, offsets = None, None
     if args.weights is not None:
-        detector = build_detector(args.weights, "onnx" if args.onnx else "torch", args.img, export_dir=args.out)
+        detector = build_detector(args.weights, "onnx" if args.onnx else "torch", args.img_size, export_dir=args.out)
     if args.calibrate:
         calibration = calibrate(
-            detector, args.calibrate, config, args.img, progress=not args.quiet, images=args.calibrate_images
+            detector, args.calibrate, config, args.img_size, progress=not args.quiet, images=args.calibrate_images
         )
         _print_calibration(calibration, write_calibration(calibration, resolve(args.out) / "calibration.json"))
         offsets = calibration_offsets(calibration)
     elif args.calibration:
-        offsets = load_offsets(args.calibration, args.img)
+        offsets = load_offsets(args.calibration, args.img_size)
     run = MonitorRun(
         source,
         args.out,
         truth_frames=args.truth_frames,
         truth_events=args.truth,
         fps=args.fps,
-        img_size=args.img,
+        img_size=args.img_size,
         batch=args.batch,
         threads=args.threads,
         annotate=not args.no_video,

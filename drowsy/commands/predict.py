@@ -2,20 +2,13 @@
 
 import argparse
 
+from drowsy.commands.options import positive_int, renamed
+
 HELP = "predict a folder of images with one model or an ensemble (optional TTA); write submission JSON"
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    renamed(parser, "--img", "--img-size")
     parser.add_argument(
         "--weights",
         nargs="+",
@@ -31,14 +24,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", required=True, metavar="JSON", help="submission file to write")
     parser.add_argument(
-        "--img",
-        type=_positive_int,
+        "--img-size",
+        type=positive_int,
         default=1536,
         help="network input size in pixels, rounded up to the stride (default 1536)",
     )
     parser.add_argument("--conf", type=float, default=0.006, help="score threshold (default 0.006)")
     parser.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (default 0.7)")
-    parser.add_argument("--max-det", type=_positive_int, default=300, help="detections per image (default 300)")
+    parser.add_argument("--max-det", type=positive_int, default=300, help="detections per image (default 300)")
     parser.add_argument("--tta", action="store_true", help="test-time augmentation: scales 1, 0.83 (mirrored), 0.67")
     parser.add_argument(
         "--fuse",
@@ -46,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="nms",
         help="join members and run one NMS (the recipe), or weighted boxes fusion (default nms)",
     )
-    parser.add_argument("--batch", type=_positive_int, default=8, help="images per forward pass (default 8)")
+    parser.add_argument("--batch", type=positive_int, default=8, help="images per forward pass (default 8)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 (default auto; ONNX runs on the CPU)")
     parser.add_argument("--amp", action="store_true", help="bf16/fp16 autocast for .pt models")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -59,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         args.weights,
         args.images,
         args.out,
-        img_size=args.img,
+        img_size=args.img_size,
         conf=args.conf,
         iou=args.iou,
         max_det=args.max_det,

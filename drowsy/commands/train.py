@@ -1,6 +1,8 @@
 """`drowsy train`: the training engine from a shell (same options as notebooks 03/04).
 
-Every TrainConfig field is an option (`--img-size 640`); `--config FILE` reads them from YAML first.
+Every TrainConfig field is an option (`--img-size 640`). `--config PRESET` starts from a preset, the
+notebooks' schema (`drowsy train --config data/presets/full.yaml --stage finetune` is notebook 04's run);
+options given on the command line override it.
 Runs under torchrun for DDP: `torchrun --nproc_per_node=2 -m drowsy train ...`.
 """
 
@@ -19,9 +21,20 @@ def _bool(text: str) -> bool:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from drowsy.config import TrainConfig
+    from drowsy.config import TrainConfig, field_comments
 
-    parser.add_argument("--config", help="YAML file of options (command-line options override it)")
+    comments = field_comments(TrainConfig)
+    parser.add_argument(
+        "--config",
+        metavar="PRESET",
+        help="a preset (data/presets/NAME.yaml), as the notebooks take it; options override it",
+    )
+    parser.add_argument(
+        "--stage",
+        choices=("baseline", "finetune"),
+        default="baseline",
+        help="with --config: the run of notebook 03 (baseline, on the diet set) or of 04 (finetune)",
+    )
     for field in dataclasses.fields(TrainConfig):
         kind = (
             _bool
@@ -33,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             dest=field.name,
             type=kind,
             default=None,
-            help=f"default: {field.default!r}",
+            help=f"{comments[field.name]} (default: {field.default!r})",
         )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -42,15 +55,27 @@ def run(args: argparse.Namespace) -> int:
     import json
     import os
 
-    from drowsy.config import TrainConfig, load_yaml
     from drowsy.train.engine import train
 
-    values = load_yaml(args.config) if args.config else {}
-    values.update(
-        {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name) is not None}
-    )
-    config = TrainConfig.from_dict(values, args.config or "drowsy train options")
-    summary = train(config, progress=not args.quiet)
+    summary = train(build_config(args), progress=not args.quiet)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one summary
         print(json.dumps({k: v for k, v in summary.items() if k != "metrics"}))
     return 0
+
+
+def build_config(args: argparse.Namespace):
+    """The run's TrainConfig: the preset's stage (notebook 03's or 04's), or the defaults, with the options
+    given on the command line over it. A preset key no notebook takes ends in one line."""
+    from drowsy.config import TrainConfig
+    from drowsy.notebooks import BaselineParams, FinetuneParams, check_preset, params_of
+
+    given = {
+        f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name) is not None
+    }
+    if not args.config:
+        return TrainConfig.from_dict(given, "drowsy train options")
+    notebook, stage = {"baseline": ("03_train_baseline", BaselineParams), "finetune": ("04_finetune", FinetuneParams)}[
+        args.stage
+    ]
+    params = stage.from_dict(params_of(notebook, check_preset(args.config)), args.config)
+    return dataclasses.replace(params.train_config(), **given)

@@ -17,6 +17,7 @@ from drowsy.data.image_cache import cache_if_it_fits, check_shared_memory
 from drowsy.data.labels import load_manifest, spread
 from drowsy.device import needs_grad_scaler, reuse_freed_memory, seed_everything
 from drowsy.distributed import Process
+from drowsy.errors import DrowsyError
 from drowsy.models.checkpoint import load_checkpoint
 from drowsy.models.yolo import build_model
 from drowsy.paths import require, resolve
@@ -126,6 +127,11 @@ def build_run(config: TrainConfig, process: Process, loss_factory=YoloLoss, prog
 def initial_weights(config: TrainConfig, run_dir: Path) -> tuple[dict | None, dict | None, str, int]:
     """(checkpoint to resume from or None, checkpoint whose weights start the run or None, model
     config, input channels): `last.pt` on resume, else `config.weights` (fine-tuning), else nothing."""
+    if (run_dir / "last.pt").exists() and not (config.resume or config.overwrite):
+        raise DrowsyError(
+            f"{run_dir} already holds a run (last.pt): resume=True continues it, overwrite=True trains it again "
+            "from the start, or give another run_dir"
+        )
     checkpoint = load_checkpoint(run_dir / "last.pt") if config.resume and (run_dir / "last.pt").exists() else None
     init = checkpoint or (
         load_checkpoint(require(config.weights, "notebooks/03_train_baseline.ipynb (drowsy train)"))

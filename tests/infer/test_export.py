@@ -54,7 +54,7 @@ def test_onnx_detections_match_pytorch(detectors):
 def test_cli_static_export_fixes_the_input_and_keeps_metadata(exported, detectors, tmp_path, capsys):
     checkpoint, _ = exported
     static_path = tmp_path / "static.onnx"
-    assert cli_main(["export", "--weights", str(checkpoint), "--out", str(static_path), "--img", "50"]) == 0
+    assert cli_main(["export", "--weights", str(checkpoint), "--out", str(static_path), "--img-size", "50"]) == 0
     assert "wrote" in capsys.readouterr().out
     graph = onnx.load(str(static_path))
     onnx.checker.check_model(graph)

@@ -243,7 +243,7 @@ def test_cli_writes_a_submission(checkpoint, tmp_path, capsys):
             str(tmp_path),
             "--out",
             str(out),
-            "--img",
+            "--img-size",
             str(IMG),
             "--conf",
             "0.05",

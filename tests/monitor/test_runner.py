@@ -125,7 +125,7 @@ def test_cli_calibrates_then_reuses_the_calibration(short_clip, tmp_path, capsys
         weights,
         "--video",
         str(short_clip),
-        "--img",
+        "--img-size",
         "64",
         "--max-frames",
         "6",

@@ -1,5 +1,6 @@
 """The training engine: reproducibility, resume after a crash or a signal, checkpoints, overfitting."""
 
+import dataclasses
 import json
 import pickle
 import signal
@@ -280,3 +281,16 @@ def test_a_first_signal_asks_to_stop_a_second_stops_at_once_and_handlers_are_res
         with pytest.raises(KeyboardInterrupt):
             signal.raise_signal(signal.SIGTERM)
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_run_folder_that_holds_a_run_is_not_trained_over_unless_told(tiny_dataset, tmp_path):
+    config = tiny_config(tiny_dataset, tmp_path / "run", epochs=1, val_every=1)
+    train(config, progress=False)
+    first = final_weights(tmp_path / "run")
+    with pytest.raises(
+        DrowsyError, match=r"run already holds a run \(last.pt\): resume=True continues it, overwrite=True"
+    ):
+        train(config, progress=False)
+    assert all(torch.equal(first[k], v) for k, v in final_weights(tmp_path / "run").items())  # nothing replaced
+    assert train(dataclasses.replace(config, overwrite=True), progress=False)["epochs_done"] == 1
+    assert train(dataclasses.replace(config, resume=True), progress=False)["epochs_done"] == 1  # already finished
