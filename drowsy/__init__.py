@@ -1,6 +1,6 @@
 """drowsy: detect inattentive drivers in in-cabin camera images.
 
-Class ids are fixed by the competition (see README, "Data format").
+Class ids are fixed by the competition (see docs/data.md, "Data format").
 """
 
 __version__ = "0.1.0"

@@ -138,7 +138,7 @@ class TrainConfig(Params):
     checkpoint_every: int = 1  # write last.pt every N epochs (and on a stop signal, and after the last epoch)
     checkpoint_minutes: float = 0.0  # also when this many minutes have passed since the last one (0: off)
     seed: int = 0  # one seed for weights, sampling and augmentation
-    deterministic: bool = True  # deterministic kernels (bit-identical on CPU; see README for GPU)
+    deterministic: bool = True  # deterministic kernels (bit-identical on CPU; docs/training.md for GPU)
     compile: bool = False  # torch.compile the model (CUDA)
     sync_bn: bool = False  # SyncBatchNorm under DDP
     resume: bool = False  # continue <run_dir>/last.pt if it exists

@@ -1,6 +1,6 @@
 """The package stays readable: no module over 500 lines, no function over 60 (docstring excluded), in
 drowsy/ and benchmarks/; the subpackages are layers, and no module imports one above its own or
-takes part in an import cycle (the README's Architecture table lists the layers in this order)."""
+takes part in an import cycle (the README's Architecture section lists the layers in this order)."""
 
 import ast
 from pathlib import Path

@@ -1,7 +1,7 @@
 """What an image's path and label file tell about it: subject, scenario, lighting, behaviour, ...
 
 The public AIHub driver-state dataset names every image after how it was recorded. Three naming
-schemes (the file names and folders of the download; see README, "Real data"):
+schemes (the file names and folders of the download; see docs/data.md):
 
 - controlled: `{subject}_{group}_{scenario}_{lighting}_{gaze target}_{behaviour}_{date}_{time}_{frame}`,
   e.g. `001_G1_01_무광원_계기판_정상주시_20200917_182234_02144.jpg`;
