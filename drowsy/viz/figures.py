@@ -35,20 +35,35 @@ def save_figure(figure: Figure | Axes, out_dir: str | Path, name: str) -> Path:
 
 
 def draw_record(ax: Axes, image_root: Path, record: dict) -> None:
-    """Draw a record's image (grayscale) on `ax` with its objects' boxes named in their class colours;
-    records with `confidence_score`s (predictions) draw the same way."""
+    """Draw a record's image (grayscale) on `ax` with its objects' boxes in their class colours, each class
+    named once (at its first box: side-by-side eyes' labels would overlap; the colour names the rest), and
+    the file name wrapped to the panel's width as its title; predictions draw the same way."""
     ax.imshow(read_gray(Path(image_root) / record["file_name"]), cmap="gray", vmin=0, vmax=255)
+    named = set()
     for obj in record["objects"]:
         x1, y1, x2, y2 = obj["position"]
         colour = CLASS_COLOURS[obj["class"]]
         ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=colour, linewidth=1.5))
-        ax.text(
-            x1,
-            y1,
-            obj["class"],
-            fontsize=7,
-            color="white",
-            va="bottom",
-            bbox={"facecolor": colour, "edgecolor": "none", "pad": 1},
-        )
-    ax.set_title(english_name(record["file_name"]), fontsize=8)
+        if obj["class"] not in named:
+            named.add(obj["class"])
+            ax.text(
+                x1,
+                y1,
+                obj["class"],
+                fontsize=7,
+                color="white",
+                va="bottom",
+                bbox={"facecolor": colour, "edgecolor": "none", "pad": 1},
+            )
+    ax.set_title(wrapped(english_name(record["file_name"])), fontsize=8)
+
+
+def wrapped(name: str, width: int = 42) -> str:
+    """A long file name in lines of at most `width` characters, broken after its underscores (a panel's
+    title that runs into its neighbour's otherwise)."""
+    lines = [""]
+    for part in name.replace("_", "_\0").split("\0"):
+        if lines[-1] and len(lines[-1]) + len(part) > width:
+            lines.append("")
+        lines[-1] += part
+    return "\n".join(lines)
