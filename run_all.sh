@@ -34,6 +34,10 @@ setup() {
       .venv/bin/nbstripout --install --attributes .gitattributes --python .venv/bin/python
       git config filter.nbstripout.extrakeys "metadata.language_info"
     fi
+    # and JupyterLab saves notebooks/ in that same form (drowsy.notebooks.save_as_committed)
+    mkdir -p .venv/etc/jupyter/jupyter_server_config.d
+    echo '{"FileContentsManager": {"pre_save_hook": "drowsy.notebooks.save_as_committed"}}' \
+      > .venv/etc/jupyter/jupyter_server_config.d/drowsy.json
     touch .venv/.installed
   fi
 }

@@ -320,6 +320,27 @@ def write_notebook_params(preset: str | Path, out_dir: str | Path) -> None:
         (out_dir / f"{notebook}.yaml").write_text(text, encoding="utf-8")
 
 
+# ----------------------------------------------------------------------------- the notebooks' files
+
+STRIPPED_METADATA = ["metadata.language_info"]  # what JupyterLab fills in beyond what git stores
+
+
+def save_as_committed(model: dict, path: str, contents_manager, **kwargs) -> None:
+    """JupyterLab's pre-save hook (./run_all.sh registers it in the environment's Jupyter config): a
+    notebook of notebooks/ is saved without outputs, execution counts and `STRIPPED_METADATA`, exactly as
+    the git filter (nbstripout) stores it, so running it leaves `git status` clean; papermill's executed
+    copies go to outputs/. Other notebooks are saved as they are."""
+    import nbformat
+    from nbstripout import strip_output
+
+    on_disk = (Path(contents_manager.root_dir) / path).resolve()
+    if model.get("type") == "notebook" and on_disk.parent == resolve("notebooks"):
+        notebook = nbformat.from_dict(model["content"])
+        model["content"] = strip_output(
+            notebook, keep_output=False, keep_count=False, keep_id=False, extra_keys=STRIPPED_METADATA
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m drowsy.notebooks PRESET OUT_DIR`: check PRESET, write each notebook's share to OUT_DIR."""
     parser = argparse.ArgumentParser(description=main.__doc__.split(": ", 1)[1])

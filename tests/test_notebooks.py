@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import papermill
 import pytest
 import torch
@@ -27,6 +28,7 @@ from drowsy.notebooks import (
     check_preset,
     injected_names,
     params_of,
+    save_as_committed,
     write_notebook_params,
 )
 from drowsy.paths import REPO_ROOT
@@ -287,3 +289,21 @@ def test_papermill_parameters_a_notebook_takes_pass_and_a_typo_stops_the_config_
             kernel_name="python3",
             progress_bar=False,
         )
+
+
+def test_jupyterlab_saves_a_run_notebook_exactly_as_committed_and_other_notebooks_as_they_are(tmp_path):
+    committed = (REPO_ROOT / "notebooks" / "01_explore_imbalance.ipynb").read_text()
+    executed = nbformat.reads(committed, as_version=4)
+    executed.metadata["language_info"] = {"name": "python", "version": "3.11.7"}
+    for number, cell in enumerate(c for c in executed.cells if c.cell_type == "code"):
+        cell.execution_count = number + 1
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="figures\n")]
+    manager = type("ContentsManager", (), {"root_dir": str(REPO_ROOT)})()
+    model = {"type": "notebook", "content": json.loads(nbformat.writes(executed))}
+    save_as_committed(model, "notebooks/01_explore_imbalance.ipynb", manager)
+    assert nbformat.writes(model["content"]) + "\n" == committed
+    elsewhere = {"type": "notebook", "content": json.loads(nbformat.writes(executed))}
+    save_as_committed(elsewhere, "outputs/demo/notebooks/01_explore_imbalance.ipynb", manager)
+    assert elsewhere["content"]["cells"][2]["outputs"]  # an executed copy keeps its outputs
+    # the hook ./run_all.sh registers is importable under that name
+    assert "drowsy.notebooks.save_as_committed" in (REPO_ROOT / "run_all.sh").read_text()
