@@ -333,7 +333,7 @@ class MonitorRun(Params):
     img_size: int = 416  # detector input, pixels
     iou: float = 0.7  # NMS IoU threshold
     batch: int = 4  # frames per detector call
-    threads: int | None = 1  # PyTorch compute threads during the run (None: PyTorch's setting)
+    threads: int | None = 1  # PyTorch compute threads (one: decoding gets the other core; None: PyTorch's own)
     annotate: bool = True  # write annotated.mp4 (with a source)
     max_frames: int | None = None  # stop after this many frames (a camera runs until Ctrl-C otherwise)
     progress: bool = True  # progress bar

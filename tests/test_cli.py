@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from drowsy.cli import main
-from drowsy.config import TrainConfig, load_yaml
+from drowsy.config import MonitorRun, TrainConfig, field_comments, load_yaml
 from drowsy.errors import DrowsyError
 from drowsy.notebooks import BaselineParams, params_of
 from drowsy.paths import REPO_ROOT
@@ -71,3 +71,14 @@ def test_drowsy_train_refuses_a_preset_key_no_notebook_takes(tmp_path):
     preset.write_text("epoch: 3\n")
     with pytest.raises(DrowsyError, match=r"typo.yaml: unknown parameter 'epoch' \(did you mean 'epochs'\?\)$"):
         train_config(["--config", str(preset)])
+
+
+@pytest.mark.parametrize(
+    "command, config, field", [("train", TrainConfig, "img_size"), ("monitor", MonitorRun, "batch")]
+)
+def test_help_gives_an_option_its_fields_comment_and_default(command, config, field, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    shown = " ".join(capsys.readouterr().out.split())  # argparse wraps the lines
+    default = config.__dataclass_fields__[field].default
+    assert f"{field_comments(config)[field]} (default: {default})" in shown

@@ -38,7 +38,7 @@ def _detector_arguments(parser: argparse.ArgumentParser) -> None:
         help="writes events.json, timeline.png, timeline.csv, annotated.mp4, summary.json",
     )
     parser.add_argument("--config", default="data/monitor.yaml", help="thresholds (default data/monitor.yaml)")
-    parser.add_argument("--img-size", type=positive_int, default=416, help="detector input size, pixels (default 416)")
+    parser.add_argument("--img-size", type=positive_int, default=416, help=_run_help("img_size"))
 
 
 def _calibration_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,20 +64,19 @@ def _calibration_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _run_help(name: str) -> str:
+    """An option of `drowsy.config.MonitorRun`: its field comment (meaning and unit) and default."""
+    from drowsy.config import MonitorRun, field_comments
+
+    return f"{field_comments(MonitorRun)[name]} (default: {MonitorRun.__dataclass_fields__[name].default})"
+
+
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
     """How the run goes: batching, threads, frame rate, length, scoring and what it writes."""
-    parser.add_argument("--batch", type=positive_int, default=4, help="frames per detector call (default 4)")
-    parser.add_argument(
-        "--threads",
-        type=positive_int,
-        default=1,
-        help="PyTorch compute threads (default 1: decoding gets the other core, and one thread "
-        "keeps its pace on a shared CPU)",
-    )
-    parser.add_argument(
-        "--fps", type=float, help="frame rate of a frames folder (default 15) or of a video that states none"
-    )
-    parser.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
+    parser.add_argument("--batch", type=positive_int, default=4, help=_run_help("batch"))
+    parser.add_argument("--threads", type=positive_int, default=1, help=_run_help("threads"))
+    parser.add_argument("--fps", type=float, help=_run_help("fps"))
+    parser.add_argument("--max-frames", type=positive_int, help=_run_help("max_frames"))
     parser.add_argument(
         "--truth",
         metavar="JSON",
