@@ -236,6 +236,21 @@ class _PerclosWindow:
         return (2 * self.first + len(self.codes) - 1) / (2 * fps)
 
 
+def _empty_stats() -> dict:
+    """The counters `DriverStateMonitor.metrics` summarises, before the first frame."""
+    return {
+        "frames": 0,
+        "blinks": 0,
+        "eyes_unseen": 0,
+        "perclos_max": 0.0,
+        "perclos_sum": 0.0,
+        "perclos_frames": 0,
+        "longest_closure_s": 0.0,
+        "off_road": 0,
+        "pose_frames": 0,
+    }
+
+
 class DriverStateMonitor:
     """Streaming driver state: `update` once per frame, in order, then `finish` once at the end.
 
@@ -297,17 +312,7 @@ class DriverStateMonitor:
         self.events: list[Event] = []
         self.blink_ends: deque[float] = deque()  # end times of the blinks in the PERCLOS window
         self.last_index = -1
-        self.stats = {
-            "frames": 0,
-            "blinks": 0,
-            "eyes_unseen": 0,
-            "perclos_max": 0.0,
-            "perclos_sum": 0.0,
-            "perclos_frames": 0,
-            "longest_closure_s": 0.0,
-            "off_road": 0,
-            "pose_frames": 0,
-        }
+        self.stats = _empty_stats()
 
     def update(self, frame_index: int, detections, image: np.ndarray | None = None) -> FrameState:
         """Take one frame's detections ([n, 6] x1, y1, x2, y2, score, class_id; as `frame_scores` takes them).
