@@ -35,9 +35,9 @@ setup() {
       git config filter.nbstripout.extrakeys "metadata.language_info"
     fi
     # and JupyterLab saves notebooks/ in that same form (drowsy.notebooks.save_as_committed)
-    mkdir -p .venv/etc/jupyter/jupyter_server_config.d
-    echo '{"FileContentsManager": {"pre_save_hook": "drowsy.notebooks.save_as_committed"}}' \
-      > .venv/etc/jupyter/jupyter_server_config.d/drowsy.json
+    mkdir -p .venv/etc/jupyter
+    echo '{"ContentsManager": {"pre_save_hook": "drowsy.notebooks.save_as_committed"}}' \
+      > .venv/etc/jupyter/jupyter_server_config.json
     touch .venv/.installed
   fi
 }

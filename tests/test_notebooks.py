@@ -4,6 +4,7 @@ rot, and each is checked for what it promises, from the files it writes."""
 
 import ast
 import dataclasses
+import importlib
 import json
 import re
 import subprocess
@@ -305,5 +306,11 @@ def test_jupyterlab_saves_a_run_notebook_exactly_as_committed_and_other_notebook
     elsewhere = {"type": "notebook", "content": json.loads(nbformat.writes(executed))}
     save_as_committed(elsewhere, "outputs/demo/notebooks/01_explore_imbalance.ipynb", manager)
     assert elsewhere["content"]["cells"][2]["outputs"]  # an executed copy keeps its outputs
-    # the hook ./run_all.sh registers is importable under that name
-    assert "drowsy.notebooks.save_as_committed" in (REPO_ROOT / "run_all.sh").read_text()
+    # ./run_all.sh registers it where jupyter_server reads it (the environment's config, for every contents
+    # manager), under a name that imports
+    config = re.search(
+        r"echo '(.+)' \\\n\s*> \.venv/etc/jupyter/jupyter_server_config\.json", (REPO_ROOT / "run_all.sh").read_text()
+    )
+    hook = json.loads(config.group(1))["ContentsManager"]["pre_save_hook"]
+    module, name = hook.rsplit(".", 1)
+    assert getattr(importlib.import_module(module), name) is save_as_committed
