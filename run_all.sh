@@ -33,6 +33,9 @@ setup() {
     if git rev-parse --git-dir >/dev/null 2>&1; then
       .venv/bin/nbstripout --install --attributes .gitattributes --python .venv/bin/python
       git config filter.nbstripout.extrakeys "metadata.language_info"
+      # a fresh checkout's notebooks are as new as git's index, so git re-runs the filter on them at every
+      # `git status` until the index is written again: write it once now (a few seconds)
+      git status --porcelain >/dev/null 2>&1 || true
     fi
     # and JupyterLab saves notebooks/ in that same form (drowsy.notebooks.save_as_committed)
     mkdir -p .venv/etc/jupyter

@@ -27,7 +27,9 @@ def code_version() -> str:
             cwd=REPO_ROOT,
             capture_output=True,
             text=True,
-            timeout=5,
+            # git runs the notebooks' clean filter (a Python start each) on files it cannot trust by their
+            # stat data, as right after a checkout; killed early, it would never write the refreshed index
+            timeout=30,
         ).stdout.strip()
         return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
