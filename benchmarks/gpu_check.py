@@ -10,6 +10,7 @@ fp16 gradient scaler ran; with two or more GPUs also a 2-process NCCL DDP run of
 """
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -20,8 +21,8 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
+from drowsy.commands.train import options_of
 from drowsy.config import TrainConfig, load_yaml
 from drowsy.data.prepare import prepare_dataset
 from drowsy.device import autocast_dtype, select_device
@@ -64,8 +65,6 @@ def images_per_second(run_dir: Path) -> float:
 
 def ddp_run(config: TrainConfig, run_dir: Path) -> float:
     """Images/s of the same run on 2 GPUs (torchrun, NCCL; the batch is per process)."""
-    config_path = run_dir.parent / "ddp.yaml"
-    config_path.write_text(yaml.safe_dump({**config.to_dict(), "run_dir": str(run_dir)}))
     command = [
         sys.executable,
         "-m",
@@ -74,8 +73,7 @@ def ddp_run(config: TrainConfig, run_dir: Path) -> float:
         "-m",
         "drowsy",
         "train",
-        "--config",
-        str(config_path),
+        *options_of(dataclasses.replace(config, run_dir=str(run_dir))),
         "--quiet",
     ]
     subprocess.run(command, check=True, timeout=600)

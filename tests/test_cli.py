@@ -82,3 +82,11 @@ def test_help_gives_an_option_its_fields_comment_and_default(command, config, fi
     shown = " ".join(capsys.readouterr().out.split())  # argparse wraps the lines
     default = config.__dataclass_fields__[field].default
     assert f"{field_comments(config)[field]} (default: {default})" in shown
+
+
+def test_a_train_config_passes_through_its_options_unchanged():
+    # how benchmarks/gpu_check.py reruns a run under torchrun
+    from drowsy.commands.train import options_of
+
+    config = TrainConfig(img_size=1280, batch=8, weights="", freeze="backbone", resume=True, cache_gb=2.5)
+    assert train_config(options_of(config)) == config

@@ -79,3 +79,12 @@ def build_config(args: argparse.Namespace):
     ]
     params = stage.from_dict(params_of(notebook, check_preset(args.config)), args.config)
     return dataclasses.replace(params.train_config(), **given)
+
+
+def options_of(config) -> list[str]:
+    """A TrainConfig as this command's options (`--img-size 1280 ...`), e.g. to rerun it under torchrun."""
+    return [
+        arg
+        for f in dataclasses.fields(config)
+        for arg in (f"--{f.name.replace('_', '-')}", str(getattr(config, f.name)))
+    ]
