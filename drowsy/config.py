@@ -81,17 +81,34 @@ def _type_name(annotation) -> str:
 
 
 def field_comments(cls) -> dict[str, str]:
-    """name -> the comment on a field's line in `cls`'s source (`name: type = default  # comment`): what the
-    field means and its unit, shown in the notebooks' parameter cells and as the command line's --help."""
+    """name -> what a field of dataclass `cls` means and its unit: the comment on its line in the source of
+    the class that declares it (`name: type = default  # comment`), or its `metadata["comment"]` where it is
+    made in code. Shown in the notebooks' parameter cells and as the command line's --help."""
+    comments = {}
+    for klass in reversed(cls.__mro__):
+        if dataclasses.is_dataclass(klass) and "__dataclass_fields__" in vars(klass):
+            comments.update(_source_comments(klass))
+    for field in dataclasses.fields(cls):
+        comments[field.name] = field.metadata.get("comment", comments.get(field.name))
+    return {name: text for name, text in comments.items() if text and name in {f.name for f in dataclasses.fields(cls)}}
+
+
+def _source_comments(cls) -> dict[str, str]:
+    """name -> comment for each `name: type = default  # comment` line of `cls`'s own source ({} when it has
+    none: a class made by dataclasses.make_dataclass)."""
+    try:
+        source = textwrap.dedent(inspect.getsource(cls))
+    except (OSError, TypeError):
+        return {}
     comments, field = {}, None
-    for token in tokenize.generate_tokens(io.StringIO(textwrap.dedent(inspect.getsource(cls))).readline):
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
         if token.type == tokenize.NAME and token.start[1] == 4 and field is None:
             field = token.string  # the first name on a line of the class body
         elif token.type == tokenize.COMMENT and field is not None:
             comments[field] = token.string.lstrip("#").strip()
         if token.type in (tokenize.NEWLINE, tokenize.NL):
             field = None
-    return {name: text for name, text in comments.items() if name in {f.name for f in dataclasses.fields(cls)}}
+    return comments
 
 
 def load_yaml(path: str | Path) -> dict:
@@ -142,7 +159,7 @@ class TrainConfig(Params):
     compile: bool = False  # torch.compile the model (CUDA)
     sync_bn: bool = False  # SyncBatchNorm under DDP
     resume: bool = False  # continue <run_dir>/last.pt if it exists
-    overwrite: bool = False  # train again from the start over a run already in run_dir (replaces its weights)
+    overwrite: bool = False  # train again from the start over a run already in <run_dir> (replaces its weights)
 
     def __post_init__(self):
         if self.checkpoint_every < 1 or min(self.val_subset, self.checkpoint_minutes, self.cache_gb) < 0:

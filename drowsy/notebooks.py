@@ -15,15 +15,15 @@ import argparse
 import ast
 import dataclasses
 import difflib
+import json
 import sys
 from pathlib import Path
 
 import yaml
 
-from drowsy.config import Params, TrainConfig, load_yaml
+from drowsy.config import Params, TrainConfig, field_comments, load_yaml
 from drowsy.data.prepare import FORMATS
 from drowsy.errors import DrowsyError
-from drowsy.eval.ablation import VARIANTS
 from drowsy.paths import resolve
 from drowsy.synth.demo_data import LAYOUTS, parse_size
 
@@ -49,18 +49,18 @@ def _check_format(raw_format: str) -> None:
 class ExploreParams(NotebookParams):
     """Parameters of notebooks/01_explore_imbalance.ipynb."""
 
-    raw_dir: str = "data/datasets/demo/train"
-    raw_format: str = "auto"
-    images_dir: str = ""
-    test_dir: str = "data/datasets/demo/test"
-    test_labels: str = "data/datasets/demo/test_labels.json"
-    synth_images: int = 3000
-    synth_test_images: int = 500
-    synth_format: str = "aihub"
-    synth_size: str = "800x1280"
-    seed: int = 0
-    out_dir: str = "outputs/demo"
-    samples: int = 12
+    raw_dir: str = "data/datasets/demo/train"  # competition folder or AIHub tree; synthesised there if it has no data
+    raw_format: str = "auto"  # what raw_dir holds: "competition", "aihub" or "auto" (labels.json or [라벨] folders)
+    images_dir: str = ""  # an AIHub tree's images folder when not under raw_dir ("": raw_dir)
+    test_dir: str = "data/datasets/demo/test"  # test images/ folder; a synthetic one is written when missing
+    test_labels: str = "data/datasets/demo/test_labels.json"  # labels of the synthetic test set, kept apart from it
+    synth_images: int = 3000  # images to synthesise when raw_dir holds no data (0: never synthesise)
+    synth_test_images: int = 500  # synthetic test images (0: none)
+    synth_format: str = "aihub"  # layout of the synthetic training set: "aihub" (the public tree) or "competition"
+    synth_size: str = "800x1280"  # synthetic image size, WIDTHxHEIGHT pixels (real controlled images: 800x1280)
+    seed: int = 0  # seed of the synthetic data (the test set uses seed + 1) and of the sample images
+    out_dir: str = "outputs/demo"  # figures go to out_dir/figures/01_*.png
+    samples: int = 12  # sample images drawn with their boxes
 
     def __post_init__(self):
         parse_size(self.synth_size)  # fail in the config cell, not after minutes of work
@@ -75,21 +75,26 @@ class ExploreParams(NotebookParams):
 class DietParams(NotebookParams):
     """Parameters of notebooks/02_build_diet.ipynb."""
 
-    raw_dir: str = "data/datasets/demo/train"
-    raw_format: str = "auto"
-    images_dir: str = ""
-    prepared_dir: str = "data/prepared/demo"
-    val_size: int = 300
-    seed: int = 0
-    group_by: str = "subject"
-    export: str = ""
-    resize: int = 0
-    out_dir: str = "outputs/demo"
+    raw_dir: str = "data/datasets/demo/train"  # competition folder or AIHub tree (notebook 01 makes the demo one)
+    raw_format: str = "auto"  # what raw_dir holds: "competition", "aihub" or "auto" (labels.json or [라벨] folders)
+    images_dir: str = ""  # an AIHub tree's images folder when not under raw_dir ("": raw_dir)
+    prepared_dir: str = "data/prepared/demo"  # output: train.json, val.json, diet.json, report.json
+    val_size: int = 300  # validation images (capped at 20% of the usable images)
+    seed: int = 0  # seed of the train/val split
+    group_by: str = "subject"  # meta key kept on one side of the split ("subject": no driver in both; "": random)
+    export: str = ""  # also export the splits as "yolo" (txt labels) or "coco" (json) under prepared_dir ("": none)
+    resize: int = 0  # copy the images once to prepared_dir/images, long side at most this many pixels (0: off)
+    out_dir: str = "outputs/demo"  # figures go to out_dir/figures/02_*.png
 
     def __post_init__(self):
         _check_format(self.raw_format)
         if self.export not in ("", "yolo", "coco"):
             raise DrowsyError(f"parameters: field 'export' must be '', 'yolo' or 'coco', got {self.export!r}")
+
+
+def _field(default, comment: str) -> dataclasses.Field:
+    """A field made in code, with the comment a source line would carry (`field_comments` reads both)."""
+    return dataclasses.field(default=default, metadata={"comment": comment})
 
 
 # TrainConfig fields each stage sets from its own parameters; every other field is shared by both
@@ -108,15 +113,25 @@ STAGE_SPECIFIC = (
 )
 SHARED_TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in STAGE_SPECIFIC)
 
+_TRAIN_COMMENTS = field_comments(TrainConfig)
+STAGE_DIRS = ("prepared_dir", "weights_dir", "out_dir")
 _StageBase = dataclasses.make_dataclass(
     "_StageBase",
     [
-        ("prepared_dir", str, dataclasses.field(default="data/prepared/demo")),
-        ("weights_dir", str, dataclasses.field(default="weights/demo")),
-        ("out_dir", str, dataclasses.field(default="outputs/demo")),
+        (
+            "prepared_dir",
+            str,
+            _field("data/prepared/demo", "manifests from notebook 02 (03: diet.json, 04: train.json; val.json)"),
+        ),
+        (
+            "weights_dir",
+            str,
+            _field("weights/demo", "runs go to <weights_dir>/<stage>; 04 starts from baseline/last.pt"),
+        ),
+        ("out_dir", str, _field("outputs/demo", "figures go to <out_dir>/figures")),
     ]
     + [
-        (f.name, f.type, dataclasses.field(default=f.default))
+        (f.name, f.type, _field(f.default, _TRAIN_COMMENTS[f.name].replace("<run_dir>", "<weights_dir>/<stage>")))
         for f in dataclasses.fields(TrainConfig)
         if f.name in SHARED_TRAIN_FIELDS
     ],
@@ -137,10 +152,10 @@ class StageParams(_StageBase):
 class BaselineParams(StageParams):
     """Parameters of notebooks/03_train_baseline.ipynb: the diet set, scratch hyperparameters."""
 
-    model: str = "yolov5n"
-    hyp: str = "data/hyp.scratch-demo.yaml"
-    epochs: int = 50
-    epoch_parts: int = 1
+    model: str = "yolov5n"  # variant from data/models/ (the recipe: yolov5l6)
+    hyp: str = "data/hyp.scratch-demo.yaml"  # hyperparameter file (the recipe: data/hyp.scratch-p6.yaml)
+    epochs: int = 50  # epochs (each samples len/epoch_parts images)
+    epoch_parts: int = 1  # an epoch is 1/epoch_parts of the diet set, drawn with replacement
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(
@@ -160,10 +175,10 @@ class FinetuneParams(StageParams):
     """Parameters of notebooks/04_finetune.ipynb: the natural distribution, the backbone frozen, from
     03's last weights."""
 
-    finetune_hyp: str = "data/hyp.finetune-simple.yaml"
-    finetune_epochs: int = 5
-    finetune_epoch_parts: int = 1
-    freeze: str = "backbone"
+    finetune_hyp: str = "data/hyp.finetune-simple.yaml"  # hyperparameter file
+    finetune_epochs: int = 5  # epochs
+    finetune_epoch_parts: int = 1  # an epoch is 1/finetune_epoch_parts of the train split, with replacement
+    freeze: str = "backbone"  # comma-separated module-name prefixes to freeze ("": none)
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(
@@ -184,25 +199,27 @@ class FinetuneParams(StageParams):
 class EnsembleParams(NotebookParams):
     """Parameters of notebooks/05_ensemble_predict.ipynb."""
 
-    prepared_dir: str = "data/prepared/demo"
-    weights_dir: str = "weights/demo"
-    test_dir: str = "data/datasets/demo/test"
-    test_labels: str = "data/datasets/demo/test_labels.json"
-    out_dir: str = "outputs/demo"
-    predict_img_size: int = 320
-    conf: float = 0.006
-    iou: float = 0.7
-    max_det: int = 300
-    predict_batch: int = 16
-    device: str = "cpu"
-    amp: bool = True
-    val_images: int = 0
-    ablation_images: int = 0
-    predicted_samples: int = 6
-    submission_variant: str = "best"
-    slice_by: str = "lighting,behaviour,glasses,mask,cap"
+    prepared_dir: str = "data/prepared/demo"  # val.json from notebook 02
+    weights_dir: str = "weights/demo"  # <weights_dir>/baseline/best.pt and finetune/best.pt (notebooks 03, 04)
+    test_dir: str = "data/datasets/demo/test"  # test images (images/ inside)
+    test_labels: str = "data/datasets/demo/test_labels.json"  # "" when unknown (the real test set)
+    out_dir: str = "outputs/demo"  # submission.json, ensemble_scores.json, figures/
+    predict_img_size: int = 320  # network input for prediction, pixels (the recipe: 1536)
+    conf: float = 0.006  # score threshold (the recipe: 0.006)
+    iou: float = 0.7  # NMS IoU threshold, also the WBF clustering IoU (the recipe: 0.7)
+    max_det: int = 300  # boxes kept per image
+    predict_batch: int = 16  # images per forward pass
+    device: str = "cpu"  # "auto", "cpu", "cuda", "cuda:1" (ONNX models run on the CPU)
+    amp: bool = True  # bf16 autocast on CPU, fp16/bf16 on CUDA (checkpoints; ONNX runs fp32)
+    val_images: int = 0  # score on the first N val images (0: all)
+    ablation_images: int = 0  # the ablation scores N of those, spread evenly over them (0: all)
+    predicted_samples: int = 6  # images in the prediction-vs-truth grid
+    submission_variant: str = "best"  # variant that writes the submission: "best" (by val mAP@0.75) or a name
+    slice_by: str = "lighting,behaviour,glasses,mask,cap"  # meta keys to score val by (comma-separated; "": none)
 
     def __post_init__(self):
+        from drowsy.eval.ablation import VARIANTS  # torch: not needed to read the parameters or --help
+
         known = ("best", *VARIANTS)
         if self.submission_variant not in known:
             raise DrowsyError(
@@ -226,20 +243,20 @@ class EnsembleParams(NotebookParams):
 class DriverMonitorParams(NotebookParams):
     """Parameters of notebooks/06_driver_monitor.ipynb."""
 
-    weights_dir: str = "weights/demo"
-    prepared_dir: str = "data/prepared/demo"
-    out_dir: str = "outputs/demo"
-    clip_seconds: float = 90.0
-    protocol_seconds: float = 240.0
-    alert_seconds: float = 120.0
-    clip_size: str = "400x640"
-    clip_fps: float = 15.0
-    seed: int = 0
-    monitor_img_size: int = 320
-    monitor_config: str = "data/monitor.yaml"
-    backend: str = "torch"
-    device: str = "cpu"
-    calibration_images: int = 0
+    weights_dir: str = "weights/demo"  # reads <weights_dir>/finetune/best.pt (notebook 04)
+    prepared_dir: str = "data/prepared/demo"  # <prepared_dir>/val.json (notebook 02): labelled images to calibrate on
+    out_dir: str = "outputs/demo"  # writes <out_dir>/monitor: the clips, the monitor's outputs, figures
+    clip_seconds: float = 90.0  # length of the story clip (blinks, yawns, phone, smoking, a drowsy phase), seconds
+    protocol_seconds: float = 240.0  # length of the protocol clip (every protocol item about once), seconds
+    alert_seconds: float = 120.0  # length of the alert-driving clip (nothing to alert on), seconds
+    clip_size: str = "400x640"  # clip frame size WxH: portrait close-ups like the training images
+    clip_fps: float = 15.0  # frames per second of the clips
+    seed: int = 0  # seed of the clips' scripts and pixels
+    monitor_img_size: int = 320  # detector input size, pixels (the demo trains at 256 and predicts at 320)
+    monitor_config: str = "data/monitor.yaml"  # thresholds of the state machine
+    backend: str = "torch"  # "torch" (PyTorch, bf16 autocast) or "onnx" (ONNX Runtime)
+    device: str = "cpu"  # where the calibration runs ("auto", "cpu", "cuda"; the monitor itself runs on the CPU)
+    calibration_images: int = 0  # calibrate on N val images spread evenly over the split (0: all)
 
     def __post_init__(self):
         if self.backend not in ("torch", "onnx"):
@@ -321,6 +338,22 @@ def write_notebook_params(preset: str | Path, out_dir: str | Path) -> None:
 
 
 # ----------------------------------------------------------------------------- the notebooks' files
+
+
+def parameters_cell(notebook: str) -> str:
+    """The `parameters` cell of `notebook`, written from its dataclass: one `name = default  # comment` line
+    per field, the comment being the field's (`field_comments`), so the cell, the dataclass and the
+    command line's --help say the same (a test keeps each notebook's cell equal to this text)."""
+    params = NOTEBOOK_PARAMS[notebook]
+    comments, own = field_comments(params), vars(params).get("__annotations__", {})
+    # where the files are, then what this notebook sets itself, then what it shares with the other stage
+    shared_last = sorted(dataclasses.fields(params), key=lambda f: f.name not in own and f.name not in STAGE_DIRS)
+    lines = []
+    for field in shared_last:
+        value = json.dumps(field.default, ensure_ascii=False) if isinstance(field.default, str) else repr(field.default)
+        lines.append(f"{field.name} = {value}  # {comments[field.name]}")
+    return "\n".join(lines)
+
 
 STRIPPED_METADATA = ["metadata.language_info"]  # what JupyterLab fills in beyond what git stores
 

@@ -9,7 +9,7 @@ import pytest
 from drowsy.cli import main
 from drowsy.config import MonitorRun, TrainConfig, field_comments, load_yaml
 from drowsy.errors import DrowsyError
-from drowsy.notebooks import BaselineParams, params_of
+from drowsy.notebooks import BaselineParams, DietParams, EnsembleParams, params_of
 from drowsy.paths import REPO_ROOT
 
 
@@ -74,14 +74,21 @@ def test_drowsy_train_refuses_a_preset_key_no_notebook_takes(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "command, config, field", [("train", TrainConfig, "img_size"), ("monitor", MonitorRun, "batch")]
+    "command, config, field, option, default",
+    [
+        ("train", TrainConfig, "img_size", "--img-size", 256),
+        ("monitor", MonitorRun, "batch", "--batch", 4),
+        ("predict", EnsembleParams, "predict_img_size", "--img-size", 1536),  # notebook 05's cell
+        ("predict", EnsembleParams, "predict_batch", "--batch", 8),
+        ("prepare", DietParams, "val_size", "--val-size", 20000),  # notebook 02's cell
+    ],
 )
-def test_help_gives_an_option_its_fields_comment_and_default(command, config, field, capsys):
+def test_help_gives_an_option_its_fields_comment_and_default(command, config, field, option, default, capsys):
     with pytest.raises(SystemExit):
         main([command, "--help"])
     shown = " ".join(capsys.readouterr().out.split())  # argparse wraps the lines
-    default = config.__dataclass_fields__[field].default
-    assert f"{field_comments(config)[field]} (default: {default})" in shown
+    option_help = shown[shown.index(f" {option} ") :]
+    assert option_help.split(maxsplit=2)[2].startswith(f"{field_comments(config)[field]} (default: {default})")
 
 
 def test_a_train_config_passes_through_its_options_unchanged():

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from drowsy import CLASSES
-from drowsy.config import TrainConfig, load_yaml
+from drowsy.config import TrainConfig, field_comments, load_yaml
 from drowsy.errors import DrowsyError
 from drowsy.eval.ablation import VARIANTS
 from drowsy.monitor.events import load_events
@@ -28,6 +28,7 @@ from drowsy.notebooks import (
     FinetuneParams,
     check_preset,
     injected_names,
+    parameters_cell,
     params_of,
     save_as_committed,
     write_notebook_params,
@@ -194,7 +195,7 @@ def test_missing_input_names_the_notebook_that_makes_it(tmp_path):
         )
 
 
-def parameters_cell(name: str) -> dict:
+def cell_values(name: str) -> dict:
     """name -> value of every assignment in the notebook's cell tagged `parameters` (one scalar per line,
     as the parameters cell is read by people and by papermill)."""
     cells = json.loads((REPO_ROOT / "notebooks" / f"{name}.ipynb").read_text())["cells"]
@@ -211,10 +212,32 @@ def test_every_notebook_is_listed():
 @pytest.mark.parametrize("name", sorted(NOTEBOOK_PARAMS))
 def test_parameters_cell_equals_the_dataclass_defaults(name):
     defaults = {f.name: f.default for f in dataclasses.fields(NOTEBOOK_PARAMS[name])}
-    cell = parameters_cell(name)
+    cell = cell_values(name)
     assert cell == defaults  # same names, same values
     # == takes True for 1: the types must agree too (an int is a fine float, as from_dict accepts it)
     assert all(type(cell[k]) is type(v) or (type(v) is float and type(cell[k]) is int) for k, v in defaults.items())
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOK_PARAMS))
+def test_parameters_cell_is_written_from_the_dataclass_with_every_fields_comment(name):
+    cells = json.loads((REPO_ROOT / "notebooks" / f"{name}.ipynb").read_text())["cells"]
+    [cell] = [c for c in cells if "parameters" in c["metadata"].get("tags", [])]
+    assert "".join(cell["source"]) == parameters_cell(name)
+    comments = field_comments(NOTEBOOK_PARAMS[name])
+    assert set(comments) == {f.name for f in dataclasses.fields(NOTEBOOK_PARAMS[name])}  # each says what it is
+    for line in cell["source"]:
+        field, comment = line.split(" = ")[0], line.rstrip("\n").split("  # ", 1)[1]
+        assert comment == comments[field]
+
+
+def test_a_field_made_in_code_carries_its_comment_and_shared_fields_keep_train_configs():
+    comments, train = field_comments(BaselineParams), field_comments(TrainConfig)
+    assert (
+        comments["img_size"] == train["img_size"]
+        and comments["model"] == "variant from data/models/ (the recipe: yolov5l6)"
+    )
+    assert comments["overwrite"] == train["overwrite"].replace("<run_dir>", "<weights_dir>/<stage>")
+    assert comments["prepared_dir"].startswith("manifests from notebook 02")
 
 
 def test_both_training_stages_take_every_shared_train_config_field():

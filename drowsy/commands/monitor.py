@@ -2,7 +2,7 @@
 
 import argparse
 
-from drowsy.commands.options import positive_int, renamed
+from drowsy.commands.options import field_help, positive_int, renamed
 
 HELP = "monitor a driver video, frames folder or camera: states, PERCLOS, alerts, events.json, annotated video"
 
@@ -65,10 +65,9 @@ def _calibration_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_help(name: str) -> str:
-    """An option of `drowsy.config.MonitorRun`: its field comment (meaning and unit) and default."""
-    from drowsy.config import MonitorRun, field_comments
+    from drowsy.config import MonitorRun
 
-    return f"{field_comments(MonitorRun)[name]} (default: {MonitorRun.__dataclass_fields__[name].default})"
+    return field_help(MonitorRun, name)
 
 
 def _run_arguments(parser: argparse.ArgumentParser) -> None:

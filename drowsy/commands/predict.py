@@ -2,7 +2,7 @@
 
 import argparse
 
-from drowsy.commands.options import positive_int, renamed
+from drowsy.commands.options import field_help, positive_int, renamed
 
 HELP = "predict a folder of images with one model or an ensemble (optional TTA); write submission JSON"
 
@@ -23,15 +23,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="folder of .jpg/.jpeg/.png images (or a competition folder holding images/)",
     )
     parser.add_argument("--out", required=True, metavar="JSON", help="submission file to write")
-    parser.add_argument(
-        "--img-size",
-        type=positive_int,
-        default=1536,
-        help="network input size in pixels, rounded up to the stride (default 1536)",
-    )
-    parser.add_argument("--conf", type=float, default=0.006, help="score threshold (default 0.006)")
-    parser.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (default 0.7)")
-    parser.add_argument("--max-det", type=positive_int, default=300, help="detections per image (default 300)")
+    from drowsy.notebooks import EnsembleParams  # notebook 05's parameters: the same settings
+
+    def described(name: str, default) -> str:
+        return field_help(EnsembleParams, name, default)
+
+    parser.add_argument("--img-size", type=positive_int, default=1536, help=described("predict_img_size", 1536))
+    parser.add_argument("--conf", type=float, default=0.006, help=described("conf", 0.006))
+    parser.add_argument("--iou", type=float, default=0.7, help=described("iou", 0.7))
+    parser.add_argument("--max-det", type=positive_int, default=300, help=described("max_det", 300))
     parser.add_argument("--tta", action="store_true", help="test-time augmentation: scales 1, 0.83 (mirrored), 0.67")
     parser.add_argument(
         "--fuse",
@@ -39,9 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="nms",
         help="join members and run one NMS (the recipe), or weighted boxes fusion (default nms)",
     )
-    parser.add_argument("--batch", type=positive_int, default=8, help="images per forward pass (default 8)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 (default auto; ONNX runs on the CPU)")
-    parser.add_argument("--amp", action="store_true", help="bf16/fp16 autocast for .pt models")
+    parser.add_argument("--batch", type=positive_int, default=8, help=described("predict_batch", 8))
+    parser.add_argument("--device", default="auto", help=described("device", "auto"))
+    parser.add_argument("--amp", action="store_true", help=described("amp", "off"))
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

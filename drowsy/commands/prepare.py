@@ -2,6 +2,8 @@
 
 import argparse
 
+from drowsy.commands.options import field_help
+
 HELP = (
     "validate raw data (competition folder or AIHub tree), split train/val, build the diet set; "
     "write manifests and a report to OUT"
@@ -23,39 +25,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "raw",
         metavar="RAW",
         help="competition folder (images/ + labels.json) or AIHub tree "
-        "(Training/, Validation/ with [원천]/[라벨] folders); read only",
+        "(Training/, Validation/ with [원천]/[라벨] folders); read only (raw_dir)",
     )
-    parser.add_argument("out", metavar="OUT", help="folder for train.json, val.json, diet.json and report.json")
     parser.add_argument(
-        "--val-size",
-        type=lambda t: _count(t, 0),
-        default=20000,
-        help="validation images (default 20000; at most 20%% of the kept images)",
+        "out", metavar="OUT", help="folder for train.json, val.json, diet.json and report.json (prepared_dir)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the train/val split (default 0)")
+    from drowsy.notebooks import DietParams  # notebook 02's parameters: the same settings
+
+    def described(name: str, default) -> str:
+        return field_help(DietParams, name, default)
+
+    parser.add_argument("--val-size", type=lambda t: _count(t, 0), default=20000, help=described("val_size", 20000))
+    parser.add_argument("--seed", type=int, default=0, help=described("seed", 0))
     parser.add_argument(
         "--format",
         dest="raw_format",
         choices=("auto", "competition", "aihub"),
         default="auto",
-        help="what RAW is (default auto: labels.json -> competition, [라벨] folders -> aihub)",
+        help=described("raw_format", "auto"),
     )
-    parser.add_argument("--images", metavar="DIR", help="AIHub images folder when not under RAW")
-    parser.add_argument(
-        "--group-by",
-        metavar="KEY",
-        help="keep whole groups of this meta key (subject, scenario) "
-        "on one side of the split, so no driver is in both (default: random images)",
-    )
-    parser.add_argument("--export", choices=("yolo", "coco"), help="also write YOLO txt labels or COCO json files")
-    parser.add_argument(
-        "--resize",
-        type=lambda t: _count(t, 32),
-        default=0,
-        metavar="PX",
-        help="copy the images once into OUT/images with this long side (larger ones resized, the "
-        "others hard-linked) and point the manifests there: large sources decode faster in training",
-    )
+    parser.add_argument("--images", metavar="DIR", help=described("images_dir", "RAW"))
+    parser.add_argument("--group-by", metavar="KEY", help=described("group_by", "none"))
+    parser.add_argument("--export", choices=("yolo", "coco"), help=described("export", "none"))
+    parser.add_argument("--resize", type=lambda t: _count(t, 32), default=0, metavar="PX", help=described("resize", 0))
     parser.add_argument(
         "--workers",
         type=lambda t: _count(t, 1),
