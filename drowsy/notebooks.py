@@ -23,6 +23,7 @@ import yaml
 
 from drowsy.config import Params, TrainConfig, field_comments, load_yaml
 from drowsy.data.prepare import FORMATS
+from drowsy.data.split import SPLITS
 from drowsy.errors import DrowsyError
 from drowsy.paths import resolve
 from drowsy.synth.demo_data import LAYOUTS, parse_size
@@ -81,6 +82,7 @@ class DietParams(NotebookParams):
     prepared_dir: str = "data/prepared/demo"  # output: train.json, val.json, diet.json, report.json
     val_size: int = 300  # validation images (capped at 20% of the usable images)
     seed: int = 0  # seed of the train/val split
+    split: str = "draw"  # "draw": val drawn with seed (val_size, group_by); "aihub": the Validation/ folders
     group_by: str = "subject"  # meta key kept on one side of the split ("subject": no driver in both; "": random)
     export: str = ""  # also export the splits as "yolo" (txt labels) or "coco" (json) under prepared_dir ("": none)
     resize: int = 0  # copy the images once to prepared_dir/images, long side at most this many pixels (0: off)
@@ -88,6 +90,8 @@ class DietParams(NotebookParams):
 
     def __post_init__(self):
         _check_format(self.raw_format)
+        if self.split not in SPLITS:
+            raise DrowsyError(f"parameters: field 'split' must be one of {', '.join(SPLITS)}, got {self.split!r}")
         if self.export not in ("", "yolo", "coco"):
             raise DrowsyError(f"parameters: field 'export' must be '', 'yolo' or 'coco', got {self.export!r}")
 

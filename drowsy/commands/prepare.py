@@ -3,6 +3,7 @@
 import argparse
 
 from drowsy.commands.options import field_help
+from drowsy.data.split import SPLITS
 
 HELP = (
     "validate raw data (competition folder or AIHub tree), split train/val, build the diet set; "
@@ -35,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     def described(name: str, default) -> str:
         return field_help(DietParams, name, default)
 
-    parser.add_argument("--val-size", type=lambda t: _count(t, 0), default=20000, help=described("val_size", 20000))
+    parser.add_argument("--val-size", type=lambda t: _count(t, 0), help=described("val_size", 20000))
+    parser.add_argument("--split", choices=SPLITS, default="draw", help=described("split", "draw"))
     parser.add_argument("--seed", type=int, default=0, help=described("seed", 0))
     parser.add_argument(
         "--format",
@@ -58,11 +60,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from drowsy.data.prepare import prepare_dataset, summarize
+    from drowsy.errors import DrowsyError
 
+    if args.split == "aihub" and (args.val_size is not None or args.group_by):
+        raise DrowsyError(
+            "prepare: --split aihub takes the Validation/ folders as they are; drop --val-size/--group-by"
+        )
     report = prepare_dataset(
         args.raw,
         args.out,
-        val_size=args.val_size,
+        val_size=20000 if args.val_size is None else args.val_size,
+        split=args.split,
         seed=args.seed,
         export=args.export,
         workers=args.workers,

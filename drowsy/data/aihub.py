@@ -2,17 +2,24 @@
 
 An AIHub tree holds label folders (`[라벨]bbox(통제환경)/001_G1/*.json`, one JSON per image) and
 image folders with the same sub-structure (`[원천]bbox(통제환경)/001_G1/*.jpg`), under `Training/`
-and `Validation/`. A label JSON:
+and `Validation/`, for three subsets: `bbox(통제환경)` (controlled), `bbox(실제도로환경)` (real road,
+`1.버스/R_216_60_M/`) and `keypoint(준통제환경)` (semi-controlled, one folder per sequence). Repackaged
+copies (`1.Training/라벨링데이터/...`, `원천데이터/...`) read the same. A label JSON:
 
     {"FileInfo": {"FileName", "Width", "Height", "Channel"}, "UserInfo": {"ID", "Gender", "Age"},
      "Accessory": {"Mask", "Glasses", "Cap"},
      "ObjectInfo": {"BoundingBox": {"Face" | "Leye" | "Reye" | "Mouth" | "Cigar" | "Phone":
-                                    {"isVisible": bool, "Position": [x1, y1, x2, y2], "Opened": bool}}}}
+                                    {"isVisible": bool, "Position": [x1, y1, x2, y2], "Opened": bool}},
+                    "KeyPoints": {"Count": 70, "Points": [x1, y1, x2, y2, ...]}}}
 
 Positions are absolute pixels, xyxy, numbers or numeric strings ("288.00"); `Opened` only on the
 eyes and the mouth; `isVisible: false` means absent. Mapping: a visible eye -> eye_opened /
 eye_closed by `Opened`, the mouth -> mouth_opened / mouth_closed, Face -> face, Phone -> phone,
-Cigar -> cigar.
+Cigar -> cigar. Key points are kept on the record (`keypoints`: [x, y] pairs). A file with key points
+but no visible box is not a training record (its face is there but unboxed: as a negative it would
+teach the detector to miss faces); such files are counted apart (`Reading.keypoint_only`).
+The path's meta (subject, ...) is never replaced by the label file's: the label fills only what the
+path does not say, and disagreements are counted per key (`Reading.label_disagrees`).
 
 `read_tree` never raises on a bad label file: like `drowsy.data.labels.validate_records` it keeps what
 is usable and returns one issue per decision, each naming the label file and the JSON field.
@@ -32,6 +39,8 @@ from drowsy.files import IMAGE_SUFFIXES
 from drowsy.progress import progress as progress_bar
 
 LABEL_MARK, IMAGE_MARK = "라벨", "원천"  # "[라벨]" label folders, "[원천]" source (image) folders
+# a label folder's name -> its image folder's: "[라벨]bbox(...)" -> "[원천]bbox(...)"; "라벨링데이터" -> "원천데이터"
+_MIRROR = (("라벨링데이터", "원천데이터"), (LABEL_MARK, IMAGE_MARK))
 BOXES = ("Face", "Leye", "Reye", "Mouth", "Cigar", "Phone")
 _CLASS = {"Face": "face", "Cigar": "cigar", "Phone": "phone"}
 _OPENABLE = {
@@ -54,6 +63,8 @@ class Reading:
         "action"}`; record = index among all label files read (sorted by path).
     counts: records/objects read and dropped so far; unrecognised_names: records whose file name
         fits no naming scheme (meta partial).
+    keypoint_only: label files with key points and no visible box (not records, not defects).
+    label_disagrees: meta key -> records whose label file says otherwise than their path.
     """
 
     image_root: Path
@@ -64,6 +75,8 @@ class Reading:
     issues: list[dict]
     counts: dict[str, int]
     unlabelled_images: list[str]
+    keypoint_only: list[str] = dataclasses.field(default_factory=list)
+    label_disagrees: dict[str, int] = dataclasses.field(default_factory=dict)
     shared_meta: dict = dataclasses.field(default_factory=dict)  # for meta.share
 
 
@@ -202,9 +215,17 @@ def _read_label_file(
         if action == "dropped":
             reading.counts["records_dropped"] += 1
             return
-    boxes = document.get("ObjectInfo", {}).get("BoundingBox") if isinstance(document.get("ObjectInfo"), dict) else None
+    info = document.get("ObjectInfo")
+    boxes = info.get("BoundingBox") if isinstance(info, dict) else None
+    keypoints = _keypoints(reading, index, label_file, info.get("KeyPoints")) if isinstance(info, dict) else None
+    if keypoints and not any(isinstance(box, dict) and box.get("isVisible") is True for box in _values(boxes)):
+        image, _ = _find_image(document, label_file, images, claimed)
+        if image is not None:
+            claimed[image] = label_file  # its image is accounted for, not listed as unlabelled
+        reading.keypoint_only.append(label_file)
+        return
     if not isinstance(boxes, dict):
-        where = "ObjectInfo.BoundingBox" if isinstance(document.get("ObjectInfo"), dict) else "ObjectInfo"
+        where = "ObjectInfo.BoundingBox" if isinstance(info, dict) else "ObjectInfo"
         return _drop(reading, index, label_file, None, where, "missing or not an object", 0)
     objects, sources = _objects(reading, index, label_file, boxes)
     image, problem = _find_image(document, label_file, images, claimed)
@@ -212,17 +233,48 @@ def _read_label_file(
         return _drop(reading, index, label_file, image, "FileInfo.FileName", problem, len(objects))
     claimed[image] = label_file
     meta, recognised = meta_names.from_path(image)
-    meta.update(meta_names.from_label(document))
+    for key in meta_names.merge_label(meta, meta_names.from_label(document)):
+        reading.label_disagrees[key] = reading.label_disagrees.get(key, 0) + 1
     reading.counts["unrecognised_names"] += not recognised
     meta = meta_names.share(meta, reading.shared_meta)
     record = {"file_name": image, "objects": objects, "meta": meta}
     size = _declared_size(document.get("FileInfo"))
     if size is not None:
         record["declared_size"] = size
+    if keypoints:
+        record["keypoints"] = keypoints
     reading.records.append(record)
     reading.label_files.append(label_file)
     reading.sources.append(sources)
     reading.record_ids.append(index)
+
+
+def _values(boxes) -> list:
+    return list(boxes.values()) if isinstance(boxes, dict) else []
+
+
+def _keypoints(reading: Reading, index: int, label_file: str, value) -> list[list[float]] | None:
+    """`KeyPoints` as [x, y] pairs; None when the file has none (absent, `{}` or a count of 0). Points that
+    are not 2 x Count numbers are not kept: one repaired issue, the record itself goes on."""
+    if not isinstance(value, dict) or not value or value.get("Count") in (0, "0"):
+        return None
+    points, count = value.get("Points"), _count(value.get("Count"))
+    numbers = _numbers(points) if isinstance(points, list) else None
+    if numbers is None or count is None or len(numbers) != 2 * count:
+        reason = f"key points not kept: Points must be 2 x Count numbers (Count {value.get('Count')!r}, " + (
+            f"{len(points)} points)" if isinstance(points, list) else f"Points {type(points).__name__})"
+        )
+        reading.issues.append(_issue(index, label_file, None, "ObjectInfo.KeyPoints", reason, "repaired"))
+        return None
+    return [numbers[i : i + 2] for i in range(0, len(numbers), 2)]
+
+
+def _count(value) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+        return int(value)
+    return None
 
 
 def _drop(reading: Reading, index: int, label_file: str, image, field: str, reason: str, objects: int) -> None:
@@ -237,6 +289,8 @@ def _load(path: Path) -> tuple[dict | None, tuple[str, str, str] | None]:
         data = path.read_bytes()
     except OSError as err:
         return None, ("file", f"cannot read ({err.strerror or err})", "dropped")
+    if not data:
+        return None, ("file", "empty label file (0 bytes)", "dropped")
     repaired = None
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8) :]
@@ -299,8 +353,13 @@ def _position(value) -> list[float] | None:
     """4 finite numbers (numeric strings such as "288.00" accepted) -> list, else None."""
     if not isinstance(value, list) or len(value) != 4:
         return None
+    return _numbers(value)
+
+
+def _numbers(values: list) -> list[float] | None:
+    """Finite numbers (numeric strings accepted) -> list, else None."""
     numbers = []
-    for v in value:
+    for v in values:
         if isinstance(v, str):
             try:
                 v = float(v)
@@ -328,7 +387,9 @@ def _find_image(document: dict, label_file: str, images: dict, claimed: dict) ->
         return None, f"no image named {name} under the image folder"
     if len(candidates) > 1:  # the same name in several folders: the one that mirrors the label folder
         folder = label_file.rsplit("/", 1)[0]
-        mirror = folder.replace(LABEL_MARK, IMAGE_MARK)
+        mirror = folder
+        for label_name, image_name in _MIRROR:
+            mirror = mirror.replace(label_name, image_name)
         candidates = (
             [p for p in candidates if p.rsplit("/", 1)[0] == mirror]
             or [p for p in candidates if p.rsplit("/", 1)[0].rsplit("/", 1)[-1] == folder.rsplit("/", 1)[-1]]

@@ -2,8 +2,9 @@
 
 A labels file is `{"annotations": [{"file_name": ..., "objects": [{"class": ..., "position":
 [x1, y1, x2, y2]}]}]}` with boxes in absolute pixels of the original image, xyxy. A manifest adds
-`"image_root"` and per record `"width"`, `"height"` (and `"channels"`, and `"meta"`: what the image's
-path and label file tell, see drowsy.data.meta). A record may declare its size (`"declared_size"`:
+`"image_root"` and per record `"width"`, `"height"` (and `"channels"`, `"meta"`: what the image's
+path and label file tell, see drowsy.data.meta, and `"keypoints"`: [x, y] pixel pairs where the label
+file has them, AIHub's 70 face points). A record may declare its size (`"declared_size"`:
 [width, height], AIHub's FileInfo); an image whose header disagrees is dropped.
 
 `validate_records` never raises on a bad record: it keeps what is usable (clipping boxes that stick
@@ -230,8 +231,9 @@ def _checked_record(i: int, record: dict, header, issues: list[dict], counts: di
                 )
             )
     kept["objects"] = objects
-    if "meta" in record:
-        kept["meta"] = record["meta"]
+    for key in ("meta", "keypoints"):
+        if key in record:
+            kept[key] = record[key]
     return kept
 
 

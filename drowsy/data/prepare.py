@@ -9,26 +9,21 @@ Nothing is copied or re-encoded (the original copied every image twice).
 """
 
 import dataclasses
-import itertools
 import os
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
-
-from drowsy import CLASS_IDS, CLASSES
+from drowsy import CLASSES
 from drowsy.data import aihub, meta
 from drowsy.data.exports import EXPORTS, export_coco, export_yolo
 from drowsy.data.labels import Validation, read_labels, validate_records
 from drowsy.data.resize import MIN_LONG_SIDE, resize_images
+from drowsy.data.split import MAX_VAL_FRACTION, SPLITS, aihub_split, check_split, leakage, split_records
 from drowsy.errors import DrowsyError
 from drowsy.files import gc_paused, write_json
 from drowsy.paths import resolve
 
 FORMATS = ("auto", "competition", "aihub")
-LEAKAGE_KEY = "subject"  # report.json says how many validation subjects also appear in train
-MAX_VAL_FRACTION = 0.2
-STRATIFY_WINDOW = 64  # groups weighed at each draw of a grouped split
 # Diet rules in the order they are tried; the first that matches decides (solution.md, "Diet set").
 DIET_RULES = ("cigar_or_phone", "eye_closed_and_mouth_closed", "eye_closed_and_mouth_opened", "mouth_opened_every_3rd")
 MOUTH_OPENED_KEEP_EVERY = 3
@@ -78,91 +73,9 @@ def select_diet(train: list[dict]) -> tuple[list[dict], dict]:
     return diet, counts
 
 
-def val_count(num_images: int, val_size: int) -> int:
-    """Validation images for a dataset of `num_images`: `val_size`, clamped to 20% of the images
-    (rounded down, but at least 1 when there are 2 or more) so a small dataset keeps most for training."""
-    if num_images < 2:
-        return 0
-    return min(val_size, max(1, int(num_images * MAX_VAL_FRACTION)))
-
-
-def split_records(
-    records: list[dict], val_size: int, seed: int, group_by: str | None = None
-) -> tuple[list[dict], list[dict]]:
-    """(train, val): `val_count` records drawn at random with `seed`; both keep the input order.
-
-    With `group_by` (a `meta` key such as "subject"), validation holds whole groups, stratified by
-    class (`_draw_groups`) until `val_count` images are reached (the last group may overshoot); a
-    record without the key is a group of its own; train always keeps at least one group. The same
-    records in the same order with the same seed always give the same split.
-    """
-    rng = np.random.default_rng(seed)
-    target = val_count(len(records), val_size)
-    is_val = np.zeros(len(records), dtype=bool)
-    if group_by is None:
-        is_val[rng.permutation(len(records))[:target]] = True
-    else:
-        members: dict = {}
-        for i, record in enumerate(records):
-            members.setdefault(record.get("meta", {}).get(group_by, ("no group", i)), []).append(i)
-        groups = list(members.values())
-        for g in _draw_groups(groups, records, target, rng):
-            is_val[groups[g]] = True
-    train, val = [], []
-    for record, in_val in zip(records, is_val.tolist()):
-        (val if in_val else train).append(record)
-    return train, val
-
-
-def _draw_groups(groups: list[list[int]], records: list[dict], target: int, rng: np.random.Generator) -> list[int]:
-    """Groups for validation: in a random order, each draw takes, of the next `STRATIFY_WINDOW` groups,
-    the one that best fills what validation still lacks of each class (its objects up to the class's
-    due share, minus what it brings beyond it, each relative to the share), so a rare class held by a
-    few groups gets its share instead of, by chance, none. O(groups x window x classes)."""
-    counts = np.zeros((len(groups), len(CLASSES)))
-    for g, members in enumerate(groups):
-        for i in members:
-            for obj in records[i]["objects"]:
-                counts[g, CLASS_IDS[obj["class"]]] += 1
-    due = counts.sum(0) * target / max(len(records), 1)
-    scale = np.maximum(due, 1.0)
-    order, window, chosen, taken = iter(rng.permutation(len(groups)).tolist()), [], [], 0
-    lacking = due.copy()
-    while taken < target:
-        window = [g for g in window if taken + len(groups[g]) < len(records)]  # train keeps a group
-        while len(window) < STRATIFY_WINDOW and (more := list(itertools.islice(order, STRATIFY_WINDOW - len(window)))):
-            window += [g for g in more if taken + len(groups[g]) < len(records)]
-        if not window:
-            break
-        fill = np.minimum(counts[window], lacking) / scale
-        beyond = np.maximum(counts[window] - lacking, 0) / scale
-        best = window.pop(int(np.argmax((fill - beyond).sum(1))))
-        chosen.append(best)
-        taken += len(groups[best])
-        lacking = np.maximum(lacking - counts[best], 0)
-    return chosen
-
-
-def leakage(splits: dict[str, list[dict]], key: str = LEAKAGE_KEY) -> dict:
-    """How many validation `key` values (subjects) also appear in each other split, and their images.
-
-    `{"key", "val_values", "records_without_key", "<split>": {"shared_values", "val_images"}}`.
-    """
-    val_values = Counter(r["meta"][key] for r in splits["val"] if key in r.get("meta", {}))
-    result = {
-        "key": key,
-        "val_values": len(val_values),
-        "records_without_key": sum(key not in r.get("meta", {}) for rs in splits.values() for r in rs),
-    }
-    for split, records in splits.items():
-        if split != "val":
-            shared = val_values.keys() & {r["meta"][key] for r in records if key in r.get("meta", {})}
-            result[split] = {"shared_values": len(shared), "val_images": sum(val_values[v] for v in shared)}
-    return result
-
-
-def meta_stats(records: list[dict], unrecognised_names: int) -> dict:
-    """Per `meta` key: records that have it and its distinct values (counts per value when few)."""
+def meta_stats(records: list[dict], meta_counts: dict) -> dict:
+    """`meta_counts` (records whose name fits no scheme, where the label file disagrees with the path),
+    then per `meta` key: records that have it and its distinct values (counts per value when few)."""
     per_meta = Counter(id(r["meta"]) for r in records if "meta" in r)  # meta dicts are shared (drowsy.data.aihub)
     metas = {id(r["meta"]): r["meta"] for r in records if "meta" in r}
     values: dict[str, Counter] = {}
@@ -173,7 +86,7 @@ def meta_stats(records: list[dict], unrecognised_names: int) -> dict:
             values[k][v] += n
     keys = [k for k in meta.META_KEYS if k in values] + sorted(values.keys() - set(meta.META_KEYS))
     return {
-        "unrecognised_names": unrecognised_names,
+        **meta_counts,
         "records_with": {k: sum(values[k].values()) for k in keys},
         "distinct": {k: len(values[k]) for k in keys},
         "values": {k: {str(v): n for v, n in values[k].most_common()} for k in keys if len(values[k]) <= 50},
@@ -220,12 +133,16 @@ def prepare_dataset(
     images_dir: str | Path | None = None,
     group_by: str | None = None,
     resize: int = 0,
+    split: str = "draw",
 ) -> dict:
     """Validate `raw_dir`, split it, build the diet set, write `out_dir`.
 
     raw_dir: a competition folder (images/ + labels.json) or an AIHub tree (`raw_format` "auto" tells
     them apart); `images_dir`: where an AIHub tree's images are, when not under raw_dir.
     group_by: a `meta` key (e.g. "subject") whose groups validation holds whole; None = random images.
+    split: "draw" (validation drawn with `seed`: `val_size` images, or whole groups with `group_by`) or
+    "aihub" (the download's own: `Validation/` folders are validation, `Training/` train; `val_size`,
+    `seed` and `group_by` are not used). A split that would leave a side empty is a one-line error.
     Writes `train.json`, `val.json`, `diet.json` (manifests, `image_root` = absolute raw images
     folder) and `report.json`, plus `yolo/` or `coco/` when `export` asks. The diet set comes from
     the train split only, so no validation image leaks into training. `workers` threads read
@@ -236,6 +153,8 @@ def prepare_dataset(
         raise DrowsyError(f"export: must be one of {', '.join(EXPORTS)} or None, got {export!r}")
     if raw_format not in FORMATS:
         raise DrowsyError(f"format: must be one of {', '.join(FORMATS)}, got {raw_format!r}")
+    if split not in SPLITS:
+        raise DrowsyError(f"split: must be one of {', '.join(SPLITS)}, got {split!r}")
     if val_size < 0:
         raise DrowsyError(f"val_size: must be >= 0, got {val_size}")
     if resize and resize < MIN_LONG_SIDE:
@@ -255,7 +174,8 @@ def prepare_dataset(
             raw = dataclasses.replace(
                 raw, image_root=out_dir / "images", validation=dataclasses.replace(raw.validation, records=records)
             )
-        return _prepare(raw, out_dir, val_size, seed, group_by, export, progress, resized)
+        how = SplitSettings(split, val_size, seed, group_by)
+        return _prepare(raw, out_dir, how, export, progress, resized)
 
 
 def detect_format(raw_dir: Path, raw_format: str = "auto", images_dir: Path | None = None) -> str:
@@ -282,7 +202,18 @@ class RawData:
     labels: Path  # labels.json, or the AIHub tree's root
     image_root: Path
     validation: Validation
-    unrecognised_names: int
+    meta_counts: dict  # {"unrecognised_names": records, "label_disagrees": {meta key: records}}
+    keypoint_only: list[str] = dataclasses.field(default_factory=list)  # AIHub label files: key points, no box
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitSettings:
+    """How `prepare_dataset` splits: its `split`, `val_size`, `seed` and `group_by`."""
+
+    split: str = "draw"
+    val_size: int = 20000
+    seed: int = 0
+    group_by: str | None = None
 
 
 def read_raw(
@@ -301,7 +232,9 @@ def read_raw(
         validation = aihub.merge_validation(
             reading, validate_records(reading.records, reading.image_root, workers, progress)
         )
-        return RawData("aihub", raw_dir, reading.image_root, validation, reading.counts["unrecognised_names"])
+        meta_counts = {"unrecognised_names": reading.counts["unrecognised_names"]}
+        meta_counts["label_disagrees"] = dict(sorted(reading.label_disagrees.items()))
+        return RawData("aihub", raw_dir, reading.image_root, validation, meta_counts, reading.keypoint_only)
     labels_path, image_root = raw_dir / "labels.json", raw_dir / "images"
     records = read_labels(labels_path)
     if not image_root.is_dir():
@@ -314,27 +247,24 @@ def read_raw(
         unrecognised += not recognised
         if found:
             record["meta"] = meta.share(found, pool)
-    return RawData("competition", labels_path, image_root, validation, unrecognised)
+    return RawData("competition", labels_path, image_root, validation, {"unrecognised_names": unrecognised})
 
 
 def _prepare(
-    raw: RawData,
-    out_dir: Path,
-    val_size: int,
-    seed: int,
-    group_by: str | None,
-    export: str | None,
-    progress: bool,
-    resized: dict | None = None,
+    raw: RawData, out_dir: Path, how: SplitSettings, export: str | None, progress: bool, resized: dict | None = None
 ) -> dict:
-    records = raw.validation.records
+    records, group_by = raw.validation.records, how.group_by
     if group_by is not None and records and not any(group_by in r.get("meta", {}) for r in records):
         keys = sorted({k for r in records for k in r.get("meta", {})})
         raise DrowsyError(
             f"{raw.labels}: group_by {group_by!r}: no record's meta has this key "
             f'(keys: {", ".join(keys) or "none"}), so no group can be held out; group_by "" splits by random images'
         )
-    train, val = split_records(records, val_size, seed, group_by)
+    if how.split == "aihub":
+        train, val = aihub_split(records, raw.labels)
+    else:
+        train, val = split_records(records, how.val_size, how.seed, group_by)
+    check_split(train, val, how.val_size, how.split, group_by, raw.labels)
     diet, diet_counts = select_diet(train)
     splits = {"train": train, "val": val, "diet": diet}
 
@@ -348,42 +278,57 @@ def _prepare(
     elif export == "coco":
         outputs["coco"] = str(export_coco(out_dir, splits))
     outputs["report"] = str(out_dir / "report.json")
-    report = build_report(raw, splits, diet_counts, val_size, seed, group_by, outputs)
+    report = build_report(raw, splits, diet_counts, how, outputs)
     if resized:
         report["resize"] = resized  # {"long_side", "resized", "linked"}
     write_json(out_dir / "report.json", report)
     return report
 
 
-def build_report(raw: RawData, splits, diet_counts, val_size, seed, group_by, outputs) -> dict:
-    """The report: inputs, totals (read = kept + dropped), split sizes and subject leakage, per-split
-    class counts, diet rule counts, image shapes, meta coverage and every issue (dropped / repaired /
-    info) with its record, file, field and reason."""
+def build_report(raw: RawData, splits, diet_counts, how: SplitSettings, outputs) -> dict:
+    """The report: inputs, totals (read = kept + dropped + keypoint_only), split sizes and subject leakage,
+    per-split class counts, diet rule counts, image shapes, meta coverage, the AIHub label files with key
+    points only, and every issue (dropped / repaired / info) with its record, file, field and reason."""
     counts, validation = raw.validation.counts, raw.validation
     actions = Counter(issue["action"] for issue in validation.issues)
-    rule = "whole groups drawn at random until val_size" if group_by else "drawn at random"
+    if how.split == "aihub":
+        rule = "AIHub's own: val = the records under Validation/, train = those under Training/"
+    else:
+        drawn = "whole groups drawn at random until val_size" if how.group_by else "drawn at random"
+        rule = (
+            f"val = min(val_size, {MAX_VAL_FRACTION:.0%} of kept images, at least 1 when >= 2 images), "
+            f"{drawn} with the seed; train = the rest"
+        )
     return {
         "format": raw.raw_format,
         "labels": str(raw.labels),
         "image_root": str(raw.image_root),
         "totals": {
-            "records": {k: counts[f"records_{k}"] for k in ("read", "kept", "dropped")},
+            "records": {
+                **{k: counts[f"records_{k}"] for k in ("read", "kept", "dropped")},
+                "keypoint_only": len(raw.keypoint_only),
+            },
             "objects": {k: counts[f"objects_{k}"] for k in ("read", "kept", "dropped", "repaired")},
         },
         "split": {
-            "seed": seed,
-            "group_by": group_by,
-            "val_size_requested": val_size,
+            "split": how.split,
+            "seed": how.seed,
+            "group_by": how.group_by,
+            "val_size_requested": how.val_size,
             "val_images": len(splits["val"]),
             "train_images": len(splits["train"]),
-            "rule": f"val = min(val_size, {MAX_VAL_FRACTION:.0%} of kept images, at least 1 when >= 2 images), "
-            f"{rule} with the seed; train = the rest",
+            "rule": rule,
             "leakage": leakage(splits),
         },
         "splits": {split: split_stats(records) for split, records in splits.items()},
         "diet": {"source": "train split", "rules_in_order": list(DIET_RULES), **diet_counts},
         "image_shapes": image_shapes(validation.records),
-        "meta": meta_stats(validation.records, raw.unrecognised_names),
+        "meta": meta_stats(validation.records, raw.meta_counts),
+        "keypoint_only": {
+            "label_files": len(raw.keypoint_only),
+            "why": "key points but no visible box: the face is there unboxed, so not a training record",
+            "files": raw.keypoint_only,
+        },
         "issue_counts": {action: actions[action] for action in ("dropped", "repaired", "info")},
         "issues": validation.issues,
         "outputs": outputs,
@@ -395,7 +340,12 @@ def summarize(report: dict) -> str:
     records, objects = report["totals"]["records"], report["totals"]["objects"]
     splits = report["splits"]
     lines = [
-        f"records: {records['read']} read, {records['kept']} kept, {records['dropped']} dropped",
+        f"records: {records['read']} read, {records['kept']} kept, {records['dropped']} dropped"
+        + (
+            f", {records['keypoint_only']} key points only (faces without boxes: not training records)"
+            if records["keypoint_only"]
+            else ""
+        ),
         f"objects: {objects['read']} read, {objects['kept']} kept ({objects['repaired']} clipped), "
         f"{objects['dropped']} dropped",
         f"split: {splits['train']['images']} train, {splits['val']['images']} val images; "

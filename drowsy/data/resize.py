@@ -67,11 +67,14 @@ def _resize_chunk(
 
 
 def _scaled(record: dict, width: int, height: int) -> dict:
-    """The record of its copy at width x height: boxes scaled per axis, as the pixels were."""
+    """The record of its copy at width x height: boxes and key points scaled per axis, as the pixels were."""
     scale = (width / record["width"], height / record["height"]) * 2
     limits = (width, height) * 2
     objects = [
         {**o, "position": [round(min(v * f, limit), 2) for v, f, limit in zip(o["position"], scale, limits)]}
         for o in record["objects"]
     ]
-    return {**record, "width": width, "height": height, "channels": 1, "objects": objects}
+    scaled = {**record, "width": width, "height": height, "channels": 1, "objects": objects}
+    if "keypoints" in record:
+        scaled["keypoints"] = [[round(x * scale[0], 2), round(y * scale[1], 2)] for x, y in record["keypoints"]]
+    return scaled

@@ -183,6 +183,12 @@ def build_datasets(
     val_images of the validation manifest)."""
     train_set = load_manifest(require(config.train_manifest, MADE_BY_PREPARE))
     val_set = load_manifest(require(config.val_manifest, MADE_BY_PREPARE))
+    for manifest, purpose in ((train_set, "train"), (val_set, "validate")):
+        if not manifest.records:
+            raise DrowsyError(
+                f"{manifest.path}: no image to {purpose} on (made by {MADE_BY_PREPARE} with val_size 0, or from "
+                "a split with no image on that side); prepare it again with images on both sides"
+            )
     train_data = DetectionDataset(
         train_set.image_root,
         train_set.records,

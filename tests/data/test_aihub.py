@@ -11,7 +11,8 @@ from drowsy.cli import main
 from drowsy.data import meta
 from drowsy.data.aihub import is_aihub_tree, read_tree
 from drowsy.data.labels import load_manifest
-from drowsy.data.prepare import prepare_dataset, split_records
+from drowsy.data.prepare import prepare_dataset
+from drowsy.data.split import split_records
 from drowsy.errors import DrowsyError
 from tests.helpers import (
     AIHUB_H,
@@ -40,23 +41,61 @@ def test_meta_from_the_three_naming_schemes():
         "gaze_target": "rear-view mirror",
         "behaviour": "yawning",
     }
-    found, recognised = meta.from_path("Validation/[원천]bbox(실제도로환경)/3.택시/R_0123_45_M_02_1_0_Y_00017.jpg")
-    assert recognised and found == {
+    real_road = {
         "aihub_split": "validation",
         "environment": "real road",
-        "vehicle": "taxi",
-        "subject": "R_0123",
-        "age": 45,
+        "vehicle": "bus",
+        "subject": "R_216",
+        "age": 60,
         "gender": "male",
+        "scenario": "01",
+        "mask": False,
+        "glasses": True,
+        "cap": False,
+    }
+    for path in (
+        "Validation/[원천]bbox(실제도로환경)/1.버스/R_216_60_M/R_216_60_M_01_M0_G1_C0_01.jpg",
+        "Validation/[원천]bbox(실제도로환경)/1.버스/R_216_60_M/R_216_60_M_01_M0_G1_C0 01.jpg",  # a space
+        "2.Validation/원천데이터/bbox(실제도로환경)/1.버스/R_216_60_M/R_216_60_M_01_M0_G1_C0_01.jpg",  # repackaged
+    ):
+        assert meta.from_path(path) == (real_road, True), path
+    found, recognised = meta.from_path(
+        "Training/[원천]keypoint(준통제환경)/Q_105_40_F_02_M1_G0_C1/Q_105_40_F_02_M1_G0_C1_23.jpg"
+    )
+    assert recognised and found == {
+        "aihub_split": "training",
+        "environment": "semi-controlled",
+        "subject": "Q_105",
+        "age": 40,
+        "gender": "female",
         "scenario": "02",
         "mask": True,
         "glasses": False,
         "cap": True,
     }
+    # a name off the scheme keeps what its folders say: the subject of a real-road or sequence folder too
+    for path, subject in (
+        ("Training/[원천]bbox(실제도로환경)/4.트럭/R_233_40_M/frame.jpg", "R_233"),
+        ("Training/[원천]keypoint(준통제환경)/Q_105_40_M_02_M0_G0_C0/x.jpg", "Q_105"),
+    ):
+        found, recognised = meta.from_path(path)
+        assert not recognised and found["subject"] == subject and "scenario" not in found
     found, recognised = meta.from_path("Training/[원천]bbox(준통제환경)/x/some_other_name.jpg")
     assert not recognised and found == {"aihub_split": "training", "environment": "semi-controlled"}
     found, recognised = meta.from_path("001_G1_01_달빛_계기판_정상주시_20200917_182234_00001.jpg")  # unknown lighting
     assert not recognised and "lighting" not in found and found["behaviour"] == "normal"
+    # the invented scheme of earlier versions is not a real one
+    assert not meta.from_path("R_0123_45_M_02_1_0_Y_00017.jpg")[1]
+
+
+def test_the_label_file_fills_only_what_the_path_does_not_say_and_disagreements_are_named():
+    path_meta = {"subject": "R_216", "age": 60, "gender": "male", "mask": False}
+    label = {"subject": "0", "age": 63, "gender": "female", "glasses": True, "mask": False}
+    assert meta.merge_label(path_meta, label) == ["subject", "gender"]  # 63 is in the sixties the name says
+    assert path_meta == {"subject": "R_216", "age": 60, "gender": "male", "mask": False, "glasses": True}
+    agreeing = {"subject": "001"}
+    assert meta.merge_label(agreeing, {"subject": "1", "age": 34}) == [] and agreeing == {"subject": "001", "age": 34}
+    assert meta.merge_label({"subject": "R_216", "age": 60}, {"subject": "216", "age": 59}) == ["age"]
 
 
 def test_meta_from_the_label_json():
@@ -87,7 +126,12 @@ def test_a_clean_tree_maps_every_box_to_its_class(tmp_path):
     )
     tree.add("002_G1", controlled_stem(2, 1, behaviour="통화재현"), phone)
     report = prepare_dataset(tree.root, tmp_path / "out", val_size=0, progress=False)
-    assert report["format"] == "aihub" and report["totals"]["records"] == {"read": 2, "kept": 2, "dropped": 0}
+    assert report["format"] == "aihub" and report["totals"]["records"] == {
+        "read": 2,
+        "kept": 2,
+        "dropped": 0,
+        "keypoint_only": 0,
+    }
     records = {r["meta"]["subject"]: r for r in load_manifest(tmp_path / "out" / "train.json").records}
     assert sorted(o["class"] for o in records["001"]["objects"]) == ["eye_closed", "eye_opened", "face", "mouth_opened"]
     second = records["002"]

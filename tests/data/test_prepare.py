@@ -17,16 +17,14 @@ from drowsy.data.labels import load_manifest
 from drowsy.data.prepare import (
     detect_format,
     diet_rule,
-    leakage,
     meta_stats,
     prepare_dataset,
     read_raw,
     select_diet,
-    split_records,
     split_stats,
     summarize,
-    val_count,
 )
+from drowsy.data.split import leakage, split_records, val_count
 from drowsy.errors import DrowsyError
 from drowsy.files import link_image
 from tests.helpers import AIHubTree, controlled_stem
@@ -216,7 +214,7 @@ def test_meta_stats_count_records_per_key_and_value_and_list_values_up_to_50():
     metas = [{"subject": str(i), "scenario": str(min(i, 49)), "environment": "controlled"} for i in range(51)]
     records = [{"file_name": f"{i}_{f}.jpg", "meta": m} for i, m in enumerate(metas) for f in range(2)]
     records.append({"file_name": "other.jpg"})
-    stats = meta_stats(records, unrecognised_names=1)
+    stats = meta_stats(records, {"unrecognised_names": 1})
     assert stats == {
         "unrecognised_names": 1,
         "records_with": {"subject": 102, "scenario": 102, "environment": 102},
@@ -263,7 +261,7 @@ def test_prepare_writes_consistent_manifests_and_report(raw, tmp_path):
     assert not list(out.rglob("*.jpg"))  # images are never copied
 
     totals = report["totals"]
-    assert totals["records"] == {"read": 43, "kept": 40, "dropped": 3}
+    assert totals["records"] == {"read": 43, "kept": 40, "dropped": 3, "keypoint_only": 0}
     assert totals["objects"]["read"] == totals["objects"]["kept"] + totals["objects"]["dropped"]
     assert totals["objects"]["dropped"] == 1
     dropped = [(i["record"], i["field"], i["action"]) for i in report["issues"] if i["action"] != "info"]
@@ -287,6 +285,7 @@ def test_prepare_writes_consistent_manifests_and_report(raw, tmp_path):
     )
     no_subjects = {"shared_values": 0, "val_images": 0}
     assert report["split"] == {
+        "split": "draw",
         "seed": 0,
         "group_by": None,
         "val_size_requested": 6,
@@ -356,6 +355,7 @@ def test_competition_names_give_meta_for_a_split_by_driver_and_the_report(named_
     )
     nothing_shared = {"shared_values": 0, "val_images": 0}
     assert report["split"] == {
+        "split": "draw",
         "seed": 0,
         "group_by": "subject",
         "val_size_requested": 4,

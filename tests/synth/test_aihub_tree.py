@@ -34,7 +34,7 @@ def tree(tmp_path_factory):
 def test_the_reader_reads_every_frame_with_full_meta(tree):
     _, report, records = tree
     assert report["format"] == "aihub"
-    assert report["totals"]["records"] == {"read": 120, "kept": 120, "dropped": 0}
+    assert report["totals"]["records"] == {"read": 120, "kept": 120, "dropped": 0, "keypoint_only": 0}
     assert report["issue_counts"] == {"dropped": 0, "repaired": 0, "info": 0}
     assert report["meta"]["unrecognised_names"] == 0
     assert {r["meta"]["subject"] for r in records} == {f"{s:03d}" for s in range(1, 11)}  # 30 recordings / 3
