@@ -5,10 +5,11 @@
 Builds (once, cached in a temp folder it prints) a dataset of `--records` tiny JPEGs (32x18 px, a
 few distinct files hard-linked to every name, so it costs little disk) with face/eye/mouth boxes
 and some phones and cigars at roughly the real class rates: in the competition layout (one
-labels.json) or as an AIHub tree (one label JSON per image, 500 frames per subject folder, names in
-the controlled scheme). Then runs `prepare_dataset` in a fresh process and prints its wall time,
-CPU time (the fair number on a busy machine) and peak RSS from resource.getrusage (children
-included). Targets on 2 cores: competition <= 15 s, AIHub <= 60 s, both <= 2 GB. The page cache
+labels.json) or as an AIHub tree (one label JSON per image, 500 frames per subject folder, the real
+names of the three subsets: 70 % controlled, 20 % real road, 10 % semi-controlled with key points).
+Then runs `prepare_dataset` in a fresh process and prints its wall time, CPU time (the fair number on
+a busy machine) and peak RSS from resource.getrusage (children included). Targets on 2 cores:
+competition <= 12 s, AIHub <= 60 s, both <= 2 GB. The page cache
 is warm after the first run; a cold disk reads 273k inodes more slowly (more header threads,
 `--workers`, hide some of that latency).
 """
@@ -50,20 +51,45 @@ def build_fixture(root: Path, records: int, seed: int = 0) -> None:
 AIHUB_KEYS = {"face": "Face", "phone": "Phone", "cigar": "Cigar", "mouth_opened": "Mouth", "mouth_closed": "Mouth"}
 
 
+SUBSETS = ((0.7, "bbox(통제환경)"), (0.9, "bbox(실제도로환경)"), (1.0, "keypoint(준통제환경)"))  # cumulative shares
+KEYPOINTS = {"Count": 70, "Points": [f"{10 + k % 13:.2f}" for k in range(140)]}
+
+
+def aihub_path(i: int, records: int, frames_per_subject: int) -> tuple[str, str]:
+    """(folder under [라벨]/[원천], file stem) of record i, in the real names of its subset: the first 70 % of
+    the records controlled, then 20 % real road (a space before the frame in every 8th scenario), then 10 %
+    semi-controlled sequences of 25 frames."""
+    subject, local = divmod(i, frames_per_subject)
+    subject += 1
+    subset = next(folder for share, folder in SUBSETS if i < share * records)
+    if subset == "bbox(통제환경)":
+        folder = f"{subject:03d}_G1"
+        return f"{subset}/{folder}", f"{folder}_01_무광원_계기판_정상주시_20200917_182234_{local:05d}"
+    person = f"{'R' if subset == 'bbox(실제도로환경)' else 'Q'}_{subject:03d}_40_M"
+    if subset == "bbox(실제도로환경)":
+        scenario, frame = divmod(local, 20)
+        separator = " " if scenario % 8 == 7 else "_"
+        return f"{subset}/1.버스/{person}", f"{person}_{scenario + 1:02d}_M0_G1_C0{separator}{frame + 1:02d}"
+    sequence, frame = divmod(local, 25)
+    folder = f"{person}_{sequence + 1:02d}_M0_G0_C0"
+    return f"{subset}/{folder}", f"{folder}_{frame + 1:02d}"
+
+
 def build_aihub_fixture(root: Path, records: int, seed: int = 0, frames_per_subject: int = 500) -> None:
-    """An AIHub tree: `Training/[원천]bbox(통제환경)/<subject>_G1/*.jpg` and the label JSON of each
-    under `[라벨]bbox(통제환경)`; `root/complete` marks a finished build."""
+    """An AIHub tree with the real names of its three subsets (`aihub_path`): images under `Training/[원천]...`
+    and the label JSON of each under `[라벨]...` (with 70 key points in the semi-controlled subset);
+    `root/complete` marks a finished build."""
     rng = np.random.default_rng(seed)
     sources = source_images(root, records, rng)
     width, height = IMAGE_SIZE
+    made = set()
     for i in range(records):
-        subject = i // frames_per_subject + 1
-        folder = f"{subject:03d}_G1"
-        stem = f"{subject:03d}_G1_01_무광원_계기판_정상주시_20200917_182234_{i % frames_per_subject:05d}"
-        images, labels = (root / "Training" / f"[{kind}]bbox(통제환경)" / folder for kind in ("원천", "라벨"))
-        if i % frames_per_subject == 0:
+        folder, stem = aihub_path(i, records, frames_per_subject)
+        images, labels = (root / "Training" / f"[{kind}]{folder}" for kind in ("원천", "라벨"))
+        if folder not in made:
             images.mkdir(parents=True, exist_ok=True)
             labels.mkdir(parents=True, exist_ok=True)
+            made.add(folder)
         if not (images / f"{stem}.jpg").exists():
             os.link(sources[i % len(sources)], images / f"{stem}.jpg")
         boxes = {
@@ -79,9 +105,9 @@ def build_aihub_fixture(root: Path, records: int, seed: int = 0, frames_per_subj
                 boxes[key]["Opened"] = cls.endswith("opened")
         document = {
             "FileInfo": {"FileName": f"{stem}.jpg", "Width": width, "Height": height, "Channel": 1},
-            "UserInfo": {"ID": f"{subject:03d}", "Gender": "남", "Age": 30},
-            "Accessory": {"Mask": False, "Glasses": bool(subject % 3 == 0), "Cap": False},
-            "ObjectInfo": {"KeyPoints": {}, "BoundingBox": boxes},
+            "UserInfo": {"ID": stem.split("_")[1] if stem[0] in "RQ" else stem[:3], "Gender": "남", "Age": 30},
+            "Accessory": {"Mask": False, "Glasses": bool(i % 3 == 0), "Cap": False},
+            "ObjectInfo": {"KeyPoints": KEYPOINTS if folder.startswith("keypoint") else {}, "BoundingBox": boxes},
         }
         (labels / f"{stem}.json").write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
     (root / "complete").touch()
@@ -153,7 +179,8 @@ def main() -> None:
     if args.measure:
         measure(*args.measure, args.workers)
         return
-    root = Path(tempfile.gettempdir()) / f"drowsy_prepare_bench_{args.format}_{args.records}"
+    layout = "aihub3" if args.format == "aihub" else args.format  # aihub3: the three subsets' real names
+    root = Path(tempfile.gettempdir()) / f"drowsy_prepare_bench_{layout}_{args.records}"
     print(f"fixture: {root}")
     if not (root / "complete").exists():
         start = time.perf_counter()
