@@ -4,7 +4,7 @@ import argparse
 
 from drowsy.commands.options import field_help, positive_int, renamed
 
-HELP = "predict a folder of images with one model or an ensemble (optional TTA); write submission JSON"
+HELP = "predict a folder of images (or a manifest) with one model or an ensemble (optional TTA); write submission JSON"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,8 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--images",
         required=True,
-        metavar="DIR",
-        help="folder of .jpg/.jpeg/.png images (or a competition folder holding images/)",
+        metavar="DIR|JSON",
+        help="folder of .jpg/.jpeg/.png images (or a competition folder holding images/), or a manifest of drowsy "
+        "prepare (val.json: its images, named by their file_name, as drowsy evaluate --labels val.json expects)",
     )
     parser.add_argument("--out", required=True, metavar="JSON", help="submission file to write")
     from drowsy.notebooks import EnsembleParams  # notebook 05's parameters: the same settings

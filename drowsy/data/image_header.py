@@ -46,7 +46,7 @@ def read_image_header(path: str | Path) -> tuple[int, int, int, int] | str:
     except OSError as err:
         return f"cannot open image ({err.strerror})"
     try:
-        head = os.pread(fd, 4096, 0)
+        head = os.pread(fd, _HEAD, 0)
         if head.startswith(_JPEG_SOI):
             return _jpeg_header(fd, head)
         if head.startswith(_PNG_SIGNATURE):
@@ -60,15 +60,25 @@ def read_image_header(path: str | Path) -> tuple[int, int, int, int] | str:
     return _decoded_header(path)
 
 
+_HEAD = 4096  # bytes read first: a file shorter than this is then read whole
 _TRAILER = 64 * 1024  # bytes at a file's end searched for its end marker
+_TAIL = 32  # bytes at a file's end looked at first: the end marker, maybe zero padding after it
 
 
-def _ends_with(fd: int, marker: bytes, after: int) -> bool:
+def _ends_with(fd: int, head: bytes, marker: bytes, after: int) -> bool:
     """Whether the end marker is in the file's last `_TRAILER` bytes past offset `after` (the frame
     header: an EXIF thumbnail's own end marker comes before it). Encoders and cameras may pad or
     append data after the end marker (block padding, maker trailers), which decoders ignore; a file
-    cut off in its image data has no end marker at all (nor one cut off before `after`)."""
+    cut off in its image data has no end marker at all (nor one cut off before `after`).
+
+    `head`, the file's first bytes, is the whole file when shorter than `_HEAD`; otherwise the last
+    `_TAIL` bytes are read, and only when they do not end in the marker (zero padding aside), the
+    `_TRAILER`: one small read for almost every image instead of 64 KiB."""
+    if len(head) < _HEAD:
+        return marker in head[after:]
     size = os.fstat(fd).st_size
+    if os.pread(fd, _TAIL, max(after, size - _TAIL)).rstrip(b"\0").endswith(marker):
+        return True
     begin = max(after, size - _TRAILER)
     return begin < size and marker in os.pread(fd, size - begin, begin)
 
@@ -111,7 +121,7 @@ def _jpeg_header(fd: int, head: bytes) -> tuple[int, int, int, int] | str:
             channels = buffer[at + 9]
             if not (width and height and channels):
                 return f"corrupt JPEG: frame header says {width}x{height}x{channels}"
-            if not _ends_with(fd, _JPEG_EOI, start + at + 10):
+            if not _ends_with(fd, head, _JPEG_EOI, start + at + 10):
                 return "truncated JPEG: no end-of-image marker"
             return width, height, channels, orientation
         if marker in (0xD9, 0xDA):  # end of image or start of scan before any frame header
@@ -133,7 +143,7 @@ def _png_header(fd: int, head: bytes) -> tuple[int, int, int, int] | str:
     channels = _PNG_CHANNELS.get(head[25])
     if not (width and height and channels):
         return f"corrupt PNG: header says {width}x{height}, colour type {head[25]}"
-    if not _ends_with(fd, _PNG_IEND, 33):
+    if not _ends_with(fd, head, _PNG_IEND, 33):
         return "truncated PNG: no IEND chunk"
     return width, height, channels, 1
 

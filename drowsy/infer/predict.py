@@ -22,13 +22,14 @@ import torch
 from torch import nn
 
 from drowsy.data.geometry import Letterbox, fit_img_size, letterbox
+from drowsy.data.labels import load_manifest
 from drowsy.device import autocast, select_device
 from drowsy.errors import DrowsyError
 from drowsy.files import list_images, read_gray, write_text_atomically
 from drowsy.infer.postprocess import FUSE_MODES, decode, to_detections, to_records
 from drowsy.models.checkpoint import load_checkpoint
 from drowsy.models.yolo import build_model, fuse_conv_bn
-from drowsy.paths import resolve
+from drowsy.paths import require, resolve
 from drowsy.progress import log
 from drowsy.progress import progress as progress_bar
 
@@ -320,6 +321,17 @@ def _prefetched_batches(paths: list[Path], batch: int):
             yield pending.popleft().result()
 
 
+def _inputs(images: str | Path) -> tuple[list[Path], list[str]]:
+    """(image paths, the names the submission gives them): a folder's images by file name, or a
+    manifest's by their `file_name` under its `image_root`."""
+    if str(images).endswith(".json"):
+        manifest = load_manifest(require(images, "notebooks/02_build_diet.ipynb (drowsy prepare)"))
+        names = [record["file_name"] for record in manifest.records]
+        return [manifest.image_root / name for name in names], names
+    paths = list_images(images)
+    return paths, [path.name for path in paths]
+
+
 def predict_folder(
     weights: list[str | Path],
     images_dir: str | Path,
@@ -335,15 +347,17 @@ def predict_folder(
     amp: bool = False,
     progress: bool = True,
 ) -> dict:
-    """Predict every image of a folder and write the competition submission JSON to `out_path`.
+    """Predict every image of a folder, or of a manifest of drowsy prepare (`val.json`: its images, named
+    by their `file_name`, so that `drowsy evaluate --labels val.json` scores them, AIHub paths included),
+    and write the competition submission JSON to `out_path`.
 
-    weights: checkpoints (.pt) and/or ONNX files, ensembled as `predict_ensemble` describes. Every image
-    gets an entry, also without detections; an unreadable image gets an empty entry and is reported.
-    Returns stats: images, detections, unreadable (list of {"file_name", "reason"}), seconds,
-    images_per_second, img_size (after rounding to the stride), out (path written).
+        weights: checkpoints (.pt) and/or ONNX files, ensembled as `predict_ensemble` describes. Every image
+        gets an entry, also without detections; an unreadable image gets an empty entry and is reported.
+        Returns stats: images, detections, unreadable (list of {"file_name", "reason"}), seconds,
+        images_per_second, img_size (after rounding to the stride), out (path written).
     """
     _check_options(conf, iou, max_det, fuse, batch, img_size)
-    paths = list_images(images_dir)
+    paths, names = _inputs(images_dir)
     detectors = [Detector(w, device, amp) for w in weights]
     class_names = _common_class_names(detectors)
     views = plan_views(detectors, img_size, tta)
@@ -351,20 +365,20 @@ def predict_folder(
     if fitted != img_size:
         log(f"note: img {img_size} is not a multiple of the largest stride; using {fitted}", file=sys.stderr)
     if not paths:
-        log(f"warning: {resolve(images_dir)}: no .jpg/.jpeg/.png images; writing an empty submission", file=sys.stderr)
+        log(f"warning: {resolve(images_dir)}: no images; writing an empty submission", file=sys.stderr)
     started = time.perf_counter()
-    records, unreadable = [], []
+    records, unreadable, named = [], [], iter(names)
     with progress_bar(total=len(paths), desc="predict", unit="img", enabled=progress) as bar:
         for loaded in _prefetched_batches(paths, batch):
             readable = [image for _, image, _ in loaded if image is not None]
             found = iter(_predict_batch(detectors, readable, views, conf, iou, max_det, fuse))
-            detections = []
-            for path, image, reason in loaded:
+            detections, batch_names = [], [next(named) for _ in loaded]
+            for name, (_, image, reason) in zip(batch_names, loaded):
                 if image is None:
-                    unreadable.append({"file_name": path.name, "reason": reason})
+                    unreadable.append({"file_name": name, "reason": reason})
                     log(f"unreadable, empty entry written: {reason}", file=sys.stderr)
                 detections.append(torch.zeros(0, 6) if image is None else next(found))
-            records += to_records([path.name for path, _, _ in loaded], detections, class_names)
+            records += to_records(batch_names, detections, class_names)
             bar.update(len(loaded))
     out = write_submission(records, out_path)
     seconds = time.perf_counter() - started

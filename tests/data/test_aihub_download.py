@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from drowsy.cli import main
 from drowsy.config import TrainConfig
 from drowsy.data.aihub import read_tree
 from drowsy.data.labels import load_manifest
@@ -136,7 +137,7 @@ def test_six_drivers_whose_label_files_all_say_id_0_still_split_by_driver(tmp_pa
     assert report["split"]["val_images"] >= 10 and report["split"]["leakage"]["train"]["shared_values"] == 0
 
 
-def test_repackaged_folders_and_spaced_names_prepare_and_train(tmp_path):
+def test_repackaged_folders_and_spaced_names_prepare_train_predict_and_evaluate(tmp_path, capsys):
     root = tmp_path / "raw"
     real_download(root, "1.Training", "2.Validation", label="라벨링데이터/", source="원천데이터/")
     report = prepare_dataset(root, tmp_path / "out", split="aihub", progress=False)
@@ -157,6 +158,13 @@ def test_repackaged_folders_and_spaced_names_prepare_and_train(tmp_path):
         progress=False,
     )
     assert summary["epochs_done"] == 1 and not summary["stopped"]
+    manifest, predictions = tmp_path / "out" / "train.json", tmp_path / "predictions.json"  # the spaced names
+    command = ["predict", "--weights", summary["last"], "--images", str(manifest), "--out", str(predictions)]
+    assert main([*command, "--img-size", "64", "--device", "cpu", "--quiet"]) == 0
+    names = [r["file_name"] for r in json.loads(predictions.read_text())["annotations"]]
+    assert names == [r["file_name"] for r in load_manifest(manifest).records] and any(" " in n for n in names)
+    assert main(["evaluate", "--labels", str(manifest), "--predictions", str(predictions), "--json"]) == 0
+    assert 0 <= json.loads(capsys.readouterr().out.splitlines()[-1])["mAP75"] <= 1
 
 
 def test_training_refuses_an_empty_validation_manifest(tmp_path):
@@ -174,8 +182,6 @@ def test_training_refuses_an_empty_validation_manifest(tmp_path):
 
 
 def test_drowsy_prepare_split_aihub_from_the_command_line(tmp_path, capsys):
-    from drowsy.cli import main
-
     tree = real_download(tmp_path / "raw")
     assert main(["prepare", str(tree.root), str(tmp_path / "out"), "--split", "aihub"]) == 0
     assert "17 train, 6 val images" in capsys.readouterr().out

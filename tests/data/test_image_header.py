@@ -145,6 +145,25 @@ def test_opencv_images_with_unusual_layout_match_decoded_size(tmp_path, make):
     assert header == (*decoded_size(path), 1) and header[:2] == (37, 23)
 
 
+@pytest.mark.parametrize(
+    "tail, complete",
+    [
+        (b"", True),  # ends in the marker: the 32-byte tail read finds it
+        (bytes(100), True),  # zero padding longer than the tail
+        (b"\xff" * 4 + b"maker trailer" * 400, True),  # 5 KB of a camera's data after EOI: the 64 KiB search
+        (None, False),  # cut off in the scan data
+    ],
+    ids=["marker-at-end", "long-zero-padding", "long-trailer", "truncated"],
+)
+def test_images_longer_than_the_first_read_are_checked_for_their_end_marker(tmp_path, tail, complete):
+    data = encoded(".jpg", 160, 120)  # noise: far more than the 4096 bytes read first
+    assert len(data) > 3 * 4096
+    path = tmp_path / "image.jpg"
+    path.write_bytes(data[: len(data) // 2] if tail is None else data + tail)
+    expected = (160, 120, 1, 1) if complete else "truncated JPEG: no end-of-image marker"
+    assert read_image_header(path) == expected
+
+
 def png_with_header(width: int, height: int, colour_type: int) -> bytes:
     """A real 5x3 PNG whose IHDR is rewritten (its CRC left stale: the header reader does not check it)."""
     data = bytearray(encoded(".png", 5, 3))
