@@ -78,8 +78,9 @@ class Detector:
     """One trained detector behind a common interface, from a drowsy checkpoint (`.pt`) or from an
     ONNX file written by `drowsy export` (`.onnx`, run by ONNX Runtime on the CPU).
 
-    Attributes: `weights` (path), `backend` ("torch" or "onnx"), `device`, `stride` (largest, pixels),
-    `in_channels`, `num_classes`, `class_names`.
+    Attributes: `weights` (path), `backend` ("torch" or "onnx"), `precision` ("fp32", "bf16 autocast", or
+    "int8" for a graph of `drowsy export --int8`), `device`, `stride` (largest, pixels), `in_channels`,
+    `num_classes`, `class_names`.
     amp: bf16 autocast (fp16 on GPUs without bf16) for the PyTorch backend; ignored for ONNX.
     onnx_threads: ONNX Runtime's intra-op threads (None: its default, one per physical core).
     """
@@ -95,6 +96,7 @@ class Detector:
 
     def _load_torch(self, device: str, amp: bool) -> None:
         self.backend, self.device, self.amp = "torch", select_device(device), amp
+        self.precision = "bf16 autocast" if amp else "fp32"
         model, checkpoint = load_inference_model(self.weights)
         self.model = model.to(self.device, memory_format=torch.channels_last)
         self.stride = int(model.model.strides.max())
@@ -117,6 +119,7 @@ class Detector:
         if missing:
             raise DrowsyError(f"{self.weights}: field '{missing[0]}': missing; export the model with drowsy export")
         self.stride, self.in_channels = int(meta["drowsy_stride"]), int(meta["drowsy_in_channels"])
+        self.precision = meta.get("drowsy_precision", "fp32")  # "int8": drowsy export --int8
         self.class_names = tuple(json.loads(meta["drowsy_class_names"]))
         self.num_classes = len(self.class_names)
         batch, _, size, _ = self.session.get_inputs()[0].shape

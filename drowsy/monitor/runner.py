@@ -116,9 +116,7 @@ def _torch_threads(threads: int | None):
 def _backend_name(detector) -> str:
     if detector is None:
         return "ground truth"
-    if detector.backend == "onnx":
-        return "onnxruntime fp32"
-    return "pytorch bf16 autocast" if detector.amp else "pytorch fp32"
+    return f"{'onnxruntime' if detector.backend == 'onnx' else 'pytorch'} {detector.precision}"
 
 
 def _batches(source: FrameSource | None, batch: int, limit: int | None):

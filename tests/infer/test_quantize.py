@@ -103,3 +103,20 @@ def test_cli_int8_export_and_its_one_line_errors(models, tmp_path, capsys):
     assert main([*command, "--int8"]) == 2
     assert "--int8 needs --calibrate SPLIT" in capsys.readouterr().err
     assert np.isfinite(Detector(out).decoded_predictions(torch.rand(1, 1, IMG, IMG)).numpy()).all()
+
+
+def test_the_monitor_runs_an_int8_graph_and_says_so(models, tmp_path):
+    from drowsy.config import MonitorConfig, MonitorRun
+    from drowsy.monitor.runner import run_monitor
+
+    _, int8, manifest = models
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(3):  # frames of one stream share one size
+        image = np.random.default_rng(i).integers(0, 256, (48, 64), dtype=np.uint8)
+        assert cv2.imwrite(str(frames / f"{i:03d}.png"), image)
+    detector = Detector(int8)
+    assert detector.precision == "int8"
+    run = MonitorRun(source=str(frames), out_dir=tmp_path / "out", img_size=IMG, annotate=False, progress=False)
+    summary = run_monitor(run, detector, MonitorConfig())
+    assert summary["frames"] == 3 and summary["backend"] == "onnxruntime int8"
