@@ -1,22 +1,25 @@
-"""The in-car question, one table: ONNX fp32 against INT8 on this CPU, speed, size and accuracy.
+"""The in-car question, one table: PyTorch fp32 and bf16, ONNX fp32 and INT8 on this CPU: speed, size, accuracy.
 
     python benchmarks/deploy.py [--weights weights/demo/finetune/best.pt] [--val data/prepared/demo/val.json]
                                 [--img-size 320] [--calibrate-images 100] [--runs 200]
 
-Exports the checkpoint to ONNX (fp32) and quantizes it (`drowsy export --int8`, calibrated on the first
-`--calibrate-images` of the validation split, spread evenly), then prints per backend: ms per image at
-batch 1 on one thread (the in-car case; median of `--runs` forward passes of a letterboxed image, the
-graph alone), ms per image at batch 8 on all threads (a dynamic export), the file's size, and the val
-mAP@0.75 overall and per class (scored as `drowsy predict --images val.json` and `drowsy evaluate` do).
+Runs the checkpoint with PyTorch (fp32, bf16 autocast), exports it to ONNX (fp32) and quantizes it
+(`drowsy export --int8`, calibrated on `--calibrate-images` of the validation split, spread evenly), then
+prints per backend: ms per image at batch 1 on one thread (the in-car case; median of `--runs` forward
+passes on random pixels, the network alone, decoding included), ms per image at batch 8 on all threads (a
+dynamic export), the file's size (the checkpoint's for PyTorch), and the val mAP@0.75 overall and per
+class (scored as `drowsy predict --images val.json` and `drowsy evaluate` do).
 """
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from drowsy import CLASSES
 from drowsy.data.labels import load_manifest
@@ -27,24 +30,29 @@ from drowsy.infer.predict import Detector, predict_folder
 from drowsy.infer.quantize import quantize_onnx
 
 
-def forward_ms(path: Path, batch: int, threads: int, runs: int) -> float:
-    """Median ms per image of the graph alone on random pixels."""
-    detector = Detector(path, onnx_threads=threads)
-    size = detector.fixed_size or int(detector.session.get_modelmeta().custom_metadata_map["drowsy_img_size"])
-    pixels = {"images": np.random.default_rng(0).random((batch, 1, size, size), dtype=np.float32)}
-    for _ in range(10):
-        detector.session.run(None, pixels)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        detector.session.run(None, pixels)
-        times.append(time.perf_counter() - start)
+def forward_ms(path: Path, size: int, batch: int, threads: int, runs: int, amp: bool) -> float:
+    """Median ms per image of the network alone (decoding included, no NMS) on random pixels; `threads` 0:
+    the library's own choice (all cores)."""
+    detector = Detector(path, device="cpu", amp=amp, onnx_threads=threads or None)
+    pixels = torch.from_numpy(np.random.default_rng(0).random((batch, 1, size, size), dtype=np.float32))
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+    try:
+        for _ in range(10):
+            detector.decoded_predictions(pixels)
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            detector.decoded_predictions(pixels)
+            times.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(before)
     return 1000 * statistics.median(times) / batch
 
 
-def accuracy(path: Path, val: str, img_size: int, folder: Path) -> dict:
-    out = folder / f"{path.stem}.json"
-    predict_folder([path], val, out, img_size=img_size, batch=8, progress=False)
+def accuracy(path: Path, val: str, img_size: int, folder: Path, amp: bool) -> dict:
+    out = folder / f"{path.stem}_{amp}.json"
+    predict_folder([path], val, out, img_size=img_size, batch=8, device="cpu", amp=amp, progress=False)
     truth = load_manifest(val).records
     return evaluate_detections(truth, read_json(out)["annotations"])
 
@@ -57,22 +65,29 @@ def main() -> None:
     parser.add_argument("--calibrate-images", type=int, default=100)
     parser.add_argument("--runs", type=int, default=200)
     args = parser.parse_args()
+    weights = Path(args.weights)
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
+        # backend -> (file at batch 1, file at batch 8, bf16 autocast)
+        backends = {"PyTorch fp32": (weights, weights, False), "PyTorch bf16": (weights, weights, True)}
         graphs = {}
         for dynamic in (False, True):
-            fp32 = export_onnx(args.weights, folder / f"fp32_{dynamic}.onnx", img_size=args.img_size, dynamic=dynamic)
-            int8 = quantize_onnx(fp32, folder / f"int8_{dynamic}.onnx", args.val, args.calibrate_images)
-            graphs[dynamic] = {"ONNX fp32": fp32, "ONNX INT8": int8}
+            fp32 = export_onnx(weights, folder / f"fp32_{dynamic}.onnx", img_size=args.img_size, dynamic=dynamic)
+            graphs[dynamic] = (
+                fp32,
+                quantize_onnx(fp32, folder / f"int8_{dynamic}.onnx", args.val, args.calibrate_images),
+            )
+        backends["ONNX fp32"] = (graphs[False][0], graphs[True][0], False)
+        backends["ONNX INT8"] = (graphs[False][1], graphs[True][1], False)
         header = ["backend", "ms/img b1 1 thread", "ms/img b8 all threads", "MB", "mAP@0.75", *CLASSES]
         print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
-        for name, path in graphs[False].items():
-            scores = accuracy(path, args.val, args.img_size, folder)
+        for name, (single, batched, amp) in backends.items():
+            scores = accuracy(single, args.val, args.img_size, folder, amp)
             row = [
                 name,
-                f"{forward_ms(path, 1, 1, args.runs):.2f}",
-                f"{forward_ms(graphs[True][name], 8, 0, args.runs // 4):.2f}",
-                f"{path.stat().st_size / 1e6:.1f}",
+                f"{forward_ms(single, args.img_size, 1, 1, args.runs, amp):.2f}",
+                f"{forward_ms(batched, args.img_size, 8, 0, args.runs // 4, amp):.2f}",
+                f"{single.stat().st_size / 1e6:.1f}",
                 f"{scores['mAP75']:.4f}",
                 *(f"{scores['per_class'][c]['AP75']:.3f}" for c in CLASSES),
             ]
