@@ -24,10 +24,12 @@ import torch
 from drowsy import CLASSES
 from drowsy.data.labels import load_manifest
 from drowsy.eval.metrics import evaluate_detections
-from drowsy.files import read_json
+from drowsy.eval.plots import DEPLOY_TABLE
+from drowsy.files import read_json, write_json
 from drowsy.infer.export import export_onnx
 from drowsy.infer.predict import Detector, predict_folder
 from drowsy.infer.quantize import quantize_onnx
+from drowsy.paths import resolve
 
 
 def forward_ms(path: Path, size: int, batch: int, threads: int, runs: int, amp: bool) -> float:
@@ -64,6 +66,7 @@ def main() -> None:
     parser.add_argument("--img-size", type=int, default=320)
     parser.add_argument("--calibrate-images", type=int, default=100)
     parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--out", default=DEPLOY_TABLE, help="the table as JSON, for notebook 05")
     args = parser.parse_args()
     weights = Path(args.weights)
     with tempfile.TemporaryDirectory() as scratch:
@@ -79,19 +82,24 @@ def main() -> None:
             )
         backends["ONNX fp32"] = (graphs[False][0], graphs[True][0], False)
         backends["ONNX INT8"] = (graphs[False][1], graphs[True][1], False)
-        header = ["backend", "ms/img b1 1 thread", "ms/img b8 all threads", "MB", "mAP@0.75", *CLASSES]
-        print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+        rows = []
         for name, (single, batched, amp) in backends.items():
             scores = accuracy(single, args.val, args.img_size, folder, amp)
-            row = [
-                name,
-                f"{forward_ms(single, args.img_size, 1, 1, args.runs, amp):.2f}",
-                f"{forward_ms(batched, args.img_size, 8, 0, args.runs // 4, amp):.2f}",
-                f"{single.stat().st_size / 1e6:.1f}",
-                f"{scores['mAP75']:.4f}",
-                *(f"{scores['per_class'][c]['AP75']:.3f}" for c in CLASSES),
-            ]
-            print("| " + " | ".join(row) + " |")
+            rows.append(
+                {
+                    "backend": name,
+                    "ms_batch1_1thread": round(forward_ms(single, args.img_size, 1, 1, args.runs, amp), 2),
+                    "ms_batch8_all_threads": round(forward_ms(batched, args.img_size, 8, 0, args.runs // 4, amp), 2),
+                    "MB": round(single.stat().st_size / 1e6, 1),
+                    "mAP75": round(scores["mAP75"], 4),
+                    **{cls: round(scores["per_class"][cls]["AP75"], 3) for cls in CLASSES},
+                }
+            )
+    print("| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]))
+    for row in rows:
+        print("| " + " | ".join(str(value) for value in row.values()) + " |")
+    write_json(args.out, {"weights": str(weights), "img_size": args.img_size, "val": args.val, "rows": rows})
+    print(f"wrote {resolve(args.out)} (notebook 05 plots it)")
 
 
 if __name__ == "__main__":

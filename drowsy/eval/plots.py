@@ -1,10 +1,13 @@
-"""Plots of `drowsy.eval.metrics` results: PR curves per class and the confusion matrix."""
+"""Plots of `drowsy.eval.metrics` results: PR curves per class, the confusion matrix, accuracy against speed
+per inference backend."""
 
 import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
 from drowsy import CLASSES
+
+DEPLOY_TABLE = "outputs/benchmarks/deploy/deploy.json"  # benchmarks/deploy.py's table, plotted in notebook 05
 
 
 def plot_pr_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], ax=None):
@@ -37,4 +40,16 @@ def plot_confusion_matrix(matrix: np.ndarray, classes=CLASSES, ax=None):
         ax=ax,
     )
     ax.set(xlabel="true", ylabel="predicted")
+    return ax
+
+
+def plot_backends(rows: list[dict], ax=None):
+    """Accuracy against speed, one point per inference backend: `rows` as benchmarks/deploy.py writes them
+    (`backend`, `ms_batch1_1thread`, `mAP75`); returns the Axes."""
+    ax = ax if ax is not None else plt.subplots(figsize=(7, 4.5))[1]
+    for row in rows:
+        ax.scatter(row["ms_batch1_1thread"], row["mAP75"], s=60)
+        ax.annotate(row["backend"], (row["ms_batch1_1thread"], row["mAP75"]), xytext=(6, 4), textcoords="offset points")
+    ax.set(xlabel="ms per image, batch 1, one thread", ylabel="val mAP@0.75")
+    ax.set_xlim(0, 1.25 * max(row["ms_batch1_1thread"] for row in rows))  # room for the rightmost label
     return ax

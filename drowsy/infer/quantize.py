@@ -7,7 +7,7 @@ decoding after the head (sigmoids, grid offsets, anchor sizes, the concatenation
 probabilities) stays in float: quantized to one 8-bit scale, pixel coordinates up to the input size and
 probabilities near 0 would share 256 steps, and every score would round away. The file keeps the
 metadata `drowsy.infer.predict.Detector` needs, says it is INT8 and on what it was calibrated, and is
-run by `Detector`, `drowsy predict`, notebook 05 and `drowsy monitor` like the fp32 graph.
+run by `Detector`, `drowsy predict` and `drowsy monitor` like the fp32 graph.
 """
 
 import json

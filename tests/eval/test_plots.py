@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from drowsy.eval.plots import plot_confusion_matrix, plot_pr_curves
+from drowsy.eval.plots import plot_backends, plot_confusion_matrix, plot_pr_curves
 
 
 def test_pr_curve_plot_shows_each_curve_labelled_with_its_ap():
@@ -52,3 +52,14 @@ def test_confusion_matrix_plot_shows_shares_of_each_true_class_on_a_0_to_1_scale
     ax = plot_confusion_matrix(never_true, classes)
     assert [t.get_text() for t in ax.texts] == ["0.50", "0.00", "0.00", "0.00", "0.00", "0.00", "0.50", "0.00", "0.00"]
     plt.close("all")
+
+
+def test_backends_are_plotted_one_labelled_point_each():
+    rows = [
+        {"backend": "ONNX fp32", "ms_batch1_1thread": 6.8, "mAP75": 0.80},
+        {"backend": "ONNX INT8", "ms_batch1_1thread": 5.4, "mAP75": 0.79},
+    ]
+    ax = plot_backends(rows)
+    points = [tuple(collection.get_offsets()[0]) for collection in ax.collections]
+    assert points == [(6.8, 0.80), (5.4, 0.79)]
+    assert [text.get_text() for text in ax.texts] == ["ONNX fp32", "ONNX INT8"] and ax.get_xlim() == (0, 8.5)
