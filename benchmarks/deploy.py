@@ -7,21 +7,26 @@ Runs the checkpoint with PyTorch (fp32, bf16 autocast), exports it to ONNX (fp32
 (`drowsy export --int8`, calibrated on `--calibrate-images` of the validation split, spread evenly), then
 prints per backend: ms per image at batch 1 on one thread (the in-car case; median of `--runs` forward
 passes on random pixels, the network alone, decoding included), ms per image at batch 8 on all threads (a
-dynamic export), the file's size (the checkpoint's for PyTorch), and the val mAP@0.75 overall and per
-class (scored as `drowsy predict --images val.json` and `drowsy evaluate` do).
+dynamic export), the file's size (the checkpoint's for PyTorch), the peak memory (PSS) of a fresh process
+doing the batch-1 one-thread passes, `drowsy monitor`'s frames per second on a 20 s synthetic clip (one thread,
+one frame per call, no video written), and the val mAP@0.75 overall and per class (scored as `drowsy predict
+--images val.json` and `drowsy evaluate` do).
 """
 
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from notebook_memory import peaks
 
 from drowsy import CLASSES
+from drowsy.config import MonitorConfig, MonitorRun
 from drowsy.data.labels import load_manifest
 from drowsy.eval.metrics import evaluate_detections
 from drowsy.eval.plots import DEPLOY_TABLE
@@ -29,7 +34,9 @@ from drowsy.files import read_json, write_json
 from drowsy.infer.export import export_onnx
 from drowsy.infer.predict import Detector, predict_folder
 from drowsy.infer.quantize import quantize_onnx
+from drowsy.monitor.runner import run_monitor
 from drowsy.paths import resolve
+from drowsy.synth.clips.write import write_clip
 
 
 def forward_ms(path: Path, size: int, batch: int, threads: int, runs: int, amp: bool) -> float:
@@ -52,6 +59,30 @@ def forward_ms(path: Path, size: int, batch: int, threads: int, runs: int, amp: 
     return 1000 * statistics.median(times) / batch
 
 
+def forward_only(path: str, size: int, amp: bool) -> None:
+    """The in-car process (`--forward-only`): one detector, one thread, batch 1, 50 forward passes."""
+    torch.set_num_threads(1)
+    detector = Detector(path, device="cpu", amp=amp, onnx_threads=1)
+    pixels = torch.rand(1, 1, size, size)
+    for _ in range(50):
+        detector.decoded_predictions(pixels)
+
+
+def peak_mib(path: Path, size: int, amp: bool, name: str) -> float:
+    """Peak PSS of a fresh process running `forward_only` (imports, model, runtime, activations), MiB."""
+    command = [sys.executable, __file__, "--forward-only", str(path), str(size), str(int(amp))]
+    return peaks(command, what=name)[0] * 1024
+
+
+def monitor_fps(path: Path, amp: bool, clip: Path, size: int, folder: Path) -> float:
+    """Frames per second of `drowsy monitor` on the clip (decoding, detection, state; no video written),
+    one compute thread, one frame per detector call."""
+    run = MonitorRun(
+        source=clip, out_dir=folder / "monitor", img_size=size, batch=1, threads=1, annotate=False, progress=False
+    )
+    return run_monitor(run, Detector(path, device="cpu", amp=amp, onnx_threads=1), MonitorConfig())["fps_achieved"]
+
+
 def accuracy(path: Path, val: str, img_size: int, folder: Path, amp: bool) -> dict:
     out = folder / f"{path.stem}_{amp}.json"
     predict_folder([path], val, out, img_size=img_size, batch=8, device="cpu", amp=amp, progress=False)
@@ -67,7 +98,11 @@ def main() -> None:
     parser.add_argument("--calibrate-images", type=int, default=100)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--out", default=DEPLOY_TABLE, help="the table as JSON, for notebook 05")
+    parser.add_argument("--forward-only", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.forward_only:
+        forward_only(args.forward_only[0], int(args.forward_only[1]), bool(int(args.forward_only[2])))
+        return
     weights = Path(args.weights)
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
@@ -82,6 +117,7 @@ def main() -> None:
             )
         backends["ONNX fp32"] = (graphs[False][0], graphs[True][0], False)
         backends["ONNX INT8"] = (graphs[False][1], graphs[True][1], False)
+        clip = write_clip(folder / "clip", 20, 15, seed=0, size=(400, 640), progress=False)
         rows = []
         for name, (single, batched, amp) in backends.items():
             scores = accuracy(single, args.val, args.img_size, folder, amp)
@@ -91,6 +127,8 @@ def main() -> None:
                     "ms_batch1_1thread": round(forward_ms(single, args.img_size, 1, 1, args.runs, amp), 2),
                     "ms_batch8_all_threads": round(forward_ms(batched, args.img_size, 8, 0, args.runs // 4, amp), 2),
                     "MB": round(single.stat().st_size / 1e6, 1),
+                    "peak_MiB": round(peak_mib(single, args.img_size, amp, name)),
+                    "monitor_fps_1thread": round(monitor_fps(batched, amp, clip, args.img_size, folder), 1),
                     "mAP75": round(scores["mAP75"], 4),
                     **{cls: round(scores["per_class"][cls]["AP75"], 3) for cls in CLASSES},
                 }
