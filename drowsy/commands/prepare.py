@@ -1,9 +1,10 @@
 """`drowsy prepare RAW OUT`: validate labels, split train/val, build the diet set, write manifests."""
 
 import argparse
+import functools
 
 from drowsy.commands.options import field_help
-from drowsy.data.split import SPLITS
+from drowsy.data.split import SPLITS, VAL_SIZE
 
 HELP = (
     "validate raw data (competition folder or AIHub tree), split train/val, build the diet set; "
@@ -33,10 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     from drowsy.notebooks import DietParams  # notebook 02's parameters: the same settings
 
-    def described(name: str, default) -> str:
-        return field_help(DietParams, name, default)
+    described = functools.partial(field_help, DietParams)
 
-    parser.add_argument("--val-size", type=lambda t: _count(t, 0), help=described("val_size", 20000))
+    parser.add_argument("--val-size", type=lambda t: _count(t, 0), help=described("val_size", VAL_SIZE))
     parser.add_argument("--split", choices=SPLITS, default="draw", help=described("split", "draw"))
     parser.add_argument("--seed", type=int, default=0, help=described("seed", 0))
     parser.add_argument(
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     report = prepare_dataset(
         args.raw,
         args.out,
-        val_size=20000 if args.val_size is None else args.val_size,
+        val_size=VAL_SIZE if args.val_size is None else args.val_size,
         split=args.split,
         seed=args.seed,
         export=args.export,

@@ -18,7 +18,7 @@ from drowsy.data import aihub, meta
 from drowsy.data.exports import EXPORTS, export_coco, export_yolo
 from drowsy.data.labels import Validation, read_labels, validate_records
 from drowsy.data.resize import MIN_LONG_SIDE, resize_images
-from drowsy.data.split import MAX_VAL_FRACTION, SPLITS, aihub_split, check_split, leakage, split_records
+from drowsy.data.split import MAX_VAL_FRACTION, SPLITS, VAL_SIZE, SplitSettings, leakage, train_val
 from drowsy.errors import DrowsyError
 from drowsy.files import gc_paused, write_json
 from drowsy.paths import resolve
@@ -124,7 +124,7 @@ def write_manifest(path: Path, image_root: Path, records: list[dict]) -> None:
 def prepare_dataset(
     raw_dir: str | Path,
     out_dir: str | Path,
-    val_size: int = 20000,
+    val_size: int = VAL_SIZE,
     seed: int = 0,
     export: str | None = None,
     workers: int | None = None,
@@ -206,16 +206,6 @@ class RawData:
     keypoint_only: list[str] = dataclasses.field(default_factory=list)  # AIHub label files: key points, no box
 
 
-@dataclasses.dataclass(frozen=True)
-class SplitSettings:
-    """How `prepare_dataset` splits: its `split`, `val_size`, `seed` and `group_by`."""
-
-    split: str = "draw"
-    val_size: int = 20000
-    seed: int = 0
-    group_by: str | None = None
-
-
 def read_raw(
     raw_dir: str | Path,
     raw_format: str = "auto",
@@ -253,18 +243,7 @@ def read_raw(
 def _prepare(
     raw: RawData, out_dir: Path, how: SplitSettings, export: str | None, progress: bool, resized: dict | None = None
 ) -> dict:
-    records, group_by = raw.validation.records, how.group_by
-    if group_by is not None and records and not any(group_by in r.get("meta", {}) for r in records):
-        keys = sorted({k for r in records for k in r.get("meta", {})})
-        raise DrowsyError(
-            f"{raw.labels}: group_by {group_by!r}: no record's meta has this key "
-            f'(keys: {", ".join(keys) or "none"}), so no group can be held out; group_by "" splits by random images'
-        )
-    if how.split == "aihub":
-        train, val = aihub_split(records, raw.labels)
-    else:
-        train, val = split_records(records, how.val_size, how.seed, group_by)
-    check_split(train, val, how.val_size, how.split, group_by, raw.labels)
+    train, val = train_val(raw.validation.records, how, raw.labels)
     diet, diet_counts = select_diet(train)
     splits = {"train": train, "val": val, "diet": diet}
 

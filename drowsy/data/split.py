@@ -2,6 +2,7 @@
 subject, stratified by class), or AIHub's own (its `Validation/` folder), and checked not to leave a
 side empty."""
 
+import dataclasses
 import itertools
 from collections import Counter
 
@@ -11,6 +12,7 @@ from drowsy import CLASS_IDS, CLASSES
 from drowsy.errors import DrowsyError
 
 SPLITS = ("draw", "aihub")  # drawn with the seed; the download's Training/ and Validation/ folders
+VAL_SIZE = 20000  # validation images drawn by default (the recipe's)
 LEAKAGE_KEY = "subject"  # report.json says how many validation subjects also appear in train
 MAX_VAL_FRACTION = 0.2
 STRATIFY_WINDOW = 64  # groups weighed at each draw of a grouped split
@@ -99,7 +101,35 @@ def leakage(splits: dict[str, list[dict]], key: str = LEAKAGE_KEY) -> dict:
     return result
 
 
-def aihub_split(records: list[dict], source) -> tuple[list[dict], list[dict]]:
+@dataclasses.dataclass(frozen=True)
+class SplitSettings:
+    """How to split: `split` ("draw" or "aihub"), and for "draw" `val_size`, `seed` and `group_by` (a meta key
+    whose groups validation holds whole; None: random images)."""
+
+    split: str
+    val_size: int
+    seed: int
+    group_by: str | None
+
+
+def train_val(records: list[dict], how: SplitSettings, source) -> tuple[list[dict], list[dict]]:
+    """(train, val) as `how` says, or a one-line DrowsyError naming `source` (the raw data) when it cannot
+    be made: a `group_by` key no record has, a record outside AIHub's folders, a side left empty."""
+    if how.split == "aihub":
+        train, val = _aihub_split(records, source)
+    else:
+        if how.group_by is not None and records and not any(how.group_by in r.get("meta", {}) for r in records):
+            keys = sorted({k for r in records for k in r.get("meta", {})})
+            raise DrowsyError(
+                f"{source}: group_by {how.group_by!r}: no record's meta has this key (keys: "
+                f'{", ".join(keys) or "none"}), so no group can be held out; group_by "" splits by random images'
+            )
+        train, val = split_records(records, how.val_size, how.seed, how.group_by)
+    _check_sides(train, val, how, source)
+    return train, val
+
+
+def _aihub_split(records: list[dict], source) -> tuple[list[dict], list[dict]]:
     """(train, val) as the download has them: records under `Validation/` are validation, those under
     `Training/` train (meta `aihub_split`); a record under neither is a one-line error."""
     train, val = [], []
@@ -114,15 +144,15 @@ def aihub_split(records: list[dict], source) -> tuple[list[dict], list[dict]]:
     return train, val
 
 
-def check_split(train: list[dict], val: list[dict], val_size: int, split: str, group_by: str | None, source) -> None:
+def _check_sides(train: list[dict], val: list[dict], how: SplitSettings, source) -> None:
     """One line saying why, when the split leaves train empty, or validation empty though some was asked
     for (val_size > 0, or AIHub's own split): instead of writing an empty manifest."""
-    if train and (val or (split == "draw" and val_size == 0)):
+    if train and (val or (how.split == "draw" and how.val_size == 0)):
         return
     empty = "train" if not train else "validation"
-    records = train + val
+    records, group_by = train + val, how.group_by
     groups = {record.get("meta", {}).get(group_by) for record in records} if group_by else set()
-    if split == "aihub":
+    if how.split == "aihub":
         folder = "Training/" if empty == "train" else "Validation/"
         why = f'no usable record is under a {folder} folder; split "draw" draws validation with the seed'
     elif len(records) < 2:
@@ -133,5 +163,5 @@ def check_split(train: list[dict], val: list[dict], val_size: int, split: str, g
             'group_by "" splits by random images'
         )
     else:
-        why = f"val_size {val_size} of {len(records)} records"
+        why = f"val_size {how.val_size} of {len(records)} records"
     raise DrowsyError(f"{source}: the split would leave {empty} empty: {why}")
