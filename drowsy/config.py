@@ -88,9 +88,8 @@ def field_comments(cls) -> dict[str, str]:
     for klass in reversed(cls.__mro__):
         if dataclasses.is_dataclass(klass) and "__dataclass_fields__" in vars(klass):
             comments.update(_source_comments(klass))
-    for field in dataclasses.fields(cls):
-        comments[field.name] = field.metadata.get("comment", comments.get(field.name))
-    return {name: text for name, text in comments.items() if text and name in {f.name for f in dataclasses.fields(cls)}}
+    found = {field.name: field.metadata.get("comment", comments.get(field.name)) for field in dataclasses.fields(cls)}
+    return {name: text for name, text in found.items() if text}
 
 
 def _source_comments(cls) -> dict[str, str]:

@@ -218,7 +218,12 @@ def _read_label_file(
     info = document.get("ObjectInfo")
     boxes = info.get("BoundingBox") if isinstance(info, dict) else None
     keypoints = _keypoints(reading, index, label_file, info.get("KeyPoints")) if isinstance(info, dict) else None
-    if keypoints and not any(isinstance(box, dict) and box.get("isVisible") is True for box in _values(boxes)):
+    shown = [
+        b
+        for b in (boxes.values() if isinstance(boxes, dict) else ())
+        if isinstance(b, dict) and b.get("isVisible") is True
+    ]
+    if keypoints and not shown:
         image, _ = _find_image(document, label_file, images, claimed)
         if image is not None:
             claimed[image] = label_file  # its image is accounted for, not listed as unlabelled
@@ -249,16 +254,12 @@ def _read_label_file(
     reading.record_ids.append(index)
 
 
-def _values(boxes) -> list:
-    return list(boxes.values()) if isinstance(boxes, dict) else []
-
-
 def _keypoints(reading: Reading, index: int, label_file: str, value) -> list[list[float]] | None:
     """`KeyPoints` as [x, y] pairs; None when the file has none (absent, `{}` or a count of 0). Points that
     are not 2 x Count numbers are not kept: one repaired issue, the record itself goes on."""
     if not isinstance(value, dict) or not value or value.get("Count") in (0, "0"):
         return None
-    points, count = value.get("Points"), _count(value.get("Count"))
+    points, count = value.get("Points"), meta_names.as_integer(value.get("Count"))
     numbers = _numbers(points) if isinstance(points, list) else None
     if numbers is None or count is None or len(numbers) != 2 * count:
         reason = f"key points not kept: Points must be 2 x Count numbers (Count {value.get('Count')!r}, " + (
@@ -267,14 +268,6 @@ def _keypoints(reading: Reading, index: int, label_file: str, value) -> list[lis
         reading.issues.append(_issue(index, label_file, None, "ObjectInfo.KeyPoints", reason, "repaired"))
         return None
     return [numbers[i : i + 2] for i in range(0, len(numbers), 2)]
-
-
-def _count(value) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
-        return int(value)
-    return None
 
 
 def _drop(reading: Reading, index: int, label_file: str, image, field: str, reason: str, objects: int) -> None:

@@ -127,7 +127,7 @@ def from_label(document: dict) -> dict:
         gender = GENDER.get(str(user.get("Gender", "")).strip().lower())
         if gender:
             meta["gender"] = gender
-        age = _integer(user.get("Age"))
+        age = as_integer(user.get("Age"))
         if age is not None:
             meta["age"] = age
     accessory = document.get("Accessory")
@@ -241,7 +241,8 @@ def _flag(value) -> bool | None:
     return None
 
 
-def _integer(value) -> int | None:
+def as_integer(value) -> int | None:
+    """An int, or a string of digits as one ("34"); None for anything else (a bool included)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
