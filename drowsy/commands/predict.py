@@ -1,6 +1,7 @@
 """`drowsy predict`: detections for every image of a folder, written as a competition submission."""
 
 import argparse
+import functools
 
 from drowsy.commands.options import field_help, positive_int, renamed
 
@@ -26,8 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="JSON", help="submission file to write")
     from drowsy.notebooks import EnsembleParams  # notebook 05's parameters: the same settings
 
-    def described(name: str, default) -> str:
-        return field_help(EnsembleParams, name, default)
+    described = functools.partial(field_help, EnsembleParams)
 
     parser.add_argument("--img-size", type=positive_int, default=1536, help=described("predict_img_size", 1536))
     parser.add_argument("--conf", type=float, default=0.006, help=described("conf", 0.006))

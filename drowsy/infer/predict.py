@@ -354,10 +354,10 @@ def predict_folder(
     by their `file_name`, so that `drowsy evaluate --labels val.json` scores them, AIHub paths included),
     and write the competition submission JSON to `out_path`.
 
-        weights: checkpoints (.pt) and/or ONNX files, ensembled as `predict_ensemble` describes. Every image
-        gets an entry, also without detections; an unreadable image gets an empty entry and is reported.
-        Returns stats: images, detections, unreadable (list of {"file_name", "reason"}), seconds,
-        images_per_second, img_size (after rounding to the stride), out (path written).
+    weights: checkpoints (.pt) and/or ONNX files, ensembled as `predict_ensemble` describes. Every image
+    gets an entry, also without detections; an unreadable image gets an empty entry and is reported.
+    Returns stats: images, detections, unreadable (list of {"file_name", "reason"}), seconds,
+    images_per_second, img_size (after rounding to the stride), out (path written).
     """
     _check_options(conf, iou, max_det, fuse, batch, img_size)
     paths, names = _inputs(images_dir)

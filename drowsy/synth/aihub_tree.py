@@ -297,20 +297,15 @@ def face_keypoints(objects: list[dict]) -> dict:
         eyes = [[*on_face(u - 0.1, 0.4), *on_face(u + 0.1, 0.46)] for u in (0.32, 0.68)]
     mouth = boxes.get("mouth", [[*on_face(0.35, 0.74), *on_face(0.65, 0.84)]])[0]
     points = [on_face(u, v) for u, v in _JAW + _BROWS + _NOSE]
-    for ex1, ey1, ex2, ey2 in eyes:
-        points += _ring((ex1 + ex2) / 2, (ey1 + ey2) / 2, (ex2 - ex1) / 2, (ey2 - ey1) / 2, 6)
-    mx, my, mw, mh = (
-        (mouth[0] + mouth[2]) / 2,
-        (mouth[1] + mouth[3]) / 2,
-        (mouth[2] - mouth[0]) / 2,
-        (mouth[3] - mouth[1]) / 2,
-    )
-    points += _ring(mx, my, mw, mh, 12) + _ring(mx, my, 0.6 * mw, 0.5 * mh, 8)
-    points += [((ex1 + ex2) / 2, (ey1 + ey2) / 2) for ex1, ey1, ex2, ey2 in eyes]
+    points += _ring(eyes[0], 6) + _ring(eyes[1], 6) + _ring(mouth, 12) + _ring(mouth, 8, scale=(0.6, 0.5))
+    points += [((x1 + x2) / 2, (y1 + y2) / 2) for x1, y1, x2, y2 in eyes]  # the pupils: the eyes' centres
     return {"Count": len(points), "Points": [f"{value:.2f}" for point in points for value in point]}
 
 
-def _ring(cx: float, cy: float, rx: float, ry: float, count: int) -> list[tuple[float, float]]:
+def _ring(box, count: int, scale: tuple[float, float] = (1.0, 1.0)) -> list[tuple[float, float]]:
+    """`count` points on the ellipse inscribed in `box` (x1, y1, x2, y2), its half-axes times `scale`."""
+    x1, y1, x2, y2 = box
+    cx, cy, rx, ry = (x1 + x2) / 2, (y1 + y2) / 2, scale[0] * (x2 - x1) / 2, scale[1] * (y2 - y1) / 2
     return [
         (cx + rx * math.cos(2 * math.pi * k / count), cy + ry * math.sin(2 * math.pi * k / count)) for k in range(count)
     ]
