@@ -15,11 +15,10 @@ RSS of one process in it (the kernel's); a failing notebook ends the run with it
 
 import argparse
 import json
-import sys
 import tempfile
 from pathlib import Path
 
-from notebook_memory import peaks
+from notebook_memory import full_preset_command, peaks
 
 from drowsy.files import write_json
 from drowsy.paths import REPO_ROOT
@@ -92,20 +91,9 @@ def main() -> None:
         (folder / "notebooks").mkdir(exist_ok=True)
         print(f"{'notebook':<28}{'seconds':>9}{'peak tree PSS GB':>18}{'largest peak RSS GB':>21}", flush=True)
         for notebook in NOTEBOOKS:
-            command = [
-                sys.executable,
-                "-m",
-                "papermill",
-                "--no-progress-bar",
-                "-k",
-                "python3",
-                "-f",
-                str(REPO_ROOT / "data" / "presets" / "full.yaml"),
-                "-f",
-                str(folder / "overrides.json"),
-                str(notebook),
-                str(folder / "notebooks" / notebook.name),
-            ]
+            command = full_preset_command(
+                notebook, folder / "notebooks" / notebook.name, "-f", str(folder / "overrides.json")
+            )
             pss, rss, seconds = peaks(command, what=notebook.stem)
             print(f"{notebook.stem:<28}{seconds:>9.0f}{pss:>18.2f}{rss:>21.2f}", flush=True)
         summary = json.loads((folder / "weights" / "finetune" / "config.json").read_text())["config"]

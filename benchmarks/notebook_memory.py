@@ -44,6 +44,13 @@ def manifests(folder: Path, images: list[int]) -> dict[int, Path]:
     return prepared
 
 
+def full_preset_command(notebook: Path, out: Path, *options: str) -> list[str]:
+    """papermill running `notebook` into `out` with the full preset and `options` after it (-f FILE, -p K V)."""
+    preset = REPO_ROOT / "data" / "presets" / "full.yaml"
+    command = [sys.executable, "-m", "papermill", "--no-progress-bar", "-k", "python3", "-f", str(preset)]
+    return [*command, *options, str(notebook), str(out)]
+
+
 def peaks(command: list[str], what: str = "notebook 03") -> tuple[float, float, float]:
     """Run `command` (papermill running `what`); (peak PSS of its process tree in GB, sampled every 0.2 s;
     the largest peak RSS of one process in it in GB, exact (VmHWM; the notebook kernel's, which holds the
@@ -85,19 +92,11 @@ def main() -> None:
                     workers=workers,
                     val_images=VAL_IMAGES,
                 )
-                command = [
-                    sys.executable,
-                    "-m",
-                    "papermill",
-                    "--no-progress-bar",
-                    "-k",
-                    "python3",
-                    "-f",
-                    str(REPO_ROOT / "data" / "presets" / "full.yaml"),
+                command = full_preset_command(
+                    REPO_ROOT / "notebooks" / "03_train_baseline.ipynb",
+                    folder / f"03_{n}_{workers}.ipynb",
                     *[arg for key, value in overrides.items() for arg in ("-p", key, str(value))],
-                    str(REPO_ROOT / "notebooks" / "03_train_baseline.ipynb"),
-                    str(folder / f"03_{n}_{workers}.ipynb"),
-                ]
+                )
                 results[n, workers] = peaks(command)
                 pss, rss, seconds = results[n, workers]
                 print(f"{n:>12}{workers:>9}{pss:>18.2f}{rss:>21.2f}{seconds:>9.0f}", flush=True)
