@@ -18,7 +18,7 @@ import onnx
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from drowsy.data.labels import load_manifest
+from drowsy.data.labels import load_manifest, spread
 from drowsy.errors import DrowsyError
 from drowsy.files import read_gray
 from drowsy.infer.predict import View, letterbox_views
@@ -94,8 +94,7 @@ class _CalibrationImages(CalibrationDataReader):
         split = load_manifest(self.manifest)
         if not split.records:
             raise DrowsyError(f"{self.manifest}: no image to calibrate on")
-        step = len(split.records) / min(count, len(split.records))
-        picked = [split.records[int(i * step)] for i in range(min(count, len(split.records)))]
+        picked = spread(split.records, count)
         self.count, self.size = len(picked), img_size
         self._paths = iter([split.image_root / record["file_name"] for record in picked])
 
