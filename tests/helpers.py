@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from drowsy import CLASS_IDS, CLASSES
-from drowsy.config import MonitorConfig
+from drowsy.config import MonitorConfig, TrainConfig
 from drowsy.models.checkpoint import save_checkpoint
 from drowsy.models.yolo import build_model
 from drowsy.monitor.events import Event
@@ -126,6 +126,28 @@ def noise_images(count: int, seed: int = 0) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     shapes = [(36, 64), (80, 50), (45, 90), (64, 64)]
     return [rng.integers(0, 256, shapes[i % len(shapes)], dtype=np.uint8) for i in range(count)]
+
+
+def tiny_config(prepared, run_dir, **overrides) -> TrainConfig:
+    """A few short epochs of yolov5n at 96 px on the `tiny_dataset` fixture's manifests, on the CPU."""
+    values = dict(
+        train_manifest=str(prepared / "train.json"),
+        val_manifest=str(prepared / "val.json"),
+        run_dir=str(run_dir),
+        model="yolov5n",
+        img_size=96,
+        batch=4,
+        nominal_batch=8,
+        epochs=3,
+        epoch_parts=2,
+        device="cpu",
+        workers=0,
+        cache=False,
+        val_every=3,
+        seed=1,
+    )
+    values.update(overrides)
+    return TrainConfig(**values)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,34 +2,17 @@
 
 import pytest
 
-from drowsy.config import TrainConfig
 from drowsy.data.labels import load_manifest, spread
 from drowsy.eval import ablation
 from drowsy.notebooks import EnsembleParams
 from drowsy.train.engine import train
+from tests.helpers import tiny_config
 
 
 @pytest.fixture(scope="module")
 def weights(tiny_dataset, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("ablation_model")
-    train(
-        TrainConfig(
-            train_manifest=str(tiny_dataset / "train.json"),
-            val_manifest=str(tiny_dataset / "val.json"),
-            run_dir=str(run_dir),
-            model="yolov5n",
-            img_size=96,
-            batch=4,
-            nominal_batch=8,
-            epochs=2,
-            epoch_parts=1,
-            device="cpu",
-            workers=0,
-            cache=False,
-            seed=1,
-        ),
-        progress=False,
-    )
+    train(tiny_config(tiny_dataset, run_dir, epochs=2, epoch_parts=1, val_every=5), progress=False)
     return {"baseline": run_dir / "best.pt", "finetune": run_dir / "last.pt"}
 
 

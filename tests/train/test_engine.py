@@ -8,32 +8,11 @@ import signal
 import pytest
 import torch
 
-from drowsy.config import TrainConfig
 from drowsy.errors import DrowsyError
 from drowsy.models.checkpoint import load_checkpoint, save_checkpoint
 from drowsy.train.engine import train
 from drowsy.train.loss import YoloLoss
-
-
-def tiny_config(prepared, run_dir, **overrides) -> TrainConfig:
-    values = dict(
-        train_manifest=str(prepared / "train.json"),
-        val_manifest=str(prepared / "val.json"),
-        run_dir=str(run_dir),
-        model="yolov5n",
-        img_size=96,
-        batch=4,
-        nominal_batch=8,
-        epochs=3,
-        epoch_parts=2,
-        device="cpu",
-        workers=0,
-        cache=False,
-        val_every=3,
-        seed=1,
-    )
-    values.update(overrides)
-    return TrainConfig(**values)
+from tests.helpers import tiny_config
 
 
 def final_weights(run_dir) -> dict:
