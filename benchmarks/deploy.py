@@ -1,16 +1,23 @@
-"""The in-car question, one table: PyTorch fp32 and bf16, ONNX fp32 and INT8 on this CPU: speed, size, accuracy.
+"""The in-car question, one table: every backend on this CPU: speed, size, memory, accuracy.
 
     python benchmarks/deploy.py [--weights weights/demo/finetune/best.pt] [--val data/prepared/demo/val.json]
-                                [--img-size 320] [--calibrate-images 100] [--runs 200]
+                                [--calibrate data/prepared/demo/train.json] [--calibrate-images 100]
+                                [--img-size 320] [--runs 200]
 
 Runs the checkpoint with PyTorch (fp32, bf16 autocast), exports it to ONNX (fp32) and quantizes it
-(`drowsy export --int8`, calibrated on `--calibrate-images` of the validation split, spread evenly), then
-prints per backend: ms per image at batch 1 on one thread (the in-car case; median of `--runs` forward
-passes on random pixels, the network alone, decoding included), ms per image at batch 8 on all threads (a
-dynamic export), the file's size (the checkpoint's for PyTorch), the peak memory (PSS) of a fresh process
-doing the batch-1 one-thread passes, `drowsy monitor`'s frames per second on a 20 s synthetic clip (one thread,
-one frame per call, no video written), and the val mAP@0.75 overall and per class (scored as `drowsy predict
---images val.json` and `drowsy evaluate` do).
+(`drowsy export --int8`, calibrated on `--calibrate-images` of the `--calibrate` split, spread evenly: by
+default the training split, so that the scored images are not the calibration images), then prints per
+backend: ms per image at batch 1 on one thread (the in-car case; median of `--runs` forward passes on random
+pixels, the network alone, decoding included), ms per image at batch 8 on all threads (a dynamic export), the
+file's size (the checkpoint's for PyTorch), the peak memory (PSS) of a fresh process doing the batch-1
+one-thread passes, `drowsy monitor`'s frames per second on a 20 s synthetic clip (one thread, one frame per
+call, no video written), and the val mAP@0.75 overall and per class (scored as `drowsy predict --images
+val.json` and `drowsy evaluate` do).
+
+Speed only, for the comparison, where the optional packages are importable: ultralytics' YOLOv5n-sized model
+in fp32 (the peer; `pip install -e .[bench]`) and OpenVINO (`pip install openvino nncf`; not a drowsy
+backend: RESULTS.md says why) running the same fp32 graphs in f32 and in bf16 and an NNCF INT8 copy
+calibrated on the same images with the same float ends.
 """
 
 import argparse
@@ -23,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from infer_speed import torch_forward, ultralytics_model
 from notebook_memory import peaks
 
 from drowsy import CLASSES
@@ -33,30 +41,36 @@ from drowsy.eval.plots import DEPLOY_TABLE
 from drowsy.files import read_json, write_json
 from drowsy.infer.export import export_onnx
 from drowsy.infer.predict import Detector, predict_folder
-from drowsy.infer.quantize import quantize_onnx
+from drowsy.infer.quantize import CalibrationImages, quantize_onnx
 from drowsy.monitor.runner import run_monitor
 from drowsy.paths import resolve
 from drowsy.synth.clips.write import write_clip
 
 
-def forward_ms(path: Path, size: int, batch: int, threads: int, runs: int, amp: bool) -> float:
-    """Median ms per image of the network alone (decoding included, no NMS) on random pixels; `threads` 0:
-    the library's own choice (all cores)."""
-    detector = Detector(path, device="cpu", amp=amp, onnx_threads=threads or None)
+def median_ms(forward, size: int, batch: int, threads: int, runs: int) -> float:
+    """Median ms per image of `forward` on random pixels [batch, 1, size, size]; `threads` sets PyTorch's
+    (0: one per core); ONNX Runtime and OpenVINO take theirs when the model is opened."""
     pixels = torch.from_numpy(np.random.default_rng(0).random((batch, 1, size, size), dtype=np.float32))
     before = torch.get_num_threads()
     torch.set_num_threads(threads or os.cpu_count() or 1)
     try:
-        for _ in range(10):
-            detector.decoded_predictions(pixels)
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            detector.decoded_predictions(pixels)
-            times.append(time.perf_counter() - start)
+        with torch.inference_mode():
+            for _ in range(10):
+                forward(pixels)
+            times = []
+            for _ in range(runs):
+                start = time.perf_counter()
+                forward(pixels)
+                times.append(time.perf_counter() - start)
     finally:
         torch.set_num_threads(before)
     return 1000 * statistics.median(times) / batch
+
+
+def forward_ms(path: Path, size: int, batch: int, threads: int, runs: int, amp: bool) -> float:
+    """`median_ms` of a drowsy detector (decoding included, no NMS); `threads` 0: the library's own choice."""
+    detector = Detector(path, device="cpu", amp=amp, onnx_threads=threads or None)
+    return median_ms(detector.decoded_predictions, size, batch, threads, runs)
 
 
 def forward_only(path: str, size: int, amp: bool) -> None:
@@ -90,11 +104,82 @@ def accuracy(path: Path, val: str, img_size: int, folder: Path, amp: bool) -> di
     return evaluate_detections(truth, read_json(out)["annotations"])
 
 
+def peer_rows(size: int, runs: int) -> list[dict]:
+    """ultralytics' YOLOv5n-sized model in fp32 (NCHW, BatchNorm fused), speed only; [] when not installed."""
+    model = ultralytics_model()
+    if model is None:
+        return []
+    forward = torch_forward(model, channels_last=False, amp=False)
+    return [
+        speed_row(
+            "ultralytics yolov5nu fp32 (peer)",
+            median_ms(forward, size, 1, 1, runs),
+            median_ms(forward, size, 8, 0, runs // 4),
+        )
+    ]
+
+
+def openvino_rows(graphs: dict, calibration: list[np.ndarray], size: int, runs: int, folder: Path) -> list[dict]:
+    """OpenVINO on the same fp32 graphs (f32, and bf16 as it runs them on a CPU with AMX) and on an NNCF INT8
+    copy of each (the stem and the head float, as `drowsy export --int8` keeps them), speed and size only;
+    [] when openvino or nncf is not installed."""
+    try:
+        import nncf
+        import openvino
+    except ImportError:
+        print("openvino or nncf not installed (optional: pip install openvino nncf); skipping OpenVINO")
+        return []
+    core = openvino.Core()
+    floats = nncf.IgnoredScope(patterns=[r".*/model/backbone/stem/.*", r".*/model/head/.*"], validate=False)
+    dataset = nncf.Dataset(calibration)
+    models = {"fp32": {}, "INT8": {}}
+    for dynamic in (False, True):
+        models["fp32"][dynamic] = core.read_model(str(graphs[dynamic][0]))
+        models["INT8"][dynamic] = nncf.quantize(
+            models["fp32"][dynamic], dataset, subset_size=len(calibration), ignored_scope=floats
+        )
+    rows = []
+    for name, precision in (("fp32", "f32"), ("fp32", "bf16"), ("INT8", "f32")):
+        saved = folder / f"openvino_{name}.xml"
+        openvino.save_model(models[name][False], str(saved), compress_to_fp16=False)
+        ms = []
+        for dynamic, batch, threads, count in ((False, 1, 1, runs), (True, 8, 0, runs // 4)):
+            request = core.compile_model(
+                models[name][dynamic],
+                "CPU",
+                {
+                    "INFERENCE_NUM_THREADS": threads,
+                    "PERFORMANCE_HINT": "LATENCY",
+                    "INFERENCE_PRECISION_HINT": precision,
+                },
+            ).create_infer_request()
+            ms.append(median_ms(lambda pixels, r=request: r.infer({0: pixels.numpy()}), size, batch, threads, count))
+        megabytes = (saved.stat().st_size + saved.with_suffix(".bin").stat().st_size) / 1e6
+        label = f"OpenVINO {name}" + (f" ({precision})" if name == "fp32" else " (NNCF)")
+        rows.append(speed_row(label, *ms, megabytes))
+    return rows
+
+
+def speed_row(name: str, ms_batch1: float, ms_batch8: float, megabytes: float | None = None) -> dict:
+    """A row with speed (and size) only: the columns nobody measured for it are None."""
+    return {
+        "backend": name,
+        "ms_batch1_1thread": round(ms_batch1, 2),
+        "ms_batch8_all_threads": round(ms_batch8, 2),
+        "MB": None if megabytes is None else round(megabytes, 1),
+        "peak_MiB": None,
+        "monitor_fps_1thread": None,
+        "mAP75": None,
+        **dict.fromkeys(CLASSES),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", default="weights/demo/finetune/best.pt")
     parser.add_argument("--val", default="data/prepared/demo/val.json")
     parser.add_argument("--img-size", type=int, default=320)
+    parser.add_argument("--calibrate", default="data/prepared/demo/train.json", help="the INT8 calibration split")
     parser.add_argument("--calibrate-images", type=int, default=100)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--out", default=DEPLOY_TABLE, help="the table as JSON, for notebook 05")
@@ -113,7 +198,7 @@ def main() -> None:
             fp32 = export_onnx(weights, folder / f"fp32_{dynamic}.onnx", img_size=args.img_size, dynamic=dynamic)
             graphs[dynamic] = (
                 fp32,
-                quantize_onnx(fp32, folder / f"int8_{dynamic}.onnx", args.val, args.calibrate_images),
+                quantize_onnx(fp32, folder / f"int8_{dynamic}.onnx", args.calibrate, args.calibrate_images),
             )
         backends["ONNX fp32"] = (graphs[False][0], graphs[True][0], False)
         backends["ONNX INT8"] = (graphs[False][1], graphs[True][1], False)
@@ -133,10 +218,18 @@ def main() -> None:
                     **{cls: round(scores["per_class"][cls]["AP75"], 3) for cls in CLASSES},
                 }
             )
+        rows += peer_rows(args.img_size, args.runs)
+        calibration = CalibrationImages(args.calibrate, args.calibrate_images, args.img_size)
+        rows += openvino_rows(
+            graphs, [item["images"] for item in iter(calibration.get_next, None)], args.img_size, args.runs, folder
+        )
     print("| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]))
     for row in rows:
-        print("| " + " | ".join(str(value) for value in row.values()) + " |")
-    write_json(args.out, {"weights": str(weights), "img_size": args.img_size, "val": args.val, "rows": rows})
+        print("| " + " | ".join("-" if value is None else str(value) for value in row.values()) + " |")
+    calibrated = {"calibrate": args.calibrate, "calibrate_images": args.calibrate_images}
+    write_json(
+        args.out, {"weights": str(weights), "img_size": args.img_size, "val": args.val, **calibrated, "rows": rows}
+    )
     print(f"wrote {resolve(args.out)} (notebook 05 plots it)")
 
 

@@ -80,14 +80,22 @@ def drowsy_backends(folder: Path, img_size: int, threads: int) -> dict:
     }
 
 
-def ultralytics_backends() -> dict:
-    """The same timings for ultralytics' YOLOv5n-sized model, or {} with a message when it is missing."""
+def ultralytics_model() -> torch.nn.Module | None:
+    """ultralytics' YOLOv5n-sized model (1 input channel, drowsy's classes, random weights, BatchNorm fused),
+    or None with a message when the optional package is missing."""
     try:
         from ultralytics.nn.tasks import DetectionModel
     except ImportError:
         print("ultralytics not installed (optional: pip install -e .[bench]); skipping its model")
+        return None
+    return DetectionModel("yolov5nu.yaml", ch=1, nc=len(CLASSES), verbose=False).fuse(verbose=False).eval()
+
+
+def ultralytics_backends() -> dict:
+    """The same timings for ultralytics' YOLOv5n-sized model, or {} when it is missing."""
+    model = ultralytics_model()
+    if model is None:
         return {}
-    model = DetectionModel("yolov5nu.yaml", ch=1, nc=len(CLASSES), verbose=False).fuse(verbose=False).eval()
     return {
         "ultralytics yolov5nu fp32 (NCHW)": torch_forward(model, channels_last=False, amp=False),
         "ultralytics yolov5nu bf16 autocast (channels_last)": torch_forward(model, channels_last=True, amp=True),

@@ -45,11 +45,27 @@ def plot_confusion_matrix(matrix: np.ndarray, classes=CLASSES, ax=None):
 
 def plot_backends(rows: list[dict], ax=None):
     """Accuracy against speed, one point per inference backend: `rows` as benchmarks/deploy.py writes them
-    (`backend`, `ms_batch1_1thread`, `mAP75`); returns the Axes."""
+    (`backend`, `ms_batch1_1thread`, `mAP75`); a row timed but not scored (`mAP75` None: the ultralytics peer,
+    OpenVINO) is a dashed vertical line at its speed, labelled at the top. Returns the Axes."""
     ax = ax if ax is not None else plt.subplots(figsize=(7, 4.5))[1]
     for row in rows:
-        ax.scatter(row["ms_batch1_1thread"], row["mAP75"], s=60)
-        ax.annotate(row["backend"], (row["ms_batch1_1thread"], row["mAP75"]), xytext=(6, 4), textcoords="offset points")
+        ms, score = row["ms_batch1_1thread"], row["mAP75"]
+        if score is None:
+            ax.axvline(ms, color="0.6", linestyle="--", linewidth=1)
+            ax.annotate(
+                row["backend"],
+                (ms, 1),
+                xycoords=("data", "axes fraction"),
+                xytext=(3, -4),
+                textcoords="offset points",
+                rotation=90,
+                va="top",
+                fontsize=8,
+                color="0.4",
+            )
+        else:
+            ax.scatter(ms, score, s=60)
+            ax.annotate(row["backend"], (ms, score), xytext=(6, 4), textcoords="offset points")
     ax.set(xlabel="ms per image, batch 1, one thread", ylabel="val mAP@0.75")
     ax.set_xlim(0, 1.25 * max(row["ms_batch1_1thread"] for row in rows))  # room for the rightmost label
     return ax

@@ -63,3 +63,14 @@ def test_backends_are_plotted_one_labelled_point_each():
     points = [tuple(collection.get_offsets()[0]) for collection in ax.collections]
     assert points == [(6.8, 0.80), (5.4, 0.79)]
     assert [text.get_text() for text in ax.texts] == ["ONNX fp32", "ONNX INT8"] and ax.get_xlim() == (0, 8.5)
+
+
+def test_a_backend_timed_but_not_scored_is_a_labelled_line_at_its_speed():
+    rows = [
+        {"backend": "ONNX INT8", "ms_batch1_1thread": 5.4, "mAP75": 0.79},
+        {"backend": "peer fp32", "ms_batch1_1thread": 24.0, "mAP75": None},
+    ]
+    ax = plot_backends(rows)
+    assert [tuple(c.get_offsets()[0]) for c in ax.collections] == [(5.4, 0.79)]  # one point: the scored row
+    assert [tuple(line.get_xdata()) for line in ax.lines] == [(24.0, 24.0)]
+    assert [text.get_text() for text in ax.texts] == ["ONNX INT8", "peer fp32"] and ax.get_xlim() == (0, 30)

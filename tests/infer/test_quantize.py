@@ -39,10 +39,11 @@ def test_the_int8_graph_has_integer_weights_and_float_decoding(models):
     graph = onnx.load(str(int8)).graph
     weights = [t for t in graph.initializer if t.data_type == onnx.TensorProto.INT8]
     convs = [n for n in graph.node if n.op_type == "Conv"]
-    assert len(weights) >= len(convs) - 3  # every convolution but the head's three outputs
+    assert len(weights) >= len(convs) - 4  # every convolution but the stem and the head's three outputs
     dequantized = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear"}
-    head = [n for n in convs if n.name.startswith("/model/head/")]
-    assert len(head) == 3 and all(n.input[1] not in dequantized for n in head)  # float weights: float logits
+    floats = [n for n in convs if n.name.startswith(("/model/backbone/stem/", "/model/head/"))]
+    assert len(floats) == 4 and all(n.input[1] not in dequantized for n in floats)  # float weights
+    assert floats[0].name.startswith("/model/backbone/stem/") and floats[0].input[0] == "images"  # float pixels
     decoding = [n for n in graph.node if not n.name.startswith("/model/") and not n.op_type.endswith("QuantizeLinear")]
     assert decoding and not any(set(n.input) & dequantized for n in decoding)  # the decoding reads float tensors
     assert int8.stat().st_size < 0.5 * fp32.stat().st_size
