@@ -19,10 +19,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--int8",
         action="store_true",
-        help="statically quantize to INT8 (convolutions and activations; decoding kept in float); needs --calibrate",
+        help="statically quantize to INT8 (the stem and the decoding stay float); needs --calibrate",
     )
     parser.add_argument(
-        "--calibrate", metavar="SPLIT", help="with --int8: a split of drowsy prepare to calibrate on (val.json)"
+        "--calibrate",
+        metavar="SPLIT",
+        help="with --int8: a split of drowsy prepare to calibrate on (train.json: not the images you score on)",
     )
     parser.add_argument(
         "--calibrate-images",
