@@ -4,19 +4,104 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from drowsy.errors import DrowsyError
+from drowsy.progress import log
+
+NVIDIA_DRIVER = Path("/proc/driver/nvidia/version")  # present where the NVIDIA kernel driver is loaded (Linux)
+# The oldest driver each CUDA major version runs on (NVIDIA's minor-version compatibility: any 12.x toolkit on
+# an R525 driver, any 13.x on R580).
+MIN_DRIVER = {11: 450, 12: 525, 13: 580}
+LEGACY_WHEEL = "pip install torch==2.14.1 torchvision==0.29.1 --index-url https://download.pytorch.org/whl/cu126"
 
 
 def select_device(name: str) -> torch.device:
+    """The device `name` ("auto", "cpu", "cuda", "cuda:N") names, checked: a CUDA device that this PyTorch
+    build cannot run is one line saying what to install; "auto" takes the GPU when PyTorch can use it and
+    says in one line why not when the machine has an NVIDIA driver PyTorch cannot use. "cuda:N" becomes the
+    current device (or the pin-memory thread would open a context on GPU 0)."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise DrowsyError(f"device '{name}' asked for, but no CUDA GPU is available (use device=cpu)")
-    return torch.device(name)
+        if torch.cuda.is_available():
+            return _checked_gpu(torch.device("cuda"))
+        if nvidia_driver():
+            log(f"device auto: the CPU ({no_gpu_reason()})")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise DrowsyError(f"device: {name!r} is not a device (auto, cpu, cuda or cuda:N)") from None
+    if device.type != "cuda":
+        return device
+    if not torch.cuda.is_available():
+        raise DrowsyError(f"device {name!r}: {no_gpu_reason()}; or use device=cpu")
+    return _checked_gpu(device)
+
+
+def nvidia_driver() -> str | None:
+    """The loaded NVIDIA driver's version ("580.65.06"), or None where none is loaded."""
+    try:
+        words = NVIDIA_DRIVER.read_text().split()
+    except OSError:
+        return None
+    return next((word for word in words if word[:1].isdigit() and word.count(".") >= 1), "unknown")
+
+
+def no_gpu_reason() -> str:
+    """Why PyTorch sees no CUDA GPU here, in words that say what to do."""
+    build, driver = torch.version.cuda, nvidia_driver()
+    if build is None:
+        return f"PyTorch {torch.__version__} is a CPU-only build; install a CUDA build (README, GPU)"
+    needed = MIN_DRIVER.get(int(build.split(".")[0]))
+    if driver is None:
+        return f"no NVIDIA driver is loaded ({NVIDIA_DRIVER} missing); PyTorch {torch.__version__} is for CUDA {build}"
+    if needed and driver[:1].isdigit() and int(driver.split(".")[0]) < needed:
+        return (
+            f"PyTorch {torch.__version__} is built for CUDA {build}, which needs NVIDIA driver >= {needed}, and this "
+            f"machine has {driver}: update the driver, or install the CUDA 12.6 build ({LEGACY_WHEEL})"
+        )
+    return f"PyTorch {torch.__version__} (CUDA {build}, NVIDIA driver {driver}) sees no GPU (CUDA_VISIBLE_DEVICES?)"
+
+
+def _checked_gpu(device: torch.device) -> torch.device:
+    """`device` when this PyTorch build has kernels for its GPU, else a one-line DrowsyError saying which
+    build to install; "cuda:N" is made the current device."""
+    if device.index is not None:
+        if device.index >= torch.cuda.device_count():
+            raise DrowsyError(f"device 'cuda:{device.index}': only {torch.cuda.device_count()} GPU(s) visible")
+        torch.cuda.set_device(device)
+    major, minor = torch.cuda.get_device_capability(device)
+    built = torch.cuda.get_arch_list()
+    if not runs_on(built, major, minor):
+        if (major, minor) < (7, 5):
+            fix = f"install the CUDA 12.6 build, the last with kernels for it: {LEGACY_WHEEL}"
+        else:
+            fix = "install a PyTorch build whose CUDA version supports it (README, GPU)"
+        raise DrowsyError(
+            f"{torch.cuda.get_device_name(device)} is sm_{major}{minor}, and PyTorch {torch.__version__} (CUDA "
+            f"{torch.version.cuda}) has kernels for {' '.join(built) or 'no GPU'} only: {fix}"
+        )
+    return device
+
+
+def runs_on(built: list[str], major: int, minor: int) -> bool:
+    """Whether kernels built for `built` (torch.cuda.get_arch_list(): "sm_80", "compute_120", ...) run on a GPU
+    of compute capability major.minor: machine code of the same major version and a minor at most the GPU's,
+    or PTX of a version at most the GPU's (compiled by the driver on first use)."""
+    for arch in built:
+        kind, _, digits = arch.partition("_")
+        digits = digits.rstrip("af")  # sm_90a, sm_100f: architecture-specific variants of sm_90, sm_100
+        if not digits.isdigit():
+            continue
+        built_major, built_minor = divmod(int(digits), 10)
+        if kind == "sm" and built_major == major and built_minor <= minor:
+            return True
+        if kind == "compute" and (built_major, built_minor) <= (major, minor):
+            return True
+    return False
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:

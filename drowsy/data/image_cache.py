@@ -76,14 +76,16 @@ def shared_memory_free() -> int | None:
 PREFETCH_FACTOR = 2  # batches each loader worker keeps ready (DataLoader's default)
 
 
-def check_shared_memory(workers: int, batch: int, img_size: int, channels: int) -> None:
+def check_shared_memory(workers: int, batch: int, img_size: int, channels: int, ranks: int = 1) -> None:
     """Loader workers hand their batches over in shared memory: with too little of it (Docker's default
-    64 MB /dev/shm) the first batch kills a worker with a bus error. Stop before, with one line."""
-    need = workers * PREFETCH_FACTOR * batch * channels * img_size * img_size  # uint8 images
+    64 MB /dev/shm) the first batch kills a worker with a bus error. Stop before, with one line. `ranks`:
+    the training processes of this node, each with its own workers, all in the node's one /dev/shm."""
+    need = ranks * workers * PREFETCH_FACTOR * batch * channels * img_size * img_size  # uint8 images
     free = shared_memory_free()
     if workers > 0 and free is not None and free < need:
+        whose = f"{ranks} ranks x {workers}" if ranks > 1 else f"{workers}"
         raise DrowsyError(
-            f"workers: {workers} loader workers need about {need / 2**20:,.0f} MB of shared memory for "
+            f"workers: {whose} loader workers need about {need / 2**20:,.0f} MB of shared memory for "
             f"their batches ({batch} x {img_size} px, {PREFETCH_FACTOR} ready each), {SHARED_MEMORY} "
             f"has {free / 2**20:,.0f} MB free: in Docker run with --shm-size=16g or --ipc=host, "
             "or set workers lower"

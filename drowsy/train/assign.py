@@ -7,7 +7,7 @@ centre offset `sigmoid(t) * 2 - 0.5` spans [-0.5, 1.5], so a neighbouring cell c
 and three cells share the work instead of one (more positives, faster training).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import Tensor
@@ -39,6 +39,15 @@ class LevelTargets:
 
     def __len__(self) -> int:
         return self.batch.shape[0]
+
+    def to(self, device: torch.device) -> "LevelTargets":
+        """These positives on `device`. From the host to a GPU through pinned memory, without waiting: the
+        copies are queued behind the forward pass, and the host goes on."""
+        if device.type == "cpu":
+            return self
+        return LevelTargets(
+            *(getattr(self, field.name).pin_memory().to(device, non_blocking=True) for field in fields(self))
+        )
 
 
 def assign_targets(

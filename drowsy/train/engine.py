@@ -11,6 +11,8 @@ any point and resumed from `last.pt` ends with the same weights as an uninterrup
 """
 
 import contextlib
+import dataclasses
+import math
 import signal
 import time
 
@@ -28,7 +30,7 @@ from drowsy.infer.postprocess import decode, to_detections
 from drowsy.models.checkpoint import save_checkpoint
 from drowsy.progress import log
 from drowsy.progress import progress as progress_bar
-from drowsy.train.loss import YoloLoss
+from drowsy.train.loss import LOSS_PARTS, YoloLoss
 from drowsy.train.optim import (
     apply_schedule,
     set_train_mode,
@@ -91,78 +93,116 @@ def train_in(process: Process, config: TrainConfig, progress: bool, loss_factory
 
 def train_one_epoch(run: TrainRun, epoch: int, stop: "StopRequest", progress: bool) -> dict:
     """Train one epoch (from its first untrained batch on resume). Returns its log row: epoch, lr,
-    images (all ranks), seconds, mean loss parts; plus `stopped_at_batch` when a signal stopped it at
-    an optimizer step."""
+    images (all ranks), seconds, mean loss parts; plus `stopped_at_batch` when a signal (on any rank)
+    stopped it at an optimizer step."""
     config, started = run.config, time.time()
     first_batch = run.skip_batches if epoch == run.start_epoch else 0
     run.train_data.set_epoch(epoch)
     run.sampler.set_epoch(epoch, first_batch)
     set_train_mode(run.train_model, run.frozen_prefixes)
-    sums, seen = {"box": 0.0, "obj": 0.0, "cls": 0.0}, 0
+    tally, seen, sums = Tally.start(run.process.device), 0, [0.0] * len(LOSS_PARTS)
     run.optimizer.zero_grad(set_to_none=True)
     bar = progress_bar(run.train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", enabled=progress, leave=False)
     for batch_index, (images, targets, _) in enumerate(bar, start=first_batch):
         apply_schedule(
             run.optimizer, epoch * run.batches_per_epoch + batch_index, epoch, config.epochs, run.warmup, run.hyp
         )
-        parts = train_step(run, images, targets, epoch, batch_index)
         boundary = (batch_index + 1) % run.accumulate == 0 or batch_index + 1 == run.batches_per_epoch
-        if boundary:
-            optimizer_step(run, epoch, batch_index)
-        for k in sums:
-            sums[k] += parts[k] * len(images)
+        with gradient_sync(run.train_model, boundary):
+            train_step(run, images, targets, tally, batch_index)
         seen += len(images)
-        bar.set_postfix({k: f"{v / seen:.4f}" for k, v in sums.items()})
-        if stop.requested and boundary:
-            return {"stopped_at_batch": batch_index + 1}
+        if boundary:
+            sums, stopping = optimizer_step(run, epoch, batch_index, tally, stop.requested)
+            bar.set_postfix({k: f"{v / seen:.4f}" for k, v in zip(LOSS_PARTS, sums)})
+            if stopping:
+                return {"stopped_at_batch": batch_index + 1}
     run.skip_batches = 0
     return {
         "epoch": epoch,
         "lr": run.optimizer.param_groups[1]["lr"],
         "images": seen * run.process.world_size,
         "seconds": round(time.time() - started, 2),
-        **{f"loss_{k}": v / max(seen, 1) for k, v in sums.items()},
+        **{f"loss_{k}": v / max(seen, 1) for k, v in zip(LOSS_PARTS, sums)},
     }
 
 
-def train_step(run: TrainRun, images: torch.Tensor, targets: torch.Tensor, epoch: int, batch_index: int) -> dict:
-    """Forward and backward of one batch (gradients accumulate until `optimizer_step`). Returns the
-    loss parts (floats). A non-finite loss stops training with one line."""
+@dataclasses.dataclass
+class Tally:
+    """What an epoch's batches add up on the training device, read back once per optimizer step (reading
+    makes the host wait for the device): the loss parts summed over images (float64, as Python floats
+    would add them) and the index of the first batch whose loss was not finite (inf while none)."""
+
+    sums: torch.Tensor  # [3] float64, LOSS_PARTS
+    first_bad_batch: torch.Tensor  # float64 scalar
+
+    @classmethod
+    def start(cls, device: torch.device) -> "Tally":
+        return cls(
+            torch.zeros(len(LOSS_PARTS), dtype=torch.float64, device=device),
+            torch.full((), math.inf, dtype=torch.float64, device=device),
+        )
+
+
+def gradient_sync(model: nn.Module, boundary: bool):
+    """Under DDP, the gradients are averaged over the ranks once per optimizer step: `no_sync()` for the
+    micro-batches before it (each would all-reduce every gradient), nothing elsewhere."""
+    ddp = getattr(model, "_orig_mod", model)  # under torch.compile
+    if boundary or not isinstance(ddp, nn.parallel.DistributedDataParallel):
+        return contextlib.nullcontext()
+    return ddp.no_sync()
+
+
+def train_step(run: TrainRun, images: torch.Tensor, targets: torch.Tensor, tally: Tally, batch_index: int) -> None:
+    """Forward and backward of one batch (gradients accumulate until `optimizer_step`), its loss parts
+    and finiteness added to `tally` on the device: nothing here makes the host wait for a GPU. The
+    targets stay on the host, where the loss assigns them while the device computes the forward."""
     device, config = run.process.device, run.config
     images = images.to(device, non_blocking=True).float().div_(255)
     if config.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     with autocast(device, config.amp):
         logits = run.train_model(images)
-    loss, parts = run.loss(logits, targets.to(device))
-    finite = bool(torch.isfinite(loss))
-    if run.process.distributed:  # every rank learns of it, or the others would wait in the gradient sync
-        flags = torch.tensor([float(finite)], device=device)
-        torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MIN)
-        if finite and not flags.item():
-            raise DrowsyError(
-                f"non-finite loss on another rank at epoch {epoch + 1}, batch {batch_index + 1}; "
-                f"training stopped on rank {run.process.rank} too"
-            )
-    if not finite:
-        where = f" on rank {run.process.rank}" if run.process.distributed else ""
-        raise DrowsyError(
-            f"non-finite loss{where} at epoch {epoch + 1}, batch {batch_index + 1} ({parts}); "
-            f"training stopped, {checkpoint_kept(run)}; lower lr0 or check the data"
-        )
+    loss, parts = run.loss(logits, targets)
+    tally.sums += parts.double() * len(images)
+    finite = torch.isfinite(loss)
+    tally.first_bad_batch = torch.where(finite, tally.first_bad_batch, tally.first_bad_batch.clamp(max=batch_index))
     if run.process.distributed:
         loss = loss * run.process.world_size  # DDP averages gradients over ranks; YOLOv5 sums them
     run.scaler.scale(loss).backward()
-    return parts
 
 
-def optimizer_step(run: TrainRun, epoch: int, batch_index: int) -> None:
-    """Unscale, clip the gradient norm at 10, step, and update the EMA. A non-finite gradient stops
-    training with one line before it reaches the weights (the fp16 gradient scaler instead skips such
-    steps, as overflows are part of its working); under DDP every rank holds the same gradient."""
+def optimizer_step(
+    run: TrainRun, epoch: int, batch_index: int, tally: Tally, stop_requested: bool
+) -> tuple[list[float], bool]:
+    """Unscale, clip the gradient norm at 10, step, and update the EMA, after one read-back from the device
+    (the tally, the norm and, under DDP, what the ranks agreed: one all-reduce). A non-finite loss since the
+    last step, on any rank, stops training with one line before the step; so does a non-finite gradient
+    (the fp16 gradient scaler instead skips such steps, as overflows are part of its working); under DDP
+    every rank holds the same gradient. Returns (the loss sums so far, whether to stop: a stop asked on
+    any rank stops every rank after this step)."""
     run.scaler.unscale_(run.optimizer)
     norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), max_norm=10.0)
-    if not run.scaler.is_enabled() and not bool(torch.isfinite(norm)):
+    device = run.process.device
+    own = torch.stack(
+        [tally.first_bad_batch, torch.full((), -float(stop_requested), dtype=torch.float64, device=device)]
+    )
+    agreed = own.clone()
+    if run.process.distributed:
+        torch.distributed.all_reduce(agreed, op=torch.distributed.ReduceOp.MIN)
+    values = torch.cat([tally.sums, own, agreed, norm.double().reshape(1)]).tolist()  # the one wait per step
+    sums, (own_bad, _), (first_bad, stop), norm_value = values[:3], values[3:5], values[5:7], values[7]
+    if math.isfinite(first_bad):
+        if math.isfinite(own_bad) or not run.process.distributed:
+            where = f" on rank {run.process.rank}" if run.process.distributed else ""
+            raise DrowsyError(
+                f"non-finite loss{where} at epoch {epoch + 1}, batch {int(own_bad) + 1}; training stopped, "
+                f"{checkpoint_kept(run)}; lower lr0 or check the data"
+            )
+        raise DrowsyError(
+            f"non-finite loss on another rank at epoch {epoch + 1}, batch {int(first_bad) + 1}; "
+            f"training stopped on rank {run.process.rank} too"
+        )
+    if not run.scaler.is_enabled() and not math.isfinite(norm_value):
         raise DrowsyError(
             f"non-finite gradient at epoch {epoch + 1}, batch {batch_index + 1} (the loss was finite); "
             f"training stopped, {checkpoint_kept(run)}; lower lr0 or check the data"
@@ -171,6 +211,7 @@ def optimizer_step(run: TrainRun, epoch: int, batch_index: int) -> None:
     run.scaler.update()
     run.optimizer.zero_grad(set_to_none=True)
     run.ema.update(run.model)
+    return sums, stop < 0
 
 
 def checkpoint_kept(run: TrainRun) -> str:

@@ -5,13 +5,16 @@ which rescales the hyperparameter gains by the number of classes, levels and the
 one hyperparameter file serves P5 and P6 models at any input size.
 """
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchvision.ops import box_convert, complete_box_iou_loss
+from torchvision.ops import box_convert
 
 from drowsy.train.assign import LevelTargets, assign_targets
 
+LOSS_PARTS = ("box", "obj", "cls")  # the terms of the loss, in the order YoloLoss returns them
 REQUIRED_HYP = ("box", "cls", "cls_pw", "obj", "obj_pw", "anchor_t")
 
 # Objectness weight per level, finest first: small objects are many and their cells many,
@@ -26,6 +29,7 @@ _REFERENCE_IMAGE_SIZE = 640.0
 
 _FOCAL_ALPHA = 0.25
 _MIN_SIZE = 1e-5  # smallest predicted box side the box loss sees, grid cells (see _box_loss)
+_CIOU_EPS = 1e-7  # keeps CIoU's divisions finite (torchvision's value: the same results to the bit)
 
 
 class YoloLoss:
@@ -43,35 +47,41 @@ class YoloLoss:
             raise ValueError(f"hyp is missing key(s): {', '.join(missing)}")
         self.model = model
         self.hyp = hyp
+        self._host_copies: dict[str, tuple[tuple, Tensor]] = {}
 
-    def __call__(self, raw: list[Tensor], targets: Tensor) -> tuple[Tensor, dict[str, float]]:
+    def __call__(self, raw: list[Tensor], targets: Tensor) -> tuple[Tensor, Tensor]:
         """Loss of one batch.
 
         raw: nl tensors [B, na, H_l, W_l, 5 + nc] (tx, ty, tw, th, objectness logit, class logits),
             any float dtype (bf16 under autocast is computed in float32).
-        targets: [M, 6] float32 (batch_index, class_id, cx, cy, w, h), pixels of the network input.
+        targets: [M, 6] float32 (batch_index, class_id, cx, cy, w, h), pixels of the network input, best
+            left on the host: the assignment runs there (it does not depend on `raw`, so on a GPU it runs
+            while the forward computes) and its results go to the device without the host waiting.
         Returns (loss, parts): loss is a float32 scalar equal to the per-image loss times the batch
         size B (YOLOv5 convention: gradients scale with B, and the learning rate was tuned for it);
-        parts = {"box", "obj", "cls"}: the per-image terms after their gains, as floats.
+        parts: float32 [3], the per-image terms after their gains (LOSS_PARTS: box, obj, cls), detached,
+        on the device (read them back when needed: reading waits for the device).
         Box and class terms are means over the batch's positives of each level, so the loss of a
         batch equals the sum of its images' losses only when every image has as many positives.
         """
-        anchors = self.model.anchors
-        strides = self.model.strides
         num_classes = self.model.num_classes
         num_levels = len(raw)
-        if num_levels != len(anchors):
-            raise ValueError(f"got {num_levels} prediction levels for {len(anchors)} anchor sets")
+        if num_levels != len(self.model.anchors):
+            raise ValueError(f"got {num_levels} prediction levels for {len(self.model.anchors)} anchor sets")
         raw = [level.float() for level in raw]
         device = raw[0].device
         grid_shapes = [(level.shape[2], level.shape[3]) for level in raw]
-        level_targets = assign_targets(targets.to(device), anchors, strides, grid_shapes, self.hyp["anchor_t"])
+        host_targets = targets if targets.device.type == "cpu" else targets.cpu()  # a copy only from a device
+        level_targets = assign_targets(
+            host_targets, self._on_host("anchors"), self._on_host("strides"), grid_shapes, self.hyp["anchor_t"]
+        )
 
         box_loss = torch.zeros((), device=device)
         obj_loss = torch.zeros((), device=device)
         cls_loss = torch.zeros((), device=device)
         balance = objectness_balance(num_levels)
         for level, positives in enumerate(level_targets):
+            positives = positives.to(device)
             prediction = raw[level]
             obj_target = torch.zeros(prediction.shape[:4], device=device)
             if len(positives):
@@ -83,14 +93,25 @@ class YoloLoss:
                     cls_loss = cls_loss + self._class_loss(positive_raw[:, 5:], positives)
             obj_loss = obj_loss + balance[level] * self._bce(prediction[..., 4], obj_target, self.hyp["obj_pw"])
 
-        image_size = max(grid_shapes[0]) * strides[0].to(device=device, dtype=torch.float32)
+        image_size = max(grid_shapes[0]) * self.model.strides[0].to(device=device, dtype=torch.float32)
         level_gain = _REFERENCE_LEVELS / num_levels
         box_loss = box_loss * self.hyp["box"] * level_gain
         obj_loss = obj_loss * self.hyp["obj"] * (image_size / _REFERENCE_IMAGE_SIZE) ** 2 * level_gain
         cls_loss = cls_loss * self.hyp["cls"] * num_classes / _REFERENCE_CLASSES * level_gain
         batch_size = raw[0].shape[0]
-        parts = dict(zip(("box", "obj", "cls"), torch.stack([box_loss, obj_loss, cls_loss]).tolist()))
-        return (box_loss + obj_loss + cls_loss) * batch_size, parts
+        return (box_loss + obj_loss + cls_loss) * batch_size, torch.stack([box_loss, obj_loss, cls_loss]).detach()
+
+    def _on_host(self, name: str) -> Tensor:
+        """The model's `anchors` or `strides` (float32) on the host. A device buffer is copied once and again
+        only after it changes (autoanchor writes it in place): its storage and version counter are the key,
+        both known without asking the device."""
+        buffer = getattr(self.model, name)
+        if buffer.device.type == "cpu":
+            return buffer
+        key = (buffer.data_ptr(), buffer._version)
+        if self._host_copies.get(name, (None,))[0] != key:
+            self._host_copies[name] = (key, buffer.detach().float().cpu())
+        return self._host_copies[name][1]
 
     def _box_loss(self, positive_raw: Tensor, positives: LevelTargets) -> tuple[Tensor, Tensor]:
         """Mean 1 - CIoU over the positives, and each positive's CIoU ([P] float32, detached).
@@ -107,7 +128,7 @@ class YoloLoss:
         size = size + (size.detach().clamp_min(_MIN_SIZE) - size.detach())
         predicted = box_convert(torch.cat([centre, size], dim=1), "cxcywh", "xyxy")
         assigned = box_convert(positives.box, "cxcywh", "xyxy")
-        ciou_loss = complete_box_iou_loss(predicted, assigned, reduction="none")
+        ciou_loss = complete_iou_loss(predicted, assigned)
         return ciou_loss.mean(), (1 - ciou_loss).detach()
 
     def _class_loss(self, class_logits: Tensor, positives: LevelTargets) -> Tensor:
@@ -122,8 +143,9 @@ class YoloLoss:
 
         Written here because torchvision's sigmoid_focal_loss has no positive-class weight.
         """
+        # torch.full: a constant made on the device (torch.tensor would copy it over from the host)
         loss = F.binary_cross_entropy_with_logits(
-            logits, target, pos_weight=torch.tensor(pos_weight, device=logits.device), reduction="none"
+            logits, target, pos_weight=torch.full((), pos_weight, device=logits.device), reduction="none"
         )
         gamma = self.hyp.get("fl_gamma", 0.0)
         if gamma > 0:
@@ -132,6 +154,46 @@ class YoloLoss:
             alpha = target * _FOCAL_ALPHA + (1 - target) * (1 - _FOCAL_ALPHA)
             loss = loss * alpha * (1 - agreement) ** gamma
         return loss.mean()
+
+
+def complete_iou_loss(predicted: Tensor, target: Tensor) -> Tensor:
+    """1 - CIoU per pair of boxes (Zheng et al. 2020, https://arxiv.org/abs/1911.08287): 1 - IoU, plus the
+    squared centre distance over the squared diagonal of the enclosing box, plus alpha * v, where v measures
+    the difference of the aspect angles and alpha = v / (1 - IoU + v) is held constant in the backward pass.
+
+    predicted, target: [P, 4] float32 (x1, y1, x2, y2). Returns [P] float32.
+    The same numbers as torchvision's `complete_box_iou_loss`, gradients included, to the bit (the same
+    operations made in the same order, in three passes over the corners: autograd sums a tensor's gradients
+    in the order its uses were made), so training is unchanged; but the intersection is a `where` over
+    all pairs, not a boolean mask, whose data-dependent size makes the host wait for a GPU.
+    """
+    intersection, union = _intersection_union(predicted, target)
+    iou = intersection / (union + _CIOU_EPS)
+    # pass 2: distance of the centres against the diagonal of the enclosing box
+    x1, y1, x2, y2 = predicted.unbind(dim=-1)
+    tx1, ty1, tx2, ty2 = target.unbind(dim=-1)
+    left, top, right, bottom = torch.min(x1, tx1), torch.min(y1, ty1), torch.max(x2, tx2), torch.max(y2, ty2)
+    diagonal = ((right - left) ** 2) + ((bottom - top) ** 2) + _CIOU_EPS
+    centre_x, centre_y, target_x, target_y = (x2 + x1) / 2, (y2 + y1) / 2, (tx1 + tx2) / 2, (ty1 + ty2) / 2
+    distance_loss = 1 - iou + ((((centre_x - target_x) ** 2) + ((centre_y - target_y) ** 2)) / diagonal)
+    # pass 3: the aspect term
+    x1, y1, x2, y2 = predicted.unbind(dim=-1)
+    tx1, ty1, tx2, ty2 = target.unbind(dim=-1)
+    width, height, target_width, target_height = x2 - x1, y2 - y1, tx2 - tx1, ty2 - ty1
+    v = (4 / (math.pi**2)) * torch.pow(torch.atan(target_width / target_height) - torch.atan(width / height), 2)
+    with torch.no_grad():
+        alpha = v / (1 - iou + v + _CIOU_EPS)
+    return distance_loss + alpha * v
+
+
+def _intersection_union(predicted: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    """Pass 1 of `complete_iou_loss`: each pair's intersection area (0 where apart) and union area."""
+    x1, y1, x2, y2 = predicted.unbind(dim=-1)
+    tx1, ty1, tx2, ty2 = target.unbind(dim=-1)
+    left, top, right, bottom = torch.max(x1, tx1), torch.max(y1, ty1), torch.min(x2, tx2), torch.min(y2, ty2)
+    overlapping = (bottom > top) & (right > left)
+    intersection = torch.where(overlapping, (right - left) * (bottom - top), 0.0)
+    return intersection, (x2 - x1) * (y2 - y1) + (tx2 - tx1) * (ty2 - ty1) - intersection
 
 
 def objectness_balance(num_levels: int) -> tuple[float, ...]:

@@ -3,6 +3,7 @@ and the EMA of the weights (YOLOv5's recipe, which the winning solution trained 
 
 import math
 from copy import deepcopy
+from itertools import chain
 
 import torch
 from torch import nn
@@ -32,14 +33,22 @@ class ModelEMA:
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
+        """ema = d * ema + (1 - d) * model for the floating-point parameters and buffers (BatchNorm statistics,
+        anchors), a copy for the others (BatchNorm's batch counter), each as one `torch._foreach_*` call over
+        the lists: a few fused kernels on a GPU instead of two per tensor (~1,500 launches at yolov5l6), the
+        same numbers (the same operations on each tensor)."""
         self.updates += 1
         d = self.decay()
-        model_state = unwrap(model).state_dict()
-        for name, value in self.ema.state_dict().items():
-            if value.dtype.is_floating_point:
-                value.mul_(d).add_(model_state[name].detach(), alpha=1 - d)
-            else:
-                value.copy_(model_state[name])
+        model = unwrap(model)
+        floats, others = ([], []), ([], [])
+        for pair in zip(chain(self.ema.parameters(), self.ema.buffers()), chain(model.parameters(), model.buffers())):
+            group = floats if pair[0].dtype.is_floating_point else others
+            group[0].append(pair[0])
+            group[1].append(pair[1].detach())
+        torch._foreach_mul_(floats[0], d)
+        torch._foreach_add_(floats[0], floats[1], alpha=1 - d)
+        if others[0]:
+            torch._foreach_copy_(others[0], others[1])
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:

@@ -86,7 +86,8 @@ def build_run(config: TrainConfig, process: Process, loss_factory=YoloLoss, prog
     frozen_prefixes = [p.strip() for p in config.freeze.split(",") if p.strip()]
     frozen = freeze_modules(model, frozen_prefixes)
     train_data, val_data, val_records = build_datasets(config, hyp, in_channels, process)
-    check_shared_memory(config.workers, config.batch * 2, config.img_size, in_channels)  # the val loader's batches
+    # the val loader's batches (twice the training batch), for every rank of this node
+    check_shared_memory(config.workers, config.batch * 2, config.img_size, in_channels, process.local_world_size)
     anchor_check = None
     if config.autoanchor and not init:
         anchor_check = check_anchors(model, train_data.boxes_wh(), anchor_t=hyp.anchor_t, seed=config.seed)

@@ -272,3 +272,5 @@ def test_too_little_shared_memory_for_the_workers_batches_is_one_line(monkeypatc
         check_shared_memory(workers=8, batch=32, img_size=1280, channels=1)
     check_shared_memory(workers=0, batch=32, img_size=1280, channels=1)  # no workers, no shared batches
     check_shared_memory(workers=1, batch=16, img_size=1280, channels=1)  # 50 MB fit
+    with pytest.raises(DrowsyError, match=r"^workers: 8 ranks x 1 loader workers need about 400 MB "):
+        check_shared_memory(workers=1, batch=16, img_size=1280, channels=1, ranks=8)  # one /dev/shm per node

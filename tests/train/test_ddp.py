@@ -325,6 +325,39 @@ def test_an_image_that_fails_on_one_rank_stops_both_with_one_line_each(tiny_data
     ]
 
 
+def train_config_json(tiny_dataset, tmp_path, **overrides) -> str:
+    """TRAIN_OPTIONS on the tiny dataset, run in tmp_path/run, as the TrainConfig JSON the rank scripts take."""
+    paths = {name: str(tiny_dataset / f"{name[:-9]}.json") for name in ("train_manifest", "val_manifest")}
+    return json.dumps(dict(TRAIN_OPTIONS, **paths, run_dir=str(tmp_path / "run"), **overrides))
+
+
+def run_ranks(script, *args, timeout: float = 120) -> tuple[list[int], list[str], list[str]]:
+    """Start `script` with `args` as the WORLD_SIZE ranks of a gloo group (no torchrun: each rank's exit code
+    and output are its own); returns (exit codes, stdouts, stderrs) in rank order."""
+    port = free_port()
+    ranks = [
+        subprocess.Popen(
+            [sys.executable, str(script), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={
+                **os.environ,
+                "OMP_NUM_THREADS": "1",
+                "RANK": str(rank),
+                "LOCAL_RANK": str(rank),
+                "WORLD_SIZE": str(WORLD_SIZE),
+                "LOCAL_WORLD_SIZE": str(WORLD_SIZE),
+                "MASTER_ADDR": "127.0.0.1",
+                "MASTER_PORT": str(port),
+            },
+        )
+        for rank in range(WORLD_SIZE)
+    ]
+    outputs = [rank.communicate(timeout=timeout) for rank in ranks]
+    return [rank.returncode for rank in ranks], [out for out, _ in outputs], [err for _, err in outputs]
+
+
 POISONED_SCRIPT = textwrap.dedent('''
     """Train with a loss that is NaN on rank 1 only; print the one-line error and exit 2, as the CLI does."""
     import json
@@ -357,35 +390,102 @@ POISONED_SCRIPT = textwrap.dedent('''
 def test_a_non_finite_loss_on_one_rank_stops_every_rank(tiny_dataset, tmp_path):
     script = tmp_path / "poisoned.py"
     script.write_text(POISONED_SCRIPT)
-    options = dict(
-        TRAIN_OPTIONS,
-        cache=False,
-        epochs=1,
-        train_manifest=str(tiny_dataset / "train.json"),
-        val_manifest=str(tiny_dataset / "val.json"),
-        run_dir=str(tmp_path / "run"),
-    )
-    port = free_port()
-    ranks = [
-        subprocess.Popen(
-            [sys.executable, str(script), json.dumps(options)],
-            stderr=subprocess.PIPE,
-            text=True,
-            env={
-                **os.environ,
-                "OMP_NUM_THREADS": "1",
-                "RANK": str(rank),
-                "LOCAL_RANK": str(rank),
-                "WORLD_SIZE": str(WORLD_SIZE),
-                "MASTER_ADDR": "127.0.0.1",
-                "MASTER_PORT": str(port),
-            },
-        )
-        for rank in range(WORLD_SIZE)
-    ]
     # without the shared verdict rank 0 would wait in the gradient all-reduce for the 3 h group timeout
-    errors = [rank.communicate(timeout=120)[1] for rank in ranks]
-    assert [rank.returncode for rank in ranks] == [2, 2], errors
+    codes, _, errors = run_ranks(script, train_config_json(tiny_dataset, tmp_path, cache=False, epochs=1))
+    assert codes == [2, 2], errors
     last_lines = [e.strip().splitlines()[-1] for e in errors]
     assert last_lines[0].startswith("drowsy: error: non-finite loss on another rank at epoch 1, batch 1"), errors[0]
     assert last_lines[1].startswith("drowsy: error: non-finite loss on rank 1 at epoch 1, batch 1"), errors[1]
+
+
+STOPPED_SCRIPT = textwrap.dedent('''
+    """Train; rank 1 alone is sent SIGTERM during its second batch. Print the summary as JSON."""
+    import json
+    import os
+    import signal
+    import sys
+
+    from drowsy.config import TrainConfig
+    from drowsy.train.engine import train
+    from drowsy.train.loss import YoloLoss
+
+
+    def signalled_on_rank_1(model, hyp):
+        loss, calls = YoloLoss(model, hyp), []
+
+        def call(logits, targets):
+            calls.append(1)
+            if os.environ["RANK"] == "1" and len(calls) == 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return loss(logits, targets)
+        return call
+
+
+    summary = train(TrainConfig(**json.loads(sys.argv[1])), progress=False, loss_factory=signalled_on_rank_1)
+    print(json.dumps({"stopped": summary["stopped"], "epochs_done": summary["epochs_done"]}))
+''')
+
+
+def test_a_stop_asked_on_one_rank_stops_every_rank_at_the_same_step_and_rank_0_saves(tiny_dataset, tmp_path):
+    script = tmp_path / "stopped.py"
+    script.write_text(STOPPED_SCRIPT)
+    # a rank that stopped alone would leave the other waiting in the next gradient all-reduce (the timeout)
+    codes, outputs, errors = run_ranks(script, train_config_json(tiny_dataset, tmp_path, epochs=2))
+    assert codes == [0, 0], errors
+    assert [json.loads(out.strip().splitlines()[-1]) for out in outputs] == [{"stopped": True, "epochs_done": 0}] * 2
+    saved = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert (saved["epoch"], saved["batches_done"]) == (0, 2)  # the step of rank 1's second batch, on both ranks
+    assert "resume with resume=True" in outputs[0] and "resume with" not in outputs[1]
+
+
+NO_SYNC_SCRIPT = textwrap.dedent('''
+    """Two micro-batches on a small DDP model, gradients all-reduced at the last only (gradient_sync) or at
+    both; print the final gradients and how many all-reduces each way made, as JSON."""
+    import json
+
+    import torch
+    import torch.distributed as dist
+    from torch import nn
+
+    from drowsy.train.engine import gradient_sync
+
+    dist.init_process_group("gloo")
+    rank = dist.get_rank()
+
+
+    def accumulated(skip_early_syncs: bool) -> tuple[list, int]:
+        torch.manual_seed(0)
+        model = nn.parallel.DistributedDataParallel(nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3)))
+        reductions = []
+
+        def counting_allreduce(state, bucket):
+            reductions.append(1)
+            tensor = bucket.buffer().div_(dist.get_world_size())
+            return dist.all_reduce(tensor, async_op=True).get_future().then(lambda future: future.value()[0])
+
+        model.register_comm_hook(None, counting_allreduce)
+        generator = torch.Generator().manual_seed(10 + rank)  # each rank its own data
+        for micro_batch in range(2):
+            boundary = micro_batch == 1
+            with gradient_sync(model, boundary or not skip_early_syncs):
+                model(torch.randn(4, 6, generator=generator)).square().sum().backward()
+        return [p.grad.tolist() for p in model.parameters()], len(reductions)
+
+
+    print(json.dumps({"no_sync": accumulated(True), "every_step": accumulated(False)}))
+    dist.destroy_process_group()
+''')
+
+
+def test_no_sync_before_the_optimizer_step_gives_the_gradients_of_syncing_every_micro_batch(tmp_path):
+    script = tmp_path / "no_sync.py"
+    script.write_text(NO_SYNC_SCRIPT)
+    codes, outputs, errors = run_ranks(script)
+    assert codes == [0, 0], errors
+    ranks = [json.loads(out.strip().splitlines()[-1]) for out in outputs]
+    for rank in ranks:
+        (quiet, quiet_reductions), (chatty, chatty_reductions) = rank["no_sync"], rank["every_step"]
+        assert quiet_reductions == 1 and chatty_reductions == 2  # one bucket: once per optimizer step, not per batch
+        for a, b in zip(quiet, chatty):
+            torch.testing.assert_close(torch.tensor(a), torch.tensor(b), rtol=1e-6, atol=1e-7)
+    assert ranks[0]["no_sync"][0] == ranks[1]["no_sync"][0]  # every rank holds the same averaged gradient

@@ -175,11 +175,17 @@ def test_save_checkpoint_is_atomic(tmp_path, monkeypatch):
 
 
 def test_non_finite_loss_stops_with_clear_error(tiny_dataset, tmp_path):
-    def poisoned(model, hyp):
-        loss = YoloLoss(model, hyp)
-        return lambda logits, targets: (loss(logits, targets)[0] * float("nan"), loss(logits, targets)[1])
+    def poisoned(model, hyp):  # the first batch only: the second (the optimizer step's, batch 4 of nominal 8) is fine
+        loss, calls = YoloLoss(model, hyp), []
 
-    with pytest.raises(DrowsyError, match="non-finite loss at epoch 1, batch 1 .* no checkpoint written yet"):
+        def compute(logits, targets):
+            calls.append(1)
+            value, parts = loss(logits, targets)
+            return (value * float("nan") if len(calls) == 1 else value), parts
+
+        return compute
+
+    with pytest.raises(DrowsyError, match=r"^non-finite loss at epoch 1, batch 1; .* no checkpoint written yet"):
         train(tiny_config(tiny_dataset, tmp_path, epochs=1), progress=False, loss_factory=poisoned)
 
 

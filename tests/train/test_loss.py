@@ -10,7 +10,7 @@ from torchvision.ops import box_convert, complete_box_iou_loss
 
 from drowsy.config import load_yaml
 from drowsy.train.assign import assign_targets
-from drowsy.train.loss import YoloLoss, objectness_balance
+from drowsy.train.loss import LOSS_PARTS, YoloLoss, complete_iou_loss, objectness_balance
 
 NUM_CLASSES = 7
 IMAGE_SIZE = 64
@@ -80,9 +80,15 @@ def make_perfect(raw: list[torch.Tensor], model: StandInDetector, targets: torch
         prediction[positives.indices + (slice(0, 4),)] = logit(torch.cat([centre_p, size_p], dim=1))
 
 
+def named(parts: torch.Tensor) -> dict:
+    """YoloLoss's parts tensor as {"box": ..., "obj": ..., "cls": ...} floats."""
+    return dict(zip(LOSS_PARTS, parts.tolist()))
+
+
 def test_empty_image_has_only_objectness_loss():
     model = StandInDetector()
     loss, parts = YoloLoss(model, HYP)(random_raw(model, 1, seed=0), torch.zeros(0, 6))
+    parts = named(parts)
 
     assert parts["box"] == 0 and parts["cls"] == 0
     assert parts["obj"] > 0
@@ -96,6 +102,7 @@ def test_perfect_boxes_give_zero_box_loss():
     make_perfect(raw, model, targets, HYP["anchor_t"])
 
     _, parts = YoloLoss(model, HYP)(raw, targets)
+    parts = named(parts)
 
     assert parts["box"] == pytest.approx(0, abs=1e-6)
     assert parts["cls"] > 0  # the class logits were left random
@@ -115,8 +122,11 @@ def test_highest_iou_wins_where_targets_share_a_cell():
 
     loss = YoloLoss(model, hyp)
     _, alone = loss(raw, exact)
+    alone = named(alone)
     _, loose_first = loss(raw, torch.cat([loose, exact]))
+    loose_first = named(loose_first)
     _, loose_last = loss(raw, torch.cat([exact, loose]))
+    loose_last = named(loose_last)
 
     assert loose_first["obj"] == pytest.approx(alone["obj"], rel=1e-5)
     assert loose_last["obj"] == pytest.approx(alone["obj"], rel=1e-5)
@@ -129,8 +139,11 @@ def test_batch_loss_is_the_sum_of_per_image_losses():
     raw = random_raw(model, 2, seed=1)
 
     batch_loss, batch_parts = loss(raw, torch.cat([image_targets(0), image_targets(1)]))
+    batch_parts = named(batch_parts)
     first_loss, first_parts = loss([level[:1] for level in raw], image_targets(0))
+    first_parts = named(first_parts)
     second_loss, second_parts = loss([level[1:] for level in raw], image_targets(0))
+    second_parts = named(second_parts)
 
     assert batch_loss.item() == pytest.approx(first_loss.item() + second_loss.item(), rel=1e-5)
     for name in ("box", "obj", "cls"):
@@ -147,6 +160,7 @@ def test_optimising_raw_predictions_lowers_the_loss():
     history = []
     for _ in range(50):
         value, parts = loss(raw, targets)
+        parts = named(parts)
         optimiser.zero_grad()
         value.backward()
         optimiser.step()
@@ -180,6 +194,7 @@ def test_collapsed_predicted_boxes_give_finite_gradients(raw_wh):
     raw = [level.requires_grad_() for level in raw]
 
     value, parts = YoloLoss(model, HYP)(raw, targets)
+    parts = named(parts)
     value.backward()
 
     assert math.isfinite(parts["box"]) and parts["box"] > 0
@@ -190,7 +205,7 @@ def test_boxes_of_ordinary_size_are_scored_as_torchvision_scores_them():
     model = StandInDetector()
     targets = image_targets(0)
     raw = random_raw(model, 1, seed=3)
-    parts = YoloLoss(model, HYP)(raw, targets)[1]
+    parts = named(YoloLoss(model, HYP)(raw, targets)[1])
     expected = 0.0
     for prediction, positives in zip(raw, positives_of(raw, model, targets, HYP["anchor_t"])):
         positive = prediction[positives.indices]
@@ -207,6 +222,7 @@ def test_bfloat16_predictions_give_a_float32_loss():
     raw = [level.bfloat16().requires_grad_() for level in random_raw(model, 2, seed=0)]
 
     value, parts = YoloLoss(model, HYP)(raw, torch.cat([image_targets(0), image_targets(1)]))
+    parts = named(parts)
     value.backward()
 
     assert value.dtype == torch.float32 and torch.isfinite(value)
@@ -220,8 +236,11 @@ def test_anchors_are_read_at_call_time():
     raw, targets = random_raw(model, 1, seed=0), image_targets(0)
 
     _, before = loss(raw, targets)
+
+    before = named(before)
     model.anchors.mul_(1.5)  # as autoanchor would, after the loss was built
     _, after = loss(raw, targets)
+    after = named(after)
 
     assert after["box"] != pytest.approx(before["box"])
 
@@ -233,7 +252,10 @@ def test_focal_loss_down_weights_easy_negatives():
         level[..., 4] -= 4.0  # mostly confident "no object": easy negatives
 
     _, plain = YoloLoss(model, HYP)(raw, targets)
+
+    plain = named(plain)
     _, focal = YoloLoss(model, dict(HYP, fl_gamma=1.5))(raw, targets)
+    focal = named(focal)
 
     assert focal["obj"] < 0.1 * plain["obj"]
 
@@ -246,7 +268,10 @@ def test_label_smoothing_penalises_overconfident_classes():
         prediction[positives.indices + (5 + positives.class_id,)] = 20.0  # certain and right
 
     _, sharp = YoloLoss(model, HYP)(raw, targets)
+
+    sharp = named(sharp)
     _, smoothed = YoloLoss(model, dict(HYP, label_smoothing=0.1))(raw, targets)
+    smoothed = named(smoothed)
 
     assert sharp["cls"] < 1e-6
     assert smoothed["cls"] > 1e-3
@@ -281,3 +306,22 @@ def test_real_yolov5n_learns_a_fixed_batch():
         history.append(value.item())
 
     assert history[-1] < 0.93 * history[0]
+
+
+def test_complete_iou_loss_is_torchvisions_to_the_bit_values_and_gradients():
+    generator = torch.Generator().manual_seed(4)
+    corners = torch.rand(400, 2, generator=generator) * 10
+    sizes = torch.rand(400, 2, generator=generator) * 4 + 0.01
+    predicted = torch.cat([corners, corners + sizes], dim=1)
+    target = predicted[torch.randperm(400, generator=generator)]  # overlapping, touching and apart pairs
+    target[:50] = predicted[:50]  # identical pairs
+    target[50:100, :2] = predicted[50:100, 2:]  # corner to corner: zero overlap exactly
+    target[50:100, 2:] = target[50:100, :2] + 1
+    results = []
+    for loss in (complete_iou_loss, complete_box_iou_loss):
+        boxes = predicted.clone().requires_grad_()
+        value = loss(boxes, target)
+        value.sum().backward()
+        results.append((value.detach(), boxes.grad))
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+    assert (results[0][0][100:] > 1).any() and (results[0][0][:50] < 1e-6).all()  # apart pairs and equal ones
