@@ -13,10 +13,9 @@ from tests.helpers import tiny_config
 
 # Calls that wait for the device's queue on a GPU: values read into Python, outputs sized by values, copies
 # to the host; and host data copied to the device (`torch.tensor(...)`, a blocking copy from pageable memory).
-WAITING_CALLS = frozenset(
-    {"__bool__", "__float__", "__int__", "__index__", "item", "tolist", "numpy", "cpu", "nonzero", "masked_select",
-     "unique", "tensor", "as_tensor"}
-)
+VALUES_READ = {"__bool__", "__float__", "__int__", "__index__", "item", "tolist", "numpy", "cpu"}
+VALUE_SIZED = {"nonzero", "masked_select", "unique"}
+WAITING_CALLS = frozenset(VALUES_READ | VALUE_SIZED | {"tensor", "as_tensor"})
 MAX_WAITS_PER_OPTIMIZER_STEP = 1  # the loss, the gradient norm and the stop flag read back together
 
 
