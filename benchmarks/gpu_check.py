@@ -15,6 +15,7 @@ Checks, in order (README "GPU" says what each line means and what to do when one
                    (torch.cuda.set_sync_debug_mode)
   fp16 scaler      fp16 with the gradient scaler forced (as on a V100 or T4) for ~100 steps with accumulation:
                    the scale's path, skipped steps, the scaler in last.pt, a SIGTERM mid-epoch and the resume
+                   (in the dry run on the CPU, with PyTorch's CPU scaler)
   determinism      two short runs with deterministic true, same seed: identical weights
   DDP              2 ranks (NCCL; gloo on CPU in the dry run), accumulation; then a frozen-backbone fine-tune with
                    sync_bn and compile (CUDA only), stopped by SIGTERM on one rank and resumed: identical weights
@@ -57,13 +58,14 @@ from drowsy.models.yolo import build_model
 from drowsy.paths import DATA_DIR
 from drowsy.synth.aihub_tree import write_aihub_tree
 from drowsy.train import engine
+from drowsy.train import run as train_run
 from drowsy.train.run import build_run
 
 FULL = load_yaml(DATA_DIR / "presets" / "full.yaml")
 # (model, img_size, batch, nominal batch, workers, training images, warm-up steps, timed steps, fp16 steps)
 SIZES = {
     "gpu": ("yolov5l6", 1280, 16, 64, FULL["workers"], 256, 8, 32, 96),
-    "dry": ("yolov5n", 96, 4, 16, 1, 16, 2, 4, 0),
+    "dry": ("yolov5n", 96, 4, 16, 1, 16, 2, 4, 6),
 }
 PARITY_IMAGES = 16
 PROBABILITY_TOLERANCE, BOX_TOLERANCE_PX = 0.02, 1.0  # inference parity: GPU (TF32 convolutions) and ONNX vs CPU
@@ -259,30 +261,31 @@ def counting_waits(enabled: bool):
 
 
 def fp16_scaler(setting: Setting) -> dict:
-    """fp16 and the gradient scaler forced for ~fp16_steps steps with accumulation, a SIGTERM in the second
-    epoch, then the resume to the end."""
-    if setting.device.type != "cuda":
-        return skipped("fp16 scaler", "needs CUDA")
-    per_epoch = setting.images // setting.batch
+    """fp16 and the gradient scaler forced for ~fp16_steps batches with accumulation, a SIGTERM a third of the
+    way, then the resume to the end. In the dry run the same on the CPU, one short epoch (PyTorch has a CPU
+    scaler; drowsy never uses it; fp16 is slow there): the check's own code runs before a GPU does."""
+    per_epoch = math.ceil(len(load_manifest(setting.folder / "prepared" / "train.json").records) / setting.batch)
     epochs = math.ceil(setting.fp16_steps / per_epoch)
-    config = setting.config("fp16", epochs=epochs)
-    scales, stops = [], {"at": per_epoch + per_epoch // 2}
-    original_step, original_dtype = engine.optimizer_step, drowsy.device.autocast_dtype
+    config = setting.config("fp16", epochs=epochs, nominal_batch=setting.batch * min(4, per_epoch // 2))
+    scales, stops = [], {"at": epochs * per_epoch // 3}  # a third of the way: mid-epoch at these sizes
+    originals = engine.optimizer_step, drowsy.device.autocast_dtype, train_run.needs_grad_scaler
 
     def recording_step(run, epoch, batch_index, tally, stop_requested):
-        result = original_step(run, epoch, batch_index, tally, stop_requested)
+        result = originals[0](run, epoch, batch_index, tally, stop_requested)
         scales.append(run.scaler.get_scale())
-        if epoch * per_epoch + batch_index >= stops.pop("at", math.inf):
+        if "at" in stops and epoch * per_epoch + batch_index >= stops["at"]:
+            del stops["at"]  # once: the resumed run goes to the end
             os.kill(os.getpid(), signal.SIGTERM)  # StopRequest: save at the next optimizer step and return
         return result
 
     engine.optimizer_step, drowsy.device.autocast_dtype = recording_step, lambda device: torch.float16
+    train_run.needs_grad_scaler = lambda device, amp: amp
     try:
         stopped = engine.train(config, progress=False)
         saved = load_checkpoint(Path(config.run_dir) / "last.pt")
         resumed = engine.train(dataclasses.replace(config, resume=True), progress=False)
     finally:
-        engine.optimizer_step, drowsy.device.autocast_dtype = original_step, original_dtype
+        engine.optimizer_step, drowsy.device.autocast_dtype, train_run.needs_grad_scaler = originals
     skips = sum(after < before for before, after in zip(scales, scales[1:]))
     ok = stopped["stopped"] and bool(saved["scaler"]) and not resumed["stopped"] and skips < len(scales) / 2
     figures = (
@@ -405,7 +408,8 @@ def torchrun(script: Path, config: TrainConfig, out: Path, sigterm_at: int = -1)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SIGTERM_AT": str(sigterm_at)}
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     if result.returncode != 0:
-        raise DrowsyError(f"DDP run failed: {result.stderr.strip().splitlines()[-1:]}")
+        errors = [line for line in result.stderr.splitlines() if "Error" in line and "ChildFailedError" not in line]
+        raise DrowsyError(f"DDP run failed ({config.run_dir}): {(errors or ['no error line'])[-1].strip()[:300]}")
     return [json.loads(out.with_name(f"{out.stem}{rank}.json").read_text()) for rank in range(2)]
 
 

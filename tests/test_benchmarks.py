@@ -23,12 +23,13 @@ def test_gpu_checks_dry_run_runs_every_check_on_the_cpu_and_skips_only_what_need
         "bf16 step": "ok",
         "loader": "ok",
         "training step": "ok",
-        "fp16 scaler": "skipped",  # the gradient scaler runs only on CUDA
+        "fp16 scaler": "ok",  # with PyTorch's CPU scaler in the dry run
         "determinism": "ok",
         "DDP": "ok",  # gloo on 2 CPU processes
         "inference": "ok",
     }
     assert checks["training step"]["images_per_s"] > 0 and checks["training step"]["timed_steps"] == 4
+    assert "with the scaler in last.pt (scale 65536.0), resumed" in checks["fp16 scaler"]["figures"]
     assert (
         "identical weights: True" in checks["DDP"]["figures"]
         and "stopped on rank 1's SIGTERM" in checks["DDP"]["figures"]

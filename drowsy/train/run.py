@@ -216,7 +216,7 @@ def build_optimizer(
     # weight decay is tuned for the nominal batch; scale it to the batch actually accumulated
     weight_decay = hyp.weight_decay * config.batch * process.world_size * accumulate / config.nominal_batch
     optimizer = torch.optim.SGD(parameter_groups(model, weight_decay), lr=hyp.lr0, momentum=hyp.momentum, nesterov=True)
-    return optimizer, torch.amp.GradScaler("cuda", enabled=needs_grad_scaler(process.device, config.amp))
+    return optimizer, torch.amp.GradScaler(process.device.type, enabled=needs_grad_scaler(process.device, config.amp))
 
 
 def wrap_model(model: nn.Module, config: TrainConfig, process: Process) -> nn.Module:
