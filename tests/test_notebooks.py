@@ -150,6 +150,8 @@ def ensembled(p: dict) -> None:
     assert {f"val: {name}" for name in VARIANTS} <= set(table)
     for name in VARIANTS:
         assert set(table[f"val: {name}"]["per_class_AP75"]) == val_classes
+    figures = {f.stem for f in (out / "figures").glob("05_*.png") if f.stat().st_size > 0}
+    assert {"05_ablation", "05_pr_curves", "05_confusion", "05_by_size", "05_predictions"} <= figures
     tests = sorted(f.name for f in Path(p["test_dir"]).rglob("*.jpg"))
     submission = json.loads((out / "submission.json").read_text())["annotations"]
     assert sorted(Path(a["file_name"]).name for a in submission) == tests  # one entry per test image

@@ -6,7 +6,10 @@ import math
 
 from drowsy.commands.options import renamed
 
-HELP = "score predictions (submission JSON) against labels: COCO mAP@0.5, @0.75 (the competition's), @0.5:0.95"
+HELP = (
+    "score predictions (submission JSON) against labels: COCO mAP@0.5, @0.75 (the competition's), @0.5:0.95, "
+    "and AP@0.75 by object size (COCO's small, medium, large)"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from drowsy.data.labels import read_labels
     from drowsy.errors import DrowsyError
-    from drowsy.eval.metrics import evaluate_detections
+    from drowsy.eval.metrics import evaluate_by_size, evaluate_detections
     from drowsy.eval.slices import evaluate_by, slice_table
     from drowsy.paths import resolve
 
@@ -50,11 +53,13 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         # With both files well formed, what is left to reject is predictions for unknown images.
         raise DrowsyError(f"{args.predictions}: {err} (labels: {args.labels})") from None
+    sizes = evaluate_by_size(ground_truth, predictions, max_dets=args.max_det)
     slices = {key: evaluate_by(ground_truth, predictions, key, args.max_det) for key in args.by}
     if args.json:
-        print(json.dumps({**result, "by": slices} if slices else result))
+        print(json.dumps({**result, "by_size": sizes, **({"by": slices} if slices else {})}))
         return 0
     print(_table(result))
+    print(f"\nAP@0.75 by object size (COCO's areas; objects in brackets):\n{slice_table(sizes, 'size').to_string()}")
     for key, rows in slices.items():
         print(f"\nAP@0.75 by {key} (objects in brackets):\n{slice_table(rows, key).to_string()}")
     return 0

@@ -23,8 +23,10 @@ from drowsy import CLASSES
 from drowsy.files import gc_paused
 from drowsy.progress import progress as progress_bar
 
-# COCOeval's "all" area range; no other range is evaluated, which also saves their accumulation.
-_AREA_ALL = [0.0, 1e5**2]
+# COCOeval's "all" area range: the only one evaluated unless sizes are asked for (which costs their accumulation).
+_AREA_ALL = (0.0, 1e5**2)
+# COCO's object sizes, by box area in pixels of the original image (COCOeval's areaRng: both ends included).
+SIZE_RANGES = {"small": (0.0, 32.0**2), "medium": (32.0**2, 96.0**2), "large": (96.0**2, 1e5**2)}
 _SHOWN_NAMES = 5  # how many offending file names an error message lists
 
 
@@ -53,8 +55,9 @@ class _Boxes:
 class _CocoRun:
     """The accumulated result of one COCOeval run.
 
-    precision: [T, R, K] float64, interpolated precision per IoU threshold, recall threshold and
-    class (area "all", the run's max_dets); -1 for a class without ground truth.
+    precision: [T, R, K, A] float64, interpolated precision per IoU threshold, recall threshold, class and
+    area range (the run's; "all" alone unless sizes were asked for), at the run's max_dets; -1 for a class
+    without ground truth in the range.
     """
 
     precision: np.ndarray
@@ -106,9 +109,50 @@ def evaluate_arrays(
     )
 
 
+def evaluate_by_size(
+    ground_truth: list[dict], predictions: list[dict], classes=CLASSES, max_dets: int = 100
+) -> list[dict]:
+    """AP@0.75 by COCO object size (`SIZE_RANGES`: small, medium, large box areas in original pixels), as
+    COCOeval's area ranges score it: objects of other sizes and the predictions matching them are set aside,
+    unmatched predictions of other sizes too. One row per size, in the shape of `drowsy.eval.slices.evaluate_by`
+    (so `slice_table` and `plot_slices` show it): `{"value", "images" (with an object of the size), "objects":
+    {class: n}, "AP75": {class: AP or None where the size has none of the class}, "mAP75"}` (None when the
+    size has no object at all)."""
+    truth, predicted = _flatten_pair(ground_truth, predictions, classes)
+    run = _score(truth, predicted, len(ground_truth), classes, max_dets, tuple(SIZE_RANGES.values()))
+    ap75 = run.precision[_threshold_index(run.iou_thresholds, 0.75)].mean(axis=0)  # [K, A]
+    xywh = _xywh(truth)
+    areas = xywh[:, 2] * xywh[:, 3]
+    rows = []
+    for a, (label, (low, high)) in enumerate(SIZE_RANGES.items()):
+        inside = (areas >= low) & (areas <= high)
+        counts = np.bincount(truth.class_id[inside], minlength=len(classes))
+        present = ap75[:, a] > -1
+        rows.append(
+            {
+                "value": _size_name(label, low, high),
+                "images": len(np.unique(truth.image[inside])),
+                "objects": {name: int(counts[k]) for k, name in enumerate(classes)},
+                "AP75": {name: float(ap75[k, a]) if present[k] else None for k, name in enumerate(classes)},
+                "mAP75": float(ap75[present, a].mean()) if present.any() else None,
+            }
+        )
+    return rows
+
+
+def _size_name(label: str, low: float, high: float) -> str:
+    """ "small (< 32x32 px)", "medium (32x32-96x96 px)", "large (> 96x96 px)": the range as box areas."""
+    low_side, high_side = round(low**0.5), round(high**0.5)
+    if low == 0:
+        return f"{label} (< {high_side}x{high_side} px)"
+    if high >= _AREA_ALL[1]:
+        return f"{label} (> {low_side}x{low_side} px)"
+    return f"{label} ({low_side}x{low_side}-{high_side}x{high_side} px)"
+
+
 def _summary(run: "_CocoRun", classes, images: int, predictions: int) -> dict:
     """evaluate_detections' dict from a COCOeval run."""
-    per_iou = run.precision.mean(axis=1)  # [T, K]: AP per IoU threshold and class
+    per_iou = run.precision[..., 0].mean(axis=1)  # [T, K]: AP per IoU threshold and class, area "all"
     present = per_iou[0] > -1
     if not present.any():
         raise ValueError("the ground truth has no objects: nothing to score")
@@ -138,7 +182,7 @@ def pr_curves(
     ground truth; the mean of a curve's precision is the class's AP at that IoU.
     """
     run = _run_cocoeval(ground_truth, predictions, classes, max_dets)
-    precision = run.precision[_threshold_index(run.iou_thresholds, iou)]  # [R, K]
+    precision = run.precision[_threshold_index(run.iou_thresholds, iou), :, :, 0]  # [R, K], area "all"
     return {
         name: (run.recall_thresholds.copy(), precision[:, k].copy())
         for k, name in enumerate(classes)
@@ -254,8 +298,10 @@ def _run_cocoeval(ground_truth: list[dict], predictions: list[dict], classes, ma
     return _score(truth, predicted, len(ground_truth), classes, max_dets)
 
 
-def _score(truth: _Boxes, predicted: _Boxes, num_images: int, classes, max_dets: int) -> _CocoRun:
-    """COCOeval of flattened boxes (`_flatten`) of `num_images` ground-truth images."""
+def _score(
+    truth: _Boxes, predicted: _Boxes, num_images: int, classes, max_dets: int, area_ranges=(_AREA_ALL,)
+) -> _CocoRun:
+    """COCOeval of flattened boxes (`_flatten`) of `num_images` ground-truth images, for each area range."""
     if max_dets < 1:
         raise ValueError(f"max_dets must be >= 1, got {max_dets}")
     num_classes = len(classes)
@@ -273,12 +319,12 @@ def _score(truth: _Boxes, predicted: _Boxes, num_images: int, classes, max_dets:
             _pair_ious(truth, predicted, num_classes),
         )
         evaluator.params.maxDets = [max_dets]
-        evaluator.params.areaRng = [_AREA_ALL]
-        evaluator.params.areaRngLbl = ["all"]
+        evaluator.params.areaRng = [list(area) for area in area_ranges]
+        evaluator.params.areaRngLbl = [str(k) for k in range(len(area_ranges))]
         evaluator.evaluate()
         evaluator.accumulate()
     return _CocoRun(
-        precision=np.asarray(evaluator.eval["precision"])[:, :, :, 0, 0],
+        precision=np.asarray(evaluator.eval["precision"])[:, :, :, :, 0],
         iou_thresholds=np.asarray(evaluator.params.iouThrs),
         recall_thresholds=np.asarray(evaluator.params.recThrs),
     )

@@ -64,7 +64,7 @@ def slice_table(rows: list[dict], key: str):
         index=pd.Index([row["value"] for row in rows], name=key),
     )
     table.insert(0, "images", [row["images"] for row in rows])
-    table["mAP@0.75"] = [f"{row['mAP75']:.3f}" for row in rows]
+    table["mAP@0.75"] = ["-" if row["mAP75"] is None else f"{row['mAP75']:.3f}" for row in rows]
     return table
 
 

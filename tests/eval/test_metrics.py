@@ -11,8 +11,16 @@ import torch
 
 from drowsy import CLASSES
 from drowsy.cli import main
-from drowsy.eval.metrics import confusion_matrix, evaluate_arrays, evaluate_detections, pr_curves
+from drowsy.eval.metrics import (
+    SIZE_RANGES,
+    confusion_matrix,
+    evaluate_arrays,
+    evaluate_by_size,
+    evaluate_detections,
+    pr_curves,
+)
 from drowsy.eval.plots import plot_confusion_matrix, plot_pr_curves
+from drowsy.eval.slices import slice_table
 from drowsy.infer.postprocess import to_records
 
 
@@ -98,6 +106,18 @@ def handmade_fixture():
 def reference(ground_truth, predictions, category_ids=None, max_dets: int = 100) -> dict:
     """pycocotools' stats[0:3] (AP 0.5:0.95, AP 0.5, AP 0.75), structures built independently.
     Its summary only knows maxDets 100; for another cap, mAP50 is read from its precision array."""
+    evaluator = reference_evaluator(ground_truth, predictions, category_ids, max_dets)
+    with contextlib.redirect_stdout(io.StringIO()):
+        if max_dets != 100:
+            precision = evaluator.eval["precision"][0, :, :, 0, 0]  # IoU 0.50, area "all", the cap
+            return {"mAP50": precision[precision > -1].mean()}
+        evaluator.summarize()
+    return {"mAP50_95": evaluator.stats[0], "mAP50": evaluator.stats[1], "mAP75": evaluator.stats[2]}
+
+
+def reference_evaluator(ground_truth, predictions, category_ids=None, max_dets: int = 100):
+    """pycocotools' COCOeval, evaluated and accumulated with its default area ranges (all, small, medium,
+    large), categories in CLASSES order."""
     image_ids = {r["file_name"]: 1000 + 3 * i for i, r in enumerate(ground_truth)}
     category = {name: 10 + k for k, name in enumerate(CLASSES)}
 
@@ -146,11 +166,7 @@ def reference(ground_truth, predictions, category_ids=None, max_dets: int = 100)
             evaluator.params.catIds = [category[n] for n in category_ids]
         evaluator.evaluate()
         evaluator.accumulate()
-        if max_dets != 100:
-            precision = evaluator.eval["precision"][0, :, :, 0, 0]  # IoU 0.50, area "all", the cap
-            return {"mAP50": precision[precision > -1].mean()}
-        evaluator.summarize()
-    return {"mAP50_95": evaluator.stats[0], "mAP50": evaluator.stats[1], "mAP75": evaluator.stats[2]}
+    return evaluator
 
 
 @pytest.mark.parametrize(
@@ -467,12 +483,14 @@ def test_cli_json_prints_one_parseable_object(tmp_path, capsys):
     submission = write_labels(tmp_path / "submission.json", predictions)
     assert main(["evaluate", "--labels", labels, "--predictions", submission, "--json"]) == 0
     printed = capsys.readouterr().out
-    assert json.loads(printed) == evaluate_detections(ground_truth, predictions)
+    sizes = evaluate_by_size(ground_truth, predictions)
+    assert json.loads(printed) == {**evaluate_detections(ground_truth, predictions), "by_size": sizes}
     assert printed.count("\n") == 1
 
     assert main(["evaluate", "--labels", labels, "--predictions", submission]) == 0
     table = capsys.readouterr().out
     assert "face" in table and "competition metric (mAP@0.75)" in table
+    assert "AP@0.75 by object size" in table and all(row["value"] in table for row in sizes)
 
 
 @pytest.mark.parametrize(
@@ -579,3 +597,40 @@ def test_plots_draw_one_line_per_class_and_one_cell_per_pair():
     shown = np.array([float(t.get_text()) for t in ax.texts]).reshape(matrix.shape)
     labelled = matrix.sum(axis=0) > 0
     np.testing.assert_allclose(shown[:, labelled].sum(axis=0), 1.0, atol=0.02)  # shares per true class
+
+
+@pytest.mark.parametrize("fixture", [random_fixture(0), random_fixture(1, images=60)], ids=["random0", "random1"])
+def test_ap_by_object_size_equals_pycocotools_area_ranges(fixture):
+    ground_truth, predictions = fixture
+    rows = evaluate_by_size(ground_truth, predictions)
+    evaluator = reference_evaluator(ground_truth, predictions)
+    assert [list(r) for r in evaluator.params.areaRng[1:]] == [list(r) for r in SIZE_RANGES.values()]
+    precision = evaluator.eval["precision"][5, :, :, 1:, 2]  # IoU 0.75, [R, K, small/medium/large], 100 detections
+    assert [row["value"].split()[0] for row in rows] == ["small", "medium", "large"]
+    for a, row in enumerate(rows):
+        for k, name in enumerate(CLASSES):
+            expected = precision[:, k, a]
+            if expected[0] == -1:
+                assert row["AP75"][name] is None and row["objects"][name] == 0, (row["value"], name)
+            else:
+                assert row["AP75"][name] == pytest.approx(expected.mean(), abs=1e-9), (row["value"], name)
+        assert row["mAP75"] == pytest.approx(precision[:, :, a][precision[:, :, a] > -1].mean(), abs=1e-9)
+    sides = [
+        (o["position"][2] - o["position"][0], o["position"][3] - o["position"][1])
+        for r in ground_truth
+        for o in r["objects"]
+    ]
+    assert sum(sum(row["objects"].values()) for row in rows) >= len(sides)  # every object in a size (both at 32², 96²)
+    assert all(sum(row["objects"].values()) > 0 for row in rows)  # the fixture has every size
+
+
+def test_a_size_without_objects_has_no_ap_and_shows_as_a_dash():
+    ground_truth = [{"file_name": "a.jpg", "objects": [obj("face", [0, 0, 200, 200])]}]  # large only
+    predictions = [
+        {"file_name": "a.jpg", "objects": [obj("face", [0, 0, 200, 200], 0.9), obj("phone", [5, 5, 9, 9], 0.8)]}
+    ]
+    small, medium, large = evaluate_by_size(ground_truth, predictions)
+    assert small["mAP75"] is None and medium["mAP75"] is None and small["images"] == 0
+    assert large["mAP75"] == 1.0 and large["objects"]["face"] == 1 and large["AP75"]["phone"] is None
+    table = slice_table([small, medium, large], "size")
+    assert table["mAP@0.75"].tolist() == ["-", "-", "1.000"]
