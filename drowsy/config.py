@@ -171,8 +171,9 @@ class TrainConfig(Params):
 
 @dataclasses.dataclass(frozen=True)
 class Hyp(Params):
-    """A hyperparameter file (data/hyp.*.yaml, YOLOv5's names; each file comments every key). All
-    floats; every key is required except `label_smoothing`, so a typo cannot silently fall back."""
+    """A hyperparameter file (data/hyp.*.yaml, YOLOv5's names; each file comments every key). Floats but the
+    pasted classes; every key is required except `label_smoothing` and the copy-paste pair (off unless set), so a
+    typo cannot silently fall back."""
 
     lr0: float
     lrf: float
@@ -202,10 +203,13 @@ class Hyp(Params):
     mosaic: float
     mixup: float
     label_smoothing: float = 0.0
+    copy_paste: float = 0.0  # probability that a training image gets a pasted rare object (0: off)
+    copy_paste_classes: str = "phone,cigar"  # the classes pasted, comma-separated
 
     def __post_init__(self):
         for field in dataclasses.fields(self):  # `mosaic: 1` in YAML is the float 1.0
-            object.__setattr__(self, field.name, float(getattr(self, field.name)))
+            if field.type in (float, "float"):
+                object.__setattr__(self, field.name, float(getattr(self, field.name)))
 
     @classmethod
     def load(cls, path: str | Path) -> "Hyp":

@@ -183,3 +183,103 @@ def flip_lr(image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarra
     flipped[:, 0] = width - boxes[:, 2]
     flipped[:, 2] = width - boxes[:, 0]
     return cv2.flip(image, 1), flipped
+
+
+# Where a pasted object's centre goes, relative to a face box of the target image: (x, y) as fractions of the
+# face's width and height from its top-left corner. Phones at either ear (just outside the face box, clear of the
+# eyes) or in front of the chest; cigarettes at a mouth corner (MOUTH: the face's mouth box, when it has one) or
+# held beside the chin.
+MOUTH = "mouth"
+PASTE_SPOTS = {
+    "phone": ((-0.12, 0.5), (1.12, 0.5), (0.5, 1.45)),
+    "cigar": (MOUTH, MOUTH, (0.1, 1.05), (0.9, 1.05)),
+}
+PASTE_MARGIN = 0.15  # local background pasted around an object's box, fraction of its longer side (no masks here)
+
+
+def copy_paste(
+    image: np.ndarray,
+    boxes: np.ndarray,
+    classes: np.ndarray,
+    pieces: list[tuple[np.ndarray, np.ndarray, str, float | None]],
+    rng: np.random.Generator,
+    class_ids: dict[str, int],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Object-level rebalancing (Ghiasi et al. 2021, "Simple Copy-Paste"; Dwibedi et al. 2017): paste each
+    piece (crop uint8 [h, w] with its local background, the object's box [4] in the crop, its class name, its
+    height over its own face's height or None) beside a random face of `image` at a plausible spot
+    (`PASTE_SPOTS`), scaled to that face as it was to its own (x0.8-1.25), and add its box and class. A piece
+    is left out when the image has no face, when its box would leave the image, or when the crop would cover an
+    eye or another phone or cigarette (a cigarette may cover the mouth it is put to: that is what it looks
+    like). Returns a new image and arrays; the inputs are not changed."""
+    faces = boxes[classes == class_ids["face"]]
+    if not len(faces) or not pieces:
+        return image, boxes, classes
+    image = image.copy()
+    eyes = np.isin(classes, [class_ids["eye_opened"], class_ids["eye_closed"]])
+    mouths = boxes[np.isin(classes, [class_ids["mouth_opened"], class_ids["mouth_closed"]])]
+    added_boxes, added_classes = [], []
+    for crop, box, name, relative in pieces:
+        face = faces[rng.integers(len(faces))]
+        face_h = face[3] - face[1]
+        spot = PASTE_SPOTS[name][rng.integers(len(PASTE_SPOTS[name]))]
+        gain = rng.uniform(0.8, 1.25) * (relative * face_h / (box[3] - box[1]) if relative else 1.0)
+        centre = _spot_centre(spot, face, mouths, rng)
+        if centre is None or gain <= 0:
+            continue
+        size = (max(round(crop.shape[1] * gain), 1), max(round(crop.shape[0] * gain), 1))
+        scaled = cv2.resize(crop, size, interpolation=cv2.INTER_LINEAR)
+        gx, gy = size[0] / crop.shape[1], size[1] / crop.shape[0]
+        object_centre = ((box[0] + box[2]) / 2 * gx, (box[1] + box[3]) / 2 * gy)
+        left, top = round(centre[0] - object_centre[0]), round(centre[1] - object_centre[1])
+        placed = np.array([left + box[0] * gx, top + box[1] * gy, left + box[2] * gx, top + box[3] * gy], np.float32)
+        covered = np.array([left, top, left + size[0], top + size[1]], np.float32)
+        blockers = boxes[eyes | np.isin(classes, [class_ids["phone"], class_ids["cigar"]])]
+        if added_boxes:
+            blockers = np.concatenate([blockers, np.stack(added_boxes)])
+        if placed[0] < 0 or placed[1] < 0 or placed[2] > image.shape[1] or placed[3] > image.shape[0]:
+            continue
+        if len(blockers) and (_overlap(covered, blockers) > 0).any():
+            continue
+        _paste(image, scaled, left, top)
+        added_boxes.append(placed)
+        added_classes.append(class_ids[name])
+    if not added_boxes:
+        return image, boxes, classes
+    return (
+        image,
+        np.concatenate([boxes, np.stack(added_boxes)]).astype(np.float32),
+        np.concatenate([classes, np.asarray(added_classes, dtype=classes.dtype)]),
+    )
+
+
+def _spot_centre(spot, face: np.ndarray, mouths: np.ndarray, rng: np.random.Generator) -> tuple[float, float] | None:
+    """Pixels of a paste spot on `face`: a fraction of the face box, or a corner of the face's mouth (None when the
+    face has no mouth box)."""
+    if spot != MOUTH:
+        return face[0] + spot[0] * (face[2] - face[0]), face[1] + spot[1] * (face[3] - face[1])
+    centres = (mouths[:, :2] + mouths[:, 2:]) / 2
+    inside = (
+        (centres[:, 0] > face[0]) & (centres[:, 0] < face[2]) & (centres[:, 1] > face[1]) & (centres[:, 1] < face[3])
+    )
+    if not inside.any():
+        return None
+    mouth = mouths[inside][0]
+    corner = mouth[0] if rng.random() < 0.5 else mouth[2]
+    return float(corner), float((mouth[1] + mouth[3]) / 2)
+
+
+def _overlap(box: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Intersection area of `box` [4] with each of `others` [n, 4] (xyxy), pixels."""
+    w = np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0])
+    h = np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1])
+    return np.clip(w, 0, None) * np.clip(h, 0, None)
+
+
+def crop_with_background(image: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The object's box [4] (xyxy pixels of `image`) with `PASTE_MARGIN` of local background around it, cut at the
+    image's edges: (crop uint8, the box in the crop's pixels)."""
+    margin = PASTE_MARGIN * max(box[2] - box[0], box[3] - box[1]) + 2
+    x0, y0 = max(int(box[0] - margin), 0), max(int(box[1] - margin), 0)
+    x1, y1 = min(int(np.ceil(box[2] + margin)), image.shape[1]), min(int(np.ceil(box[3] + margin)), image.shape[0])
+    return image[y0:y1, x0:x1].copy(), (box - np.array([x0, y0, x0, y0], np.float32)).astype(np.float32)

@@ -18,8 +18,16 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from drowsy import CLASS_IDS
-from drowsy.data.augment import augment_value, flip_lr, mosaic4, random_affine
+from drowsy import CLASS_IDS, CLASSES
+from drowsy.data.augment import (
+    PASTE_SPOTS,
+    augment_value,
+    copy_paste,
+    crop_with_background,
+    flip_lr,
+    mosaic4,
+    random_affine,
+)
 from drowsy.data.geometry import letterbox_boxes, letterbox_geometry, pad_to, resize_long_side, resized_hw
 from drowsy.data.image_cache import ImageCache, fill_cache
 from drowsy.distributed import SINGLE_PROCESS, Process
@@ -37,6 +45,7 @@ AUGMENT_OFF = {
     "hsv_v": 0.0,
     "fliplr": 0.0,
     "mosaic": 0.0,
+    "copy_paste": 0.0,
 }
 # Hyperparameters that exist in YOLOv5 hyp files but that this pipeline does not implement:
 # hue and saturation mean nothing for grayscale images, and the recipe never uses up-down flips or mixup.
@@ -48,7 +57,14 @@ def _augment_hyp(hyp: dict | None) -> dict:
     for key in UNSUPPORTED:
         if hyp.get(key, 0):
             raise DrowsyError(f"hyp: field '{key}': {hyp[key]} is not supported by the data pipeline (use 0)")
-    return {key: float(hyp.get(key, off)) for key, off in AUGMENT_OFF.items()}
+    values = {key: float(hyp.get(key, off)) for key, off in AUGMENT_OFF.items()}
+    pasted = [name.strip() for name in str(hyp.get("copy_paste_classes", "phone,cigar")).split(",") if name.strip()]
+    for name in pasted:
+        if name not in PASTE_SPOTS:
+            raise DrowsyError(
+                f"hyp: field 'copy_paste_classes': {name!r} cannot be pasted (one of {', '.join(PASTE_SPOTS)})"
+            )
+    return values | {"copy_paste_classes": pasted}
 
 
 def _mixed_seed(*numbers: int) -> int:
@@ -96,7 +112,8 @@ class DetectionDataset(Dataset):
     "objects": [{"class": name, "position": [x1, y1, x2, y2]}]} in original pixels.
     img_size: side S of the square network image (even when augmenting: mosaic halves 2S).
     hyp: YOLOv5-style hyperparameters; read here: mosaic, degrees, translate, scale, shear,
-    perspective, hsv_v, fliplr (missing ones are off).
+    perspective, hsv_v, fliplr, copy_paste and copy_paste_classes (missing ones are off; copy-paste goes
+    after the mosaic, before the affine warp, so the pasted boxes move with the rest).
     augment: False gives the validation view (letterbox only).
 
     Item: (image uint8 [C, S, S], targets float32 [n, 5] = (class_id, cx, cy, w, h) pixels of the
@@ -129,6 +146,9 @@ class DetectionDataset(Dataset):
         self.file_names = [record["file_name"] for record in records]
         self.original_hw = np.array([(record["height"], record["width"]) for record in records], np.int64)
         self._boxes, self._classes, self._offsets = _flatten_objects(records)
+        # the objects copy-paste takes (rows of the flat arrays), when it is on
+        pasted_ids = [CLASS_IDS[name] for name in self.hyp["copy_paste_classes"]] if self.hyp["copy_paste"] else []
+        self._paste_rows = np.flatnonzero(np.isin(self._classes, pasted_ids))
         # Shared memory, so set_epoch in the main process reaches persistent workers too.
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self._cache: ImageCache | None = None
@@ -221,6 +241,23 @@ class DetectionDataset(Dataset):
         boxes, classes = self._objects(index)
         return pad_to(image, (self.img_size, self.img_size), geometry.pad), letterbox_boxes(boxes, geometry), classes
 
+    def _paste_piece(self, row: int) -> tuple[np.ndarray, np.ndarray, str, float | None]:
+        """Object `row` of the flat arrays as copy-paste takes it: its crop with local background from its image
+        at training scale, its box in the crop, its class name, and its height over the height of the face it
+        belongs to (the face whose centre is nearest; None in an image without a face)."""
+        index = int(np.searchsorted(self._offsets, row, side="right") - 1)
+        image, boxes, classes = self._resized(index)
+        box = boxes[row - self._offsets[index]]
+        crop, box_in_crop = crop_with_background(image, box)
+        faces = boxes[classes == CLASS_IDS["face"]]
+        relative = None
+        if len(faces):
+            centre = (box[:2] + box[2:]) / 2
+            face_centres = (faces[:, :2] + faces[:, 2:]) / 2
+            face = faces[np.argmin(np.abs(face_centres - centre).sum(axis=1))]
+            relative = float((box[3] - box[1]) / max(face[3] - face[1], 1e-6))
+        return crop, box_in_crop, CLASSES[int(self._classes[row])], relative
+
     def _augmented(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         hyp = self.hyp
         if rng.random() < hyp["mosaic"]:
@@ -230,6 +267,9 @@ class DetectionDataset(Dataset):
         else:
             image, boxes, classes = self._letterboxed(index)
             border = 0
+        if hyp["copy_paste"] and len(self._paste_rows) and rng.random() < hyp["copy_paste"]:
+            piece = self._paste_piece(int(self._paste_rows[rng.integers(len(self._paste_rows))]))
+            image, boxes, classes = copy_paste(image, boxes, classes, [piece], rng, CLASS_IDS)
         image, boxes, classes = random_affine(
             image,
             boxes,
