@@ -47,7 +47,7 @@ class YoloLoss:
             raise ValueError(f"hyp is missing key(s): {', '.join(missing)}")
         self.model = model
         self.hyp = hyp
-        self._host_copies: dict[str, tuple[tuple, Tensor]] = {}
+        self._host_copies: dict[str, tuple[int, Tensor]] = {}
 
     def __call__(self, raw: list[Tensor], targets: Tensor) -> tuple[Tensor, Tensor]:
         """Loss of one batch.
@@ -102,15 +102,15 @@ class YoloLoss:
         return (box_loss + obj_loss + cls_loss) * batch_size, torch.stack([box_loss, obj_loss, cls_loss]).detach()
 
     def _on_host(self, name: str) -> Tensor:
-        """The model's `anchors` or `strides` (float32) on the host. A device buffer is copied once and again
-        only after it changes (autoanchor writes it in place): its storage and version counter are the key,
-        both known without asking the device."""
+        """The model's `anchors` or `strides` on the host: a host buffer as it is now (autoanchor may have
+        changed it), a device buffer copied once per storage. On a device they do not change: autoanchor runs on
+        the host before the model moves (drowsy.train.run.build_run), and DDP's per-forward broadcast of the
+        buffers rewrites the same values (keying on the version counter would copy, and wait, at every step)."""
         buffer = getattr(self.model, name)
         if buffer.device.type == "cpu":
             return buffer
-        key = (buffer.data_ptr(), buffer._version)
-        if self._host_copies.get(name, (None,))[0] != key:
-            self._host_copies[name] = (key, buffer.detach().float().cpu())
+        if self._host_copies.get(name, (None,))[0] != buffer.data_ptr():
+            self._host_copies[name] = (buffer.data_ptr(), buffer.detach().float().cpu())
         return self._host_copies[name][1]
 
     def _box_loss(self, positive_raw: Tensor, positives: LevelTargets) -> tuple[Tensor, Tensor]:
