@@ -169,6 +169,9 @@ class TrainConfig(Params):
             )
 
 
+COPY_PASTE_CLASSES = "phone,cigar"  # what copy-paste takes when a hyperparameter file does not say
+
+
 @dataclasses.dataclass(frozen=True)
 class Hyp(Params):
     """A hyperparameter file (data/hyp.*.yaml, YOLOv5's names; each file comments every key). Floats but the
@@ -204,7 +207,7 @@ class Hyp(Params):
     mixup: float
     label_smoothing: float = 0.0
     copy_paste: float = 0.0  # probability that a training image gets a pasted rare object (0: off)
-    copy_paste_classes: str = "phone,cigar"  # the classes pasted, comma-separated
+    copy_paste_classes: str = COPY_PASTE_CLASSES  # the classes pasted, comma-separated
 
     def __post_init__(self):
         for field in dataclasses.fields(self):  # `mosaic: 1` in YAML is the float 1.0

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from drowsy import CLASS_IDS, CLASSES
+from drowsy.config import COPY_PASTE_CLASSES
 from drowsy.data.augment import (
     PASTE_SPOTS,
     augment_value,
@@ -58,7 +59,9 @@ def _augment_hyp(hyp: dict | None) -> dict:
         if hyp.get(key, 0):
             raise DrowsyError(f"hyp: field '{key}': {hyp[key]} is not supported by the data pipeline (use 0)")
     values = {key: float(hyp.get(key, off)) for key, off in AUGMENT_OFF.items()}
-    pasted = [name.strip() for name in str(hyp.get("copy_paste_classes", "phone,cigar")).split(",") if name.strip()]
+    pasted = [
+        name.strip() for name in str(hyp.get("copy_paste_classes", COPY_PASTE_CLASSES)).split(",") if name.strip()
+    ]
     for name in pasted:
         if name not in PASTE_SPOTS:
             raise DrowsyError(
