@@ -57,9 +57,12 @@ class ExploreParams(NotebookParams):
     test_labels: str = "data/datasets/demo/test_labels.json"  # labels of the synthetic test set, kept apart from it
     synth_images: int = 3000  # images to synthesise when raw_dir holds no data (0: never synthesise)
     synth_test_images: int = 500  # synthetic test images (0: none)
+    held_out_dir: str = "data/datasets/demo/held_out"  # held-out family images/ (poses training never sees)
+    held_out_labels: str = "data/datasets/demo/held_out_labels.json"  # its labels, kept apart from it
+    synth_held_out_images: int = 300  # synthetic held-out family images, phones and cigarettes raised (0: none)
     synth_format: str = "aihub"  # layout of the synthetic training set: "aihub" (the public tree) or "competition"
     synth_size: str = "800x1280"  # synthetic image size, WIDTHxHEIGHT pixels (real controlled images: 800x1280)
-    seed: int = 0  # seed of the synthetic data (the test set uses seed + 1) and of the sample images
+    seed: int = 0  # seed of the synthetic data (test set: seed + 1, held-out family: seed + 2) and of the samples
     out_dir: str = "outputs/demo"  # figures go to out_dir/figures/01_*.png
     samples: int = 12  # sample images drawn with their boxes
 
@@ -207,6 +210,8 @@ class EnsembleParams(NotebookParams):
     weights_dir: str = "weights/demo"  # <weights_dir>/baseline/best.pt and finetune/best.pt (notebooks 03, 04)
     test_dir: str = "data/datasets/demo/test"  # test images (images/ inside)
     test_labels: str = "data/datasets/demo/test_labels.json"  # "" when unknown (the real test set)
+    held_out_dir: str = "data/datasets/demo/held_out"  # held-out family images from notebook 01 ("": none)
+    held_out_labels: str = "data/datasets/demo/held_out_labels.json"  # its labels
     out_dir: str = "outputs/demo"  # submission.json, ensemble_scores.json, figures/
     predict_img_size: int = 320  # network input for prediction, pixels (the recipe: 1536)
     conf: float = 0.006  # score threshold (the recipe: 0.006)

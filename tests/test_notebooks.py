@@ -148,6 +148,8 @@ def ensembled(p: dict) -> None:
         for o in a["objects"]
     }
     assert {f"val: {name}" for name in VARIANTS} <= set(table)
+    if p.get("held_out_dir"):  # the held-out family scored beside the test set, with its raised props
+        assert {"test: submission", "held-out family: submission"} <= set(table)
     for name in VARIANTS:
         assert set(table[f"val: {name}"]["per_class_AP75"]) == val_classes
     figures = {f.stem for f in (out / "figures").glob("05_*.png") if f.stat().st_size > 0}

@@ -31,6 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--labels-out", help="competition layout: write labels here instead of OUT/labels.json (a test set)"
     )
+    parser.add_argument(
+        "--held-out",
+        action="store_true",
+        help="competition layout: the held-out family (phones and cigarettes in a pose the other sets never "
+        "draw, each in half the images) for a generalisation check, as notebook 01 writes it",
+    )
     parser.add_argument("--workers", type=int, default=1, help="processes rendering images (default 1)")
     parser.add_argument("--seconds", type=float, default=120.0, help="clip length in seconds (default 120)")
     parser.add_argument("--fps", type=float, default=15.0, help="clip frames per second (default 15)")
@@ -61,8 +67,10 @@ def run(args) -> int:
         raise DrowsyError(f"synth: --images and --workers must be >= 1, got {args.images} and {args.workers}")
     out = resolve(args.out)
     if args.layout == "aihub":
-        if args.labels_out:
-            raise DrowsyError("synth: --labels-out is for the competition layout (an AIHub tree keeps its labels)")
+        if args.labels_out or args.held_out:
+            raise DrowsyError(
+                "synth: --labels-out and --held-out are for the competition layout (--format competition)"
+            )
         from drowsy.synth.aihub_tree import write_aihub_tree
 
         write_aihub_tree(out, args.images, args.seed, size, workers=args.workers)
@@ -71,6 +79,6 @@ def run(args) -> int:
     from drowsy.synth.competition import write_dataset
 
     labels_out = resolve(args.labels_out) if args.labels_out else None
-    labels = write_dataset(out, args.images, args.seed, size, labels_out, args.workers)
+    labels = write_dataset(out, args.images, args.seed, size, labels_out, args.workers, held_out=args.held_out)
     print(f"wrote {args.images} images to {out / 'images'} and labels to {labels}")
     return 0

@@ -160,8 +160,11 @@ def score_submission(labels_path: str, submission_path: str | Path) -> dict | No
     return evaluate_detections(read_labels(resolve(labels_path)), read_labels(resolve(submission_path)))
 
 
-def write_scores(path: str | Path, validation: pd.DataFrame, test_scores: dict | None) -> Path:
-    """`ensemble_scores.json` for the run summary: each row {mAP50, mAP75, per_class_AP75}."""
+def write_scores(
+    path: str | Path, validation: pd.DataFrame, test_scores: dict | None, held_out_scores: dict | None = None
+) -> Path:
+    """`ensemble_scores.json` for the run summary: each row {mAP50, mAP75, per_class_AP75}; the test set's and
+    the held-out family's scores (`score_submission`) where there are some."""
 
     def row(mAP50, mAP75, per_class):
         return {
@@ -172,8 +175,7 @@ def write_scores(path: str | Path, validation: pd.DataFrame, test_scores: dict |
 
     classes = [c for c in CLASSES if c in validation]
     scores = {f"val: {name}": row(r["mAP@0.5"], r["mAP@0.75"], r[classes]) for name, r in validation.iterrows()}
-    if test_scores:
-        scores["test: submission"] = row(
-            test_scores["mAP50"], test_scores["mAP75"], {c: s["AP75"] for c, s in test_scores["per_class"].items()}
-        )
+    for name, scored in (("test: submission", test_scores), ("held-out family: submission", held_out_scores)):
+        if scored:
+            scores[name] = row(scored["mAP50"], scored["mAP75"], {c: s["AP75"] for c, s in scored["per_class"].items()})
     return write_json(path, scores, indent=2)

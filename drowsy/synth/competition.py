@@ -34,14 +34,14 @@ def image_name(index: int) -> str:
     return f"image_{index:08d}.jpg"
 
 
-def _write_images(out_dir: Path, seed: int, size: tuple[int, int], start: int, stop: int) -> list[dict]:
+def _write_images(out_dir: Path, seed: int, size: tuple[int, int], held_out: bool, start: int, stop: int) -> list[dict]:
     """Render and write images start..stop-1; image i depends only on (seed, i) (its glasses and cap on a
     stream of their own, so the rest of the scene does not depend on them)."""
     records = []
     for index in range(start, stop):
         rng = np.random.default_rng([seed, index])
         worn = accessories(np.random.default_rng([seed, index, 1 << 23]))
-        image, objects = render_scene(rng, *size, dataclasses.replace(sample_scene(rng, *size), **worn))
+        image, objects = render_scene(rng, *size, dataclasses.replace(sample_scene(rng, *size, held_out), **worn))
         name = image_name(index)
         encode_jpeg(out_dir / name, image)
         records.append({"file_name": name, "objects": objects})
@@ -56,11 +56,13 @@ def write_dataset(
     labels_path=None,
     workers: int = 1,
     progress: bool = True,
+    held_out: bool = False,
 ) -> Path:
     """Write `images` scenes to OUT/images/image_XXXXXXXX.jpg and their labels; return the labels path.
 
     size: (width, height) in pixels. labels_path: where labels.json goes (default OUT/labels.json;
-    elsewhere for a test set whose labels are kept apart). The output is the same for any `workers`.
+    elsewhere for a test set whose labels are kept apart). held_out: scenes of the held-out family
+    (`drowsy.synth.scene.sample_scene`). The output is the same for any `workers`.
     """
     if images < 0 or workers < 1:
         raise ValueError(f"images must be >= 0 and workers >= 1, got {images} and {workers}")
@@ -68,7 +70,7 @@ def write_dataset(
     image_dir = out_dir / "images"
     image_dir.mkdir(parents=True, exist_ok=True)
     labels_path = Path(labels_path) if labels_path is not None else out_dir / "labels.json"
-    records = run_chunks(_write_images, (image_dir, seed, tuple(size)), images, workers, progress)
+    records = run_chunks(_write_images, (image_dir, seed, tuple(size), held_out), images, workers, progress)
     labels_path.parent.mkdir(parents=True, exist_ok=True)
     write_json(labels_path, {"annotations": records}, indent=None)
     return labels_path

@@ -1,5 +1,6 @@
-"""The embedded default data on first use: the synthetic training set (and a test set whose labels are
-kept apart) written into the folders the demo preset names, unless real data is already there."""
+"""The embedded default data on first use: the synthetic training set (and a test set and a held-out
+family set whose labels are kept apart) written into the folders the demo preset names, unless real
+data is already there."""
 
 import os
 import re
@@ -39,6 +40,9 @@ def ensure_dataset(
     workers: int | None = None,
     progress: bool = True,
     layout: str = "competition",
+    held_out_dir: str | Path | None = None,
+    held_out_labels: str | Path | None = None,
+    synth_held_out_images: int = 0,
 ) -> Path:
     """Return `raw_dir`, first synthesising the embedded demo data set there when it holds no data.
 
@@ -47,7 +51,10 @@ def ensure_dataset(
     synthesised from `seed`, in `layout` "competition" (images/ + labels.json) or "aihub" (the public
     AIHub tree: subjects, recordings, one label JSON per image). The test set is synthesised from
     `seed + 1` (other images than the training set) into `test_dir/images`, its labels written apart to
-    `test_labels`, when `synth_test_images` > 0 and `test_dir/images` does not exist. A folder that
+    `test_labels`, when `synth_test_images` > 0 and `test_dir/images` does not exist; likewise
+    `synth_held_out_images` images of the held-out family (poses of phones and cigarettes that the
+    training and test sets never draw: `drowsy.synth.scene.HELD_OUT_POSE`) from `seed + 2` into
+    `held_out_dir`, labels to `held_out_labels`. A folder that
     holds images but no labels is never written into, so a real data set can not be mixed with
     synthetic images. `workers` processes render (default: one per CPU; the images are the same for
     any number).
@@ -72,10 +79,15 @@ def ensure_dataset(
             write_aihub_tree(raw_dir, synth_images, seed, size, workers=workers, progress=progress)
         else:
             _write_synthetic(raw_dir, synth_images, seed, size, None, workers, progress)
-    if test_dir is not None and synth_test_images > 0 and not (resolve(test_dir) / "images").exists():
-        if not test_labels:
-            raise DrowsyError("test_labels: empty; a synthetic test set needs a path for its labels (kept apart)")
-        _write_synthetic(resolve(test_dir), synth_test_images, seed + 1, size, resolve(test_labels), workers, progress)
+    for name, folder, labels, images, offset in (
+        ("test", test_dir, test_labels, synth_test_images, 1),
+        ("held_out", held_out_dir, held_out_labels, synth_held_out_images, 2),
+    ):
+        if folder and images > 0 and not (resolve(folder) / "images").exists():
+            if not labels:
+                raise DrowsyError(f"{name}_labels: empty; a synthetic {name} set needs a path for its labels (apart)")
+            held_out = name == "held_out"
+            _write_synthetic(resolve(folder), images, seed + offset, size, resolve(labels), workers, progress, held_out)
     return raw_dir
 
 
@@ -87,7 +99,7 @@ def _refuse_folder_with_images(images_dir: Path, labels_path: Path) -> None:
         )
 
 
-def _write_synthetic(out_dir, images, seed, size, labels_path, workers, progress) -> None:
+def _write_synthetic(out_dir, images, seed, size, labels_path, workers, progress, held_out=False) -> None:
     from drowsy.synth.competition import write_dataset  # only needed when there is no data yet
 
-    write_dataset(out_dir, images, seed=seed, size=size, labels_path=labels_path, workers=workers, progress=progress)
+    write_dataset(out_dir, images, seed, size, labels_path, workers, progress, held_out)

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from drowsy.synth.canvas import Box, Canvas, Frame, capsule, ellipse, inside_ellipse, ribbon, rounded_rect, union
-from drowsy.synth.scene import Identity, SceneState, identity, sample_scene
+from drowsy.synth.scene import Identity, SceneState, identity, props, sample_scene
 
 _GAUSS_QUANTILES = np.array([NormalDist().inv_cdf((k + 0.5) / 256) for k in range(256)], np.float32)
 
@@ -239,47 +239,77 @@ def _draw_hand(
     canvas.paint([frame.place(rounded_rect(palm[0], palm[1], 0.26 * size, 0.24 * size, 0.08 * size, angle + 90))], skin)
 
 
+def _in_frame_of(cx: float, cy: float, tilt: float, dx: float, dy: float) -> tuple[float, float]:
+    """The point (dx, dy) of a shape centred at (cx, cy) and turned by `tilt` degrees."""
+    c, s = np.cos(np.deg2rad(tilt)), np.sin(np.deg2rad(tilt))
+    return cx + dx * c - dy * s, cy + dx * s + dy * c
+
+
 def _draw_phone(canvas: Canvas, ident: Identity, state: SceneState, head: Frame, body: Frame) -> Box | None:
-    """A dark rounded phone with a lit screen, at the ear or held in front of the chest, hand behind it."""
-    side = state.phone_side
+    """A rounded phone of its `Props` look: at the ear (a hand holding it, or none in sight), in front of
+    the chest in a hand, or raised beside the face in a hand below it, its back to the camera."""
+    look, side = props(state.props_seed), state.phone_side
+    face = look.phone_face
     if state.phone == "ear":
         frame, tilt = head, side * abs(state.phone_place[2])
-        cx, cy, w, h = side * (ident.aspect / 2 + 0.07), 0.08, 0.2, 0.52
-        _draw_hand(canvas, ident, frame, (cx + side * 0.06, cy + 0.16), -90 - side * 20, 0.9)
+        w, h = 0.2 * look.phone_width, 0.52 * look.phone_length
+        cx, cy = side * (ident.aspect / 2 + w / 2 - 0.03), 0.08
+        if state.phone_hand:
+            _draw_hand(canvas, ident, frame, (cx + side * 0.06, cy + 0.16), -90 - side * 20, 0.9)
     else:
-        frame, tilt = body, state.phone_place[2]
-        (cx, cy), w, h = state.phone_place[:2], 0.32, 0.6
-        _draw_hand(canvas, ident, frame, (cx, cy + 0.2), -90 + tilt, 1.1)
-    body_box = canvas.paint(
-        [frame.place(rounded_rect(cx, cy, w, h, 0.05, tilt))], ident.phone_body, owner=OWNERS["phone"]
-    )
-    screen = rounded_rect(cx, cy, w * 0.82, h * 0.78, 0.02, tilt)
-    canvas.paint([frame.place(screen)], ident.phone_screen, owner=OWNERS["phone"])
-    return body_box
+        frame = body
+        w, h = 0.32 * look.phone_width, 0.6 * look.phone_length
+        if state.phone == "hand":
+            tilt = state.phone_place[2]
+            cx, cy = state.phone_place[:2]
+        else:
+            tilt, face = side * abs(state.phone_place[2]) / 2, "back"
+            cx, cy = side * (ident.aspect / 2 + w / 2 + 0.08), 0.2
+        _draw_hand(canvas, ident, frame, _in_frame_of(cx, cy, tilt, 0, h / 3), -90 + tilt, 1.1)
+    owner, corner = OWNERS["phone"], look.phone_corner
+    parts = [canvas.paint([frame.place(rounded_rect(cx, cy, w, h, corner, tilt))], look.phone_body, owner=owner)]
+    if face == "back":  # a camera module in the upper corner, clear of the case's rounding, two lenses in it
+        unit = 0.4 * w
+        inset = 0.5 * unit + 0.1 * unit + 0.3 * corner
+        module = _in_frame_of(cx, cy, tilt, -side * (w / 2 - inset), -h / 2 + inset)
+        case = rounded_rect(*module, unit, unit, 0.25 * unit, tilt)
+        parts.append(canvas.paint([frame.place(case)], look.phone_screen, owner=owner))
+        for dy in (-0.22, 0.22):
+            lens = _in_frame_of(*module, tilt, 0, dy * unit)
+            parts.append(canvas.paint([frame.place(ellipse(*lens, 0.17 * unit, 0.17 * unit, n=16))], 0.0, owner=owner))
+    else:  # the screen, its corners concentric with the case's
+        screen = rounded_rect(cx, cy, w * 0.82, h * 0.78, max(corner - 0.09 * w, 0.005), tilt)
+        parts.append(canvas.paint([frame.place(screen)], look.phone_screen, owner=owner))
+    return union(*parts)
 
 
 def _draw_cigarette(canvas: Canvas, ident: Identity, state: SceneState, head: Frame) -> Box | None:
-    """A thin bright stick with a tan filter and a glowing tip, in the mouth corner or in a hand."""
-    side, angle = state.cigarette_side, np.deg2rad(state.cigarette_angle)
-    radius = max(0.016, head.px(1.6))
+    """A thin stick of its `Props` look (filter, paper, a glowing tip with ash or a plain end): in the mouth
+    corner, between the fingers of a hand beside the chin, or of a hand raised beside the temple."""
+    look, side, angle = props(state.props_seed), state.cigarette_side, np.deg2rad(state.cigarette_angle)
+    radius = max(0.016, head.px(1.6)) * look.cigarette_thickness
     if state.cigarette == "mouth":
         direction = np.array([side * np.cos(angle), np.sin(angle)])
         # held in the lips' corner: its round end touches the corner, the mouth stays whole
         start = np.array([side * 0.5 * ident.mouth_width, ident.mouth_level]) + direction * radius
     else:
-        palm = (side * (ident.aspect / 2 + 0.16), 0.42)
+        palm = (side * (ident.aspect / 2 + 0.16), 0.42 if state.cigarette == "hand" else -0.12)
         _draw_hand(canvas, ident, head, palm, -90 + side * 15, 0.9)
         start = np.asarray(palm) + np.array([0, -0.12])
         direction = np.array([side * np.sin(angle), -np.cos(angle)])
-    length = 0.3
-    filter_end = start + direction * 0.3 * length
+    length = 0.3 * look.cigarette_length
+    filter_end = start + direction * look.cigarette_filter_share * length
     stop = start + direction * length
     owner = OWNERS["cigar"]
-    return union(
-        canvas.paint([head.place(capsule(start, filter_end, radius))], 170.0, owner=owner),
-        canvas.paint([head.place(capsule(filter_end, stop, radius))], 238.0, owner=owner),
-        canvas.paint([head.place(ellipse(*stop, 1.3 * radius, 1.3 * radius, n=16))], 255.0, owner=owner),
-    )
+    parts = [
+        canvas.paint([head.place(capsule(start, filter_end, radius))], look.cigarette_filter, owner=owner),
+        canvas.paint([head.place(capsule(filter_end, stop, radius))], look.cigarette_paper, owner=owner),
+    ]
+    if look.cigarette_lit:  # a grey ash ring and the glowing tip
+        ash = stop - direction * 1.2 * radius
+        parts.append(canvas.paint([head.place(capsule(ash, stop, radius))], 150.0, owner=owner))
+        parts.append(canvas.paint([head.place(ellipse(*stop, 1.3 * radius, 1.3 * radius, n=16))], 255.0, owner=owner))
+    return union(*parts)
 
 
 def _finish(canvas: Canvas, state: SceneState, rng: np.random.Generator) -> np.ndarray:

@@ -29,6 +29,15 @@ CAP_RATE = 0.15
 # the mouth holds a snack to it (a bite) this often (our choices)
 PHONE_IN_HAND_RATE = 0.4
 FOOD_RATE = 0.5
+# Props of many looks (domain randomisation, Tobin et al. 2017; `Props`), our choices: a phone at the ear
+# without a hand in sight (held by the shoulder, or the hand below the frame) this often
+PHONE_AT_EAR_NO_HAND_RATE = 0.35
+# The held-out family (`sample_scene(held_out=True)`): a pose the training data never draws, for a
+# generalisation check (a separate test set, notebook 05): a phone held up beside the face, its back to the
+# camera, and a cigarette in a hand raised beside the temple. That set draws a phone in HELD_OUT_PROP_RATE
+# of its images and a cigarette in as many (the other classes at their usual rates).
+HELD_OUT_POSE = "raised"
+HELD_OUT_PROP_RATE = 0.5
 # Sunglasses and a glare hide the eyes, which are then not labelled (AIHub tree only, our choice: enough
 # for the detector to learn that covered eyes are no eyes; they put the eye classes ~5 % under the table)
 SUNGLASSES_RATE = 0.03
@@ -72,11 +81,11 @@ class SceneState:
     mouth_gape: float  # open-mouth height / mouth width
     mouth_cover: str  # "none" | "mask" (face mask) | "hand"; a covered mouth is not labelled
     hand_side: int  # side the hand over the mouth comes from
-    phone: str  # "none" | "ear" | "hand"
+    phone: str  # "none" | "ear" | "hand" (in front of the chest) | "raised" (held-out family)
     phone_side: int
     phone_place: tuple[float, float, float]  # (x, y) in front of the chest from the face centre in
     # face units (for "hand"), tilt in degrees (both; at the ear its size, turned outwards)
-    cigarette: str  # "none" | "mouth" | "hand"
+    cigarette: str  # "none" | "mouth" | "hand" (beside the chin) | "raised" (held-out family)
     cigarette_side: int
     cigarette_angle: float  # below horizontal ("mouth") or off vertical ("hand"), pointing outwards
     seat: tuple[float, float]  # headrest centre, pixels (the seat back stands below it)
@@ -94,6 +103,8 @@ class SceneState:
     sunglasses: bool = False  # dark lenses: the eyes are hidden (not labelled)
     glare: float = 0.0  # a saturated reflection over the eyes (0 none, 1 full): from 0.5 on they are not labelled
     food: bool = False  # with mouth_cover "hand": the hand holds a snack to the mouth (a bite; not labelled)
+    props_seed: int = 0  # the phone's and the cigarette's look (`Props`)
+    phone_hand: bool = True  # a phone at the ear: a hand holds it in sight (else none is seen)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,8 +128,6 @@ class Identity:
     lips: float
     teeth: float
     mask: float
-    phone_body: float
-    phone_screen: float
     belt: float
     belt_side: int  # shoulder the seat belt comes over
     glasses_frame: float
@@ -148,12 +157,52 @@ def identity(seed: int) -> Identity:
         lips=skin - rng.uniform(30, 50),
         teeth=rng.uniform(175, 230),
         mask=rng.uniform(170, 240),
-        phone_body=rng.uniform(15, 45),
-        phone_screen=rng.uniform(120, 230),
         belt=rng.uniform(50, 120),
         belt_side=int(rng.choice([-1, 1])),
         glasses_frame=rng.uniform(10, 60),
         cap_tone=rng.uniform(20, 220),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Props:
+    """The look of the phone and the cigarette, drawn from `SceneState.props_seed`; sizes are factors of
+    the usual size, tones grey levels."""
+
+    phone_width: float
+    phone_length: float
+    phone_corner: float  # corner radius, face units
+    phone_body: float  # case: mostly dark, a third light
+    phone_face: str  # what the camera sees: "screen" (lit), "dark" (screen off) or "back" (camera lenses)
+    phone_screen: float  # the tone of the screen or of the back's camera module
+    cigarette_length: float
+    cigarette_thickness: float
+    cigarette_paper: float
+    cigarette_filter: float  # tan or white
+    cigarette_filter_share: float  # of the length
+    cigarette_lit: bool  # a glowing tip with ash, or a plain end
+
+
+PHONE_FACES = {"screen": 0.45, "dark": 0.25, "back": 0.3}
+
+
+def props(seed: int) -> Props:
+    rng = np.random.default_rng(seed)
+    paper = rng.uniform(215, 250)
+    face = str(rng.choice(list(PHONE_FACES), p=list(PHONE_FACES.values())))
+    return Props(
+        phone_width=rng.uniform(0.8, 1.25),
+        phone_length=rng.uniform(0.85, 1.2),
+        phone_corner=rng.uniform(0.02, 0.08),
+        phone_body=rng.uniform(150, 235) if rng.random() < 0.3 else rng.uniform(10, 60),
+        phone_face=face,
+        phone_screen={"screen": rng.uniform(120, 235), "dark": rng.uniform(5, 30), "back": rng.uniform(0, 40)}[face],
+        cigarette_length=rng.uniform(0.7, 1.3),
+        cigarette_thickness=rng.uniform(0.75, 1.35),
+        cigarette_paper=paper,
+        cigarette_filter=rng.uniform(140, 195) if rng.random() < 0.7 else paper - rng.uniform(5, 20),
+        cigarette_filter_share=rng.uniform(0.25, 0.4),
+        cigarette_lit=bool(rng.random() < 0.7),
     )
 
 
@@ -167,21 +216,21 @@ def accessories(rng: np.random.Generator, covers: bool = False) -> dict:
     return fields
 
 
-HAND_REACH = 0.85  # face units from the face centre that a hand at the ear or holding a cigarette needs
+HAND_REACH = 0.85  # face units from the face centre that a prop beside the face needs
 
 
 def hands_in_frame(state: SceneState, width: int) -> SceneState:
-    """The state with a phone at the ear and a cigarette in hand on the side of the face that has room for
-    them, where their own side would cut them off at the image edge (close-ups: the face fills the
-    width) and the other side has more room."""
+    """The state with a phone and a cigarette beside the face (at the ear, in hand, raised) on the side of
+    the face that has room for them, where their own side would cut them off at the image edge (close-ups:
+    the face fills the width) and the other side has more room."""
 
     def room(side: int) -> float:
         return (state.face_x if side < 0 else width - state.face_x) / state.face_height
 
     sides = {}
     for prop, held, side in (
-        ("phone", state.phone == "ear", state.phone_side),
-        ("cigarette", state.cigarette == "hand", state.cigarette_side),
+        ("phone", state.phone in ("ear", HELD_OUT_POSE), state.phone_side),
+        ("cigarette", state.cigarette in ("hand", HELD_OUT_POSE), state.cigarette_side),
     ):
         if held and room(side) < HAND_REACH and room(-side) > room(side):
             sides[f"{prop}_side"] = -side
@@ -199,8 +248,9 @@ def phone_hold(rng: np.random.Generator, room: float) -> str:
     return "hand" if rng.random() < PHONE_IN_HAND_RATE and room >= 0.8 else "ear"
 
 
-def sample_scene(rng: np.random.Generator, width: int, height: int) -> SceneState:
-    """A random scene for a `width` x `height` image, with the class rates of `CLASS_RATES`."""
+def sample_scene(rng: np.random.Generator, width: int, height: int, held_out: bool = False) -> SceneState:
+    """A random scene for a `width` x `height` image, with the class rates of `CLASS_RATES`; `held_out`:
+    of the held-out family instead (phones and cigarettes only `HELD_OUT_POSE`, each at `HELD_OUT_PROP_RATE`)."""
     aspect_guess = 0.8  # only to keep the face inside the frame before the identity is known
     face_height = min(rng.uniform(0.35, 0.7) * height, 0.6 * width / aspect_guess)
     half_w = 0.7 * aspect_guess * face_height
@@ -212,10 +262,15 @@ def sample_scene(rng: np.random.Generator, width: int, height: int) -> SceneStat
     # one hand near the face is enough: a hidden eye pairs with a face mask, not a second hand
     mouth_cover = "none" if mouth_visible else ("mask" if hidden_eye or rng.random() < 0.7 else "hand")
     room = room_below(face_y, face_height, height)
-    phone = phone_hold(rng, room) if rng.random() < CLASS_RATES["phone"] else "none"
+    if held_out:
+        phone = HELD_OUT_POSE if rng.random() < HELD_OUT_PROP_RATE else "none"
+    else:
+        phone = phone_hold(rng, room) if rng.random() < CLASS_RATES["phone"] else "none"
     phone_side = int(rng.choice([-1, 1]))
     cigarette = "none"
-    if rng.random() < CLASS_RATES["cigar"]:
+    if held_out:
+        cigarette = HELD_OUT_POSE if rng.random() < HELD_OUT_PROP_RATE else "none"
+    elif rng.random() < CLASS_RATES["cigar"]:
         cigarette = "mouth" if mouth_visible and not mouth_open and rng.random() < 0.7 else "hand"
     cigarette_side = -phone_side  # keeps a phone and a cigarette hand apart
     reach = min(0.6, (face_x / face_height) - 0.2, (width - face_x) / face_height - 0.2)
@@ -248,6 +303,8 @@ def sample_scene(rng: np.random.Generator, width: int, height: int) -> SceneStat
             noise=rng.uniform(1, 7),
             identity_seed=int(rng.integers(2**31)),
             clutter_seed=int(rng.integers(2**31)),
+            props_seed=int(rng.integers(2**31)),  # drawn last: the fields above do not depend on them
+            phone_hand=bool(rng.random() >= PHONE_AT_EAR_NO_HAND_RATE),
         ),
         width,
     )

@@ -11,7 +11,7 @@ from drowsy import CLASSES
 from drowsy.cli import main
 from drowsy.synth.competition import write_dataset
 from drowsy.synth.render import render_scene
-from drowsy.synth.scene import CLASS_RATES, FOOD_RATE, sample_scene
+from drowsy.synth.scene import CLASS_RATES, FOOD_RATE, HELD_OUT_POSE, HELD_OUT_PROP_RATE, sample_scene
 
 SIZE = (320, 180)
 
@@ -105,6 +105,29 @@ def test_cli_writes_the_competition_layout(tmp_path):
         r["file_name"] for r in labels["annotations"]
     ]
     assert cv2.imread(str(tmp_path / "raw" / "images" / "image_00000002.jpg")).shape[:2] == (96, 160)
+
+
+def test_the_held_out_family_is_never_drawn_elsewhere_and_only_it_in_its_own_set():
+    scenes = [sample_scene(np.random.default_rng([12, index]), *SIZE) for index in range(3000)]
+    held = [sample_scene(np.random.default_rng([12, index]), *SIZE, held_out=True) for index in range(600)]
+    for prop in ("phone", "cigarette"):
+        assert HELD_OUT_POSE not in {getattr(s, prop) for s in scenes}, prop
+        assert {getattr(s, prop) for s in held} == {HELD_OUT_POSE, "none"}, prop
+        share = sum(getattr(s, prop) != "none" for s in held) / len(held)
+        assert share == pytest.approx(HELD_OUT_PROP_RATE, abs=0.06), prop
+    # the rest of a held-out scene is drawn as usual: closed eyes and open mouths at their rates
+    for rate in (lambda s: s.eyes_closed, lambda s: s.mouth_open):
+        assert np.mean([rate(s) for s in held]) == pytest.approx(np.mean([rate(s) for s in scenes]), abs=0.05)
+
+
+def test_cli_writes_a_held_out_family_set_and_refuses_it_for_an_aihub_tree(tmp_path, capsys):
+    args = ["synth", str(tmp_path / "raw"), "--format", "competition", "--images", "24", "--size", "160x96"]
+    assert main([*args, "--held-out"]) == 0
+    records = json.loads((tmp_path / "raw" / "labels.json").read_text())["annotations"]
+    props = collections.Counter(o["class"] for r in records for o in r["objects"] if o["class"] in ("phone", "cigar"))
+    assert props["phone"] >= 6 and props["cigar"] >= 6  # about half the images each (a dozen)
+    assert main(["synth", str(tmp_path / "tree"), "--held-out", "--images", "2"]) == 2
+    assert "--held-out" in capsys.readouterr().err and not (tmp_path / "tree").exists()
 
 
 @pytest.mark.parametrize("size", ["640", "640x", "axb", "32x32", "640x360x2"])

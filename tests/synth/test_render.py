@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from drowsy.synth.render import OWNERS, draw_scene, render_scene
-from drowsy.synth.scene import hands_in_frame, sample_scene
+from drowsy.synth.scene import HELD_OUT_POSE, PHONE_FACES, hands_in_frame, props, sample_scene
 
 SIZE = (320, 180)
 
@@ -56,6 +56,8 @@ VARIANTS = [
     {"cigarette": "hand", "mouth_cover": "hand", "hidden_eye": -1},
     {"glasses": True, "cap": True, "phone": "ear", "mouth_cover": "none"},
     {"glasses": True, "cap": True, "eyes_closed": True, "hidden_eye": 1, "mouth_cover": "mask"},
+    {"phone": "ear", "phone_hand": False, "cigarette": "mouth", "mouth_cover": "none", "mouth_open": False},
+    {"phone": HELD_OUT_POSE, "cigarette": HELD_OUT_POSE, "mouth_cover": "none"},
 ]
 
 
@@ -124,3 +126,32 @@ def test_a_hand_held_cigarette_or_phone_moves_to_the_side_with_room():
         assert next(o["position"] for o in objects if o["class"] == cls)[0] > 0, cls
     centred = dataclasses.replace(near_left, face_x=width / 2)  # room on both sides: left as drawn
     assert hands_in_frame(centred, width) == centred
+
+
+def test_props_come_in_every_look_and_the_look_changes_pixels_not_labels():
+    looks = [props(seed) for seed in range(300)]
+    assert {look.phone_face for look in looks} == set(PHONE_FACES)
+    assert {look.cigarette_lit for look in looks} == {True, False}
+    assert min(look.phone_body for look in looks) < 60 < 150 < max(look.phone_body for look in looks)  # dark, light
+    assert max(look.cigarette_length for look in looks) > 1.25 * min(look.cigarette_length for look in looks)
+    base = sample_scene(np.random.default_rng(3), 640, 360)
+    state = dataclasses.replace(base, phone="hand", cigarette="mouth", mouth_cover="none", mouth_open=False)
+    images = {}
+    for seed in (1, 2):
+        looked = dataclasses.replace(state, props_seed=seed)
+        images[seed], objects = render_scene(np.random.default_rng(9), 640, 360, looked)
+        assert sorted(o["class"] for o in objects if o["class"] in ("phone", "cigar")) == ["cigar", "phone"]
+    assert np.abs(images[1].astype(int) - images[2]).max() > 50
+
+
+def test_a_phone_at_the_ear_is_drawn_with_or_without_a_hand():
+    state = dataclasses.replace(sample_scene(np.random.default_rng(6), 640, 360), phone="ear", hidden_eye=0)
+    (_, with_hand, canvas), (_, without, bare) = (
+        draw_scene(np.random.default_rng(1), 640, 360, dataclasses.replace(state, phone_hand=hand), trace=True)
+        for hand in (True, False)
+    )
+    assert with_hand == without  # the same labels; only the hand's pixels differ
+    phone = next(box for cls, box in without if cls == "phone")
+    assert np.abs(canvas.pixels - bare.pixels).sum() > 0
+    ys, xs = np.nonzero(canvas.pixels != bare.pixels)
+    assert ys.max() > phone[3]  # the hand holds the phone from below

@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from drowsy import CLASSES  # noqa: E402
 from drowsy.errors import DrowsyError  # noqa: E402
 from drowsy.notebooks import DietParams, ExploreParams  # noqa: E402
+from drowsy.synth.competition import write_dataset
 from drowsy.synth.demo_data import ensure_dataset, parse_size  # noqa: E402
 from drowsy.viz import explore  # noqa: E402
 from drowsy.viz.figures import save_figure  # noqa: E402
@@ -289,6 +290,9 @@ def test_ensure_dataset_synthesises_train_and_a_different_test_set_with_labels_a
         test_dir=tmp_path / "test",
         test_labels=tmp_path / "test_labels.json",
         synth_test_images=2,
+        held_out_dir=tmp_path / "held_out",
+        held_out_labels=tmp_path / "held_out_labels.json",
+        synth_held_out_images=4,
         progress=False,
     )
     assert raw_dir == tmp_path / "train"
@@ -300,6 +304,13 @@ def test_ensure_dataset_synthesises_train_and_a_different_test_set_with_labels_a
     train_image = (tmp_path / "train" / "images" / test_records[0]["file_name"]).read_bytes()
     assert (tmp_path / "test" / "images" / test_records[0]["file_name"]).read_bytes() != train_image
     assert cv2.imread(str(tmp_path / "test" / "images" / test_records[0]["file_name"])).shape[:2] == (64, 96)
+    # the held-out family: its own images (seed + 2), labels apart, the same as write_dataset's held_out set
+    held_out = json.loads((tmp_path / "held_out_labels.json").read_text())["annotations"]
+    assert not (tmp_path / "held_out" / "labels.json").exists()
+    write_dataset(tmp_path / "again", 4, seed=7, size=(96, 64), labels_path=tmp_path / "again.json", held_out=True)
+    assert held_out == json.loads((tmp_path / "again.json").read_text())["annotations"]
+    name = held_out[0]["file_name"]
+    assert (tmp_path / "held_out" / "images" / name).read_bytes() == (tmp_path / "again" / "images" / name).read_bytes()
 
 
 def test_prepared_splits_load_and_report_tables_add_up(tiny_dataset):
