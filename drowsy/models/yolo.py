@@ -1,8 +1,8 @@
 """YOLOv5 (v6.x) anchor-based detector: CSP backbone, PAN neck, Detect head, in plain PyTorch.
 
 The layer layout is written out here; a variant YAML under data/models/ only picks the
-architecture (p5: heads at strides 8/16/32, p6: 8/16/32/64), the depth and width multiples and the
-anchors. `YoloModel.forward` always returns raw predictions; decoding and NMS live in
+architecture (p5: heads at strides 8/16/32, p6: 8/16/32/64, p2: 4/8/16/32 for small objects), the depth
+and width multiples and the anchors. `YoloModel.forward` always returns raw predictions; decoding and NMS live in
 drowsy.infer.postprocess, target assignment and the loss elsewhere.
 """
 
@@ -24,12 +24,14 @@ MODELS_DIR = DATA_DIR / "models"
 STEM_CHANNELS = 64
 NECK_REPEATS = 3
 # Backbone stages at full scale as (output channels, C3 repeats); each stage halves the resolution,
-# so after the stride-2 stem stage i ends at stride 2 ** (i + 2). Detection uses stage 1 (P3) onwards.
+# so after the stride-2 stem stage i ends at stride 2 ** (i + 2). Detection uses the stages from
+# FIRST_DETECTION_STAGE on: stage 1 (P3, stride 8) for p5 and p6, stage 0 (P2, stride 4) for p2.
 STAGES = {
+    "p2": ((128, 3), (256, 6), (512, 9), (1024, 3)),
     "p5": ((128, 3), (256, 6), (512, 9), (1024, 3)),
     "p6": ((128, 3), (256, 6), (512, 9), (768, 3), (1024, 3)),
 }
-FIRST_DETECTION_STAGE = 1
+FIRST_DETECTION_STAGE = {"p2": 0, "p5": 1, "p6": 1}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +45,7 @@ class ModelSpec(Params):
 
     @property
     def num_levels(self) -> int:
-        return len(STAGES[self.architecture]) - FIRST_DETECTION_STAGE
+        return len(STAGES[self.architecture]) - FIRST_DETECTION_STAGE[self.architecture]
 
     def anchor_tensor(self) -> torch.Tensor:
         """[nl, na, 2] float32, (w, h) pixels."""
@@ -85,8 +87,9 @@ class CSPBackbone(nn.Module):
     forward: [B, C_in, S, S] -> list over detection levels of [B, out_channels[l], S / stride_l, S / stride_l].
     """
 
-    def __init__(self, in_channels: int, stages: list[tuple[int, int]], stem_channels: int):
+    def __init__(self, in_channels: int, stages: list[tuple[int, int]], stem_channels: int, first_detection: int):
         super().__init__()
+        self.first_detection = first_detection
         self.stem = Conv(in_channels, stem_channels, 6, 2, 2)
         blocks, previous = [], stem_channels
         for channels, repeats in stages:
@@ -94,7 +97,7 @@ class CSPBackbone(nn.Module):
             previous = channels
         blocks[-1].append(SPPF(previous, previous))
         self.stages = nn.ModuleList(blocks)
-        self.out_channels = [channels for channels, _ in stages[FIRST_DETECTION_STAGE:]]
+        self.out_channels = [channels for channels, _ in stages[first_detection:]]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.stem(x)
@@ -102,7 +105,7 @@ class CSPBackbone(nn.Module):
         for stage in self.stages:
             x = stage(x)
             features.append(x)
-        return features[FIRST_DETECTION_STAGE:]
+        return features[self.first_detection :]
 
 
 class PANNeck(nn.Module):
@@ -191,10 +194,11 @@ class YoloModel(nn.Module):
             (make_divisible(c * spec.width_multiple), max(round(n * spec.depth_multiple), 1))
             for c, n in STAGES[spec.architecture]
         ]
-        self.backbone = CSPBackbone(in_channels, stages, make_divisible(STEM_CHANNELS * spec.width_multiple))
+        first = FIRST_DETECTION_STAGE[spec.architecture]
+        self.backbone = CSPBackbone(in_channels, stages, make_divisible(STEM_CHANNELS * spec.width_multiple), first)
         channels = self.backbone.out_channels
         self.neck = PANNeck(channels, max(round(NECK_REPEATS * spec.depth_multiple), 1))
-        strides = [2.0 ** (i + 2) for i in range(FIRST_DETECTION_STAGE, len(stages))]
+        strides = [2.0 ** (i + 2) for i in range(first, len(stages))]
         anchors = spec.anchor_tensor()
         self.head = DetectHead(channels, anchors.shape[1], num_classes, strides)
         self.register_buffer("anchors", anchors)

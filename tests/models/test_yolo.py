@@ -12,6 +12,7 @@ from drowsy.models.yolo import available_models, build_model, fuse_conv_bn, mode
 
 P5 = ["yolov5n", "yolov5s", "yolov5m", "yolov5l", "yolov5x"]
 P6 = ["yolov5n6", "yolov5s6", "yolov5m6", "yolov5l6", "yolov5x6"]
+P2 = ["yolov5n-p2"]  # a fourth head at stride 4, for small objects
 
 
 def _randomise_batchnorm(model: torch.nn.Module, seed: int = 0) -> None:
@@ -28,18 +29,20 @@ def _randomise_batchnorm(model: torch.nn.Module, seed: int = 0) -> None:
 
 
 def test_every_variant_is_available():
-    assert set(P5 + P6) <= set(available_models())
+    assert set(P5 + P6 + P2) <= set(available_models())
 
 
-@pytest.mark.parametrize("name", P5 + P6)
+@pytest.mark.parametrize("name", P5 + P6 + P2)
 def test_output_shapes(name):
     # Shapes do not depend on values: the larger variants run on meta tensors, which skips the compute.
-    device = "cpu" if name in ("yolov5n", "yolov5n6") else "meta"
+    device = "cpu" if name in ("yolov5n", "yolov5n6", "yolov5n-p2") else "meta"
     size = 64
     with torch.device(device), torch.no_grad():
         model = build_model(name, num_classes=7, in_channels=1).eval()
         raw = model(torch.rand(2, 1, size, size))
-    strides = [8, 16, 32] if name in P5 else [8, 16, 32, 64]
+    strides = {**dict.fromkeys(P5, [8, 16, 32]), **dict.fromkeys(P6, [8, 16, 32, 64]), "yolov5n-p2": [4, 8, 16, 32]}[
+        name
+    ]
     assert model.strides.shape == (len(strides),)
     assert model.anchors.shape == (len(strides), 3, 2)
     assert [tuple(level.shape) for level in raw] == [(2, 3, size // s, size // s, 12) for s in strides]
@@ -67,6 +70,15 @@ def test_parameter_counts_match_yolov5(name, unfused, fused):
     model = build_model(name, num_classes=80, in_channels=3)
     assert model_info(model, 64)["params"] == pytest.approx(unfused, rel=1e-3)
     assert sum(p.numel() for p in fuse_conv_bn(model).parameters()) == pytest.approx(fused, rel=1e-3)
+
+
+def test_the_p2_variant_adds_a_stride_4_head_on_the_backbones_first_stage():
+    p5, p2 = build_model("yolov5n").eval(), build_model("yolov5n-p2").eval()
+    assert p2.backbone.out_channels == [p2.backbone.stages[0][0].conv.out_channels, *p5.backbone.out_channels]
+    assert p2.anchors.shape == (4, 3, 2) and torch.equal(p2.anchors[1:], p5.anchors)
+    assert p2.anchors[0].prod(1).max() < p5.anchors[0].prod(1).min()  # the stride-4 anchors are the smallest
+    extra = model_info(p2, 256)["gflops"] / model_info(p5, 256)["gflops"]
+    assert 1.05 < extra < 1.3  # the stride-4 level's neck and head
 
 
 def test_gflops_match_yolov5_and_scale_with_area():
