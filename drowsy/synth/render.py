@@ -284,7 +284,7 @@ def _draw_phone(canvas: Canvas, ident: Identity, state: SceneState, head: Frame,
 
 
 def _draw_cigarette(canvas: Canvas, ident: Identity, state: SceneState, head: Frame) -> Box | None:
-    """A thin stick of its `Props` look (filter, paper, a glowing tip with ash or a plain end): in the mouth
+    """A thin outlined stick of its `Props` look (filter, paper, a glowing tip with ash or a plain end): in the mouth
     corner, between the fingers of a hand beside the chin, or of a hand raised beside the temple."""
     look, side, angle = props(state.props_seed), state.cigarette_side, np.deg2rad(state.cigarette_angle)
     radius = max(0.016, head.px(1.6)) * look.cigarette_thickness
@@ -301,7 +301,8 @@ def _draw_cigarette(canvas: Canvas, ident: Identity, state: SceneState, head: Fr
     filter_end = start + direction * look.cigarette_filter_share * length
     stop = start + direction * length
     owner = OWNERS["cigar"]
-    parts = [
+    parts = [  # outlined, as a drawn hand is: a tan filter would vanish against the skin of the lips or fingers
+        canvas.paint([head.place(capsule(start, stop, 1.25 * radius))], 0.45 * look.cigarette_filter, owner=owner),
         canvas.paint([head.place(capsule(start, filter_end, radius))], look.cigarette_filter, owner=owner),
         canvas.paint([head.place(capsule(filter_end, stop, radius))], look.cigarette_paper, owner=owner),
     ]
