@@ -79,14 +79,13 @@ def ensure_dataset(
             write_aihub_tree(raw_dir, synth_images, seed, size, workers=workers, progress=progress)
         else:
             _write_synthetic(raw_dir, synth_images, seed, size, None, workers, progress)
-    for name, folder, labels, images, offset in (
-        ("test", test_dir, test_labels, synth_test_images, 1),
-        ("held_out", held_out_dir, held_out_labels, synth_held_out_images, 2),
+    for name, folder, labels, images, offset, held_out in (
+        ("test", test_dir, test_labels, synth_test_images, 1, False),
+        ("held_out", held_out_dir, held_out_labels, synth_held_out_images, 2, True),
     ):
         if folder and images > 0 and not (resolve(folder) / "images").exists():
             if not labels:
                 raise DrowsyError(f"{name}_labels: empty; a synthetic {name} set needs a path for its labels (apart)")
-            held_out = name == "held_out"
             _write_synthetic(resolve(folder), images, seed + offset, size, resolve(labels), workers, progress, held_out)
     return raw_dir
 

@@ -249,7 +249,7 @@ def _draw_phone(canvas: Canvas, ident: Identity, state: SceneState, head: Frame,
     """A rounded phone of its `Props` look: at the ear (a hand holding it, or none in sight), in front of
     the chest in a hand, or raised beside the face in a hand below it, its back to the camera."""
     look, side = props(state.props_seed), state.phone_side
-    face = look.phone_face
+    shown = look.phone_face
     if state.phone == "ear":
         frame, tilt = head, side * abs(state.phone_place[2])
         w, h = 0.2 * look.phone_width, 0.52 * look.phone_length
@@ -263,12 +263,12 @@ def _draw_phone(canvas: Canvas, ident: Identity, state: SceneState, head: Frame,
             tilt = state.phone_place[2]
             cx, cy = state.phone_place[:2]
         else:
-            tilt, face = side * abs(state.phone_place[2]) / 2, "back"
+            tilt, shown = side * abs(state.phone_place[2]) / 2, "back"
             cx, cy = side * (ident.aspect / 2 + w / 2 + 0.08), 0.2
         _draw_hand(canvas, ident, frame, _in_frame_of(cx, cy, tilt, 0, h / 3), -90 + tilt, 1.1)
     owner, corner = OWNERS["phone"], look.phone_corner
     parts = [canvas.paint([frame.place(rounded_rect(cx, cy, w, h, corner, tilt))], look.phone_body, owner=owner)]
-    if face == "back":  # a camera module in the upper corner, clear of the case's rounding, two lenses in it
+    if shown == "back":  # a camera module in the upper corner, clear of the case's rounding, two lenses in it
         unit = 0.4 * w
         inset = 0.5 * unit + 0.1 * unit + 0.3 * corner
         module = _in_frame_of(cx, cy, tilt, -side * (w / 2 - inset), -h / 2 + inset)
