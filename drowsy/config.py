@@ -175,7 +175,8 @@ COPY_PASTE_CLASSES = "phone,cigar"  # what copy-paste takes when a hyperparamete
 @dataclasses.dataclass(frozen=True)
 class Hyp(Params):
     """A hyperparameter file (data/hyp.*.yaml, YOLOv5's names; each file comments every key). Floats but the
-    pasted classes; every key is required except `label_smoothing` and the copy-paste pair (off unless set), so a
+    pasted classes; every key is required except `label_smoothing`, `class_balance` and the copy-paste pair (off
+    unless set), so a
     typo cannot silently fall back."""
 
     lr0: float
@@ -206,6 +207,7 @@ class Hyp(Params):
     mosaic: float
     mixup: float
     label_smoothing: float = 0.0
+    class_balance: float = 0.0  # exponent b of the class loss weights (most common count / class count) ** b; 0: off
     copy_paste: float = 0.0  # probability that a training image gets a pasted rare object (0: off)
     copy_paste_classes: str = COPY_PASTE_CLASSES  # the classes pasted, comma-separated
 

@@ -187,6 +187,10 @@ class DetectionDataset(Dataset):
             log(f"image cache: {len(self)} images, {megabytes:.1f} MB")
         return megabytes
 
+    def class_counts(self, num_classes: int) -> np.ndarray:
+        """Objects of each class id over all records: int64 [num_classes]."""
+        return np.bincount(self._classes, minlength=num_classes)
+
     def boxes_wh(self) -> np.ndarray:
         """Widths and heights of all boxes scaled like their images to img_size: float32 [M, 2] pixels."""
         ratios = self.img_size / self.original_hw.max(axis=1)

@@ -38,7 +38,9 @@ class YoloLoss:
     model: exposes `anchors` [nl, na, 2] float32 (w, h) pixels, `strides` [nl] float32 and
         `num_classes`; read at every call, so anchors changed by autoanchor are used.
     hyp: YOLOv5 hyperparameters; uses box, cls, cls_pw, obj, obj_pw, anchor_t, and optionally
-        fl_gamma (focal loss when > 0) and label_smoothing (epsilon, default 0).
+        fl_gamma (focal loss when > 0), label_smoothing (epsilon, default 0) and class_weights (one
+        multiplier per class of each positive's box and class loss; drowsy.train.run derives them from
+        class_balance, `class_weights`; absent: all 1).
     """
 
     def __init__(self, model: torch.nn.Module, hyp: dict):
@@ -48,6 +50,8 @@ class YoloLoss:
         self.model = model
         self.hyp = hyp
         self._host_copies: dict[str, tuple[int, Tensor]] = {}
+        weights = hyp.get("class_weights")
+        self._class_weights = None if weights is None else torch.tensor(weights, dtype=torch.float32)
 
     def __call__(self, raw: list[Tensor], targets: Tensor) -> tuple[Tensor, Tensor]:
         """Loss of one batch.
@@ -80,17 +84,20 @@ class YoloLoss:
         obj_loss = torch.zeros((), device=device)
         cls_loss = torch.zeros((), device=device)
         balance = objectness_balance(num_levels)
+        if self._class_weights is not None and self._class_weights.device != device:
+            self._class_weights = self._class_weights.to(device)  # once: the weights stay on the device
         for level, positives in enumerate(level_targets):
             positives = positives.to(device)
             prediction = raw[level]
             obj_target = torch.zeros(prediction.shape[:4], device=device)
             if len(positives):
                 positive_raw = prediction[positives.indices]
+                weights = None if self._class_weights is None else self._class_weights[positives.class_id]
                 level_box_loss, iou = self._box_loss(positive_raw, positives)
-                box_loss = box_loss + level_box_loss
+                box_loss = box_loss + (level_box_loss if weights is None else level_box_loss * weights).mean()
                 _scatter_best_iou(obj_target, positives, iou)
                 if num_classes > 1:  # with one class, objectness already says it
-                    cls_loss = cls_loss + self._class_loss(positive_raw[:, 5:], positives)
+                    cls_loss = cls_loss + self._class_loss(positive_raw[:, 5:], positives, weights)
             obj_loss = obj_loss + balance[level] * self._bce(prediction[..., 4], obj_target, self.hyp["obj_pw"])
 
         image_size = max(grid_shapes[0]) * self.model.strides[0].to(device=device, dtype=torch.float32)
@@ -114,7 +121,7 @@ class YoloLoss:
         return self._host_copies[name][1]
 
     def _box_loss(self, positive_raw: Tensor, positives: LevelTargets) -> tuple[Tensor, Tensor]:
-        """Mean 1 - CIoU over the positives, and each positive's CIoU ([P] float32, detached).
+        """1 - CIoU of each positive ([P] float32), and its CIoU (detached).
 
         positive_raw: [P, 5 + nc] float32, raw predictions at the assigned (image, anchor, cell).
         """
@@ -129,17 +136,19 @@ class YoloLoss:
         predicted = box_convert(torch.cat([centre, size], dim=1), "cxcywh", "xyxy")
         assigned = box_convert(positives.box, "cxcywh", "xyxy")
         ciou_loss = complete_iou_loss(predicted, assigned)
-        return ciou_loss.mean(), (1 - ciou_loss).detach()
+        return ciou_loss, (1 - ciou_loss).detach()
 
-    def _class_loss(self, class_logits: Tensor, positives: LevelTargets) -> Tensor:
-        """BCE against smoothed one-hot labels. class_logits: [P, nc] float32."""
+    def _class_loss(self, class_logits: Tensor, positives: LevelTargets, weights: Tensor | None) -> Tensor:
+        """BCE against smoothed one-hot labels, each positive's row times its weight ([P] or None: 1).
+        class_logits: [P, nc] float32."""
         epsilon = self.hyp.get("label_smoothing", 0.0)
         target = torch.full_like(class_logits, 0.5 * epsilon)
         target[torch.arange(len(positives), device=class_logits.device), positives.class_id] = 1 - 0.5 * epsilon
-        return self._bce(class_logits, target, self.hyp["cls_pw"])
+        return self._bce(class_logits, target, self.hyp["cls_pw"], None if weights is None else weights[:, None])
 
-    def _bce(self, logits: Tensor, target: Tensor, pos_weight: float) -> Tensor:
-        """Mean BCE-with-logits, focal when hyp["fl_gamma"] > 0 (https://arxiv.org/abs/1708.02002).
+    def _bce(self, logits: Tensor, target: Tensor, pos_weight: float, weights: Tensor | None = None) -> Tensor:
+        """Mean BCE-with-logits (each element times `weights`, broadcast, when given), focal when
+        hyp["fl_gamma"] > 0 (https://arxiv.org/abs/1708.02002).
 
         Written here because torchvision's sigmoid_focal_loss has no positive-class weight.
         """
@@ -153,7 +162,7 @@ class YoloLoss:
             agreement = target * probability + (1 - target) * (1 - probability)
             alpha = target * _FOCAL_ALPHA + (1 - target) * (1 - _FOCAL_ALPHA)
             loss = loss * alpha * (1 - agreement) ** gamma
-        return loss.mean()
+        return (loss if weights is None else loss * weights).mean()
 
 
 def complete_iou_loss(predicted: Tensor, target: Tensor) -> Tensor:
@@ -194,6 +203,18 @@ def _intersection_union(predicted: Tensor, target: Tensor) -> tuple[Tensor, Tens
     overlapping = (bottom > top) & (right > left)
     intersection = torch.where(overlapping, (right - left) * (bottom - top), 0.0)
     return intersection, (x2 - x1) * (y2 - y1) + (tx2 - tx1) * (ty2 - ty1) - intersection
+
+
+def class_weights(counts, exponent: float) -> list[float]:
+    """Per-class loss weights for class-balanced training: (the most common class's count / the class's
+    count) ** exponent, scaled so that their mean over the counted objects is 1 (the loss keeps its size; the
+    rare classes' positives weigh more). A class with no object gets 1. counts: objects per class id."""
+    counts = torch.as_tensor(counts, dtype=torch.float64)
+    present = counts > 0
+    weights = torch.ones_like(counts)
+    weights[present] = (counts.max() / counts[present]) ** exponent
+    weights[present] /= (weights * counts).sum() / counts.sum()
+    return weights.tolist()
 
 
 def objectness_balance(num_levels: int) -> tuple[float, ...]:

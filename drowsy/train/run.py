@@ -22,7 +22,7 @@ from drowsy.models.checkpoint import load_checkpoint
 from drowsy.models.yolo import build_model
 from drowsy.paths import require, resolve
 from drowsy.train.anchors import check_anchors
-from drowsy.train.loss import YoloLoss
+from drowsy.train.loss import YoloLoss, class_weights
 from drowsy.train.optim import ModelEMA, freeze_modules, parameter_groups, warmup_steps
 
 MADE_BY_PREPARE = "notebooks/02_build_diet.ipynb (drowsy prepare)"
@@ -112,7 +112,7 @@ def build_run(config: TrainConfig, process: Process, loss_factory=YoloLoss, prog
         ema=ema,
         optimizer=optimizer,
         scaler=scaler,
-        loss=loss_factory(model, hyp.to_dict()),
+        loss=loss_factory(model, loss_hyp(hyp, train_data)),
         train_data=train_data,
         val_records=val_records,
         accumulate=accumulate,
@@ -123,6 +123,14 @@ def build_run(config: TrainConfig, process: Process, loss_factory=YoloLoss, prog
     if checkpoint:
         restore(run, checkpoint)
     return run
+
+
+def loss_hyp(hyp: Hyp, train_data: DetectionDataset) -> dict:
+    """The hyperparameters the loss reads, with the per-class weights of `class_balance` when it is on."""
+    values = hyp.to_dict()
+    if hyp.class_balance:
+        values["class_weights"] = class_weights(train_data.class_counts(len(CLASSES)), hyp.class_balance)
+    return values
 
 
 def initial_weights(config: TrainConfig, run_dir: Path) -> tuple[dict | None, dict | None, str, int]:

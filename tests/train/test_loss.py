@@ -8,9 +8,11 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import box_convert, complete_box_iou_loss
 
-from drowsy.config import load_yaml
+from drowsy.config import Hyp, load_yaml
+from drowsy.data.dataset import DetectionDataset
 from drowsy.train.assign import assign_targets
-from drowsy.train.loss import LOSS_PARTS, YoloLoss, complete_iou_loss, objectness_balance
+from drowsy.train.loss import LOSS_PARTS, YoloLoss, class_weights, complete_iou_loss, objectness_balance
+from drowsy.train.run import loss_hyp
 
 NUM_CLASSES = 7
 IMAGE_SIZE = 64
@@ -275,6 +277,46 @@ def test_label_smoothing_penalises_overconfident_classes():
 
     assert sharp["cls"] < 1e-6
     assert smoothed["cls"] > 1e-3
+
+
+def test_class_weights_favour_rare_classes_and_keep_the_mean_over_objects():
+    counts = [100, 25, 0, 4]
+    weights = class_weights(counts, 0.5)
+    assert weights[2] == 1.0  # no object of that class
+    assert weights[1] / weights[0] == pytest.approx(2.0) and weights[3] / weights[0] == pytest.approx(5.0)
+    assert sum(w * c for w, c in zip(weights, counts)) / sum(counts) == pytest.approx(1.0)
+    assert class_weights(counts, 0.0) == [1.0, 1.0, 1.0, 1.0]
+
+
+def test_a_run_weighs_classes_by_its_training_objects_only_when_class_balance_is_set(tmp_path):
+    records = [  # 4 open eyes, 1 phone, nothing else
+        {"file_name": f"{i}.jpg", "height": 64, "width": 64, "objects": [{"class": c, "position": [1, 1, 9, 9]}]}
+        for i, c in enumerate(["eye_opened"] * 4 + ["phone"])
+    ]
+    data = DetectionDataset(tmp_path, records, 64)
+    assert data.class_counts(NUM_CLASSES).tolist() == [4, 0, 0, 0, 0, 1, 0]
+    hyp = Hyp.load("data/hyp.scratch-p6.yaml")
+    assert "class_weights" not in loss_hyp(hyp, data)  # off in the recipe's file: the loss as before
+    weights = loss_hyp(Hyp.from_dict(hyp.to_dict() | {"class_balance": 1.0}, "test"), data)["class_weights"]
+    assert weights == pytest.approx(class_weights([4, 0, 0, 0, 0, 1, 0], 1.0)) and weights[5] == 4 * weights[0]
+
+
+def test_class_weights_scale_each_positives_box_and_class_loss():
+    model = StandInDetector()
+    targets = image_targets(0)  # classes 1, 4 and 5
+    raw = random_raw(model, 1, seed=3)
+    _, plain = YoloLoss(model, HYP)(raw, targets)
+    _, ones = YoloLoss(model, dict(HYP, class_weights=[1.0] * NUM_CLASSES))(raw, targets)
+    assert torch.equal(plain, ones)  # weights of 1: the same loss to the bit
+    _, doubled = YoloLoss(model, dict(HYP, class_weights=[2.0] * NUM_CLASSES))(raw, targets)
+    plain, doubled = named(plain), named(doubled)
+    assert doubled["box"] == pytest.approx(2 * plain["box"]) and doubled["cls"] == pytest.approx(2 * plain["cls"])
+    assert doubled["obj"] == plain["obj"]
+    rare = [1.0] * NUM_CLASSES
+    rare[5] = 10.0  # only the class-5 box weighs more: box and class loss grow, by less than 10x
+    _, weighted = YoloLoss(model, dict(HYP, class_weights=rare))(raw, targets)
+    weighted = named(weighted)
+    assert plain["box"] < weighted["box"] < 10 * plain["box"] and plain["cls"] < weighted["cls"] < 10 * plain["cls"]
 
 
 def test_objectness_balance_follows_yolov5():
