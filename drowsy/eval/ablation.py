@@ -20,7 +20,7 @@ from drowsy.data.meta import english_name
 from drowsy.eval.metrics import evaluate_detections
 from drowsy.files import read_gray, write_json
 from drowsy.infer.postprocess import to_records
-from drowsy.infer.predict import Detector, predict_ensemble
+from drowsy.infer.predict import Detector, predict_ensemble, predict_folder
 from drowsy.paths import require, resolve
 from drowsy.viz.figures import draw_record
 
@@ -158,6 +158,17 @@ def score_submission(labels_path: str, submission_path: str | Path) -> dict | No
     if not labels_path or not resolve(labels_path).exists():
         return None
     return evaluate_detections(read_labels(resolve(labels_path)), read_labels(resolve(submission_path)))
+
+
+def predict_and_score(
+    options: dict, images_dir: str, out: Path, labels: str, predict_options: dict
+) -> tuple[dict, dict | None]:
+    """Predict every image of `images_dir` with a variant's `options` (weights, tta, fuse) into `out`, then
+    score the file against `labels`: `predict_folder`'s stats and `score_submission`'s scores."""
+    stats = predict_folder(
+        options["weights"], images_dir, out, tta=options["tta"], fuse=options["fuse"], **predict_options
+    )
+    return stats, score_submission(labels, stats["out"])
 
 
 def write_scores(
