@@ -1,10 +1,11 @@
 """The in-car question, one table: every backend on this CPU: speed, size, memory, accuracy.
 
-    python benchmarks/deploy.py [--weights weights/demo/finetune/best.pt] [--val data/prepared/demo/val.json]
+    python benchmarks/deploy.py [--weights weights/demo/finetune/best.pt [W.pt ...]] [--val data/prepared/demo/val.json]
                                 [--calibrate data/prepared/demo/train.json] [--calibrate-images 100]
                                 [--img-size 320] [--runs 200]
 
-Runs the checkpoint with PyTorch (fp32, bf16 autocast), exports it to ONNX (fp32) and quantizes it
+Runs each checkpoint (its rows named by its model: yolov5n, the in-car yolov5n-relu) with PyTorch (fp32, bf16
+autocast), exports it to ONNX (fp32) and quantizes it
 (`drowsy export --int8`, calibrated on `--calibrate-images` of the `--calibrate` split, spread evenly: by
 default the training split, so that the scored images are not the calibration images), then prints per
 backend: ms per image at batch 1 on one thread (the in-car case; median of `--runs` forward passes on random
@@ -42,6 +43,7 @@ from drowsy.files import read_json, write_json
 from drowsy.infer.export import export_onnx
 from drowsy.infer.predict import Detector, predict_folder
 from drowsy.infer.quantize import CalibrationImages, quantize_onnx
+from drowsy.models.checkpoint import load_checkpoint
 from drowsy.monitor.runner import run_monitor
 from drowsy.paths import resolve
 from drowsy.synth.clips.write import write_clip
@@ -119,7 +121,9 @@ def peer_rows(size: int, runs: int) -> list[dict]:
     ]
 
 
-def openvino_rows(graphs: dict, calibration: list[np.ndarray], size: int, runs: int, folder: Path) -> list[dict]:
+def openvino_rows(
+    model: str, graphs: dict, calibration: list[np.ndarray], size: int, runs: int, folder: Path
+) -> list[dict]:
     """OpenVINO on the same fp32 graphs (f32, and bf16 as it runs them on a CPU with AMX) and on an NNCF INT8
     copy of each (the stem and the head float, as `drowsy export --int8` keeps them), speed and size only;
     [] when openvino or nncf is not installed."""
@@ -155,7 +159,7 @@ def openvino_rows(graphs: dict, calibration: list[np.ndarray], size: int, runs: 
             ).create_infer_request()
             ms.append(median_ms(lambda pixels, r=request: r.infer({0: pixels.numpy()}), size, batch, threads, count))
         megabytes = (saved.stat().st_size + saved.with_suffix(".bin").stat().st_size) / 1e6
-        label = f"OpenVINO {name}" + (f" ({precision})" if name == "fp32" else " (NNCF)")
+        label = f"{model} OpenVINO {name}" + (f" ({precision})" if name == "fp32" else " (NNCF)")
         rows.append(speed_row(label, *ms, megabytes))
     return rows
 
@@ -174,9 +178,43 @@ def speed_row(name: str, ms_batch1: float, ms_batch8: float, megabytes: float | 
     }
 
 
+def model_rows(weights: Path, args: argparse.Namespace, clip: Path, calibration: list, folder: Path) -> list[dict]:
+    """The rows of one checkpoint: PyTorch fp32 and bf16, its ONNX fp32 graph and INT8 copy (all scored), then
+    OpenVINO's speed on the same graphs; each backend's name starts with the checkpoint's model."""
+    model = load_checkpoint(weights)["model_config"]
+    folder.mkdir(parents=True)
+    # backend -> (file at batch 1, file at batch 8, bf16 autocast)
+    backends = {"PyTorch fp32": (weights, weights, False), "PyTorch bf16": (weights, weights, True)}
+    graphs = {}
+    for dynamic in (False, True):
+        fp32 = export_onnx(weights, folder / f"fp32_{dynamic}.onnx", img_size=args.img_size, dynamic=dynamic)
+        graphs[dynamic] = (
+            fp32,
+            quantize_onnx(fp32, folder / f"int8_{dynamic}.onnx", args.calibrate, args.calibrate_images),
+        )
+    backends["ONNX fp32"] = (graphs[False][0], graphs[True][0], False)
+    backends["ONNX INT8"] = (graphs[False][1], graphs[True][1], False)
+    rows = []
+    for name, (single, batched, amp) in backends.items():
+        scores = accuracy(single, args.val, args.img_size, folder, amp)
+        rows.append(
+            {
+                "backend": f"{model} {name}",
+                "ms_batch1_1thread": round(forward_ms(single, args.img_size, 1, 1, args.runs, amp), 2),
+                "ms_batch8_all_threads": round(forward_ms(batched, args.img_size, 8, 0, args.runs // 4, amp), 2),
+                "MB": round(single.stat().st_size / 1e6, 1),
+                "peak_MiB": round(peak_mib(single, args.img_size, amp, name)),
+                "monitor_fps_1thread": round(monitor_fps(batched, amp, clip, args.img_size, folder), 1),
+                "mAP75": round(scores["mAP75"], 4),
+                **{cls: round(scores["per_class"][cls]["AP75"], 3) for cls in CLASSES},
+            }
+        )
+    return rows + openvino_rows(model, graphs, calibration, args.img_size, args.runs, folder)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", default="weights/demo/finetune/best.pt")
+    parser.add_argument("--weights", nargs="+", default=["weights/demo/finetune/best.pt"], help="one or more")
     parser.add_argument("--val", default="data/prepared/demo/val.json")
     parser.add_argument("--img-size", type=int, default=320)
     parser.add_argument("--calibrate", default="data/prepared/demo/train.json", help="the INT8 calibration split")
@@ -188,47 +226,21 @@ def main() -> None:
     if args.forward_only:
         forward_only(args.forward_only[0], int(args.forward_only[1]), bool(int(args.forward_only[2])))
         return
-    weights = Path(args.weights)
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
-        # backend -> (file at batch 1, file at batch 8, bf16 autocast)
-        backends = {"PyTorch fp32": (weights, weights, False), "PyTorch bf16": (weights, weights, True)}
-        graphs = {}
-        for dynamic in (False, True):
-            fp32 = export_onnx(weights, folder / f"fp32_{dynamic}.onnx", img_size=args.img_size, dynamic=dynamic)
-            graphs[dynamic] = (
-                fp32,
-                quantize_onnx(fp32, folder / f"int8_{dynamic}.onnx", args.calibrate, args.calibrate_images),
-            )
-        backends["ONNX fp32"] = (graphs[False][0], graphs[True][0], False)
-        backends["ONNX INT8"] = (graphs[False][1], graphs[True][1], False)
         clip = write_clip(folder / "clip", 20, 15, seed=0, size=(400, 640), progress=False)
-        rows = []
-        for name, (single, batched, amp) in backends.items():
-            scores = accuracy(single, args.val, args.img_size, folder, amp)
-            rows.append(
-                {
-                    "backend": name,
-                    "ms_batch1_1thread": round(forward_ms(single, args.img_size, 1, 1, args.runs, amp), 2),
-                    "ms_batch8_all_threads": round(forward_ms(batched, args.img_size, 8, 0, args.runs // 4, amp), 2),
-                    "MB": round(single.stat().st_size / 1e6, 1),
-                    "peak_MiB": round(peak_mib(single, args.img_size, amp, name)),
-                    "monitor_fps_1thread": round(monitor_fps(batched, amp, clip, args.img_size, folder), 1),
-                    "mAP75": round(scores["mAP75"], 4),
-                    **{cls: round(scores["per_class"][cls]["AP75"], 3) for cls in CLASSES},
-                }
-            )
-        rows += peer_rows(args.img_size, args.runs)
         calibration = CalibrationImages(args.calibrate, args.calibrate_images, args.img_size)
-        rows += openvino_rows(
-            graphs, [item["images"] for item in iter(calibration.get_next, None)], args.img_size, args.runs, folder
-        )
+        calibration = [item["images"] for item in iter(calibration.get_next, None)]
+        rows = []
+        for i, weights in enumerate(map(Path, args.weights)):
+            rows += model_rows(weights, args, clip, calibration, folder / f"model_{i}")
+        rows += peer_rows(args.img_size, args.runs)
     print("| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]))
     for row in rows:
         print("| " + " | ".join("-" if value is None else str(value) for value in row.values()) + " |")
     calibrated = {"calibrate": args.calibrate, "calibrate_images": args.calibrate_images}
     write_json(
-        args.out, {"weights": str(weights), "img_size": args.img_size, "val": args.val, **calibrated, "rows": rows}
+        args.out, {"weights": args.weights, "img_size": args.img_size, "val": args.val, **calibrated, "rows": rows}
     )
     print(f"wrote {resolve(args.out)} (notebook 05 plots it)")
 

@@ -132,7 +132,7 @@ class TrainConfig(Params):
     train_manifest: str = "data/prepared/demo/diet.json"  # manifest to train on (from notebook 02)
     val_manifest: str = "data/prepared/demo/val.json"  # manifest to validate on
     run_dir: str = "weights/demo/baseline"  # last.pt, best.pt, metrics.jsonl, config.json go here
-    model: str = "yolov5n"  # variant name (data/models/<name>.yaml) or a YAML path
+    model: str = ""  # variant or YAML path; "": yolov5n, or the weights' own; one of their layers converts them
     hyp: str = "data/hyp.scratch-demo.yaml"  # hyperparameter file (the recipe: data/hyp.scratch-p6.yaml)
     img_size: int = 256  # square network input, pixels
     batch: int = 16  # images per step (per process under DDP)

@@ -88,8 +88,8 @@ def obj(cls, x1=10, y1=10, x2=30, y2=20) -> dict:
 IMG = 64  # network input of the tests, pixels
 
 
-def make_checkpoint(path: Path, seed: int = 0) -> Path:
-    """A random yolov5n checkpoint that yields boxes of varied sizes and scores.
+def make_checkpoint(path: Path, seed: int = 0, model_config: str = "yolov5n") -> Path:
+    """A random yolov5n (or `model_config`) checkpoint that yields boxes of varied sizes and scores.
 
     Freshly initialised convolutions shrink activations layer after layer, so its head would see ~0
     and give every cell the same score; one train-mode pass over noise sets the BatchNorm statistics
@@ -97,7 +97,7 @@ def make_checkpoint(path: Path, seed: int = 0) -> Path:
     """
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    model = build_model("yolov5n", num_classes=len(CLASSES), in_channels=1)
+    model = build_model(model_config, num_classes=len(CLASSES), in_channels=1)
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
@@ -110,7 +110,7 @@ def make_checkpoint(path: Path, seed: int = 0) -> Path:
     save_checkpoint(
         {
             "ema": model.state_dict(),
-            "model_config": "yolov5n",
+            "model_config": model_config,
             "num_classes": len(CLASSES),
             "in_channels": 1,
             "class_names": list(CLASSES),

@@ -35,8 +35,12 @@ def cat_channels(tensors: tuple[torch.Tensor, ...]) -> torch.Tensor:
     return torch.cat(tensors, dim=1)
 
 
+ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU}  # a model file's `activation`: the name -> its module
+
+
 class Conv(nn.Module):
-    """Convolution (no bias) -> BatchNorm -> SiLU. 'Same' padding for odd kernels unless given."""
+    """Convolution (no bias) -> BatchNorm -> SiLU (or the activation `use_activation` sets). 'Same' padding
+    for odd kernels unless given."""
 
     def __init__(
         self, in_channels: int, out_channels: int, kernel_size: int = 1, stride: int = 1, padding: int | None = None
@@ -50,9 +54,16 @@ class Conv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv(x)
-        if fused.applies(x, self.bn):  # CPU training: one kernel for both (drowsy/models/fused.py)
+        if type(self.act) is nn.SiLU and fused.applies(x, self.bn):  # CPU training: one kernel (fused.py)
             return fused.bn_silu(x, self.bn)
         return self.act(self.bn(x))
+
+
+def use_activation(model: nn.Module, name: str) -> None:
+    """Give every Conv block of `model` the activation `name` (a key of ACTIVATIONS)."""
+    for block in model.modules():
+        if isinstance(block, Conv):
+            block.act = ACTIVATIONS[name](inplace=True)
 
 
 class Bottleneck(nn.Module):

@@ -2,8 +2,9 @@
 
 The layer layout is written out here; a variant YAML under data/models/ only picks the
 architecture (p5: heads at strides 8/16/32, p6: 8/16/32/64, p2: 4/8/16/32 for small objects), the depth
-and width multiples and the anchors. `YoloModel.forward` always returns raw predictions; decoding and NMS live in
-drowsy.infer.postprocess, target assignment and the loss elsewhere.
+and width multiples, the anchors and the activation (SiLU as YOLOv5; ReLU for INT8, see yolov5n-relu.yaml).
+`YoloModel.forward` always returns raw predictions; decoding and NMS live in drowsy.infer.postprocess, target
+assignment and the loss elsewhere.
 """
 
 import dataclasses
@@ -17,10 +18,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from drowsy.config import Params, load_yaml
 from drowsy.errors import DrowsyError
-from drowsy.models.blocks import C3, SPPF, Conv, cat_channels
+from drowsy.models.blocks import ACTIVATIONS, C3, SPPF, Conv, cat_channels, use_activation
 from drowsy.paths import DATA_DIR
 
 MODELS_DIR = DATA_DIR / "models"
+DEFAULT_MODEL = "yolov5n"  # what a run from scratch builds when no model is named
 STEM_CHANNELS = 64
 NECK_REPEATS = 3
 # Backbone stages at full scale as (output channels, C3 repeats); each stage halves the resolution,
@@ -42,6 +44,7 @@ class ModelSpec(Params):
     depth_multiple: float
     width_multiple: float
     anchors: list
+    activation: str = "silu"
 
     @property
     def num_levels(self) -> int:
@@ -55,6 +58,10 @@ class ModelSpec(Params):
         if self.architecture not in STAGES:
             raise DrowsyError(
                 f"{source}: field 'architecture': must be one of {', '.join(STAGES)}, got {self.architecture!r}"
+            )
+        if self.activation not in ACTIVATIONS:
+            raise DrowsyError(
+                f"{source}: field 'activation': must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}"
             )
         for name in ("depth_multiple", "width_multiple"):
             if not getattr(self, name) > 0:
@@ -203,6 +210,7 @@ class YoloModel(nn.Module):
         self.head = DetectHead(channels, anchors.shape[1], num_classes, strides)
         self.register_buffer("anchors", anchors)
         self.register_buffer("strides", torch.tensor(strides, dtype=torch.float32))
+        use_activation(self, spec.activation)
 
     @property
     def num_levels(self) -> int:

@@ -19,7 +19,7 @@ from drowsy.device import needs_grad_scaler, reuse_freed_memory, seed_everything
 from drowsy.distributed import Process
 from drowsy.errors import DrowsyError
 from drowsy.models.checkpoint import load_checkpoint
-from drowsy.models.yolo import build_model
+from drowsy.models.yolo import DEFAULT_MODEL, build_model
 from drowsy.paths import require, resolve
 from drowsy.train.anchors import check_anchors
 from drowsy.train.loss import YoloLoss, class_weights
@@ -82,7 +82,13 @@ def build_run(config: TrainConfig, process: Process, loss_factory=YoloLoss, prog
     checkpoint, init, model_config, in_channels = initial_weights(config, run_dir)
     model = build_model(model_config, num_classes=len(CLASSES), in_channels=in_channels)
     if init:
-        model.load_state_dict(init["model"] if checkpoint else init["ema"])
+        try:
+            model.load_state_dict(init["model"] if checkpoint else init["ema"])
+        except RuntimeError as err:
+            raise DrowsyError(
+                f"{config.weights}: field 'model_config': its weights ('{init['model_config']}') do not fit model "
+                f"'{model_config}' ({str(err).splitlines()[0][:120]}); leave model empty to fine-tune its own"
+            ) from None
     frozen_prefixes = [p.strip() for p in config.freeze.split(",") if p.strip()]
     frozen = freeze_modules(model, frozen_prefixes)
     train_data, val_data, val_records = build_datasets(config, hyp, in_channels, process)
@@ -147,7 +153,11 @@ def initial_weights(config: TrainConfig, run_dir: Path) -> tuple[dict | None, di
         if config.weights
         else None
     )
-    return checkpoint, init, init["model_config"] if init else config.model, init["in_channels"] if init else 1
+    if checkpoint:  # resuming: the run's own model
+        return checkpoint, init, checkpoint["model_config"], checkpoint["in_channels"]
+    if init:  # from weights: their model, or one of the same layers that config.model names (a conversion)
+        return checkpoint, init, config.model or init["model_config"], init["in_channels"]
+    return checkpoint, init, config.model or DEFAULT_MODEL, 1
 
 
 def build_loaders(

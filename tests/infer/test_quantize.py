@@ -2,10 +2,12 @@
 its outputs agree with fp32; every bad input is one line."""
 
 import json
+from collections import Counter
 
 import cv2
 import numpy as np
 import onnx
+import onnxruntime
 import pytest
 import torch
 
@@ -75,6 +77,28 @@ def test_int8_outputs_agree_with_fp32(models):
     # anchor, which on a random, untrained model amplifies rounding too much to compare (measured: 4.6 px mean;
     # centres 1.5 px)
     assert (boxes[:, :2] - boxes_int8[:, :2]).abs().mean() < 2.0  # pixels of the 64 px input
+
+
+def _ops_as_run(path, folder) -> Counter:
+    """Node types of the graph as ONNX Runtime runs it on this CPU (after its fusions)."""
+    options = onnxruntime.SessionOptions()
+    options.optimized_model_filepath, options.log_severity_level = str(folder / f"{path.stem}.run.onnx"), 3
+    onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return Counter(node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node)
+
+
+def test_a_relu_models_activations_run_inside_the_integer_convolutions(models, tmp_path):
+    # What makes yolov5n-relu the in-car model: each ReLU folds into its integer convolution's output range,
+    # where each SiLU runs as a quantized sigmoid and a quantized multiplication after it.
+    _, silu_int8, manifest = models
+    relu = export_onnx(
+        make_checkpoint(tmp_path / "r.pt", model_config="yolov5n-relu"), tmp_path / "r.onnx", img_size=IMG
+    )
+    relu_int8 = quantize_onnx(relu, tmp_path / "r_int8.onnx", manifest, calibration_images=6)
+    silu_ops, relu_ops = _ops_as_run(silu_int8, tmp_path), _ops_as_run(relu_int8, tmp_path)
+    assert relu_ops["QLinearConv"] == silu_ops["QLinearConv"] > 50  # every convolution but the stem and the head's
+    assert silu_ops["QLinearSigmoid"] == silu_ops["QLinearMul"] == silu_ops["QLinearConv"]
+    assert relu_ops["QLinearSigmoid"] == relu_ops["QLinearMul"] == relu_ops["Relu"] == 0
 
 
 def test_bad_input_is_one_line(models, tmp_path):

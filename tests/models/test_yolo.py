@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from drowsy.errors import DrowsyError
+from drowsy.models.blocks import Conv
 from drowsy.models.yolo import available_models, build_model, fuse_conv_bn, model_info
 
 P5 = ["yolov5n", "yolov5s", "yolov5m", "yolov5l", "yolov5x"]
@@ -29,7 +30,21 @@ def _randomise_batchnorm(model: torch.nn.Module, seed: int = 0) -> None:
 
 
 def test_every_variant_is_available():
-    assert set(P5 + P6 + P2) <= set(available_models())
+    assert set(P5 + P6 + P2) | {"yolov5n-relu"} <= set(available_models())
+
+
+def test_the_relu_variant_is_yolov5n_with_relu_in_every_conv_block_also_where_the_fused_kernel_would_run():
+    silu, relu = build_model("yolov5n"), build_model("yolov5n-relu")
+    relu.load_state_dict(silu.state_dict())  # the same layers and weights
+    acts = {type(block.act) for block in relu.modules() if isinstance(block, Conv)}
+    assert acts == {torch.nn.ReLU} and {type(b.act) for b in silu.modules() if isinstance(b, Conv)} == {torch.nn.SiLU}
+    # CPU training, channels_last, 16 channels: the shape the fused BatchNorm+SiLU kernel takes for SiLU
+    block = relu.backbone.stages[0][0]
+    x = torch.randn(2, block.conv.in_channels, 16, 16).contiguous(memory_format=torch.channels_last)
+    reference = torch.nn.functional.batch_norm(
+        block.conv(x), None, None, block.bn.weight, block.bn.bias, training=True, eps=block.bn.eps
+    )
+    assert torch.allclose(block.train()(x), torch.relu(reference), atol=1e-5)
 
 
 @pytest.mark.parametrize("name", P5 + P6 + P2)
@@ -185,6 +200,11 @@ def test_model_from_yaml_path(tmp_path):
         (
             "architecture: p5\ndepth_multiple: 0\nwidth_multiple: 1\nanchors: [[1, 2], [3, 4], [5, 6]]\n",
             "depth_multiple",
+        ),
+        (
+            "architecture: p5\nactivation: gelu\ndepth_multiple: 1\nwidth_multiple: 1\n"
+            "anchors: [[1, 2], [3, 4], [5, 6]]\n",
+            "activation",
         ),
     ],
 )

@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from drowsy.errors import DrowsyError
+from drowsy.infer.predict import load_inference_model
+from drowsy.models.blocks import Conv
 from drowsy.models.checkpoint import load_checkpoint, save_checkpoint
 from drowsy.train.engine import train
 from drowsy.train.loss import YoloLoss
@@ -220,6 +222,32 @@ def test_freeze_backbone_freezes_exactly_the_backbone(tiny_dataset, reference_ru
     assert any(not torch.equal(before[k], after[k]) for k in after if k.startswith("head."))
     frozen = json.loads((tmp_path / "config.json").read_text())["frozen"]
     assert frozen and all(name.startswith("backbone.") for name in frozen)
+
+
+@pytest.mark.parametrize("model, built", [("", "yolov5n"), ("yolov5n-relu", "yolov5n-relu")])
+def test_a_fine_tune_builds_the_weights_own_model_or_converts_them_to_a_variant_of_the_same_layers(
+    tiny_dataset, reference_run, tmp_path, model, built
+):
+    # yolov5n -> yolov5n-relu: the in-car model from a trained one (docs/prediction.md#int8)
+    baseline = reference_run[0] / "last.pt"
+    train(
+        tiny_config(tiny_dataset, tmp_path, weights=str(baseline), model=model, epochs=1, autoanchor=False),
+        progress=False,
+    )
+    assert load_checkpoint(tmp_path / "last.pt")["model_config"] == built
+    rebuilt, _ = load_inference_model(tmp_path / "best.pt")
+    activation = torch.nn.ReLU if built.endswith("relu") else torch.nn.SiLU
+    assert {type(block.act) for block in rebuilt.modules() if isinstance(block, Conv)} == {activation}
+
+
+def test_a_model_the_weights_do_not_fit_is_one_line(tiny_dataset, reference_run, tmp_path):
+    with pytest.raises(
+        DrowsyError, match=r"last.pt: field 'model_config': its weights \('yolov5n'\) do not fit model 'yolov5s' \("
+    ):
+        train(
+            tiny_config(tiny_dataset, tmp_path, weights=str(reference_run[0] / "last.pt"), model="yolov5s"),
+            progress=False,
+        )
 
 
 def test_freeze_unknown_module_is_an_error(tiny_dataset, reference_run, tmp_path):
