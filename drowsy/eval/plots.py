@@ -43,29 +43,29 @@ def plot_confusion_matrix(matrix: np.ndarray, classes=CLASSES, ax=None):
     return ax
 
 
+RUNTIMES = ("PyTorch", "ONNX", "OpenVINO")  # plot_backends: the word of a backend's name that starts its runtime
+
+
 def plot_backends(rows: list[dict], ax=None):
-    """Accuracy against speed, one point per inference backend: `rows` as benchmarks/deploy.py writes them
-    (`backend`, `ms_batch1_1thread`, `mAP75`); a row timed but not scored (`mAP75` None: the ultralytics peer,
-    OpenVINO) is a dashed vertical line at its speed, labelled at the top. Returns the Axes."""
-    ax = ax if ax is not None else plt.subplots(figsize=(7, 4.5))[1]
+    """Accuracy against speed, one legend entry per inference backend: `rows` as benchmarks/deploy.py writes
+    them (`backend`, `ms_batch1_1thread`, `mAP75`). A backend's name is its model, then its runtime and
+    precision ("yolov5n-relu ONNX INT8"): one colour per model, one marker (or dash) per runtime and precision.
+    A scored row is a point; a row timed but not scored (`mAP75` None: the ultralytics peer, OpenVINO) is a
+    vertical line at its speed (grey when its name names no runtime). Returns the Axes."""
+    ax = ax if ax is not None else plt.subplots(figsize=(9, 4.5))[1]
+    colours, styles = {}, {}
     for row in rows:
-        ms, score = row["ms_batch1_1thread"], row["mAP75"]
+        ms, score, words = row["ms_batch1_1thread"], row["mAP75"], row["backend"].split()
+        at = next((i for i, word in enumerate(words) if word in RUNTIMES), None)
+        model, kind = (" ".join(words[:at]), " ".join(words[at:])) if at is not None else (None, row["backend"])
+        colour = "0.5" if model is None else colours.setdefault(model, f"C{len(colours)}")
+        style = styles.setdefault(kind, len(styles))
         if score is None:
-            ax.axvline(ms, color="0.6", linestyle="--", linewidth=1)
-            ax.annotate(
-                row["backend"],
-                (ms, 1),
-                xycoords=("data", "axes fraction"),
-                xytext=(3, -4),
-                textcoords="offset points",
-                rotation=90,
-                va="top",
-                fontsize=8,
-                color="0.4",
-            )
+            dash = ("--", ":", "-.")[style % 3]
+            ax.axvline(ms, color=colour, linestyle=dash, linewidth=1, label=row["backend"])
         else:
-            ax.scatter(ms, score, s=60)
-            ax.annotate(row["backend"], (ms, score), xytext=(6, 4), textcoords="offset points")
+            ax.scatter(ms, score, s=60, color=colour, marker="osD^vP*X"[style % 8], label=row["backend"])
     ax.set(xlabel="ms per image, batch 1, one thread", ylabel="val mAP@0.75")
-    ax.set_xlim(0, 1.25 * max(row["ms_batch1_1thread"] for row in rows))  # room for the rightmost label
+    ax.set_xlim(0, 1.05 * max(row["ms_batch1_1thread"] for row in rows))
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
     return ax

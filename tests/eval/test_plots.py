@@ -1,6 +1,7 @@
 """Plots of metrics: PR curves labelled with their AP, the confusion matrix as shares of each true class."""
 
 import numpy as np
+import pytest
 
 from drowsy.eval.plots import plot_backends, plot_confusion_matrix, plot_pr_curves
 
@@ -54,15 +55,19 @@ def test_confusion_matrix_plot_shows_shares_of_each_true_class_on_a_0_to_1_scale
     plt.close("all")
 
 
-def test_backends_are_plotted_one_labelled_point_each():
+def test_backends_are_plotted_one_labelled_point_each_one_colour_per_model():
     rows = [
-        {"backend": "ONNX fp32", "ms_batch1_1thread": 6.8, "mAP75": 0.80},
-        {"backend": "ONNX INT8", "ms_batch1_1thread": 5.4, "mAP75": 0.79},
+        {"backend": "yolov5n ONNX fp32", "ms_batch1_1thread": 6.8, "mAP75": 0.80},
+        {"backend": "yolov5n ONNX INT8", "ms_batch1_1thread": 5.4, "mAP75": 0.79},
+        {"backend": "yolov5n-relu PyTorch fp32", "ms_batch1_1thread": 8.0, "mAP75": 0.81},
     ]
     ax = plot_backends(rows)
     points = [tuple(collection.get_offsets()[0]) for collection in ax.collections]
-    assert points == [(6.8, 0.80), (5.4, 0.79)]
-    assert [text.get_text() for text in ax.texts] == ["ONNX fp32", "ONNX INT8"] and ax.get_xlim() == (0, 8.5)
+    assert points == [(6.8, 0.80), (5.4, 0.79), (8.0, 0.81)]
+    colours = [tuple(collection.get_facecolor()[0]) for collection in ax.collections]
+    assert colours[0] == colours[1] != colours[2]
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert legend == [row["backend"] for row in rows] and ax.get_xlim() == (0, 8.4)
 
 
 def test_a_backend_timed_but_not_scored_is_a_labelled_line_at_its_speed():
@@ -73,4 +78,5 @@ def test_a_backend_timed_but_not_scored_is_a_labelled_line_at_its_speed():
     ax = plot_backends(rows)
     assert [tuple(c.get_offsets()[0]) for c in ax.collections] == [(5.4, 0.79)]  # one point: the scored row
     assert [tuple(line.get_xdata()) for line in ax.lines] == [(24.0, 24.0)]
-    assert [text.get_text() for text in ax.texts] == ["ONNX INT8", "peer fp32"] and ax.get_xlim() == (0, 30)
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == ["ONNX INT8", "peer fp32"]
+    assert ax.get_xlim() == pytest.approx((0, 25.2))
