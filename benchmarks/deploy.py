@@ -5,23 +5,23 @@
                                 [--img-size 320] [--runs 200]
 
 Runs each checkpoint (its rows named by its model: yolov5n, the in-car yolov5n-relu) with PyTorch (fp32, bf16
-autocast), exports it to ONNX (fp32) and quantizes it
-(`drowsy export --int8`, calibrated on `--calibrate-images` of the `--calibrate` split, spread evenly: by
-default the training split, so that the scored images are not the calibration images), then prints per
-backend: ms per image at batch 1 on one thread (the in-car case; median of `--runs` forward passes on random
-pixels, the network alone, decoding included), ms per image at batch 8 on all threads (a dynamic export), the
-file's size (the checkpoint's for PyTorch), the peak memory (PSS) of a fresh process doing the batch-1
-one-thread passes, `drowsy monitor`'s frames per second on a 20 s synthetic clip (one thread, one frame per
-call, no video written), and the val mAP@0.75 overall and per class (scored as `drowsy predict --images
-val.json` and `drowsy evaluate` do).
+autocast), exports it to ONNX (fp32) and quantizes it (`drowsy export --int8`, calibrated on `--calibrate-images`
+of the `--calibrate` split, spread evenly: by default the training split, so that the scored images are not the
+calibration images), runs both graphs with ONNX Runtime and, where it is installed (`pip install -e
+.[openvino]`), with OpenVINO, then prints per backend: ms per image at batch 1 on one thread (the in-car case;
+median of `--runs` forward passes on random pixels, the network alone, decoding included), ms per image at batch
+8 on all threads (a dynamic export), the file's size (the checkpoint's for PyTorch), the peak memory (PSS) of a
+fresh process doing the batch-1 one-thread passes, `drowsy monitor`'s frames per second on a 20 s synthetic clip
+(one thread, one frame per call, no video written), and the val mAP@0.75 overall and per class (scored as
+`drowsy predict --images val.json` and `drowsy evaluate` do).
 
-Speed only, for the comparison, where the optional packages are importable: ultralytics' YOLOv5n-sized model
-in fp32 (the peer; `pip install -e .[bench]`) and OpenVINO (`pip install openvino nncf`; not a drowsy
-backend: RESULTS.md says why) running the same fp32 graphs in f32 and in bf16 and an NNCF INT8 copy
-calibrated on the same images with the same float ends.
+Speed only, for the comparison, where it is importable: ultralytics' YOLOv5n-sized model in fp32 (the peer;
+`pip install -e .[bench]`).
 """
 
 import argparse
+import importlib.util
+import json
 import os
 import statistics
 import sys
@@ -42,7 +42,7 @@ from drowsy.eval.plots import DEPLOY_TABLE
 from drowsy.files import read_json, write_json
 from drowsy.infer.export import export_onnx
 from drowsy.infer.predict import Detector, predict_folder
-from drowsy.infer.quantize import CalibrationImages, quantize_onnx
+from drowsy.infer.quantize import quantize_onnx
 from drowsy.models.checkpoint import load_checkpoint
 from drowsy.monitor.runner import run_monitor
 from drowsy.paths import resolve
@@ -69,39 +69,40 @@ def median_ms(forward, size: int, batch: int, threads: int, runs: int) -> float:
     return 1000 * statistics.median(times) / batch
 
 
-def forward_ms(path: Path, size: int, batch: int, threads: int, runs: int, amp: bool) -> float:
-    """`median_ms` of a drowsy detector (decoding included, no NMS); `threads` 0: the library's own choice."""
-    detector = Detector(path, device="cpu", amp=amp, onnx_threads=threads or None)
+def forward_ms(path: Path, size: int, batch: int, threads: int, runs: int, how: dict) -> float:
+    """`median_ms` of a drowsy detector (decoding included, no NMS) made with the Detector options `how`
+    ({"amp": True}, {"openvino": True}); `threads` 0: the library's own choice."""
+    detector = Detector(path, device="cpu", onnx_threads=threads or None, **how)
     return median_ms(detector.decoded_predictions, size, batch, threads, runs)
 
 
-def forward_only(path: str, size: int, amp: bool) -> None:
+def forward_only(path: str, size: int, how: dict) -> None:
     """The in-car process (`--forward-only`): one detector, one thread, batch 1, 50 forward passes."""
     torch.set_num_threads(1)
-    detector = Detector(path, device="cpu", amp=amp, onnx_threads=1)
+    detector = Detector(path, device="cpu", onnx_threads=1, **how)
     pixels = torch.rand(1, 1, size, size)
     for _ in range(50):
         detector.decoded_predictions(pixels)
 
 
-def peak_mib(path: Path, size: int, amp: bool, name: str) -> float:
+def peak_mib(path: Path, size: int, how: dict, name: str) -> float:
     """Peak PSS of a fresh process running `forward_only` (imports, model, runtime, activations), MiB."""
-    command = [sys.executable, __file__, "--forward-only", str(path), str(size), str(int(amp))]
+    command = [sys.executable, __file__, "--forward-only", str(path), str(size), json.dumps(how)]
     return peaks(command, what=name)[0] * 1024
 
 
-def monitor_fps(path: Path, amp: bool, clip: Path, size: int, folder: Path) -> float:
+def monitor_fps(path: Path, how: dict, clip: Path, size: int, folder: Path) -> float:
     """Frames per second of `drowsy monitor` on the clip (decoding, detection, state; no video written),
     one compute thread, one frame per detector call."""
     run = MonitorRun(
         source=clip, out_dir=folder / "monitor", img_size=size, batch=1, threads=1, annotate=False, progress=False
     )
-    return run_monitor(run, Detector(path, device="cpu", amp=amp, onnx_threads=1), MonitorConfig())["fps_achieved"]
+    return run_monitor(run, Detector(path, device="cpu", onnx_threads=1, **how), MonitorConfig())["fps_achieved"]
 
 
-def accuracy(path: Path, val: str, img_size: int, folder: Path, amp: bool) -> dict:
-    out = folder / f"{path.stem}_{amp}.json"
-    predict_folder([path], val, out, img_size=img_size, batch=8, device="cpu", amp=amp, progress=False)
+def accuracy(path: Path, val: str, img_size: int, folder: Path, how: dict) -> dict:
+    out = folder / f"{path.stem}_{'_'.join(how) or 'plain'}.json"
+    predict_folder([path], val, out, img_size=img_size, batch=8, device="cpu", progress=False, **how)
     truth = load_manifest(val).records
     return evaluate_detections(truth, read_json(out)["annotations"])
 
@@ -121,49 +122,6 @@ def peer_rows(size: int, runs: int) -> list[dict]:
     ]
 
 
-def openvino_rows(
-    model: str, graphs: dict, calibration: list[np.ndarray], size: int, runs: int, folder: Path
-) -> list[dict]:
-    """OpenVINO on the same fp32 graphs (f32, and bf16 as it runs them on a CPU with AMX) and on an NNCF INT8
-    copy of each (the stem and the head float, as `drowsy export --int8` keeps them), speed and size only;
-    [] when openvino or nncf is not installed."""
-    try:
-        import nncf
-        import openvino
-    except ImportError:
-        print("openvino or nncf not installed (optional: pip install openvino nncf); skipping OpenVINO")
-        return []
-    core = openvino.Core()
-    floats = nncf.IgnoredScope(patterns=[r".*/model/backbone/stem/.*", r".*/model/head/.*"], validate=False)
-    dataset = nncf.Dataset(calibration)
-    models = {"fp32": {}, "INT8": {}}
-    for dynamic in (False, True):
-        models["fp32"][dynamic] = core.read_model(str(graphs[dynamic][0]))
-        models["INT8"][dynamic] = nncf.quantize(
-            models["fp32"][dynamic], dataset, subset_size=len(calibration), ignored_scope=floats
-        )
-    rows = []
-    for name, precision in (("fp32", "f32"), ("fp32", "bf16"), ("INT8", "f32")):
-        saved = folder / f"openvino_{name}.xml"
-        openvino.save_model(models[name][False], str(saved), compress_to_fp16=False)
-        ms = []
-        for dynamic, batch, threads, count in ((False, 1, 1, runs), (True, 8, 0, runs // 4)):
-            request = core.compile_model(
-                models[name][dynamic],
-                "CPU",
-                {
-                    "INFERENCE_NUM_THREADS": threads,
-                    "PERFORMANCE_HINT": "LATENCY",
-                    "INFERENCE_PRECISION_HINT": precision,
-                },
-            ).create_infer_request()
-            ms.append(median_ms(lambda pixels, r=request: r.infer({0: pixels.numpy()}), size, batch, threads, count))
-        megabytes = (saved.stat().st_size + saved.with_suffix(".bin").stat().st_size) / 1e6
-        label = f"{model} OpenVINO {name}" + (f" ({precision})" if name == "fp32" else " (NNCF)")
-        rows.append(speed_row(label, *ms, megabytes))
-    return rows
-
-
 def speed_row(name: str, ms_batch1: float, ms_batch8: float, megabytes: float | None = None) -> dict:
     """A row with speed (and size) only: the columns nobody measured for it are None."""
     return {
@@ -178,13 +136,13 @@ def speed_row(name: str, ms_batch1: float, ms_batch8: float, megabytes: float | 
     }
 
 
-def model_rows(weights: Path, args: argparse.Namespace, clip: Path, calibration: list, folder: Path) -> list[dict]:
-    """The rows of one checkpoint: PyTorch fp32 and bf16, its ONNX fp32 graph and INT8 copy (all scored), then
-    OpenVINO's speed on the same graphs; each backend's name starts with the checkpoint's model."""
+def model_rows(weights: Path, args: argparse.Namespace, clip: Path, folder: Path) -> list[dict]:
+    """The rows of one checkpoint: PyTorch fp32 and bf16, its ONNX fp32 graph and INT8 copy run by ONNX Runtime
+    and, where it is installed, by OpenVINO; each backend's name starts with the checkpoint's model."""
     model = load_checkpoint(weights)["model_config"]
     folder.mkdir(parents=True)
-    # backend -> (file at batch 1, file at batch 8, bf16 autocast)
-    backends = {"PyTorch fp32": (weights, weights, False), "PyTorch bf16": (weights, weights, True)}
+    # backend -> (file at batch 1, file at batch 8, Detector options)
+    backends = {"PyTorch fp32": (weights, weights, {}), "PyTorch bf16": (weights, weights, {"amp": True})}
     graphs = {}
     for dynamic in (False, True):
         fp32 = export_onnx(weights, folder / f"fp32_{dynamic}.onnx", img_size=args.img_size, dynamic=dynamic)
@@ -192,24 +150,26 @@ def model_rows(weights: Path, args: argparse.Namespace, clip: Path, calibration:
             fp32,
             quantize_onnx(fp32, folder / f"int8_{dynamic}.onnx", args.calibrate, args.calibrate_images),
         )
-    backends["ONNX fp32"] = (graphs[False][0], graphs[True][0], False)
-    backends["ONNX INT8"] = (graphs[False][1], graphs[True][1], False)
+    for i, precision in enumerate(("fp32", "INT8")):
+        backends[f"ONNX {precision}"] = (graphs[False][i], graphs[True][i], {})
+        if importlib.util.find_spec("openvino"):
+            backends[f"OpenVINO {precision}"] = (graphs[False][i], graphs[True][i], {"openvino": True})
     rows = []
-    for name, (single, batched, amp) in backends.items():
-        scores = accuracy(single, args.val, args.img_size, folder, amp)
+    for name, (single, batched, how) in backends.items():
+        scores = accuracy(single, args.val, args.img_size, folder, how)
         rows.append(
             {
                 "backend": f"{model} {name}",
-                "ms_batch1_1thread": round(forward_ms(single, args.img_size, 1, 1, args.runs, amp), 2),
-                "ms_batch8_all_threads": round(forward_ms(batched, args.img_size, 8, 0, args.runs // 4, amp), 2),
+                "ms_batch1_1thread": round(forward_ms(single, args.img_size, 1, 1, args.runs, how), 2),
+                "ms_batch8_all_threads": round(forward_ms(batched, args.img_size, 8, 0, args.runs // 4, how), 2),
                 "MB": round(single.stat().st_size / 1e6, 1),
-                "peak_MiB": round(peak_mib(single, args.img_size, amp, name)),
-                "monitor_fps_1thread": round(monitor_fps(batched, amp, clip, args.img_size, folder), 1),
+                "peak_MiB": round(peak_mib(single, args.img_size, how, name)),
+                "monitor_fps_1thread": round(monitor_fps(batched, how, clip, args.img_size, folder), 1),
                 "mAP75": round(scores["mAP75"], 4),
                 **{cls: round(scores["per_class"][cls]["AP75"], 3) for cls in CLASSES},
             }
         )
-    return rows + openvino_rows(model, graphs, calibration, args.img_size, args.runs, folder)
+    return rows
 
 
 def main() -> None:
@@ -224,16 +184,14 @@ def main() -> None:
     parser.add_argument("--forward-only", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.forward_only:
-        forward_only(args.forward_only[0], int(args.forward_only[1]), bool(int(args.forward_only[2])))
+        forward_only(args.forward_only[0], int(args.forward_only[1]), json.loads(args.forward_only[2]))
         return
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         clip = write_clip(folder / "clip", 20, 15, seed=0, size=(400, 640), progress=False)
-        calibration = CalibrationImages(args.calibrate, args.calibrate_images, args.img_size)
-        calibration = [item["images"] for item in iter(calibration.get_next, None)]
         rows = []
         for i, weights in enumerate(map(Path, args.weights)):
-            rows += model_rows(weights, args, clip, calibration, folder / f"model_{i}")
+            rows += model_rows(weights, args, clip, folder / f"model_{i}")
         rows += peer_rows(args.img_size, args.runs)
     print("| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]))
     for row in rows:

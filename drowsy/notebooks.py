@@ -25,6 +25,7 @@ from drowsy.config import Params, TrainConfig, field_comments, load_yaml
 from drowsy.data.prepare import FORMATS
 from drowsy.data.split import SPLITS
 from drowsy.errors import DrowsyError
+from drowsy.monitor.detect import BACKENDS
 from drowsy.paths import resolve
 from drowsy.synth.demo_data import LAYOUTS, parse_size
 
@@ -263,13 +264,13 @@ class DriverMonitorParams(NotebookParams):
     seed: int = 0  # seed of the clips' scripts and pixels
     monitor_img_size: int = 320  # detector input size, pixels (the demo trains at 256 and predicts at 320)
     monitor_config: str = "data/monitor.yaml"  # thresholds of the state machine
-    backend: str = "torch"  # "torch" (PyTorch, bf16 autocast) or "onnx" (ONNX Runtime)
+    backend: str = "torch"  # "torch" (PyTorch, bf16 autocast), "onnx" (ONNX Runtime) or "openvino" (its graph)
     device: str = "cpu"  # where the calibration runs ("auto", "cpu", "cuda"; the monitor itself runs on the CPU)
     calibration_images: int = 0  # calibrate on N val images spread evenly over the split (0: all)
 
     def __post_init__(self):
-        if self.backend not in ("torch", "onnx"):
-            raise DrowsyError(f"parameters: field 'backend' must be 'torch' or 'onnx', got {self.backend!r}")
+        if self.backend not in BACKENDS:
+            raise DrowsyError(f"parameters: field 'backend' must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if not (
             min(self.clip_seconds, self.protocol_seconds, self.alert_seconds, self.clip_fps) > 0
             and self.monitor_img_size > 0

@@ -22,10 +22,16 @@ def _detector_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="JSON",
         help="instead of a detector: a clip's frames.json, its ground-truth boxes as detections",
     )
-    parser.add_argument(
+    runtime = parser.add_mutually_exclusive_group()
+    runtime.add_argument(
         "--onnx",
         action="store_true",
         help="run the checkpoint with ONNX Runtime (exported to OUT on first use) instead of PyTorch bf16",
+    )
+    runtime.add_argument(
+        "--openvino",
+        action="store_true",
+        help="run the checkpoint's ONNX graph (or the .onnx given) with OpenVINO (pip install -e .[openvino])",
     )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--video", metavar="FILE", help="video file (e.g. clip.mp4 of drowsy synth --video)")
@@ -106,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
     config = MonitorConfig.from_yaml(args.config)
     detector, offsets = None, None
     if args.weights is not None:
-        detector = build_detector(args.weights, "onnx" if args.onnx else "torch", args.img_size, export_dir=args.out)
+        backend = "openvino" if args.openvino else "onnx" if args.onnx else "torch"
+        detector = build_detector(args.weights, backend, args.img_size, export_dir=args.out)
     if args.calibrate:
         calibration = calibrate(
             detector, args.calibrate, config, args.img_size, progress=not args.quiet, images=args.calibrate_images

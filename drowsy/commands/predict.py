@@ -18,6 +18,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="checkpoints (.pt) or exported models (.onnx, run by ONNX Runtime); several = ensemble",
     )
     parser.add_argument(
+        "--openvino",
+        action="store_true",
+        help="run the .onnx weights with OpenVINO instead of ONNX Runtime (pip install -e .[openvino])",
+    )
+    parser.add_argument(
         "--images",
         required=True,
         metavar="DIR|JSON",
@@ -63,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         amp=args.amp,
         progress=not args.quiet,
+        openvino=args.openvino,
     )
     print(
         f"{stats['images']} images, {stats['detections']} detections in {stats['seconds']:.1f} s "

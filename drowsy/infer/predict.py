@@ -76,21 +76,32 @@ def load_inference_model(weights: str | Path) -> tuple[DecodingModel, dict]:
 
 class Detector:
     """One trained detector behind a common interface, from a drowsy checkpoint (`.pt`) or from an
-    ONNX file written by `drowsy export` (`.onnx`, run by ONNX Runtime on the CPU).
+    ONNX file written by `drowsy export` (`.onnx`, run on the CPU by ONNX Runtime, or by OpenVINO).
 
-    Attributes: `weights` (path), `backend` ("torch" or "onnx"), `precision` ("fp32", "bf16 autocast", or
-    "int8" for a graph of `drowsy export --int8`), `device`, `stride` (largest, pixels), `in_channels`,
-    `num_classes`, `class_names`.
+    Attributes: `weights` (path), `backend` ("torch", "onnx" for ONNX Runtime or "openvino"), `precision`
+    ("fp32", "bf16 autocast", or "int8" for a graph of `drowsy export --int8`), `device`, `stride` (largest,
+    pixels), `in_channels`, `num_classes`, `class_names`.
     amp: bf16 autocast (fp16 on GPUs without bf16) for the PyTorch backend; ignored for ONNX.
-    onnx_threads: ONNX Runtime's intra-op threads (None: its default, one per physical core).
+    onnx_threads: the graph runtime's compute threads (None: its default, one per physical core).
+    openvino: run an `.onnx` with OpenVINO (the optional extra, `pip install -e .[openvino]`) instead of ONNX
+    Runtime; its float parts in f32 (OpenVINO's default on CPUs with AMX is bf16).
     """
 
-    def __init__(self, weights: str | Path, device: str = "auto", amp: bool = False, onnx_threads: int | None = None):
+    def __init__(
+        self,
+        weights: str | Path,
+        device: str = "auto",
+        amp: bool = False,
+        onnx_threads: int | None = None,
+        openvino: bool = False,
+    ):
         self.weights = resolve(weights)
         if not self.weights.is_file():
             raise DrowsyError(f"{self.weights}: weights not found")
         if self.weights.suffix.lower() == ".onnx":
-            self._open_onnx(onnx_threads)
+            self._open_graph(onnx_threads, openvino)
+        elif openvino:
+            raise DrowsyError(f"{self.weights}: OpenVINO runs an exported graph; export it with drowsy export first")
         else:
             self._load_torch(device, amp)
 
@@ -104,17 +115,14 @@ class Detector:
         self.class_names = tuple(checkpoint["class_names"])
         self.fixed_batch = self.fixed_size = None
 
-    def _open_onnx(self, threads: int | None) -> None:
-        import onnxruntime
-
-        self.backend, self.device, self.amp = "onnx", torch.device("cpu"), False
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads or 0  # 0 = ONNX Runtime's choice
+    def _open_graph(self, threads: int | None, openvino: bool) -> None:
+        self.backend, self.device, self.amp = "openvino" if openvino else "onnx", torch.device("cpu"), False
         try:
-            self.session = onnxruntime.InferenceSession(str(self.weights), options, providers=["CPUExecutionProvider"])
-        except Exception as err:  # onnxruntime raises its own untyped errors for unreadable files
+            self._run, meta, shape = (_openvino_graph if openvino else _onnxruntime_graph)(self.weights, threads)
+        except DrowsyError:
+            raise
+        except Exception as err:  # both runtimes raise their own untyped errors for unreadable files
             raise DrowsyError(f"{self.weights}: not a readable ONNX model ({str(err).splitlines()[0][:160]})") from None
-        meta = self.session.get_modelmeta().custom_metadata_map
         missing = [key for key in ONNX_META if key not in meta]
         if missing:
             raise DrowsyError(f"{self.weights}: field '{missing[0]}': missing; export the model with drowsy export")
@@ -122,17 +130,14 @@ class Detector:
         self.precision = meta.get("drowsy_precision", "fp32")  # "int8": drowsy export --int8
         self.class_names = tuple(json.loads(meta["drowsy_class_names"]))
         self.num_classes = len(self.class_names)
-        batch, _, size, _ = self.session.get_inputs()[0].shape
-        # Dynamic axes have string names; fixed ones are ints the input must match.
-        self.fixed_batch = batch if isinstance(batch, int) else None
-        self.fixed_size = size if isinstance(size, int) else None
+        self.fixed_batch, _, self.fixed_size, _ = shape  # None where the axis is dynamic
 
     def decoded_predictions(self, batch: torch.Tensor) -> torch.Tensor:
         """batch: float32 [B, C, S, S] in [0, 1] (C = in_channels, S a multiple of `stride`) ->
         decoded [B, N, 5 + nc] float32 (cx, cy, w, h network pixels, objectness, class probabilities),
         on `self.device`."""
-        if self.backend == "onnx":
-            return self._onnx_predictions(batch)
+        if self.backend != "torch":
+            return self._graph_predictions(batch)
         with torch.inference_mode(), autocast(self.device, self.amp):
             return self.model(batch.to(self.device, memory_format=torch.channels_last))
 
@@ -144,7 +149,7 @@ class Detector:
                 "(test-time augmentation needs several sizes): export with --dynamic"
             )
 
-    def _onnx_predictions(self, batch: torch.Tensor) -> torch.Tensor:
+    def _graph_predictions(self, batch: torch.Tensor) -> torch.Tensor:
         self.check_input_size(batch.shape[-1])
         step = self.fixed_batch or len(batch)
         outputs = []
@@ -153,7 +158,7 @@ class Detector:
             short = step - len(chunk)
             if short:  # a fixed-batch graph takes only full batches: pad with blank images
                 chunk = np.concatenate([chunk, np.zeros((short, *chunk.shape[1:]), chunk.dtype)])
-            outputs.append(self.session.run(None, {"images": chunk})[0][: step - short])
+            outputs.append(self._run(chunk)[: step - short])
         return torch.from_numpy(np.concatenate(outputs))
 
     def detect(
@@ -168,6 +173,34 @@ class Detector:
     ) -> list[torch.Tensor]:
         """Detections of this model alone; see `predict_ensemble` for the arguments and result."""
         return predict_ensemble([self], images, img_size, conf, iou, max_det, tta, "nms", batch)
+
+
+def _onnxruntime_graph(path: Path, threads: int | None) -> tuple:
+    """(run: float32 [B, C, S, S] -> predictions, the file's metadata, input shape with None for dynamic axes)."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads or 0  # 0 = ONNX Runtime's choice
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    shape = [axis if isinstance(axis, int) else None for axis in session.get_inputs()[0].shape]
+    return (lambda chunk: session.run(None, {"images": chunk})[0]), session.get_modelmeta().custom_metadata_map, shape
+
+
+def _openvino_graph(path: Path, threads: int | None) -> tuple:
+    """`_onnxruntime_graph`'s triple, OpenVINO compiling the same file for the CPU (one stream, f32 float parts)."""
+    import onnx
+
+    try:
+        import openvino
+    except ImportError:
+        raise DrowsyError(f"{path}: OpenVINO is not installed (pip install -e .[openvino])") from None
+    core = openvino.Core()
+    model = core.read_model(str(path))
+    settings = {"INFERENCE_NUM_THREADS": threads or 0, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+    request = core.compile_model(model, "CPU", settings).create_infer_request()
+    meta = {prop.key: prop.value for prop in onnx.load(str(path)).metadata_props}
+    shape = [axis.get_length() if axis.is_static else None for axis in model.inputs[0].get_partial_shape()]
+    return (lambda chunk: request.infer({0: chunk})[0].copy()), meta, shape  # copy: the request reuses its output
 
 
 @dataclasses.dataclass(frozen=True)
@@ -349,19 +382,21 @@ def predict_folder(
     device: str = "auto",
     amp: bool = False,
     progress: bool = True,
+    openvino: bool = False,
 ) -> dict:
     """Predict every image of a folder, or of a manifest of drowsy prepare (`val.json`: its images, named
     by their `file_name`, so that `drowsy evaluate --labels val.json` scores them, AIHub paths included),
     and write the competition submission JSON to `out_path`.
 
-    weights: checkpoints (.pt) and/or ONNX files, ensembled as `predict_ensemble` describes. Every image
+    weights: checkpoints (.pt) and/or ONNX files (run by OpenVINO with `openvino`), ensembled as
+    `predict_ensemble` describes. Every image
     gets an entry, also without detections; an unreadable image gets an empty entry and is reported.
     Returns stats: images, detections, unreadable (list of {"file_name", "reason"}), seconds,
     images_per_second, img_size (after rounding to the stride), out (path written).
     """
     _check_options(conf, iou, max_det, fuse, batch, img_size)
     paths, names = _inputs(images_dir)
-    detectors = [Detector(w, device, amp) for w in weights]
+    detectors = [Detector(w, device, amp, openvino=openvino) for w in weights]
     class_names = _common_class_names(detectors)
     views = plan_views(detectors, img_size, tta)
     fitted = views[0].size

@@ -35,6 +35,9 @@ def detect_frames(
     return to_detections([(decoded, [geometry] * len(frames))], [frames[0].shape[:2]] * len(frames), conf, iou, max_det)
 
 
+BACKENDS = ("torch", "onnx", "openvino")  # PyTorch, ONNX Runtime, OpenVINO (the last two on an exported graph)
+
+
 def build_detector(
     weights: str | Path,
     backend: str = "torch",
@@ -46,15 +49,19 @@ def build_detector(
 
     backend "torch": the checkpoint with autocast (bf16 on the CPU) on `device` (e.g. the training GPU,
     to calibrate on many images fast); "onnx": ONNX Runtime on the CPU, on the .onnx given, or on an
-    export of the checkpoint to `export_dir` (default: next to it) with dynamic batch and size.
+    export of the checkpoint to `export_dir` (default: next to it) with dynamic batch and size; "openvino":
+    the same graph run by OpenVINO.
     """
     from drowsy.infer.predict import Detector
 
     weights = resolve(weights)
-    if backend not in ("torch", "onnx"):
-        raise DrowsyError(f"monitor: field 'backend': must be 'torch' or 'onnx', got {backend!r}")
+    if backend not in BACKENDS:
+        raise DrowsyError(f"monitor: field 'backend': must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    openvino = backend == "openvino"
     if backend == "torch" or weights.suffix.lower() == ".onnx":
-        return Detector(weights, device=device if backend == "torch" else "cpu", amp=backend == "torch")
+        return Detector(
+            weights, device=device if backend == "torch" else "cpu", amp=backend == "torch", openvino=openvino
+        )
     from drowsy.infer.export import export_onnx
 
     if not weights.is_file():
@@ -62,4 +69,4 @@ def build_detector(
     onnx_path = resolve(export_dir or weights.parent) / f"{weights.stem}.dynamic.onnx"
     if not onnx_path.is_file() or onnx_path.stat().st_mtime < weights.stat().st_mtime:
         export_onnx(weights, onnx_path, img_size=img_size, dynamic=True)
-    return Detector(onnx_path)
+    return Detector(onnx_path, openvino=openvino)

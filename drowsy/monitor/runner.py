@@ -116,7 +116,8 @@ def _torch_threads(threads: int | None):
 def _backend_name(detector) -> str:
     if detector is None:
         return "ground truth"
-    return f"{'onnxruntime' if detector.backend == 'onnx' else 'pytorch'} {detector.precision}"
+    runtime = {"torch": "pytorch", "onnx": "onnxruntime", "openvino": "openvino"}[detector.backend]
+    return f"{runtime} {detector.precision}"
 
 
 def _batches(source: FrameSource | None, batch: int, limit: int | None):

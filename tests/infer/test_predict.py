@@ -12,6 +12,7 @@ from drowsy import CLASSES
 from drowsy.cli import main as cli_main
 from drowsy.data.geometry import Letterbox
 from drowsy.errors import DrowsyError
+from drowsy.infer.export import export_onnx
 from drowsy.infer.postprocess import to_candidates, to_records
 from drowsy.infer.predict import Detector, View, predict_ensemble, predict_folder, tta_views
 from tests.helpers import IMG, make_checkpoint, noise_images
@@ -258,6 +259,20 @@ def test_cli_writes_a_submission(checkpoint, tmp_path, capsys):
     assert code == 0
     assert [r["file_name"] for r in json.loads(out.read_text())["annotations"]] == ["a.jpg", "b.jpg"]
     assert "2 images" in capsys.readouterr().out
+
+
+def test_cli_runs_an_exported_graph_with_openvino_as_onnx_runtime_does(checkpoint, tmp_path):
+    write_jpg(tmp_path / "a.jpg", noise_images(1)[0])
+    graph = export_onnx(checkpoint, tmp_path / "m.onnx", img_size=IMG, dynamic=True)
+    submissions = []
+    for flags in ([], ["--openvino"]):
+        out = tmp_path / f"submission{len(flags)}.json"
+        command = ["predict", "--weights", str(graph), "--images", str(tmp_path), "--out", str(out)]
+        assert cli_main([*command, "--img-size", str(IMG), "--conf", "0.05", "--quiet", *flags]) == 0
+        submissions.append(json.loads(out.read_text())["annotations"][0]["objects"])
+    assert len(submissions[0]) == len(submissions[1]) > 0
+    for ours, theirs in zip(*submissions):
+        assert ours["class"] == theirs["class"] and np.allclose(ours["position"], theirs["position"], atol=0.15)
 
 
 def test_cli_reports_missing_weights_in_one_line(tmp_path, capsys):

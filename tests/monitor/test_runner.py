@@ -175,6 +175,16 @@ def test_cli_renders_an_alert_clip_and_reports_its_false_alerts_per_hour(tmp_pat
     assert summary["false_alerts_per_hour"] == 0.0 and set(summary["scores"]) == {"blink"}
 
 
+def test_openvino_backend_runs_the_exported_graph(short_clip, tmp_path):
+    detector = build_detector(random_weights(tmp_path / "random.pt"), "openvino", img_size=64)
+    assert detector.backend == "openvino" and (tmp_path / "random.dynamic.onnx").is_file()
+    summary = run_monitor(
+        MonitorRun(short_clip, tmp_path / "out", img_size=64, batch=3, max_frames=6, annotate=False, progress=False),
+        detector,
+    )
+    assert summary["frames"] == 6 and summary["backend"] == "openvino fp32"
+
+
 def test_onnx_backend_exports_once_and_rebuilds_a_stale_export(short_clip, tmp_path):
     import os
 
