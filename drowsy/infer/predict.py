@@ -27,7 +27,7 @@ from drowsy.device import autocast, select_device
 from drowsy.errors import DrowsyError
 from drowsy.files import list_images, read_gray, write_text_atomically
 from drowsy.infer.postprocess import FUSE_MODES, decode, to_detections, to_records
-from drowsy.models.checkpoint import load_checkpoint
+from drowsy.models.checkpoint import load_checkpoint, load_weights
 from drowsy.models.yolo import build_model, fuse_conv_bn
 from drowsy.paths import require, resolve
 from drowsy.progress import log
@@ -64,13 +64,7 @@ def load_inference_model(weights: str | Path) -> tuple[DecodingModel, dict]:
     path = resolve(weights)
     checkpoint = load_checkpoint(path)
     model = build_model(checkpoint["model_config"], checkpoint["num_classes"], checkpoint["in_channels"])
-    try:
-        model.load_state_dict(checkpoint["ema"])
-    except RuntimeError as err:
-        raise DrowsyError(
-            f"{path}: field 'ema': weights do not fit model "
-            f"'{checkpoint['model_config']}' ({str(err).splitlines()[0][:160]})"
-        ) from None
+    load_weights(model, checkpoint, "ema", path, "ema")
     return DecodingModel(fuse_conv_bn(model.float())).eval(), checkpoint
 
 

@@ -67,3 +67,17 @@ def load_checkpoint(path: str | Path) -> dict:
     if missing:
         raise DrowsyError(f"{path}: not a drowsy checkpoint (missing {', '.join(missing)})")
     return checkpoint
+
+
+def load_weights(
+    model: torch.nn.Module, checkpoint: dict, key: str, path: str | Path, field: str, hint: str = ""
+) -> None:
+    """`model.load_state_dict(checkpoint[key])`; weights that do not fit the model built (`model.config_name`)
+    end in one line naming the file, `field`, the checkpoint's model and the model built, then `hint`."""
+    try:
+        model.load_state_dict(checkpoint[key])
+    except RuntimeError as err:
+        raise DrowsyError(
+            f"{path}: field '{field}': its weights ('{checkpoint['model_config']}') do not fit model "
+            f"'{model.config_name}' ({str(err).splitlines()[0][:120]}){hint}"
+        ) from None

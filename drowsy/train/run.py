@@ -18,7 +18,7 @@ from drowsy.data.labels import load_manifest, spread
 from drowsy.device import needs_grad_scaler, reuse_freed_memory, seed_everything
 from drowsy.distributed import Process
 from drowsy.errors import DrowsyError
-from drowsy.models.checkpoint import load_checkpoint
+from drowsy.models.checkpoint import load_checkpoint, load_weights
 from drowsy.models.yolo import DEFAULT_MODEL, build_model
 from drowsy.paths import require, resolve
 from drowsy.train.anchors import check_anchors
@@ -82,13 +82,9 @@ def build_run(config: TrainConfig, process: Process, loss_factory=YoloLoss, prog
     checkpoint, init, model_config, in_channels = initial_weights(config, run_dir)
     model = build_model(model_config, num_classes=len(CLASSES), in_channels=in_channels)
     if init:
-        try:
-            model.load_state_dict(init["model"] if checkpoint else init["ema"])
-        except RuntimeError as err:
-            raise DrowsyError(
-                f"{config.weights}: field 'model_config': its weights ('{init['model_config']}') do not fit model "
-                f"'{model_config}' ({str(err).splitlines()[0][:120]}); leave model empty to fine-tune its own"
-            ) from None
+        source = run_dir / "last.pt" if checkpoint else config.weights
+        hint = "; leave model empty to fine-tune its own"
+        load_weights(model, init, "model" if checkpoint else "ema", source, "model_config", hint)
     frozen_prefixes = [p.strip() for p in config.freeze.split(",") if p.strip()]
     frozen = freeze_modules(model, frozen_prefixes)
     train_data, val_data, val_records = build_datasets(config, hyp, in_channels, process)
