@@ -141,7 +141,6 @@ class TrainConfig(Params):
     epoch_parts: int = 1  # an epoch samples 1/epoch_parts of the set, with replacement
     weights: str = ""  # start from this checkpoint's EMA weights (fine-tuning); "" = from scratch
     freeze: str = ""  # comma-separated module-name prefixes to freeze, e.g. "backbone"
-    int8_aware: bool = False  # train as `drowsy export --int8` computes (rounded to 8 bits; BatchNorm statistics kept)
     device: str = "cpu"  # "auto", "cpu", "cuda", "cuda:1"
     workers: int = 1  # data-loading processes
     cache: bool = True  # keep decoded, resized images in shared memory (one copy for all loader workers)

@@ -40,9 +40,7 @@ ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU}  # a model file's `activation`:
 
 class Conv(nn.Module):
     """Convolution (no bias) -> BatchNorm -> SiLU (or the activation `use_activation` sets). 'Same' padding
-    for odd kernels unless given. `int8_aware` (set by `round_as_int8`): computed as the INT8 export computes it."""
-
-    int8_aware = False
+    for odd kernels unless given."""
 
     def __init__(
         self, in_channels: int, out_channels: int, kernel_size: int = 1, stride: int = 1, padding: int | None = None
@@ -55,49 +53,10 @@ class Conv(nn.Module):
         self.act = nn.SiLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.int8_aware:
-            return self._int8_forward(x)
         x = self.conv(x)
         if type(self.act) is nn.SiLU and fused.applies(x, self.bn):  # CPU training: one kernel (fused.py)
             return fused.bn_silu(x, self.bn)
         return self.act(self.bn(x))
-
-    def _int8_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The block as drowsy.infer.quantize's INT8 graph runs it: BatchNorm folded into the convolution with
-        its running statistics (which therefore stay as they are), the folded weights rounded to 8 bits per
-        output channel, the input and the output to 8 bits per tensor. Rounding passes gradients straight
-        through (quantization-aware training, Jacob et al. 2018, https://arxiv.org/abs/1712.05877)."""
-        scale = self.bn.weight / torch.sqrt(self.bn.running_var + self.bn.eps)
-        weight = round_weights(self.conv.weight * scale.view(-1, 1, 1, 1))
-        bias = self.bn.bias - self.bn.running_mean * scale
-        y = nn.functional.conv2d(round_activations(x), weight, bias, self.conv.stride, self.conv.padding)
-        return round_activations(self.act(y))
-
-
-def round_weights(weight: torch.Tensor) -> torch.Tensor:
-    """`weight` [out, ...] rounded to signed 8 bits per output channel, symmetric (ONNX Runtime's QInt8 weights)."""
-    step = weight.detach().abs().amax(dim=tuple(range(1, weight.dim()))).clamp_min(1e-12) / 127
-    zero = torch.zeros_like(step, dtype=torch.int32)
-    return torch.fake_quantize_per_channel_affine(weight.float(), step.float(), zero, 0, -127, 127)
-
-
-def round_activations(x: torch.Tensor) -> torch.Tensor:
-    """`x` rounded to unsigned 8 bits over the batch's own range, which includes 0 (the INT8 graph's activations,
-    whose ranges it calibrated on images; the batch's range stands in for them while training)."""
-    low, high = x.detach().float().aminmax()
-    low, high = low.clamp(max=0), high.clamp(min=0)
-    step = ((high - low) / 255).clamp_min(1e-12)
-    zero = torch.round(-low / step).int()
-    return torch.fake_quantize_per_tensor_affine(x.float(), step, zero, 0, 255)
-
-
-def round_as_int8(model: nn.Module, skip: tuple[str, ...] = ("backbone.stem",)) -> None:
-    """Make the Conv blocks of `model` that the INT8 export quantizes (all but those named under `skip`: the stem
-    stays float, drowsy.infer.quantize) compute as it does: `Conv._int8_forward`. Training stays exactly
-    resumable: nothing is learned but the weights, and the ranges come from each batch."""
-    for name, block in model.named_modules():
-        if isinstance(block, Conv) and not name.startswith(skip):
-            block.int8_aware = True
 
 
 def use_activation(model: nn.Module, name: str) -> None:

@@ -18,7 +18,6 @@ from drowsy.data.labels import load_manifest, spread
 from drowsy.device import needs_grad_scaler, reuse_freed_memory, seed_everything
 from drowsy.distributed import Process
 from drowsy.errors import DrowsyError
-from drowsy.models.blocks import round_as_int8
 from drowsy.models.checkpoint import load_checkpoint, load_weights
 from drowsy.models.yolo import DEFAULT_MODEL, build_model
 from drowsy.paths import require, resolve
@@ -86,8 +85,6 @@ def build_run(config: TrainConfig, process: Process, loss_factory=YoloLoss, prog
         source = run_dir / "last.pt" if checkpoint else config.weights
         hint = "; leave model empty to fine-tune its own"
         load_weights(model, init, "model" if checkpoint else "ema", source, "model_config", hint)
-    if config.int8_aware:
-        round_as_int8(model)
     frozen_prefixes = [p.strip() for p in config.freeze.split(",") if p.strip()]
     frozen = freeze_modules(model, frozen_prefixes)
     train_data, val_data, val_records = build_datasets(config, hyp, in_channels, process)

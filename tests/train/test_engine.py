@@ -240,26 +240,6 @@ def test_a_fine_tune_builds_the_weights_own_model_or_converts_them_to_a_variant_
     assert {type(block.act) for block in rebuilt.modules() if isinstance(block, Conv)} == {activation}
 
 
-def test_an_int8_aware_fine_tune_keeps_batchnorm_statistics_and_resumes_exactly(tiny_dataset, reference_run, tmp_path):
-    def crash():
-        raise RuntimeError("simulated crash")
-
-    baseline = reference_run[0] / "last.pt"
-    options = dict(weights=str(baseline), int8_aware=True, epochs=2, autoanchor=False)
-    train(tiny_config(tiny_dataset, tmp_path / "a", **options), progress=False)
-    before, after = load_checkpoint(baseline)["ema"], load_checkpoint(tmp_path / "a" / "last.pt")["model"]
-    statistics = [k for k in after if k.endswith(("running_mean", "running_var"))]
-    stem = [k for k in statistics if k.startswith("backbone.stem.")]  # float in the INT8 graph: trains as usual
-    assert stem and all(not torch.equal(before[k], after[k]) for k in stem)
-    assert all(torch.equal(before[k], after[k]) for k in statistics if k not in stem)  # folded as the graph folds them
-    assert any(not torch.equal(before[k], after[k]) for k in after if k.endswith("conv.weight"))
-    # nothing but the weights is learned: a crash in epoch 2 and a resume give the same weights
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        train(tiny_config(tiny_dataset, tmp_path / "b", **options), progress=False, loss_factory=InterruptAt(6, crash))
-    train(tiny_config(tiny_dataset, tmp_path / "b", resume=True, **options), progress=False)
-    assert_same_weights(final_weights(tmp_path / "a"), final_weights(tmp_path / "b"))
-
-
 def test_a_model_the_weights_do_not_fit_is_one_line(tiny_dataset, reference_run, tmp_path):
     with pytest.raises(
         DrowsyError, match=r"last.pt: field 'model_config': its weights \('yolov5n'\) do not fit model 'yolov5s' \("
