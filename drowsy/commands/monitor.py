@@ -144,7 +144,7 @@ def _print_calibration(calibration: dict, path) -> None:
     print(f"calibrated on {calibration['split']} at {calibration['img_size']} px:")
     for signal, entry in calibration["signals"].items():
         fit = (
-            f"offset {entry['offset']:+.2f}, balanced accuracy {entry['balanced_accuracy']:.3f}"
+            f"offset {entry['offset']:+.2f}, {entry['criterion']} {entry['fit']:.3f}"
             if entry["fitted"]
             else "offset 0 (one state only in the split)"
         )

@@ -205,8 +205,8 @@ def plot_calibration(calibration: dict):
         axis.axvline(entry["offset"], color="black", linestyle="--", label=f"boundary {entry['offset']:.2f}")
         axis.axvline(0, color="gray", linewidth=0.8)
         axis.set_yscale("log")
-        accuracy = "" if entry["balanced_accuracy"] is None else f", balanced acc. {entry['balanced_accuracy']:.3f}"
-        axis.set_title(f"{signal}{accuracy}", fontsize=10)
+        fit = "" if entry["fit"] is None else f", {entry['criterion']} {entry['fit']:.3f}"
+        axis.set_title(f"{signal}{fit}", fontsize=10)
         axis.set_xlabel("raw score, log-odds (clipped at ±8)")
         axis.legend(fontsize=7)
     figure.tight_layout()

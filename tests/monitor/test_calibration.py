@@ -36,6 +36,18 @@ def test_fit_offset_maximises_balanced_accuracy():
         fit_offset([0.1, 0.2], [True, True])
 
 
+def test_rare_signals_are_fitted_for_f1_which_does_not_trade_one_found_for_many_false():
+    # 3 positives among 40: three negatives score above the weakest positive. Balanced accuracy takes the weakest
+    # positive (1/3 of the true-positive rate) at the price of three false ones (3/37 of the true-negative rate);
+    # F1 does not: 2 found, 0 false (F1 0.8) beats 3 found, 3 false (F1 0.667)
+    logits = [-5.0] * 34 + [-2.0, -1.5, -1.0, -0.5, 1.0, 2.0]
+    positive = [False] * 34 + [True, False, False, False, True, True]
+    assert fit_offset(logits, positive) == (-3.5, pytest.approx((1 + 34 / 37) / 2))
+    assert fit_offset(logits, positive, "F1") == (0.25, pytest.approx(0.8))
+    assert drowsy.monitor.calibration.CRITERIA["phone"] == drowsy.monitor.calibration.CRITERIA["cigarette"] == "F1"
+    assert drowsy.monitor.calibration.CRITERIA["eyes_closed"] == "balanced accuracy"
+
+
 def test_image_states_from_labels():
     objects = [{"class": c} for c in ("eye_closed", "eye_opened", "mouth_opened", "cigar")]
     assert image_states(objects) == {
@@ -84,7 +96,7 @@ def test_calibration_fits_eyes_seen_on_images_without_labelled_eyes(tmp_path, mo
         lambda detector, frames, *args: [faint_eyes(next(scores)) for _ in frames],
     )
     entry = calibrate(None, split, MonitorConfig(), img_size=64, batch=3, progress=False)["signals"]["eyes_seen"]
-    assert entry["fitted"] and entry["balanced_accuracy"] == 1.0 and entry["positives"] == 4
+    assert entry["fitted"] and entry["fit"] == 1.0 and entry["positives"] == 4
     assert entry["offset"] == pytest.approx((logit(0.3) + logit(0.6)) / 2, abs=1e-5)
     # every image with its eyes labelled: nothing to fit, any kept eye box counts as seen, as uncalibrated
     split = labelled_split(tmp_path / "all", [["eye_opened"]] * 3)
@@ -103,7 +115,7 @@ def test_calibration_fits_mouth_seen_on_images_without_a_labelled_mouth(tmp_path
         lambda detector, frames, *args: [bite(next(scores)) for _ in frames],
     )
     entry = calibrate(None, split, MonitorConfig(), img_size=64, batch=2, progress=False)["signals"]["mouth_seen"]
-    assert entry["fitted"] and entry["balanced_accuracy"] == 1.0 and entry["positives"] == 3
+    assert entry["fitted"] and entry["fit"] == 1.0 and entry["positives"] == 3
     assert entry["offset"] == pytest.approx((logit(0.2) + logit(0.5)) / 2, abs=1e-5)
 
 
@@ -136,7 +148,7 @@ def test_calibration_turns_a_biased_detector_into_right_states(tmp_path, monkeyp
     )
     calibration = calibrate(None, manifest, MonitorConfig(), img_size=64, batch=7, progress=False)
     eyes = calibration["signals"]["eyes_closed"]
-    assert eyes["fitted"] and eyes["balanced_accuracy"] == 1.0 and eyes["positives"] > 0
+    assert eyes["fitted"] and eyes["fit"] == 1.0 and eyes["positives"] > 0
     assert np.log(0.08 / 0.8) < eyes["offset"] < np.log(0.2 / 0.5)
     frames = [biased(False)] * 15 + [biased(True)] * 45 + [biased(False)] * 15  # 3 s closed
     _, raw_events = run_frames(frames)
