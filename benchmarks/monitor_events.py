@@ -45,6 +45,7 @@ from drowsy.eval.monitor_benchmark import (
     render_clip,
     run_clips,
     scores_table,
+    unmatched_events,
 )
 from drowsy.monitor.calibration import calibrate, calibration_offsets
 from drowsy.monitor.detect import build_detector
@@ -147,10 +148,16 @@ def print_tables(runs: list[dict], names: list[str], out: Path) -> None:
             f"closure, yawn or degraded alerts while rubbing an eye: {numbers['alerts_while_rubbing']}, "
             f"while eating: {numbers['alerts_while_eating']}"
         )
+    unmatched = {name: unmatched_events(runs, name) for name in names}
+    for name, events in unmatched.items():
+        counts = events.groupby(["outcome", "clip"]).size().to_dict()
+        print(f"\n{name}: false and missed events by clip: {counts or 'none'}")
     scores.to_csv(out / "scores.csv")
     hard.to_csv(out / "hard_cases.csv")
     (out / "false_alerts.json").write_text(json.dumps(alerts, indent=1))
-    print(f"\nwrote {out / 'scores.csv'}, {out / 'hard_cases.csv'}, {out / 'false_alerts.json'}")
+    pd.concat(unmatched, names=["detector", None]).round(2).to_csv(out / "unmatched.csv")
+    written = ", ".join(str(out / f) for f in ("scores.csv", "hard_cases.csv", "false_alerts.json", "unmatched.csv"))
+    print(f"\nwrote {written} (unmatched.csv: each false and missed event)")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """The benchmark scripts: the GPU check dry-run on the CPU with a tiny model (it must work the first time a GPU
-is lent), and the mutation table's counting."""
+is lent), the mutation table's counting, and the files the event benchmark writes."""
 
 import importlib.util
 import json
@@ -67,3 +67,36 @@ def test_mutation_table_counts_per_module_and_scores_killed_over_checked(tmp_pat
     )
     assert mutation.explained(tmp_path / "MUTANTS.md") == listed
     assert mutation.explained(tmp_path / "missing.md") == set()
+
+
+def test_the_event_benchmark_writes_its_tables_and_each_false_and_missed_event(tmp_path, capsys):
+    from drowsy.eval.monitor_benchmark import ClipSpec
+    from drowsy.monitor.events import Event
+
+    spec = importlib.util.spec_from_file_location("monitor_events", REPO_ROOT / "benchmarks" / "monitor_events.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    truth = [Event("phone", 10.0, 16.0, 12.0), Event("yawn", 30.0, 33.0, 31.0)]
+    runs = [
+        {
+            "spec": ClipSpec("story", 60.0, 3, (240, 384)),
+            "truth": truth,
+            "alert_free": [(50.0, 60.0)],
+            "found": {"perfect": list(truth), "model": [Event("phone", 40.0, 45.0, 42.0), truth[1]]},
+        }
+    ]
+    module.print_tables(runs, ["perfect", "model"], tmp_path)
+    printed = capsys.readouterr().out
+    assert "perfect: false and missed events by clip: none" in printed
+    assert "model: false and missed events by clip: {('false', 'story-3-240x384'): 1, ('missed', 'story-3" in printed
+    unmatched = (tmp_path / "unmatched.csv").read_text().splitlines()
+    assert unmatched[1:] == [
+        "model,0,story-3-240x384,false,phone,40.0,45.0",
+        "model,1,story-3-240x384,missed,phone,10.0,16.0",
+    ]
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "scores.csv",
+        "hard_cases.csv",
+        "false_alerts.json",
+        "unmatched.csv",
+    }

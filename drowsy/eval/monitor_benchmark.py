@@ -290,6 +290,28 @@ def scores_table(runs: list[dict], name: str) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("type")
 
 
+def unmatched_events(runs: list[dict], name: str) -> pd.DataFrame:
+    """The events `scores_table` counts against `name`, to look at: per clip, each found event that matches no
+    true one ("false") and each true event that no found one matches ("missed"), of the types the clip scores.
+    Columns: clip, outcome, type, start, end (seconds)."""
+    rows = []
+    for run in runs:
+        scored = SCORED[run["spec"].script]
+        found = [e for e in run["found"][name] if e.type in scored]
+        truth = [e for e in run["truth"] if e.type in scored]
+        matches = match_events(found, truth)
+        for outcome, events, matched in (
+            ("false", found, {p for p, _, _ in matches}),
+            ("missed", truth, {t for _, t, _ in matches}),
+        ):
+            rows += [
+                {"clip": run["spec"].name, "outcome": outcome, "type": e.type, "start": e.start, "end": e.end}
+                for i, e in enumerate(events)
+                if i not in matched
+            ]
+    return pd.DataFrame(rows, columns=["clip", "outcome", "type", "start", "end"])
+
+
 def _or_nan(value: float | None) -> float:
     return math.nan if value is None else value
 

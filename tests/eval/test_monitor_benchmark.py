@@ -15,7 +15,14 @@ from drowsy.synth.clips.write import make_script
 
 
 def test_benchmark_tables_on_short_protocol_and_alert_clips_with_their_true_boxes(tmp_path):
-    from drowsy.eval.monitor_benchmark import ClipSpec, false_alert_counts, hard_cases_table, run_clips, scores_table
+    from drowsy.eval.monitor_benchmark import (
+        ClipSpec,
+        false_alert_counts,
+        hard_cases_table,
+        run_clips,
+        scores_table,
+        unmatched_events,
+    )
 
     specs = [ClipSpec("protocol", 150.0, 7, (240, 384)), ClipSpec("alert", 60.0, 1, (240, 384))]
     runs = run_clips(specs, tmp_path, {"truth": {}}, fps=10.0, progress=False)
@@ -43,6 +50,16 @@ def test_benchmark_tables_on_short_protocol_and_alert_clips_with_their_true_boxe
         Event("phone", rub.start, rub.end),
     ]  # not a drowsiness alert: not counted
     assert false_alert_counts(runs, "truth")["alerts_while_rubbing"] == 1
+    # what the scores count against a detector, event by event: the two above are false; the alert clip's yawn
+    # is scored as a false alert, not as an event; a true event left out is missed
+    left_out = next(e for e in runs[0]["found"]["truth"] if e.type in scores.index)
+    runs[0]["found"]["truth"].remove(left_out)
+    unmatched = unmatched_events(runs, "truth")
+    false, missed = (unmatched[unmatched["outcome"] == outcome] for outcome in ("false", "missed"))
+    assert sorted(zip(false["type"], false["start"])) == [("microsleep", rub.start), ("phone", rub.start)]
+    assert missed["type"].tolist() == [left_out.type]
+    assert missed["start"].iloc[0] == pytest.approx(left_out.start, abs=0.2)  # the truth's, within 2 frames
+    assert set(unmatched["clip"]) == {specs[0].name}
 
 
 FPS = 15
