@@ -55,7 +55,8 @@ CRITERIA = {signal: "F1" if signal in ("phone", "cigarette") else "balanced accu
 def fit_offset(logits: np.ndarray, positive: np.ndarray, criterion: str = "balanced accuracy") -> tuple[float, float]:
     """The boundary on `logits` that best separates `positive` from the rest by `criterion` ("balanced accuracy"
     or "F1", see CRITERIA): (offset, the criterion's value there). Of the equally good boundaries, the middle of
-    their range: the widest margin."""
+    their range in score, not in log-odds: where one side's scores all sit near 1 (open mouths with no closed-mouth
+    box, log-odds up to 13.8), the log-odds middle would ask a clip's yawn for 0.999."""
     logits, positive = np.asarray(logits, np.float64), np.asarray(positive, bool)
     if positive.all() or not positive.any():
         raise ValueError("fit_offset needs both states among the samples")
@@ -73,7 +74,11 @@ def fit_offset(logits: np.ndarray, positive: np.ndarray, criterion: str = "balan
     best = np.flatnonzero(score >= score.max() - 1e-12)
     below = values[candidates[best[0]]] if candidates[best[0]] >= 0 else values[0] - 1.0
     above = values[candidates[best[-1]] + 1] if candidates[best[-1]] + 1 < len(values) else values[-1] + 1.0
-    return float((below + above) / 2), float(score.max())
+    return float(logit((_sigmoid(below) + _sigmoid(above)) / 2)), float(score.max())
+
+
+def _sigmoid(log_odds: float) -> float:
+    return 1 / (1 + np.exp(-log_odds))
 
 
 def calibrate(

@@ -17,9 +17,13 @@ from drowsy.synth.competition import write_dataset
 from tests.helpers import FPS, bite, faint_eyes, of_type, run_frames
 
 
+def sigmoid(log_odds: float) -> float:
+    return 1 / (1 + np.exp(-log_odds))
+
+
 def test_fit_offset_maximises_balanced_accuracy():
     offset, balanced = fit_offset([-3, -2.5, -2, -1, -0.5], [False, False, False, True, True])
-    assert (offset, balanced) == (-1.5, 1.0)  # separable: the middle of the gap
+    assert balanced == 1.0 and offset == pytest.approx(logit((sigmoid(-2) + sigmoid(-1)) / 2))  # the gap's middle score
     rng = np.random.default_rng(0)
     positive = rng.random(300) < 0.15
     logits = rng.normal(np.where(positive, -1.0, -2.0), 0.6)
@@ -36,14 +40,22 @@ def test_fit_offset_maximises_balanced_accuracy():
         fit_offset([0.1, 0.2], [True, True])
 
 
+def test_the_boundary_is_the_middle_score_of_the_gap_also_where_one_side_sits_at_the_clip():
+    # open mouths seen without a closed-mouth box vote 1 (log-odds clipped at 13.8): the log-odds middle of the gap
+    # (6.6) would ask a yawn whose closed-mouth box still scores a little for o / (o + c) >= 0.9987
+    offset, _ = fit_offset([-3.0, -2.0, -0.6, logit(1.0), logit(1.0)], [False, False, False, True, True])
+    assert offset == pytest.approx(logit((sigmoid(-0.6) + 1.0) / 2), abs=1e-5) and 0.6 < offset < 0.8
+
+
 def test_rare_signals_are_fitted_for_f1_which_does_not_trade_one_found_for_many_false():
     # 3 positives among 40: three negatives score above the weakest positive. Balanced accuracy takes the weakest
     # positive (1/3 of the true-positive rate) at the price of three false ones (3/37 of the true-negative rate);
     # F1 does not: 2 found, 0 false (F1 0.8) beats 3 found, 3 false (F1 0.667)
     logits = [-5.0] * 34 + [-2.0, -1.5, -1.0, -0.5, 1.0, 2.0]
     positive = [False] * 34 + [True, False, False, False, True, True]
-    assert fit_offset(logits, positive) == (-3.5, pytest.approx((1 + 34 / 37) / 2))
-    assert fit_offset(logits, positive, "F1") == (0.25, pytest.approx(0.8))
+    middle = {(-5, -2): logit((sigmoid(-5) + sigmoid(-2)) / 2), (-0.5, 1): logit((sigmoid(-0.5) + sigmoid(1)) / 2)}
+    assert fit_offset(logits, positive) == (pytest.approx(middle[-5, -2]), pytest.approx((1 + 34 / 37) / 2))
+    assert fit_offset(logits, positive, "F1") == (pytest.approx(middle[-0.5, 1]), pytest.approx(0.8))
     assert drowsy.monitor.calibration.CRITERIA["phone"] == drowsy.monitor.calibration.CRITERIA["cigarette"] == "F1"
     assert drowsy.monitor.calibration.CRITERIA["eyes_closed"] == "balanced accuracy"
 
@@ -97,7 +109,7 @@ def test_calibration_fits_eyes_seen_on_images_without_labelled_eyes(tmp_path, mo
     )
     entry = calibrate(None, split, MonitorConfig(), img_size=64, batch=3, progress=False)["signals"]["eyes_seen"]
     assert entry["fitted"] and entry["fit"] == 1.0 and entry["positives"] == 4
-    assert entry["offset"] == pytest.approx((logit(0.3) + logit(0.6)) / 2, abs=1e-5)
+    assert entry["offset"] == pytest.approx(logit(0.45), abs=1e-5)  # the middle of 0.3 and 0.6
     # every image with its eyes labelled: nothing to fit, any kept eye box counts as seen, as uncalibrated
     split = labelled_split(tmp_path / "all", [["eye_opened"]] * 3)
     scores = iter([0.8, 0.6, 0.9])
@@ -116,7 +128,7 @@ def test_calibration_fits_mouth_seen_on_images_without_a_labelled_mouth(tmp_path
     )
     entry = calibrate(None, split, MonitorConfig(), img_size=64, batch=2, progress=False)["signals"]["mouth_seen"]
     assert entry["fitted"] and entry["fit"] == 1.0 and entry["positives"] == 3
-    assert entry["offset"] == pytest.approx((logit(0.2) + logit(0.5)) / 2, abs=1e-5)
+    assert entry["offset"] == pytest.approx(logit(0.35), abs=1e-5)  # the middle of 0.2 and 0.5
 
 
 def test_calibration_turns_a_biased_detector_into_right_states(tmp_path, monkeypatch):
