@@ -10,7 +10,7 @@ from drowsy.config import MonitorConfig
 from drowsy.errors import DrowsyError
 from drowsy.files import read_gray, read_json, write_json
 from drowsy.monitor.detect import detect_frames
-from drowsy.monitor.state import CALIBRATED, SEEN, frame_scores, logit
+from drowsy.monitor.state import CALIBRATED, SEEN, frame_scores, logit, sigmoid
 from drowsy.paths import resolve
 from drowsy.progress import progress as progress_bar
 
@@ -74,11 +74,7 @@ def fit_offset(logits: np.ndarray, positive: np.ndarray, criterion: str = "balan
     best = np.flatnonzero(score >= score.max() - 1e-12)
     below = values[candidates[best[0]]] if candidates[best[0]] >= 0 else values[0] - 1.0
     above = values[candidates[best[-1]] + 1] if candidates[best[-1]] + 1 < len(values) else values[-1] + 1.0
-    return float(logit((_sigmoid(below) + _sigmoid(above)) / 2)), float(score.max())
-
-
-def _sigmoid(log_odds: float) -> float:
-    return 1 / (1 + np.exp(-log_odds))
+    return float(logit((sigmoid(below) + sigmoid(above)) / 2)), float(score.max())
 
 
 def calibrate(

@@ -149,9 +149,14 @@ def logit(score):
     return np.log(score / (1 - score))
 
 
+def sigmoid(log_odds):
+    """The score of a log-odds (or of an array of them): `logit`'s inverse."""
+    return 1 / (1 + np.exp(-log_odds))
+
+
 def _calibrated(score, offset: float):
     """sigmoid(logit(score) - offset): a score (or an array of them) moved by a fitted log-odds offset."""
-    return 1 / (1 + np.exp(offset - logit(score)))
+    return sigmoid(logit(score) - offset)
 
 
 class _Signal:
