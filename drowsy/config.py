@@ -137,7 +137,7 @@ class TrainConfig(Params):
     img_size: int = 256  # square network input, pixels
     batch: int = 16  # images per step (per process under DDP)
     nominal_batch: int = 16  # gradients accumulate to this many images per optimizer step (the recipe: 64)
-    epochs: int = 50  # epochs (each draws len/epoch_parts images)
+    epochs: int = 25  # epochs (each draws len/epoch_parts images)
     epoch_parts: int = 1  # an epoch samples 1/epoch_parts of the set, with replacement
     weights: str = ""  # start from this checkpoint's EMA weights (fine-tuning); "" = from scratch
     freeze: str = ""  # comma-separated module-name prefixes to freeze, e.g. "backbone"

@@ -56,7 +56,7 @@ class ExploreParams(NotebookParams):
     images_dir: str = ""  # an AIHub tree's images folder when not under raw_dir ("": raw_dir)
     test_dir: str = "data/datasets/demo/test"  # test images/ folder; a synthetic one is written when missing
     test_labels: str = "data/datasets/demo/test_labels.json"  # labels of the synthetic test set, kept apart from it
-    synth_images: int = 3000  # images to synthesise when raw_dir holds no data (0: never synthesise)
+    synth_images: int = 6000  # images to synthesise when raw_dir holds no data (0: never synthesise)
     synth_test_images: int = 500  # synthetic test images (0: none)
     held_out_dir: str = "data/datasets/demo/held_out"  # held-out family images/ (poses training never sees)
     held_out_labels: str = "data/datasets/demo/held_out_labels.json"  # its labels, kept apart from it
@@ -162,7 +162,7 @@ class BaselineParams(StageParams):
 
     model: str = "yolov5n"  # variant from data/models/ (the recipe: yolov5l6)
     hyp: str = "data/hyp.scratch-demo.yaml"  # hyperparameter file (the recipe: data/hyp.scratch-p6.yaml)
-    epochs: int = 50  # epochs (each samples len/epoch_parts images)
+    epochs: int = 25  # epochs (each samples len/epoch_parts images)
     epoch_parts: int = 1  # an epoch is 1/epoch_parts of the diet set, drawn with replacement
 
     def train_config(self) -> TrainConfig:
@@ -184,7 +184,7 @@ class FinetuneParams(StageParams):
     03's last weights."""
 
     finetune_hyp: str = "data/hyp.finetune-simple.yaml"  # hyperparameter file
-    finetune_epochs: int = 5  # epochs
+    finetune_epochs: int = 3  # epochs
     finetune_epoch_parts: int = 1  # an epoch is 1/finetune_epoch_parts of the train split, with replacement
     freeze: str = "backbone"  # comma-separated module-name prefixes to freeze ("": none)
 

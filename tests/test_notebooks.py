@@ -309,7 +309,7 @@ def test_papermill_parameters_a_notebook_takes_pass_and_a_typo_stops_the_config_
     assert injected_names({"In": ["", "# Parameters\nepochs = 3\nseed = 1\n", "params"]}) == ["epochs", "seed"]
     assert injected_names({"In": ["", "x = 1"]}) == [] and injected_names({}) == []
     namespace = {**BaselineParams().to_dict(), "In": ["# Parameters\nepochs = 3\nfinetune_epochs = 9\n"]}
-    assert BaselineParams.from_notebook(namespace).epochs == 50  # a key of notebook 04 passes quietly
+    assert BaselineParams.from_notebook(namespace).epochs == BaselineParams().epochs  # a key of notebook 04 passes
     with pytest.raises(DrowsyError, match=r"^parameters: unknown parameter 'epoch' \(did you mean 'epochs'\?\)$"):
         BaselineParams.from_notebook({**namespace, "In": ["# Parameters\nepoch = 3\n"]})
     with pytest.raises(papermill.PapermillExecutionError, match=r"unknown parameter 'epoch' \(did you mean 'epochs'"):

@@ -4,11 +4,14 @@ data is already there."""
 
 import os
 import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from drowsy.errors import DrowsyError
+from drowsy.files import IMAGE_SUFFIXES
 from drowsy.paths import resolve
+from drowsy.progress import log
 
 LAYOUTS = ("competition", "aihub")
 _SIZE_PATTERN = re.compile(r"\s*(\d+)\s*[xX]\s*(\d+)\s*")
@@ -56,8 +59,10 @@ def ensure_dataset(
     training and test sets never draw: `drowsy.synth.scene.HELD_OUT_POSE`) from `seed + 2` into
     `held_out_dir`, labels to `held_out_labels`. A folder that
     holds images but no labels is never written into, so a real data set can not be mixed with
-    synthetic images. `workers` processes render (default: one per CPU; the images are the same for
-    any number).
+    synthetic images. When `raw_dir` already holds data and `synth_images` > 0 asks for another number
+    of images than it holds (a set synthesised by an earlier preset, or real data), one warning line says
+    that `synth_images` is not used. `workers` processes render (default: one per CPU; the images are the
+    same for any number).
     """
     from drowsy.data.aihub import is_aihub_tree
 
@@ -79,6 +84,12 @@ def ensure_dataset(
             write_aihub_tree(raw_dir, synth_images, seed, size, workers=workers, progress=progress)
         else:
             _write_synthetic(raw_dir, synth_images, seed, size, None, workers, progress)
+    elif synth_images > 0 and (held := _count_images(raw_dir)) != synth_images:
+        log(
+            f"warning: {raw_dir} already holds {held:,} images, so synth_images = {synth_images:,} is not used: "
+            "delete the folder to synthesise the set asked for, or set synth_images: 0 for your own data",
+            file=sys.stderr,
+        )
     for name, folder, labels, images, offset, held_out in (
         ("test", test_dir, test_labels, synth_test_images, 1, False),
         ("held_out", held_out_dir, held_out_labels, synth_held_out_images, 2, True),
@@ -88,6 +99,11 @@ def ensure_dataset(
                 raise DrowsyError(f"{name}_labels: empty; a synthetic {name} set needs a path for its labels (apart)")
             _write_synthetic(resolve(folder), images, seed + offset, size, resolve(labels), workers, progress, held_out)
     return raw_dir
+
+
+def _count_images(folder: Path) -> int:
+    """Image files anywhere under `folder` (both layouts keep one file per image)."""
+    return sum(os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES for _, _, names in os.walk(folder) for name in names)
 
 
 def _refuse_folder_with_images(images_dir: Path, labels_path: Path) -> None:

@@ -223,6 +223,23 @@ def test_ensure_dataset_never_writes_into_a_folder_of_unlabelled_images(tmp_path
     assert [p.name for p in (raw_dir / "images").iterdir()] == ["real.jpg"]
 
 
+@pytest.mark.parametrize("layout", ["aihub", "competition"])
+def test_ensure_dataset_says_in_one_line_when_existing_data_leaves_synth_images_unused(tmp_path, capsys, layout):
+    raw_dir = tmp_path / "train"
+    ensure_dataset(raw_dir, 20, size="64x96", workers=1, progress=False, layout=layout)
+    assert capsys.readouterr().err == ""
+    before = sorted(tmp_path.rglob("*"))
+    ensure_dataset(raw_dir, 20, size="64x96", workers=1, progress=False, layout=layout)  # the same set: silent
+    ensure_dataset(raw_dir, 0, layout=layout)  # never synthesise: nothing to say
+    assert capsys.readouterr().err == ""
+    ensure_dataset(raw_dir, 40, size="64x96", workers=1, progress=False, layout=layout)
+    assert capsys.readouterr().err == (
+        f"warning: {raw_dir} already holds 20 images, so synth_images = 40 is not used: delete the folder to "
+        "synthesise the set asked for, or set synth_images: 0 for your own data\n"
+    )
+    assert sorted(tmp_path.rglob("*")) == before
+
+
 @pytest.fixture
 def image_root(tmp_path):
     root = tmp_path / "images"
