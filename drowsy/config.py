@@ -238,6 +238,7 @@ class MonitorConfig(Params):
     """
 
     min_score: float = 0.05
+    face_min_score: float = 0.5
     min_state_s: float = 0.1
     eyes_closed_on: float = 0.6
     eyes_closed_off: float = 0.4
@@ -299,8 +300,9 @@ class MonitorConfig(Params):
             on, off = getattr(self, f"{prefix}_on"), getattr(self, f"{prefix}_off")
             if not 0 <= off <= on <= 1:
                 yield f"{prefix}_off", f"need 0 <= {prefix}_off <= {prefix}_on <= 1, got {off} and {on}"
-        if not 0 <= self.min_score < 1:
-            yield "min_score", f"must be in [0, 1), got {self.min_score}"
+        for field in ("min_score", "face_min_score"):
+            if not 0 <= getattr(self, field) < 1:
+                yield field, f"must be in [0, 1), got {getattr(self, field)}"
         for field in dataclasses.fields(self):
             if field.name.endswith("_s") and getattr(self, field.name) < 0:
                 yield field.name, f"must be >= 0 seconds, got {getattr(self, field.name)}"

@@ -237,14 +237,19 @@ FPS = 15
 FACE = (100.0, 100.0, 256.0, 300.0)  # x1, y1, x2, y2: 200 px tall, 156 wide, centre (178, 200)
 
 
-def frame(eyes_closed=False, mouth_open=False, phone=False, cigarette=False, eyes_seen=True, score=0.9) -> np.ndarray:
-    """Detections of one hand-made frame: [n, 6] (x1, y1, x2, y2, score, class_id)."""
-    names = ["mouth_opened" if mouth_open else "mouth_closed", "face"]
+def frame(
+    eyes_closed=False, mouth_open=False, phone=False, cigarette=False, eyes_seen=True, score=0.9, face_score=0.9
+) -> np.ndarray:
+    """Detections of one hand-made frame: [n, 6] (x1, y1, x2, y2, score, class_id); every box scores
+    `score` but the face, which scores `face_score` (None: no face box)."""
+    names = ["mouth_opened" if mouth_open else "mouth_closed"]
     if eyes_seen:
         names += ["eye_closed" if eyes_closed else "eye_opened"] * 2
     boxes = {"phone": (60, 10, 90, 60), "cigar": (40, 40, 55, 45)}  # apart: two objects, not one in two classes
     names += ["phone"] * phone + ["cigar"] * cigarette
-    return np.array([[*boxes.get(n, (10, 10, 50, 50)), score, CLASS_IDS[n]] for n in names], np.float32)
+    rows = [[*boxes.get(n, (10, 10, 50, 50)), score, CLASS_IDS[n]] for n in names]
+    rows += [[10, 10, 50, 50, face_score, CLASS_IDS["face"]]] if face_score is not None else []
+    return np.array(rows, np.float32)
 
 
 def faint_eyes(score: float, closed: bool = False) -> np.ndarray:

@@ -324,10 +324,14 @@ class DriverStateMonitor:
 
         frame_index: position in the stream (time = frame_index / fps), increasing. image: the frame
         itself (grey or BGR, in the detections' pixels), or None; with it, the irises of open eyes
-        (`gaze.iris_offset`) add the eyes' own turn to the head's pose.
+        (`gaze.iris_offset`) add the eyes' own turn to the head's pose. Without a face box scoring
+        `face_min_score`, phone and cigarette are not measurable (None): no driver, no one's object.
         """
         rows = detection_rows(detections, self.config.min_score)
         scores = frame_scores(rows, 0.0, self.offsets)
+        faces = rows[rows[:, 5] == CLASS_IDS["face"], 4]
+        if not len(faces) or faces.max() < self.config.face_min_score:
+            scores["phone"] = scores["cigarette"] = None  # no driver in the frame: an object there is no one's
         features = face_features(rows)
         height = features["mouth_open_height"] if features is not None else None
         if scores["mouth_open"] is not None and (height is None or height < self.config.yawn_min_height):

@@ -214,6 +214,25 @@ def test_hysteresis_keeps_a_state_between_the_thresholds():
     assert events == []
 
 
+def test_a_phone_or_a_cigarette_counts_only_with_a_face_in_the_frame():
+    config = MonitorConfig()
+    held = [frame(phone=True, cigarette=True)] * (5 * FPS)
+    _, events = run_frames([frame()] * 15 + held + [frame()] * 15, config)
+    assert sorted(e.type for e in events) == ["phone", "smoking"]
+    for face_score in (None, 0.3, config.face_min_score - 1e-3):  # no driver: the face out of the frame, a seat
+        empty = [frame(phone=True, cigarette=True, eyes_seen=False, face_score=face_score)] * (5 * FPS)
+        states, events = run_frames([frame()] * 15 + empty + [frame()] * 15, config)
+        assert [e.type for e in events] == ["degraded"]  # the eyes not measurable, and nothing else
+        assert states[40].scores["phone"] is None and states[40].scores["cigarette"] is None
+    at_the_limit = [frame(phone=True, face_score=config.face_min_score)] * (5 * FPS)
+    _, events = run_frames([frame()] * 15 + at_the_limit + [frame()] * 15, config)
+    assert [e.type for e in events] == ["phone"]
+    # a phone seen through a face dropout shorter than phone_max_gap_s stays one event
+    dropout = held[:30] + [frame(phone=True, face_score=None)] * 10 + held[:30]
+    _, events = run_frames([frame()] * 15 + dropout + [frame()] * 15, config)
+    assert spans([e for e in events if e.type == "phone"]) == [("phone", edge(15), edge(15 + 70))]
+
+
 def test_unseen_eyes_are_no_evidence():
     frames = [frame()] * 15 + [frame(eyes_seen=False)] * 45 + [frame()] * 15
     states, events = run_frames(frames)
@@ -298,7 +317,8 @@ def test_state_machine_imports_numpy_alone():
 
 
 def test_detections_may_be_plain_lists():
-    state = DriverStateMonitor(MonitorConfig(), FPS).update(0, [[10, 10, 50, 50, 0.9, CLASS_IDS["phone"]]])
+    plain = [[10, 10, 50, 50, 0.9, CLASS_IDS["phone"]], [0, 0, 60, 80, 0.8, CLASS_IDS["face"]]]
+    state = DriverStateMonitor(MonitorConfig(), FPS).update(0, plain)
     assert state.scores["phone"] == pytest.approx(0.9)
     rows = detection_rows([[10, 10, 50, 50, 0.9, CLASS_IDS["phone"]], [10, 10, 50, 50, 0.2, CLASS_IDS["cigar"]]], 0.5)
     assert rows.dtype == np.float32 and rows.shape == (1, 6)
