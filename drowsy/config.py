@@ -303,6 +303,11 @@ class MonitorConfig(Params):
         for field in ("min_score", "face_min_score"):
             if not 0 <= getattr(self, field) < 1:
                 yield field, f"must be in [0, 1), got {getattr(self, field)}"
+        if self.face_min_score < self.min_score:  # the boxes under min_score are gone before the face is looked at
+            yield (
+                "face_min_score",
+                f"need min_score <= face_min_score, got {self.min_score} and {self.face_min_score}",
+            )
         for field in dataclasses.fields(self):
             if field.name.endswith("_s") and getattr(self, field.name) < 0:
                 yield field.name, f"must be >= 0 seconds, got {getattr(self, field.name)}"

@@ -26,6 +26,10 @@ def test_config_file_matches_defaults_and_rejects_unknown_keys(tmp_path):
         dataclasses.replace(MonitorConfig(), blink_max_s=3.0).check()
     with pytest.raises(DrowsyError, match=r"field 'face_min_score': must be in \[0, 1\), got 1.5"):
         dataclasses.replace(MonitorConfig(), face_min_score=1.5).check()
+    with pytest.raises(
+        DrowsyError, match="field 'face_min_score': need min_score <= face_min_score, got 0.05 and 0.01"
+    ):
+        dataclasses.replace(MonitorConfig(), face_min_score=0.01).check()
 
 
 def test_a_monitor_run_takes_a_path_or_a_camera_index_and_names_a_bad_field():

@@ -9,7 +9,8 @@ in data/monitor.yaml with its source):
 - PERCLOS is the share of time the eyes are closed over a `perclos_window_s` (60 s) window; the driver
   is drowsy while it stays above `drowsy_perclos_on` (0.15);
 - a yawn is the mouth open, as wide as `yawn_min_height` of the face, for `yawn_min_s` (1 s) or more;
-  phone use and smoking are a phone or a cigarette present for at least `phone_min_s` / `smoking_min_s`;
+  phone use and smoking are a phone or a cigarette present, with the driver's face in the frame (a face box
+  scoring `face_min_score`), for at least `phone_min_s` / `smoking_min_s`;
 - the head's yaw and pitch come from where the eyes and the mouth sit in the face box, against a
   per-driver baseline (`gaze`); one glance beyond the on-road region for `distraction_s` (3 s) is a
   distraction, for `unresponsive_s` an unresponsive driver; glances adding up to `vats_total_s` (10 s)
@@ -18,8 +19,9 @@ in data/monitor.yaml with its source):
 - every live alert has a level on the alert ladder (pre-alert, prompt, final alert; `attention`).
 
 Each signal goes score -> hysteresis -> debouncing: a per-frame score (None when the eyes, the mouth or
-the pose are not measurable) switches the signal on at `*_on` and off below `*_off`; dropouts up to
-`*_max_gap_s` inside a run are bridged and runs shorter than `min_state_s` are flicker. Events carry
+the pose are not measurable, and for a phone or a cigarette when no face is seen) switches the signal on at
+`*_on` and off below `*_off`; dropouts up to `*_max_gap_s` inside a run are bridged and runs shorter than
+`min_state_s` are flicker. Events carry
 the times where their evidence began and ended, not when it became conclusive: the live alerts in
 `FrameState` fire when it does (a microsleep 1 s into the closure), and each event records that moment
 as its `alert` time. A drowsy event is dated by the

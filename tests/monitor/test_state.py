@@ -227,6 +227,9 @@ def test_a_phone_or_a_cigarette_counts_only_with_a_face_in_the_frame():
     at_the_limit = [frame(phone=True, face_score=config.face_min_score)] * (5 * FPS)
     _, events = run_frames([frame()] * 15 + at_the_limit + [frame()] * 15, config)
     assert [e.type for e in events] == ["phone"]
+    strict = dataclasses.replace(config, face_min_score=0.95)  # the setting is read: a 0.9 face is now too faint
+    _, events = run_frames([frame()] * 15 + held + [frame()] * 15, strict)
+    assert events == []
     # a phone seen through a face dropout shorter than phone_max_gap_s stays one event
     dropout = held[:30] + [frame(phone=True, face_score=None)] * 10 + held[:30]
     _, events = run_frames([frame()] * 15 + dropout + [frame()] * 15, config)
