@@ -21,10 +21,9 @@ in data/monitor.yaml with its source):
 Each signal goes score -> hysteresis -> debouncing: a per-frame score (None when the eyes, the mouth or
 the pose are not measurable, and for a phone or a cigarette when no face is seen) switches the signal on at
 `*_on` and off below `*_off`; dropouts up to `*_max_gap_s` inside a run are bridged and runs shorter than
-`min_state_s` are flicker. Events carry
-the times where their evidence began and ended, not when it became conclusive: the live alerts in
-`FrameState` fire when it does (a microsleep 1 s into the closure), and each event records that moment
-as its `alert` time. A drowsy event is dated by the
+`min_state_s` are flicker. Events carry the times where their evidence began and ended, not when it
+became conclusive: the live alerts in `FrameState` fire when it does (a microsleep 1 s into the closure),
+and each event records that moment as its `alert` time. A drowsy event is dated by the
 centres of the windows whose PERCLOS passes the threshold, so it covers the drowsy minutes themselves
 instead of lagging them by half a window as the trailing (live) PERCLOS does.
 
